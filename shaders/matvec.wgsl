@@ -1,0 +1,173 @@
+// Y[m, y_col_offset + n] = sum_k X[m, k] * W[n, k]   for few rows m (decode).
+//
+// Reduction order (the contract shared with matmul_tiled.wgsl): K is cut into vec4 groups
+// g = 0..G-1; lane l (of LANES) accumulates the groups g = l, l+LANES, ... in increasing g, each as
+// four fma's x, y, z, w in order; the lanes are then added by a binary tree with strides LANES/2..1.
+// Nothing here depends on M, so a row's result is the same whichever rows share its dispatch.
+//
+// Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 (weights are
+// IEEE halves), SHADER_F16 (read halves as f16, else unpack pairs from u32), VEC4 (K, strides
+// multiples of 4: vector loads), SUBGROUPS (lane tree through subgroupShuffleXor).
+
+#if SHADER_F16
+enable f16;
+#endif
+#if SUBGROUPS
+enable subgroups;
+#endif
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  x_stride: u32,
+  y_stride: u32,
+  y_col_offset: u32,
+  _pad0: u32,
+  _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
+#else
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+#endif
+#if W_F16
+#if SHADER_F16
+#if VEC4
+@group(0) @binding(2) var<storage, read> W: array<vec4<f16>>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<f16>;
+#endif
+#else
+#if VEC4
+@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<u32>;
+#endif
+#endif
+#else
+#if VEC4
+@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+#endif
+#endif
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+
+const OUTS: u32 = WG / LANES;
+
+#if !SUBGROUPS
+var<workgroup> red: array<vec4<f32>, WG>;
+#endif
+
+// Element k of row m of X, 0 beyond K.
+fn load_x(m: u32, g: u32) -> vec4<f32> {
+#if VEC4
+  return X[(m * p.x_stride) / 4u + g];
+#else
+  var v = vec4<f32>(0.0);
+  let base = m * p.x_stride;
+  let k = 4u * g;
+  for (var e = 0u; e < 4u; e++) {
+    if (k + e < p.K) { v[e] = X[base + k + e]; }
+  }
+  return v;
+#endif
+}
+
+#if W_F16
+#if !SHADER_F16
+#if !VEC4
+fn half_at(i: u32) -> f32 {
+  let pair = unpack2x16float(W[i >> 1u]);
+  return select(pair.x, pair.y, (i & 1u) == 1u);
+}
+#endif
+#endif
+#endif
+
+fn load_w(n: u32, g: u32) -> vec4<f32> {
+#if VEC4
+#if W_F16
+#if SHADER_F16
+  return vec4<f32>(W[(n * p.K) / 4u + g]);
+#else
+  let q = W[(n * p.K) / 4u + g];
+  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+#endif
+#else
+  return W[(n * p.K) / 4u + g];
+#endif
+#else
+  var v = vec4<f32>(0.0);
+  let base = n * p.K;
+  let k = 4u * g;
+  for (var e = 0u; e < 4u; e++) {
+    if (k + e < p.K) {
+#if W_F16
+#if SHADER_F16
+      v[e] = f32(W[base + k + e]);
+#else
+      v[e] = half_at(base + k + e);
+#endif
+#else
+      v[e] = W[base + k + e];
+#endif
+    }
+  }
+  return v;
+#endif
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let lane = t % LANES;
+  let n = wg.x * OUTS + t / LANES;
+  let m0 = wg.y * ROWS;
+  let groups = (p.K + 3u) / 4u;
+  let rounds = (groups + LANES - 1u) / LANES;
+  let n_ok = n < p.N;
+  let n_safe = select(0u, n, n_ok);
+
+  // acc[r] is the partial of activation row m0 + r.
+  var acc = vec4<f32>(0.0);
+  for (var i = 0u; i < rounds; i++) {
+    let g = lane + i * LANES;
+    if (g < groups) {
+      let w = load_w(n_safe, g);
+      var xs: array<vec4<f32>, 4>;
+      for (var r = 0u; r < ROWS; r++) {
+        let m = min(m0 + r, p.M - 1u);
+        xs[r] = load_x(m, g);
+      }
+      // Per row: x, y, z, w of the group in order.
+      acc = fma(vec4<f32>(xs[0].x, xs[1].x, xs[2].x, xs[3].x), vec4<f32>(w.x), acc);
+      acc = fma(vec4<f32>(xs[0].y, xs[1].y, xs[2].y, xs[3].y), vec4<f32>(w.y), acc);
+      acc = fma(vec4<f32>(xs[0].z, xs[1].z, xs[2].z, xs[3].z), vec4<f32>(w.z), acc);
+      acc = fma(vec4<f32>(xs[0].w, xs[1].w, xs[2].w, xs[3].w), vec4<f32>(w.w), acc);
+    }
+  }
+
+  // Lane tree: stride LANES/2 down to 1; lane 0 ends with the sum.
+#if SUBGROUPS
+  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
+    acc = acc + subgroupShuffleXor(acc, s);
+  }
+#else
+  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
+    red[t] = acc;
+    workgroupBarrier();
+    if (lane < s) { acc = acc + red[t + s]; }
+    workgroupBarrier();
+  }
+#endif
+
+  if (lane == 0u && n_ok) {
+    for (var r = 0u; r < ROWS; r++) {
+      let m = m0 + r;
+      if (m < p.M) { Y[m * p.y_stride + p.y_col_offset + n] = acc[r]; }
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// Params arena and bind-group cache.
+//
+// Every dispatch's params struct goes into a uniform "page" (64 KiB or the device's uniform-binding
+// limit) at a dynamic offset; a step's params are written with one writeBuffer per page right
+// before its submit. Reusing the same pages every step is safe because queue.writeBuffer is ordered
+// with submits: work already submitted reads the old bytes. Bind groups then depend only on the
+// page and the storage buffers, so a steady-state step creates none.
+
+import { bufferId } from './buffers.js';
+import { GpuLimitError } from './errors.js';
+
+export interface StorageBinding {
+  buffer: GPUBuffer;
+  /** Byte offset, a multiple of minStorageBufferOffsetAlignment. */
+  offset?: number;
+  /** Bytes bound; the rest of the buffer by default. */
+  size?: number;
+}
+
+export type StorageArg = GPUBuffer | StorageBinding;
+
+export function asBinding(arg: StorageArg): StorageBinding {
+  return 'buffer' in arg ? arg : { buffer: arg };
+}
+
+export class ParamsPages {
+  readonly pageBytes: number;
+  private readonly pages: GPUBuffer[] = [];
+
+  constructor(
+    private readonly device: GPUDevice,
+    readonly alignment: number,
+    maxUniformBindingSize: number,
+  ) {
+    this.pageBytes = Math.min(65536, maxUniformBindingSize);
+  }
+
+  page(index: number): GPUBuffer {
+    while (this.pages.length <= index) {
+      this.pages.push(
+        this.device.createBuffer({
+          size: this.pageBytes,
+          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+          label: `params page ${this.pages.length}`,
+        }),
+      );
+    }
+    return this.pages[index]!;
+  }
+
+  get count(): number {
+    return this.pages.length;
+  }
+
+  destroy(): void {
+    for (const p of this.pages) p.destroy();
+    this.pages.length = 0;
+  }
+}
+
+/** CPU side of one step's params: packed per page, written at submit. */
+export class StepParams {
+  private readonly data: Uint8Array[] = [];
+  private page = 0;
+  private used = 0;
+
+  constructor(private readonly pages: ParamsPages) {}
+
+  /** Place `bytes` and return where they went. */
+  push(bytes: Uint8Array): { page: number; offset: number } {
+    const { pageBytes, alignment } = this.pages;
+    if (bytes.byteLength > pageBytes) {
+      throw new GpuLimitError(`a ${bytes.byteLength}-byte params struct exceeds the ${pageBytes}-byte uniform page`);
+    }
+    let offset = Math.ceil(this.used / alignment) * alignment;
+    if (offset + bytes.byteLength > pageBytes) {
+      this.page++;
+      offset = 0;
+    }
+    let buf = this.data[this.page];
+    if (!buf) this.data[this.page] = buf = new Uint8Array(pageBytes);
+    buf.set(bytes, offset);
+    this.used = offset + bytes.byteLength;
+    return { page: this.page, offset };
+  }
+
+  /** Queue the writes; call right before submitting the step's command buffer. */
+  write(queue: GPUQueue): void {
+    this.data.forEach((buf, i) => {
+      const end = i === this.page ? Math.ceil(this.used / 4) * 4 : buf.byteLength;
+      if (end > 0) queue.writeBuffer(this.pages.page(i), 0, buf, 0, end);
+    });
+  }
+}
+
+export class BindGroupCache {
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly byBuffer = new Map<number, Set<string>>();
+  created = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxEntries = 8192,
+  ) {}
+
+  get(
+    layout: GPUBindGroupLayout,
+    layoutKey: string,
+    params: GPUBuffer,
+    paramsBytes: number,
+    storage: readonly StorageBinding[],
+  ): GPUBindGroup {
+    const ids = [bufferId(params), ...storage.map((s) => bufferId(s.buffer))];
+    const key = `${layoutKey}|${ids[0]}|${storage
+      .map((s, i) => `${ids[i + 1]}@${s.offset ?? 0}+${s.size ?? 'all'}`)
+      .join('|')}`;
+    const hit = this.groups.get(key);
+    if (hit) return hit;
+    if (this.groups.size >= this.maxEntries) this.clear();
+    const group = this.device.createBindGroup({
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: params, offset: 0, size: paramsBytes } },
+        ...storage.map((s, i): GPUBindGroupEntry => {
+          const resource: GPUBufferBinding = { buffer: s.buffer, offset: s.offset ?? 0 };
+          if (s.size !== undefined) resource.size = s.size;
+          return { binding: i + 1, resource };
+        }),
+      ],
+    });
+    this.created++;
+    this.groups.set(key, group);
+    for (const id of ids) {
+      let set = this.byBuffer.get(id);
+      if (!set) this.byBuffer.set(id, (set = new Set()));
+      set.add(key);
+    }
+    return group;
+  }
+
+  /** Drop every bind group that refers to `buffer` (call before destroying it). */
+  forget(buffer: GPUBuffer): void {
+    const id = bufferId(buffer);
+    const keys = this.byBuffer.get(id);
+    if (!keys) return;
+    for (const k of keys) this.groups.delete(k);
+    this.byBuffer.delete(id);
+  }
+
+  get size(): number {
+    return this.groups.size;
+  }
+
+  clear(): void {
+    this.groups.clear();
+    this.byBuffer.clear();
+  }
+}

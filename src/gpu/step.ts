@@ -1,0 +1,206 @@
+// The step recorder: a whole sequence of dispatches (a forward step) goes into one command encoder
+// and one submit. Params go to the shared uniform pages, bind groups come from the cache, readbacks
+// are copies into pooled MAP_READ buffers at the end of the same command buffer.
+
+import { asBinding, type StorageArg, StepParams } from './bind-groups.js';
+import { GpuLimitError, GpuUsageError } from './errors.js';
+import type { BufferPool } from './buffers.js';
+import type { BindGroupCache, ParamsPages } from './bind-groups.js';
+import type { GpuCapabilities } from './capabilities.js';
+import type { PreparedPipeline } from './pipelines.js';
+
+/** What a step needs from its runtime (kept as an interface so step.ts does not import runtime.ts). */
+export interface StepHost {
+  readonly device: GPUDevice;
+  readonly capabilities: GpuCapabilities;
+  readonly paramsPages: ParamsPages;
+  readonly bindGroups: BindGroupCache;
+  readonly buffers: BufferPool;
+  readonly timing: { querySet: GPUQuerySet; resolveBuffer: GPUBuffer; capacity: number } | null;
+  assertAlive(): void;
+  submit(commands: GPUCommandBuffer, params: StepParams): Promise<void>;
+  mapRead(staging: GPUBuffer, size: number): Promise<ArrayBuffer>;
+}
+
+export interface KernelTiming {
+  label: string;
+  /** GPU time of the dispatch in nanoseconds (timestamp queries). */
+  ns: number;
+}
+
+interface PendingRead {
+  source: GPUBuffer;
+  offset: number;
+  size: number;
+  resolve: (data: ArrayBuffer) => void;
+  reject: (error: unknown) => void;
+}
+
+export type Workgroups = readonly [number, number?, number?];
+
+export class StepRecorder {
+  private readonly encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly params: StepParams;
+  private readonly reads: PendingRead[] = [];
+  private readonly toRelease: GPUBuffer[] = [];
+  private readonly timedLabels: string[] = [];
+  private submitted = false;
+  /** Dispatches recorded so far. */
+  dispatches = 0;
+
+  constructor(
+    private readonly rt: StepHost,
+    readonly label: string,
+  ) {
+    this.encoder = rt.device.createCommandEncoder({ label });
+    this.params = new StepParams(rt.paramsPages);
+  }
+
+  /** Record one dispatch of a prepared pipeline. */
+  dispatch(
+    prepared: PreparedPipeline,
+    params: ArrayBufferView,
+    storage: readonly StorageArg[],
+    workgroups: Workgroups,
+    label = prepared.kernel.name,
+  ): void {
+    this.assertOpen();
+    const kernel = prepared.kernel;
+    if (storage.length !== kernel.storage.length) {
+      throw new GpuUsageError(`kernel '${kernel.name}' takes ${kernel.storage.length} storage buffers, got ${storage.length}`);
+    }
+    if (params.byteLength > kernel.paramsBytes) {
+      throw new GpuUsageError(`kernel '${kernel.name}' params are ${kernel.paramsBytes} bytes, got ${params.byteLength}`);
+    }
+    const limits = this.rt.capabilities.limits;
+    const [x, y = 1, z = 1] = workgroups;
+    for (const n of [x, y, z]) {
+      if (!Number.isInteger(n) || n < 0 || n > limits.maxComputeWorkgroupsPerDimension) {
+        throw new GpuLimitError(
+          `kernel '${kernel.name}': ${n} workgroups in one dimension (valid: 0..${limits.maxComputeWorkgroupsPerDimension})`,
+        );
+      }
+    }
+    const bindings = storage.map(asBinding);
+    for (const b of bindings) {
+      const size = b.size ?? b.buffer.size - (b.offset ?? 0);
+      if (size > limits.maxStorageBufferBindingSize) {
+        throw new GpuLimitError(
+          `kernel '${kernel.name}': a ${size}-byte storage binding exceeds maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); split the tensor`,
+        );
+      }
+    }
+    if (x * y * z === 0) return;
+
+    const bytes = new Uint8Array(kernel.paramsBytes);
+    bytes.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
+    const { page, offset } = this.params.push(bytes);
+    const group = this.rt.bindGroups.get(
+      prepared.bindGroupLayout,
+      `${kernel.paramsBytes}|${kernel.storage.join(',')}`,
+      this.rt.paramsPages.page(page),
+      kernel.paramsBytes,
+      bindings,
+    );
+
+    const timing = this.rt.timing;
+    if (timing) {
+      this.endPass();
+      const i = this.timedLabels.length;
+      if (2 * i + 2 > timing.capacity) {
+        throw new GpuLimitError(`GPU timing covers ${timing.capacity / 2} dispatches per step; this step has more`);
+      }
+      this.timedLabels.push(label);
+      this.pass = this.encoder.beginComputePass({
+        label,
+        timestampWrites: { querySet: timing.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+    } else if (!this.pass) {
+      this.pass = this.encoder.beginComputePass({ label: this.label });
+    }
+    const pass = this.pass!;
+    pass.setPipeline(prepared.pipeline);
+    pass.setBindGroup(0, group, [offset]);
+    pass.dispatchWorkgroups(x, y, z);
+    if (timing) this.endPass();
+    this.dispatches++;
+  }
+
+  /** Record a buffer-to-buffer copy (ends the current compute pass). */
+  copy(source: GPUBuffer, sourceOffset: number, destination: GPUBuffer, destinationOffset: number, size: number): void {
+    this.assertOpen();
+    this.endPass();
+    this.encoder.copyBufferToBuffer(source, sourceOffset, destination, destinationOffset, size);
+  }
+
+  /** Read `size` bytes of `buffer` after this step's work; resolves after the GPU finished it. */
+  read(buffer: GPUBuffer, offset = 0, size = buffer.size - offset): Promise<ArrayBuffer> {
+    this.assertOpen();
+    if (offset % 4 !== 0 || size % 4 !== 0) throw new GpuUsageError(`readback offset and size must be multiples of 4, got ${offset}, ${size}`);
+    return new Promise((resolve, reject) => this.reads.push({ source: buffer, offset, size, resolve, reject }));
+  }
+
+  /** Give a pooled buffer back to the pool once this step has been submitted. */
+  releaseAfterSubmit(buffer: GPUBuffer): void {
+    this.toRelease.push(buffer);
+  }
+
+  /**
+   * Submit the step. Resolves once it is queued (waiting first if the queue is full); readbacks
+   * resolve on their own. With timing on, `timings` resolves to each dispatch's GPU time.
+   */
+  async submit(): Promise<{ timings: Promise<KernelTiming[]> | null }> {
+    this.assertOpen();
+    this.submitted = true;
+    this.endPass();
+    const rt = this.rt;
+    const pool = rt.buffers;
+    const staged = this.reads.map((r) => {
+      const staging = pool.acquire(r.size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+      this.encoder.copyBufferToBuffer(r.source, r.offset, staging, 0, r.size);
+      return staging;
+    });
+    let timingsStaging: GPUBuffer | null = null;
+    const timing = rt.timing;
+    const timed = this.timedLabels.length;
+    if (timing && timed > 0) {
+      this.encoder.resolveQuerySet(timing.querySet, 0, 2 * timed, timing.resolveBuffer, 0);
+      timingsStaging = pool.acquire(16 * timed, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'timestamps');
+      this.encoder.copyBufferToBuffer(timing.resolveBuffer, 0, timingsStaging, 0, 16 * timed);
+    }
+    const commands = this.encoder.finish();
+    try {
+      await rt.submit(commands, this.params);
+    } catch (e) {
+      this.reads.forEach((r) => r.reject(e));
+      staged.forEach((b) => pool.release(b));
+      if (timingsStaging) pool.release(timingsStaging);
+      throw e;
+    }
+    for (const b of this.toRelease) pool.release(b);
+    this.reads.forEach((r, i) => {
+      const staging = staged[i]!;
+      rt.mapRead(staging, r.size).then(r.resolve, r.reject);
+    });
+    if (!timingsStaging) return { timings: null };
+    const labels = this.timedLabels;
+    const timings = rt.mapRead(timingsStaging, 16 * timed).then((data) => {
+      const t = new BigInt64Array(data);
+      return labels.map((label, i) => ({ label, ns: Number(t[2 * i + 1]! - t[2 * i]!) }));
+    });
+    return { timings };
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.submitted) throw new GpuUsageError(`step '${this.label}' was already submitted`);
+    this.rt.assertAlive();
+  }
+}

@@ -1,0 +1,132 @@
+// Y = X W^T with W in HF Linear layout [N, K], f32 or f16 storage; f32 math.
+//
+// Two implementations follow one reduction order (see GpuCapabilities.reduceLanes), so they are
+// interchangeable bitwise: `matvec` for few rows (decode), `tiled` for many (prefill). The choice
+// between them is only about speed.
+
+import matvecSource from '../../shaders/matvec.wgsl?raw';
+import matmulTiledSource from '../../shaders/matmul_tiled.wgsl?raw';
+import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
+import type { StorageArg } from '../gpu/bind-groups.js';
+import type { KernelSpec, PreparedPipeline } from '../gpu/pipelines.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import type { StepRecorder } from '../gpu/step.js';
+import type { WgslDefines } from '../gpu/wgsl.js';
+
+export type WeightDType = 'f32' | 'f16';
+export type MatmulPath = 'auto' | 'matvec' | 'tiled';
+
+const PARAMS_BYTES = 32;
+
+export const MATVEC_KERNEL: KernelSpec = {
+  name: 'matvec',
+  source: matvecSource,
+  storage: ['read', 'read', 'read_write'],
+  paramsBytes: PARAMS_BYTES,
+};
+
+export const MATMUL_TILED_KERNEL: KernelSpec = {
+  name: 'matmul_tiled',
+  source: matmulTiledSource,
+  storage: ['read', 'read', 'read_write'],
+  paramsBytes: PARAMS_BYTES,
+};
+
+/** Activation rows one matvec workgroup handles (the shader's vec4 of accumulators). */
+export const MATVEC_ROWS = 4;
+/** Up to this many rows, `auto` picks matvec. */
+export const MATVEC_MAX_ROWS = 8;
+
+export interface MatmulDims {
+  M: number;
+  N: number;
+  K: number;
+  /** Elements between rows of X (default K). */
+  xStride?: number;
+  /** Elements between rows of Y (default N). */
+  yStride?: number;
+  /** Column of Y where this W's output starts (a W split by rows writes into one Y). */
+  yColOffset?: number;
+}
+
+interface Geometry {
+  matvecWg: number;
+  tiledTm: number;
+  tiledTn: number;
+  groupsPerStep: number;
+}
+
+/** The pipelines for one weight dtype, compiled up front so recording is synchronous. */
+export class MatmulKernels {
+  private constructor(
+    readonly dtype: WeightDType,
+    private readonly geometry: Geometry,
+    private readonly pipelines: Map<string, PreparedPipeline>,
+    readonly defines: { matvec: WgslDefines; tiled: WgslDefines },
+  ) {}
+
+  static async create(rt: GpuRuntime, dtype: WeightDType): Promise<MatmulKernels> {
+    const caps = rt.capabilities;
+    const lanes = caps.reduceLanes;
+    const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
+    if (wg % lanes !== 0 || lanes > 32) {
+      throw new GpuLimitError(`reduceLanes ${lanes} does not fit a ${wg}-thread workgroup (valid: 1..32, dividing ${wg})`);
+    }
+    const tiledTn = 32;
+    const tiledTm = 4 * (wg / (lanes * (tiledTn / 4)));
+    if (!Number.isInteger(tiledTm) || tiledTm < 4) {
+      throw new GpuLimitError(`no tiled-matmul geometry for ${lanes} lanes in ${wg} threads`);
+    }
+    const groupsPerStep = Math.max(16, lanes);
+    const sharedBytes = 16 * Math.max((tiledTm + tiledTn) * groupsPerStep, wg * 4);
+    const sharedBytesMatvec = 16 * wg;
+    if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
+      throw new GpuLimitError(
+        `matmul needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
+      );
+    }
+    // Subgroup shuffles stay within a lane group only if every subgroup holds whole lane groups.
+    const subgroups = caps.features.subgroups && caps.subgroupMinSize >= lanes && lanes > 1;
+    const shaderF16 = dtype === 'f16' && caps.features.shaderF16;
+    const common = { LANES: lanes, W_F16: dtype === 'f16', SHADER_F16: shaderF16, SUBGROUPS: subgroups };
+    const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS };
+    const tiled: WgslDefines = { ...common, TM: tiledTm, TN: tiledTn, GROUPS_PER_STEP: groupsPerStep };
+    const pipelines = new Map<string, PreparedPipeline>();
+    await Promise.all(
+      [false, true].flatMap((vec4) => [
+        rt.prepare(MATVEC_KERNEL, { ...matvec, VEC4: vec4 }).then((p) => pipelines.set(`matvec|${vec4}`, p)),
+        rt.prepare(MATMUL_TILED_KERNEL, { ...tiled, VEC4: vec4 }).then((p) => pipelines.set(`tiled|${vec4}`, p)),
+      ]),
+    );
+    return new MatmulKernels(dtype, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
+  }
+
+  /** The path `auto` takes for M rows. */
+  static pathFor(M: number): Exclude<MatmulPath, 'auto'> {
+    return M <= MATVEC_MAX_ROWS ? 'matvec' : 'tiled';
+  }
+
+  /** Record Y[:, yColOffset : yColOffset+N] = X W^T into `step`. */
+  record(step: StepRecorder, x: StorageArg, w: StorageArg, y: StorageArg, dims: MatmulDims, path: MatmulPath = 'auto'): void {
+    const { M, N, K } = dims;
+    const xStride = dims.xStride ?? K;
+    const yStride = dims.yStride ?? N;
+    const yColOffset = dims.yColOffset ?? 0;
+    for (const [name, v] of Object.entries({ M, N, K, xStride, yStride, yColOffset })) {
+      if (!Number.isInteger(v) || v < 0) throw new GpuUsageError(`matmul: ${name} must be a non-negative integer, got ${v}`);
+    }
+    if (K === 0 || xStride < K || yStride < yColOffset + N) {
+      throw new GpuUsageError(`matmul: bad strides (K ${K}, xStride ${xStride}, yStride ${yStride}, yColOffset ${yColOffset}, N ${N})`);
+    }
+    const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
+    const vec4 = K % 4 === 0 && xStride % 4 === 0;
+    const prepared = this.pipelines.get(`${use}|${vec4}`)!;
+    const params = new Uint32Array([M, N, K, xStride, yStride, yColOffset, 0, 0]);
+    const g = this.geometry;
+    const workgroups: [number, number] =
+      use === 'matvec'
+        ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
+        : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
+    step.dispatch(prepared, params, [x, w, y], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}`);
+  }
+}

@@ -1,0 +1,144 @@
+// The matmul kernels against the float64 reference, and the reduction-order contract: matvec and
+// tiled produce bitwise identical rows, and a row does not change with the rows batched beside it.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuRuntime } from '../../src/gpu/index.js';
+import { MatmulKernels, type MatmulPath, type WeightDType } from '../../src/kernels/matmul.js';
+import { fromF16Array, toF16Array } from '../../src/numeric/half.js';
+import { matmulAbsReference, matmulErrorBound, matmulReference } from '../../src/reference/matmul.js';
+import { randomF32 } from '../helpers/random.js';
+import { createTestRuntime } from './gpu-config.js';
+
+let rt: GpuRuntime;
+const kernels = new Map<WeightDType, MatmulKernels>();
+
+beforeAll(async () => {
+  rt = await createTestRuntime();
+  for (const dtype of ['f32', 'f16'] as const) kernels.set(dtype, await MatmulKernels.create(rt, dtype));
+});
+
+afterAll(() => {
+  expect(rt.takeErrors()).toEqual([]);
+  rt.destroy();
+});
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+}
+
+// Awkward on purpose: 1 row, 1 column, K not a multiple of 4 or of a k-step, tails of every tile.
+const CASES: Case[] = [
+  { M: 1, N: 1, K: 1 },
+  { M: 1, N: 37, K: 13 },
+  { M: 3, N: 65, K: 130 },
+  { M: 9, N: 33, K: 64 },
+  { M: 33, N: 70, K: 96 },
+  { M: 70, N: 41, K: 257 },
+  { M: 2, N: 5, K: 20_011 },
+  { M: 40, N: 7, K: 4_099 },
+];
+
+interface Weights {
+  gpu: GPUBuffer;
+  exact: Float64Array;
+}
+
+function makeWeights(dtype: WeightDType, N: number, K: number, seed: number): Weights {
+  const w32 = randomF32(N * K, seed, 0.5);
+  if (dtype === 'f32') return { gpu: rt.upload(w32, 'W'), exact: Float64Array.from(w32) };
+  const bits = toF16Array(w32);
+  return { gpu: rt.upload(bits, 'W f16'), exact: fromF16Array(bits) };
+}
+
+async function run(
+  k: MatmulKernels,
+  x: Float32Array,
+  w: GPUBuffer,
+  { M, N, K }: Case,
+  path: MatmulPath,
+): Promise<Float32Array> {
+  const xb = rt.upload(x, 'X');
+  const yb = rt.createBuffer(4 * M * N, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'Y');
+  const step = rt.beginStep('matmul test');
+  k.record(step, xb, w, yb, { M, N, K }, path);
+  const out = step.read(yb, 0, 4 * M * N);
+  await step.submit();
+  const y = new Float32Array(await out);
+  rt.destroyBuffer(xb);
+  rt.destroyBuffer(yb);
+  return y;
+}
+
+function bitsOf(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
+describe.each(['f32', 'f16'] as const)('matmul, %s weights', (dtype) => {
+  it.each(CASES)('M=$M N=$N K=$K: both paths within the float32 bound of the float64 reference, bitwise equal', async (c) => {
+    const k = kernels.get(dtype)!;
+    const x = randomF32(c.M * c.K, 1000 + c.K, 1);
+    const w = makeWeights(dtype, c.N, c.K, 2000 + c.N);
+    const ref = matmulReference(x, w.exact, c);
+    const abs = matmulAbsReference(x, w.exact, c);
+    const viaMatvec = await run(k, x, w.gpu, c, 'matvec');
+    const viaTiled = await run(k, x, w.gpu, c, 'tiled');
+    let worst = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const bound = matmulErrorBound(c.K, rt.capabilities.reduceLanes, abs[i]!);
+      const err = Math.abs(viaMatvec[i]! - ref[i]!);
+      worst = Math.max(worst, err / bound);
+      if (err > bound) expect.fail(`output ${i}: |${viaMatvec[i]} - ${ref[i]}| = ${err} > bound ${bound}`);
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+    expect(bitsOf(viaTiled)).toEqual(bitsOf(viaMatvec));
+    rt.destroyBuffer(w.gpu);
+  });
+
+  it('a row is bitwise the same alone, in a small batch and in a large batch, on either path', async () => {
+    const k = kernels.get(dtype)!;
+    const c = { M: 45, N: 67, K: 333 };
+    const x = randomF32(c.M * c.K, 77, 2);
+    const w = makeWeights(dtype, c.N, c.K, 78);
+    const full = await run(k, x, w.gpu, c, 'auto');
+    for (const row of [0, 17, 44]) {
+      const one = x.subarray(row * c.K, (row + 1) * c.K);
+      const expected = bitsOf(full.subarray(row * c.N, (row + 1) * c.N));
+      for (const path of ['matvec', 'tiled'] as const) {
+        const alone = await run(k, one, w.gpu, { ...c, M: 1 }, path);
+        expect(bitsOf(alone), `row ${row} alone via ${path}`).toEqual(expected);
+      }
+      const three = x.subarray(Math.max(0, row - 1) * c.K, Math.min(c.M, Math.max(0, row - 1) + 3) * c.K);
+      const at = row - Math.max(0, row - 1);
+      const small = await run(k, three, w.gpu, { ...c, M: three.length / c.K }, 'matvec');
+      expect(bitsOf(small.subarray(at * c.N, (at + 1) * c.N)), `row ${row} in a batch of 3`).toEqual(expected);
+    }
+    rt.destroyBuffer(w.gpu);
+  });
+
+  it('W split by row range into chunks writes the same Y (yColOffset, yStride)', async () => {
+    const k = kernels.get(dtype)!;
+    const c = { M: 12, N: 50, K: 72 };
+    const x = randomF32(c.M * c.K, 5, 1);
+    const w32 = randomF32(c.N * c.K, 6, 0.5);
+    const upload = (a: Float32Array): GPUBuffer => (dtype === 'f32' ? rt.upload(a, 'W') : rt.upload(toF16Array(a), 'W f16'));
+    const whole = upload(w32);
+    const expected = await run(k, x, whole, c, 'auto');
+    const xb = rt.upload(x, 'X');
+    const yb = rt.createBuffer(4 * c.M * c.N, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'Y');
+    const step = rt.beginStep('split');
+    const parts = [0, 19, 33, 50];
+    const chunks: GPUBuffer[] = [];
+    for (let i = 0; i + 1 < parts.length; i++) {
+      const [a, b] = [parts[i]!, parts[i + 1]!];
+      const chunk = upload(w32.subarray(a * c.K, b * c.K));
+      chunks.push(chunk);
+      k.record(step, xb, chunk, yb, { M: c.M, N: b - a, K: c.K, yStride: c.N, yColOffset: a }, i % 2 ? 'tiled' : 'matvec');
+    }
+    const out = step.read(yb);
+    await step.submit();
+    expect(bitsOf(new Float32Array(await out))).toEqual(bitsOf(expected));
+    for (const b of [whole, xb, yb, ...chunks]) rt.destroyBuffer(b);
+  });
+});
