@@ -33,7 +33,7 @@ export class GpuRuntime implements StepHost {
   readonly bindGroups: BindGroupCache;
   readonly paramsPages: ParamsPages;
   readonly timing: Timing | null;
-  private readonly inFlight: Promise<unknown>[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly maxInFlight: number;
   private readonly waitTimeoutMs: number;
   private readonly errors: string[] = [];
@@ -155,21 +155,31 @@ export class GpuRuntime implements StepHost {
 
   /** Internal: submit a finished command buffer, keeping at most maxInFlight submits queued. */
   async submit(commands: GPUCommandBuffer, params: StepParams): Promise<void> {
-    while (this.inFlight.length >= this.maxInFlight) {
-      await this.inFlight.shift();
+    while (this.inFlight.size >= this.maxInFlight) {
+      await Promise.race(this.inFlight);
     }
     this.assertAlive();
     params.write(this.device.queue);
     this.device.queue.submit([commands]);
     this.submits++;
-    this.inFlight.push(this.workDone().catch(() => undefined));
+    const done: Promise<void> = this.workDone()
+      .catch(() => undefined)
+      .then(() => {
+        this.inFlight.delete(done);
+      });
+    this.inFlight.add(done);
+  }
+
+  /** Submits queued on the GPU and not yet known to be finished. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
   }
 
   /** Wait until everything submitted so far has finished on the GPU. */
   async flush(): Promise<void> {
     this.assertAlive();
     await this.workDone();
-    this.inFlight.length = 0;
+    await Promise.all(this.inFlight);
   }
 
   private workDone(): Promise<void> {

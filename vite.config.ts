@@ -1,0 +1,48 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
+
+// Two pages: the demo (index.html) and the browser test harness that e2e/ drives. Vitest has its
+// own vitest.config.ts (which takes precedence there), so nothing here affects the Node tiers.
+
+const page = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+
+/**
+ * The npm package 'webgpu' is Dawn for Node (a native addon). src/gpu/device.ts only imports it
+ * through a computed specifier that bundlers leave alone; this guard turns any future static
+ * import of it in browser code into a build error instead of a broken bundle.
+ */
+function keepDawnOutOfTheBrowser(): Plugin {
+  return {
+    name: 'webslo:keep-dawn-out-of-the-browser',
+    enforce: 'pre',
+    resolveId(source, importer) {
+      if (source === 'webgpu' || source.startsWith('webgpu/')) {
+        this.error(`'${source}' (Dawn for Node) was imported by ${importer ?? 'an entry'}; browser code must use navigator.gpu`);
+      }
+      return null;
+    },
+  };
+}
+
+export default defineConfig({
+  plugins: [keepDawnOutOfTheBrowser()],
+  server: { host: '127.0.0.1', port: 5173, strictPort: true },
+  preview: { host: '127.0.0.1', port: 4173, strictPort: true },
+  // The dev server pre-bundles dependencies found from both pages (comlink for the harness).
+  optimizeDeps: { entries: ['index.html', 'e2e/harness/index.html'], exclude: ['webgpu'] },
+  worker: {
+    // Module workers: the kernel worker imports the same ES modules as the page.
+    format: 'es',
+    plugins: () => [keepDawnOutOfTheBrowser()],
+  },
+  build: {
+    target: 'es2022',
+    sourcemap: true,
+    rolldownOptions: {
+      input: {
+        main: page('./index.html'),
+        harness: page('./e2e/harness/index.html'),
+      },
+    },
+  },
+});
