@@ -34,6 +34,7 @@ export default defineConfig({
     // Module workers: the kernel worker imports the same ES modules as the page.
     format: 'es',
     plugins: () => [keepDawnOutOfTheBrowser()],
+    rolldownOptions: { output: { keepNames: true } },
   },
   build: {
     target: 'es2022',
@@ -43,6 +44,9 @@ export default defineConfig({
         main: page('./index.html'),
         harness: page('./e2e/harness/index.html'),
       },
+      // The GPU errors take their name from their class (`new.target.name`), and the demo shows
+      // it: without this the minifier turns GpuUnavailableError into 't'.
+      output: { keepNames: true },
     },
   },
 });

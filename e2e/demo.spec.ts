@@ -52,7 +52,7 @@ test('without navigator.gpu it shows GpuUnavailableError and what to do', async 
   expect(watch.blockedRequests).toEqual([]);
 });
 
-test('when the browser offers no adapter it says so', async ({ page }) => {
+test('when the browser offers no adapter it says so', async ({ page, watch }) => {
   await page.addInitScript(() => {
     GPU.prototype.requestAdapter = () => Promise.resolve(null);
   });
@@ -60,6 +60,7 @@ test('when the browser offers no adapter it says so', async ({ page }) => {
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'error');
   await expect(page.getByTestId('error-name')).toHaveText('GpuUnavailableError');
   await expect(page.getByTestId('error-message')).toContainText('The browser offered no WebGPU adapter');
+  expect(watch.consoleErrors).toEqual([]);
 });
 
 test('the offline guard really blocks remote requests', async ({ page, watch }) => {

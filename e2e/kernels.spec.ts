@@ -5,13 +5,15 @@ import { HARNESS_CASES, HARNESS_DTYPES } from './harness/cases.js';
 import type { HarnessResult, HarnessSuccess } from './harness/protocol.js';
 import { expect, test } from './fixtures.js';
 
-test('matmul kernels in a worker match the float64 reference and agree bitwise across paths', async ({ page, watch }) => {
+test('matmul kernels in a worker match the float64 reference and agree bitwise across paths', async ({ page, watch }, testInfo) => {
   await page.goto('/e2e/harness/index.html');
   // SwiftShader compiles eight pipelines (two paths x scalar/vec4 x two dtypes) on the CPU.
   await expect(page.getByTestId('harness-status')).toHaveAttribute('data-state', /^(done|failed)$/, { timeout: 60_000 });
   const result = (await page.evaluate(() => window.__harnessResult)) as HarnessResult | undefined;
   if (!result?.ok) throw new Error(`harness failed: ${JSON.stringify(result?.error ?? result)}`);
   const r: HarnessSuccess = result;
+  // The numbers, for the report (and for comparing runs across Chromium versions).
+  await testInfo.attach('harness-result.json', { body: JSON.stringify(r, null, 2), contentType: 'application/json' });
 
   expect(r.scope).toBe('worker');
   expect(r.adapter.architecture).toMatch(/swiftshader/i);

@@ -6,7 +6,8 @@
 // 4x4 micro tile for one lane. Per k-step, GROUPS_PER_STEP groups of X and W go through workgroup
 // memory; lane l takes local groups l, l+LANES, ... so each lane still sees its groups in order.
 //
-// Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16, SHADER_F16, VEC4, SUBGROUPS.
+// Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16 / W_BF16 / SHADER_F16
+// (weight storage, see lib/weights.wgsl), VEC4, SUBGROUPS.
 
 #if SHADER_F16
 enable f16;
@@ -32,27 +33,7 @@ struct Params {
 #else
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 #endif
-#if W_F16
-#if SHADER_F16
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec4<f16>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<f16>;
-#endif
-#else
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<u32>;
-#endif
-#endif
-#else
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-#endif
-#endif
+#include weights
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 const MX: u32 = TN / 4u;        // micro tiles across
@@ -78,45 +59,15 @@ fn load_x(m: u32, g: u32) -> vec4<f32> {
 #endif
 }
 
-#if W_F16
-#if !SHADER_F16
-#if !VEC4
-fn half_at(i: u32) -> f32 {
-  let pair = unpack2x16float(W[i >> 1u]);
-  return select(pair.x, pair.y, (i & 1u) == 1u);
-}
-#endif
-#endif
-#endif
-
 fn load_w(n: u32, g: u32) -> vec4<f32> {
 #if VEC4
-#if W_F16
-#if SHADER_F16
-  return vec4<f32>(W[(n * p.K) / 4u + g]);
-#else
-  let q = W[(n * p.K) / 4u + g];
-  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
-#endif
-#else
-  return W[(n * p.K) / 4u + g];
-#endif
+  return w_vec4((n * p.K) / 4u + g);
 #else
   var v = vec4<f32>(0.0);
   let base = n * p.K;
   let k = 4u * g;
   for (var e = 0u; e < 4u; e++) {
-    if (k + e < p.K) {
-#if W_F16
-#if SHADER_F16
-      v[e] = f32(W[base + k + e]);
-#else
-      v[e] = half_at(base + k + e);
-#endif
-#else
-      v[e] = W[base + k + e];
-#endif
-    }
+    if (k + e < p.K) { v[e] = w_at(base + k + e); }
   }
   return v;
 #endif

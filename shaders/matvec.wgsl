@@ -5,8 +5,8 @@
 // four fma's x, y, z, w in order; the lanes are then added by a binary tree with strides LANES/2..1.
 // Nothing here depends on M, so a row's result is the same whichever rows share its dispatch.
 //
-// Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 (weights are
-// IEEE halves), SHADER_F16 (read halves as f16, else unpack pairs from u32), VEC4 (K, strides
+// Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / SHADER_F16
+// (weight storage, see lib/weights.wgsl), VEC4 (K, strides
 // multiples of 4: vector loads), SUBGROUPS (lane tree through subgroupShuffleXor).
 
 #if SHADER_F16
@@ -33,27 +33,7 @@ struct Params {
 #else
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 #endif
-#if W_F16
-#if SHADER_F16
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec4<f16>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<f16>;
-#endif
-#else
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<u32>;
-#endif
-#endif
-#else
-#if VEC4
-@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
-#else
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-#endif
-#endif
+#include weights
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 const OUTS: u32 = WG / LANES;
@@ -77,45 +57,15 @@ fn load_x(m: u32, g: u32) -> vec4<f32> {
 #endif
 }
 
-#if W_F16
-#if !SHADER_F16
-#if !VEC4
-fn half_at(i: u32) -> f32 {
-  let pair = unpack2x16float(W[i >> 1u]);
-  return select(pair.x, pair.y, (i & 1u) == 1u);
-}
-#endif
-#endif
-#endif
-
 fn load_w(n: u32, g: u32) -> vec4<f32> {
 #if VEC4
-#if W_F16
-#if SHADER_F16
-  return vec4<f32>(W[(n * p.K) / 4u + g]);
-#else
-  let q = W[(n * p.K) / 4u + g];
-  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
-#endif
-#else
-  return W[(n * p.K) / 4u + g];
-#endif
+  return w_vec4((n * p.K) / 4u + g);
 #else
   var v = vec4<f32>(0.0);
   let base = n * p.K;
   let k = 4u * g;
   for (var e = 0u; e < 4u; e++) {
-    if (k + e < p.K) {
-#if W_F16
-#if SHADER_F16
-      v[e] = f32(W[base + k + e]);
-#else
-      v[e] = half_at(base + k + e);
-#endif
-#else
-      v[e] = W[base + k + e];
-#endif
-    }
+    if (k + e < p.K) { v[e] = w_at(base + k + e); }
   }
   return v;
 #endif

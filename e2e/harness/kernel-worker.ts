@@ -98,8 +98,11 @@ async function runMatmulChecks(cases: readonly MatmulCase[]): Promise<HarnessRes
   try {
     rt = await GpuRuntime.create();
     const results: MatmulCaseResult[] = [];
+    let compileMs = 0;
     for (const dtype of HARNESS_DTYPES) {
+      const compileStart = performance.now();
       const kernels = await MatmulKernels.create(rt, dtype);
+      compileMs += performance.now() - compileStart;
       for (const c of cases) results.push(await checkCase(rt, kernels, c));
     }
     const caps = rt.capabilities;
@@ -113,6 +116,7 @@ async function runMatmulChecks(cases: readonly MatmulCase[]): Promise<HarnessRes
       subgroupMaxSize: caps.subgroupMaxSize,
       reduceLanes: caps.reduceLanes,
       cases: results,
+      compileMs,
       gpuErrors: rt.takeErrors(),
       ms: performance.now() - started,
     };

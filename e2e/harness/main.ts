@@ -13,7 +13,7 @@ function publish(result: HarnessResult): void {
   output.textContent = JSON.stringify(result, null, 2);
   status.dataset.state = result.ok ? 'done' : 'failed';
   status.textContent = result.ok
-    ? `Done: ${result.cases.length} cases in ${Math.round(result.ms)} ms on ${result.summary}`
+    ? `Done: ${result.cases.length} cases in ${Math.round(result.ms)} ms (compiling ${Math.round(result.compileMs)} ms) on ${result.summary}`
     : `Failed: ${result.error.name}: ${result.error.message}`;
 }
 

@@ -40,6 +40,8 @@ export interface HarnessSuccess {
   subgroupMaxSize: number;
   reduceLanes: number;
   cases: MatmulCaseResult[];
+  /** Time spent in MatmulKernels.create (pipeline compilation: most of the run on SwiftShader). */
+  compileMs: number;
   /** Uncaptured WebGPU errors during the run (validation, out of memory). */
   gpuErrors: string[];
   ms: number;

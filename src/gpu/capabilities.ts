@@ -60,7 +60,9 @@ export const DEFAULT_REDUCE_LANES = 4;
 /** A short human line for logs and the demo page. */
 export function describeCapabilities(caps: GpuCapabilities): string {
   const f = caps.features;
-  const name = caps.adapter.description || caps.adapter.device || caps.adapter.vendor || 'unknown adapter';
+  const a = caps.adapter;
+  // Chromium reports only vendor and architecture (e.g. google / swiftshader).
+  const name = a.description || a.device || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown adapter';
   const feats = [
     f.shaderF16 ? 'shader-f16' : caps.ignored.shaderF16 ? 'shader-f16 (ignored)' : 'no shader-f16',
     f.subgroups

@@ -6,7 +6,7 @@
 // read at a dynamic offset in the per-step params arena; bindings 1..n are storage buffers.
 
 import { ShaderError } from './errors.js';
-import { definesKey, preprocessWgsl, type WgslDefines } from './wgsl.js';
+import { definesKey, preprocessWgsl, type WgslDefines, type WgslIncludes } from './wgsl.js';
 
 export type StorageAccess = 'read' | 'read_write';
 
@@ -20,6 +20,8 @@ export interface KernelSpec {
   /** Size of the params struct in bytes (a multiple of 16). */
   paramsBytes: number;
   entryPoint?: string;
+  /** Library sources for `#include NAME`. */
+  includes?: WgslIncludes;
 }
 
 export interface PreparedPipeline {
@@ -88,7 +90,7 @@ export class PipelineCache {
   }
 
   private async compile(key: string, kernel: KernelSpec, defines: WgslDefines): Promise<PreparedPipeline> {
-    const wgsl = preprocessWgsl(kernel.name, kernel.source, defines);
+    const wgsl = preprocessWgsl(kernel.name, kernel.source, defines, kernel.includes);
     const module = this.device.createShaderModule({ code: wgsl, label: key });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');

@@ -154,12 +154,17 @@ export class GpuRuntime implements StepHost {
   }
 
   /** Internal: submit a finished command buffer, keeping at most maxInFlight submits queued. */
-  async submit(commands: GPUCommandBuffer, params: StepParams): Promise<void> {
+  async submit(
+    commands: GPUCommandBuffer,
+    params: StepParams,
+    writes: readonly { buffer: GPUBuffer; offset: number; data: ArrayBufferView }[] = [],
+  ): Promise<void> {
     while (this.inFlight.size >= this.maxInFlight) {
       await Promise.race(this.inFlight);
     }
     this.assertAlive();
     params.write(this.device.queue);
+    for (const w of writes) this.device.queue.writeBuffer(w.buffer, w.offset, w.data.buffer, w.data.byteOffset, w.data.byteLength);
     this.device.queue.submit([commands]);
     this.submits++;
     const done: Promise<void> = this.workDone()

@@ -18,7 +18,7 @@ export interface StepHost {
   readonly buffers: BufferPool;
   readonly timing: { querySet: GPUQuerySet; resolveBuffer: GPUBuffer; capacity: number } | null;
   assertAlive(): void;
-  submit(commands: GPUCommandBuffer, params: StepParams): Promise<void>;
+  submit(commands: GPUCommandBuffer, params: StepParams, writes: readonly { buffer: GPUBuffer; offset: number; data: ArrayBufferView }[]): Promise<void>;
   mapRead(staging: GPUBuffer, size: number): Promise<ArrayBuffer>;
 }
 
@@ -29,8 +29,7 @@ export interface KernelTiming {
 }
 
 interface PendingRead {
-  source: GPUBuffer;
-  offset: number;
+  staging: GPUBuffer;
   size: number;
   resolve: (data: ArrayBuffer) => void;
   reject: (error: unknown) => void;
@@ -43,6 +42,7 @@ export class StepRecorder {
   private pass: GPUComputePassEncoder | null = null;
   private readonly params: StepParams;
   private readonly reads: PendingRead[] = [];
+  private readonly writes: { buffer: GPUBuffer; offset: number; data: ArrayBufferView }[] = [];
   private readonly toRelease: GPUBuffer[] = [];
   private readonly timedLabels: string[] = [];
   private submitted = false;
@@ -134,11 +134,27 @@ export class StepRecorder {
     this.encoder.copyBufferToBuffer(source, sourceOffset, destination, destinationOffset, size);
   }
 
-  /** Read `size` bytes of `buffer` after this step's work; resolves after the GPU finished it. */
+  /**
+   * Read `size` bytes of `buffer` as they are at this point of the step (the copy is recorded
+   * here, so later dispatches may reuse the buffer); resolves after the GPU finished the step.
+   */
   read(buffer: GPUBuffer, offset = 0, size = buffer.size - offset): Promise<ArrayBuffer> {
     this.assertOpen();
     if (offset % 4 !== 0 || size % 4 !== 0) throw new GpuUsageError(`readback offset and size must be multiples of 4, got ${offset}, ${size}`);
-    return new Promise((resolve, reject) => this.reads.push({ source: buffer, offset, size, resolve, reject }));
+    this.endPass();
+    const staging = this.rt.buffers.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+    this.encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    return new Promise((resolve, reject) => this.reads.push({ staging, size, resolve, reject }));
+  }
+
+  /**
+   * Write `data` into `buffer` right before this step's commands run (queued at submit, so a step
+   * recorded while another is pending never sees the other's inputs).
+   */
+  write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    this.assertOpen();
+    if (offset % 4 !== 0 || data.byteLength % 4 !== 0) throw new GpuUsageError(`write offset and size must be multiples of 4, got ${offset}, ${data.byteLength}`);
+    this.writes.push({ buffer, offset, data });
   }
 
   /** Give a pooled buffer back to the pool once this step has been submitted. */
@@ -156,11 +172,6 @@ export class StepRecorder {
     this.endPass();
     const rt = this.rt;
     const pool = rt.buffers;
-    const staged = this.reads.map((r) => {
-      const staging = pool.acquire(r.size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
-      this.encoder.copyBufferToBuffer(r.source, r.offset, staging, 0, r.size);
-      return staging;
-    });
     let timingsStaging: GPUBuffer | null = null;
     const timing = rt.timing;
     const timed = this.timedLabels.length;
@@ -171,18 +182,15 @@ export class StepRecorder {
     }
     const commands = this.encoder.finish();
     try {
-      await rt.submit(commands, this.params);
+      await rt.submit(commands, this.params, this.writes);
     } catch (e) {
       this.reads.forEach((r) => r.reject(e));
-      staged.forEach((b) => pool.release(b));
+      this.reads.forEach((r) => pool.release(r.staging));
       if (timingsStaging) pool.release(timingsStaging);
       throw e;
     }
     for (const b of this.toRelease) pool.release(b);
-    this.reads.forEach((r, i) => {
-      const staging = staged[i]!;
-      rt.mapRead(staging, r.size).then(r.resolve, r.reject);
-    });
+    for (const r of this.reads) rt.mapRead(r.staging, r.size).then(r.resolve, r.reject);
     if (!timingsStaging) return { timings: null };
     const labels = this.timedLabels;
     const timings = rt.mapRead(timingsStaging, 16 * timed).then((data) => {

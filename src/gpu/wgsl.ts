@@ -1,6 +1,7 @@
 // The one preprocessing step WGSL goes through: variants by feature and size.
 //
 //   #if NAME / #if !NAME / #elif NAME / #else / #endif   on their own lines, NAME a boolean define
+//   #include NAME   inserts a library source (shaders/lib/*.wgsl) given in `includes`
 //   numeric defines become `const NAME: u32 = <n>u;` (or `f32` for non-integers) placed right after
 //   the module's enable/requires/diagnostic directives, usable in @workgroup_size and array sizes.
 //
@@ -45,7 +46,31 @@ function constantLine(name: string, value: number): string {
   throw new RangeError(`define ${name} = ${value} is not a finite number`);
 }
 
-export function preprocessWgsl(kernel: string, source: string, defines: WgslDefines = {}): string {
+const INCLUDE = /^\s*#include\s+([A-Za-z_][A-Za-z0-9_]*)\s*$/;
+
+export type WgslIncludes = Readonly<Record<string, string>>;
+
+/** Replace `#include NAME` lines with the named sources (recursively, each at most once). */
+function expandIncludes(kernel: string, source: string, includes: WgslIncludes, seen: Set<string>): string {
+  return source
+    .split('\n')
+    .map((line, i) => {
+      const m = INCLUDE.exec(line);
+      if (!m) return line;
+      const name = m[1]!;
+      const lib = includes[name];
+      if (lib === undefined) {
+        throw new ShaderError(kernel, `line ${i + 1}: #include ${name}: no such library (have: ${Object.keys(includes).join(', ') || 'none'})`);
+      }
+      if (seen.has(name)) return `// (${name} already included)`;
+      seen.add(name);
+      return expandIncludes(kernel, lib, includes, seen);
+    })
+    .join('\n');
+}
+
+export function preprocessWgsl(kernel: string, source: string, defines: WgslDefines = {}, includes: WgslIncludes = {}): string {
+  source = expandIncludes(kernel, source, includes, new Set());
   const out: string[] = [];
   const stack: Frame[] = [];
   const lines = source.split('\n');

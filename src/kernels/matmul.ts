@@ -6,6 +6,7 @@
 
 import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matmulTiledSource from '../../shaders/matmul_tiled.wgsl?raw';
+import weightsLib from '../../shaders/lib/weights.wgsl?raw';
 import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
 import type { StorageArg } from '../gpu/bind-groups.js';
 import type { KernelSpec, PreparedPipeline } from '../gpu/pipelines.js';
@@ -13,7 +14,7 @@ import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
 import type { WgslDefines } from '../gpu/wgsl.js';
 
-export type WeightDType = 'f32' | 'f16';
+export type WeightDType = 'f32' | 'f16' | 'bf16';
 export type MatmulPath = 'auto' | 'matvec' | 'tiled';
 
 const PARAMS_BYTES = 32;
@@ -23,6 +24,7 @@ export const MATVEC_KERNEL: KernelSpec = {
   source: matvecSource,
   storage: ['read', 'read', 'read_write'],
   paramsBytes: PARAMS_BYTES,
+  includes: { weights: weightsLib },
 };
 
 export const MATMUL_TILED_KERNEL: KernelSpec = {
@@ -30,7 +32,18 @@ export const MATMUL_TILED_KERNEL: KernelSpec = {
   source: matmulTiledSource,
   storage: ['read', 'read', 'read_write'],
   paramsBytes: PARAMS_BYTES,
+  includes: { weights: weightsLib },
 };
+
+/** The lib/weights.wgsl booleans for a weight dtype. */
+export function weightDefines(dtype: WeightDType, shaderF16: boolean): { W_F16: boolean; W_BF16: boolean; SHADER_F16: boolean } {
+  return { W_F16: dtype === 'f16', W_BF16: dtype === 'bf16', SHADER_F16: dtype === 'f16' && shaderF16 };
+}
+
+/** Bytes per element of a weight dtype. */
+export function weightBytes(dtype: WeightDType): number {
+  return dtype === 'f32' ? 4 : 2;
+}
 
 /** Activation rows one matvec workgroup handles (the shader's vec4 of accumulators). */
 export const MATVEC_ROWS = 4;
@@ -88,7 +101,7 @@ export class MatmulKernels {
     // Subgroup shuffles stay within a lane group only if every subgroup holds whole lane groups.
     const subgroups = caps.features.subgroups && caps.subgroupMinSize >= lanes && lanes > 1;
     const shaderF16 = dtype === 'f16' && caps.features.shaderF16;
-    const common = { LANES: lanes, W_F16: dtype === 'f16', SHADER_F16: shaderF16, SUBGROUPS: subgroups };
+    const common = { LANES: lanes, ...weightDefines(dtype, shaderF16), W_BINDING: 2, SUBGROUPS: subgroups };
     const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS };
     const tiled: WgslDefines = { ...common, TM: tiledTm, TN: tiledTn, GROUPS_PER_STEP: groupsPerStep };
     const pipelines = new Map<string, PreparedPipeline>();

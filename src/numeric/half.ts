@@ -63,3 +63,24 @@ export function fromF16Array(bits: Uint16Array): Float64Array {
   for (let i = 0; i < bits.length; i++) out[i] = f16BitsToNumber(bits[i]!);
   return out;
 }
+
+/** Nearest bfloat16 (round half to even) of a number, via its float32. */
+export function numberToBf16Bits(value: number): number {
+  f32[0] = value;
+  const bits = u32[0]!;
+  if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return 0x7fc0; // NaN
+  const rounded = bits + 0x7fff + ((bits >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}
+
+export function toBf16Array(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = numberToBf16Bits(values[i]!);
+  return out;
+}
+
+export function fromBf16Array(bits: Uint16Array): Float64Array {
+  const out = new Float64Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bf16BitsToNumber(bits[i]!);
+  return out;
+}

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../src/gpu/index.js';
 import { MatmulKernels, type MatmulPath, type WeightDType } from '../../src/kernels/matmul.js';
-import { fromF16Array, toF16Array } from '../../src/numeric/half.js';
+import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from '../../src/numeric/half.js';
 import { matmulAbsReference, matmulErrorBound, matmulReference } from '../../src/reference/matmul.js';
 import { randomF32 } from '../helpers/random.js';
 import { createTestRuntime } from './gpu-config.js';
@@ -14,7 +14,7 @@ const kernels = new Map<WeightDType, MatmulKernels>();
 
 beforeAll(async () => {
   rt = await createTestRuntime();
-  for (const dtype of ['f32', 'f16'] as const) kernels.set(dtype, await MatmulKernels.create(rt, dtype));
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) kernels.set(dtype, await MatmulKernels.create(rt, dtype));
 });
 
 afterAll(() => {
@@ -48,6 +48,10 @@ interface Weights {
 function makeWeights(dtype: WeightDType, N: number, K: number, seed: number): Weights {
   const w32 = randomF32(N * K, seed, 0.5);
   if (dtype === 'f32') return { gpu: rt.upload(w32, 'W'), exact: Float64Array.from(w32) };
+  if (dtype === 'bf16') {
+    const bits = toBf16Array(w32);
+    return { gpu: rt.upload(bits, 'W bf16'), exact: fromBf16Array(bits) };
+  }
   const bits = toF16Array(w32);
   return { gpu: rt.upload(bits, 'W f16'), exact: fromF16Array(bits) };
 }
@@ -75,7 +79,7 @@ function bitsOf(a: Float32Array): Uint32Array {
   return new Uint32Array(a.buffer, a.byteOffset, a.length);
 }
 
-describe.each(['f32', 'f16'] as const)('matmul, %s weights', (dtype) => {
+describe.each(['f32', 'f16', 'bf16'] as const)('matmul, %s weights', (dtype) => {
   it.each(CASES)('M=$M N=$N K=$K: both paths within the float32 bound of the float64 reference, bitwise equal', async (c) => {
     const k = kernels.get(dtype)!;
     const x = randomF32(c.M * c.K, 1000 + c.K, 1);
@@ -122,7 +126,8 @@ describe.each(['f32', 'f16'] as const)('matmul, %s weights', (dtype) => {
     const c = { M: 12, N: 50, K: 72 };
     const x = randomF32(c.M * c.K, 5, 1);
     const w32 = randomF32(c.N * c.K, 6, 0.5);
-    const upload = (a: Float32Array): GPUBuffer => (dtype === 'f32' ? rt.upload(a, 'W') : rt.upload(toF16Array(a), 'W f16'));
+    const upload = (a: Float32Array): GPUBuffer =>
+      rt.upload(dtype === 'f32' ? a : dtype === 'f16' ? toF16Array(a) : toBf16Array(a), `W ${dtype}`);
     const whole = upload(w32);
     const expected = await run(k, x, whole, c, 'auto');
     const xb = rt.upload(x, 'X');

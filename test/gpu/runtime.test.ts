@@ -3,7 +3,7 @@
 // timestamp timing, the binding-size cap, and typed errors after the device is lost.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuDeviceLostError, GpuLimitError, GpuRuntime, REQUESTED_LIMITS, getWebGpu } from '../../src/gpu/index.js';
+import { GpuDeviceLostError, GpuLimitError, type GpuRuntime, REQUESTED_LIMITS, getWebGpu } from '../../src/gpu/index.js';
 import { MATVEC_KERNEL, MatmulKernels } from '../../src/kernels/matmul.js';
 import { randomF32 } from '../helpers/random.js';
 import { createTestRuntime, gpuConfig } from './gpu-config.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bf16BitsToNumber, f16BitsToNumber, numberToF16Bits } from '../../src/numeric/half.js';
+import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits } from '../../src/numeric/half.js';
 
 describe('binary16', () => {
   it('round-trips every non-NaN bit pattern exactly', () => {
@@ -40,5 +40,15 @@ describe('bfloat16', () => {
     expect(bf16BitsToNumber(0x3f80)).toBe(1);
     expect(bf16BitsToNumber(0xc040)).toBe(-3);
     expect(bf16BitsToNumber(0x3e20)).toBe(0.15625);
+  });
+
+  it('rounds float32 to nearest even and round-trips every non-NaN pattern', () => {
+    for (let b = 0; b < 0x10000; b++) {
+      const v = bf16BitsToNumber(b);
+      if (!Number.isNaN(v)) expect(numberToBf16Bits(v)).toBe(b);
+    }
+    expect(numberToBf16Bits(1 + 2 ** -8)).toBe(0x3f80); // tie -> even
+    expect(numberToBf16Bits(1 + 3 * 2 ** -8)).toBe(0x3f82); // tie -> even (up)
+    expect(numberToBf16Bits(1 + 2 ** -8 + 2 ** -12)).toBe(0x3f81);
   });
 });
