@@ -1,5 +1,5 @@
 // y[r, :] = w * (x[src_row, :] * inverseSqrt(mean(x[src_row, :]^2) + eps)), one workgroup per row.
-// src_row = r, or row_index[r] with GATHER (the final norm runs only on rows that need logits).
+// src_row = r, or row_index[index_offset + r] with GATHER (the final norm runs only on rows that need logits).
 // Reduction order: thread j sums x[i]^2 for i = j, j+WG, ... (fma, increasing i), then a binary
 // tree over the WG threads; it depends only on n and WG, never on the number of rows.
 // Defines: WG (a power of two), GATHER.
@@ -10,7 +10,7 @@ struct Params {
   eps: f32,
   x_stride: u32,
   y_stride: u32,
-  _pad0: u32,
+  index_offset: u32,
   _pad1: u32,
   _pad2: u32,
 }
@@ -31,7 +31,7 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
   let live = r < p.rows;
   var src = r;
 #if GATHER
-  if (live) { src = row_index[r]; }
+  if (live) { src = row_index[p.index_offset + r]; }
 #endif
   let base = src * p.x_stride;
   var acc = 0.0;

@@ -116,9 +116,9 @@ export class LayerKernels {
     step.dispatch(this.get(`embedding_${dtype}`), u32(T, H, rowStart, rowCount), [tokens, table, out], foldGroups(T * H, this.wg, this.maxDim));
   }
 
-  /** y[r] = rmsnorm(x[r]) * w, or of x[rowIndex[r]] when rowIndex is given. */
-  rmsnorm(step: StepRecorder, x: StorageArg, w: StorageArg, y: StorageArg, rows: number, n: number, eps: number, strides: { x?: number; y?: number } = {}, rowIndex?: StorageArg): void {
-    const params = mixed([rows, n, eps, strides.x ?? n, strides.y ?? n, 0, 0, 0], 2);
+  /** y[r] = rmsnorm(x[r]) * w, or of x[rowIndex[indexOffset + r]] when rowIndex is given. */
+  rmsnorm(step: StepRecorder, x: StorageArg, w: StorageArg, y: StorageArg, rows: number, n: number, eps: number, strides: { x?: number; y?: number } = {}, rowIndex?: StorageArg, indexOffset = 0): void {
+    const params = mixed([rows, n, eps, strides.x ?? n, strides.y ?? n, indexOffset, 0, 0], 2);
     const groups = foldGroups(rows, 1, this.maxDim);
     if (rowIndex) step.dispatch(this.get('rmsnorm_gather'), params, [x, w, y, rowIndex], groups);
     else step.dispatch(this.get('rmsnorm'), params, [x, w, y], groups);

@@ -1,0 +1,173 @@
+// The model's weights on the GPU. Matrices keep their file dtype (F32, F16, BF16 raw) and are
+// split by row range into chunks that each fit one storage binding; one matmul dispatch per chunk
+// writes its columns of the output. q/k/v and gate/up are fused row-wise so one matmul serves each.
+// Norm weights and biases are small and widened to f32 once (exact).
+
+import type { GpuRuntime } from '../gpu/runtime.js';
+import type { StepRecorder } from '../gpu/step.js';
+import { weightBytes, type MatmulKernels, type MatmulPath, type WeightDType } from '../kernels/matmul.js';
+import type { ModelConfig } from '../model/config.js';
+import { MissingTensorError, UnsupportedModelError } from '../model/errors.js';
+import { tensorToFloat64 } from '../model/load.js';
+import type { Tensor } from '../model/safetensors.js';
+
+export interface MatrixChunk {
+  buffer: GPUBuffer;
+  rowStart: number;
+  rows: number;
+}
+
+/** A [rows, cols] matrix in HF Linear layout, split into row chunks. */
+export interface GpuMatrix {
+  name: string;
+  dtype: WeightDType;
+  rows: number;
+  cols: number;
+  chunks: MatrixChunk[];
+}
+
+export interface LayerWeights {
+  inputNorm: GPUBuffer;
+  qkv: GpuMatrix;
+  qkvBias: GPUBuffer | null;
+  qNorm: GPUBuffer | null;
+  kNorm: GPUBuffer | null;
+  o: GpuMatrix;
+  oBias: GPUBuffer | null;
+  postNorm: GPUBuffer;
+  gateUp: GpuMatrix;
+  down: GpuMatrix;
+}
+
+export interface ModelWeights {
+  embed: GpuMatrix;
+  layers: LayerWeights[];
+  finalNorm: GPUBuffer;
+  /** The LM head: `embed` itself when the embeddings are tied. */
+  lmHead: GpuMatrix;
+  /** Bytes of weights on the GPU. */
+  bytes: number;
+}
+
+function dtypeOf(t: Tensor, name: string): WeightDType {
+  if (t.dtype === 'F32') return 'f32';
+  if (t.dtype === 'F16') return 'f16';
+  if (t.dtype === 'BF16') return 'bf16';
+  throw new UnsupportedModelError(`dtype ${String(t.dtype)} (tensor ${name})`, ['F32', 'F16', 'BF16']);
+}
+
+/** Concatenate row-major tensors of one dtype along rows (their bytes, as the file has them). */
+function concatRows(parts: Tensor[]): Uint8Array {
+  const total = parts.reduce((n, p) => n + p.data.byteLength, 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p.data, o);
+    o += p.data.byteLength;
+  }
+  return out;
+}
+
+export class WeightUploader {
+  bytes = 0;
+
+  constructor(
+    private readonly rt: GpuRuntime,
+    private readonly tensors: ReadonlyMap<string, Tensor>,
+    private readonly architecture: string,
+  ) {}
+
+  tensor(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new MissingTensorError([name], this.architecture);
+    return t;
+  }
+
+  /** Rows of one or more tensors (same dtype and columns) as one chunked matrix. */
+  matrix(label: string, names: string[]): GpuMatrix {
+    const parts = names.map((n) => this.tensor(n));
+    const dtypes = new Set(parts.map((p, i) => dtypeOf(p, names[i]!)));
+    if (dtypes.size !== 1) throw new UnsupportedModelError(`mixed dtypes ${[...dtypes].join(', ')} in ${names.join(', ')}`, ['one dtype per fused matrix']);
+    const dtype = [...dtypes][0]!;
+    const cols = parts[0]!.shape[1]!;
+    const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
+    const bytes = concatRows(parts);
+    const rowBytes = cols * weightBytes(dtype);
+    const limits = this.rt.capabilities.limits;
+    const maxRows = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / rowBytes);
+    if (maxRows < 1) throw new UnsupportedModelError(`${label}: a row of ${rowBytes} bytes`, [`rows up to ${limits.maxStorageBufferBindingSize} bytes (this device's storage binding limit)`]);
+    const chunks: MatrixChunk[] = [];
+    for (let start = 0; start < rows; start += maxRows) {
+      const n = Math.min(maxRows, rows - start);
+      const slice = bytes.subarray(start * rowBytes, (start + n) * rowBytes);
+      const buffer = this.rt.upload(slice, `${label} rows ${start}..${start + n}`);
+      this.bytes += buffer.size;
+      chunks.push({ buffer, rowStart: start, rows: n });
+    }
+    return { name: label, dtype, rows, cols, chunks };
+  }
+
+  /** Small tensors (norms, biases) widened to f32, optionally concatenated. */
+  vector(names: string[]): GPUBuffer {
+    const values = names.map((n) => tensorToFloat64(this.tensor(n)));
+    const out = new Float32Array(values.reduce((n, v) => n + v.length, 0));
+    let o = 0;
+    for (const v of values) {
+      out.set(v, o);
+      o += v.length;
+    }
+    const buffer = this.rt.upload(out, names[0]!);
+    this.bytes += buffer.size;
+    return buffer;
+  }
+}
+
+export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: ReadonlyMap<string, Tensor>, numLayers = config.numLayers): ModelWeights {
+  const up = new WeightUploader(rt, tensors, config.architecture);
+  const embed = up.matrix('embed_tokens', ['model.embed_tokens.weight']);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const a = `${p}self_attn.`;
+    layers.push({
+      inputNorm: up.vector([`${p}input_layernorm.weight`]),
+      qkv: up.matrix(`layer ${l} qkv`, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
+      qkvBias: config.attentionBias ? up.vector([`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`]) : null,
+      qNorm: config.qkNorm ? up.vector([`${a}q_norm.weight`]) : null,
+      kNorm: config.qkNorm ? up.vector([`${a}k_norm.weight`]) : null,
+      o: up.matrix(`layer ${l} o`, [`${a}o_proj.weight`]),
+      oBias: config.oProjBias ? up.vector([`${a}o_proj.bias`]) : null,
+      postNorm: up.vector([`${p}post_attention_layernorm.weight`]),
+      gateUp: up.matrix(`layer ${l} gate_up`, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+      down: up.matrix(`layer ${l} down`, [`${p}mlp.down_proj.weight`]),
+    });
+  }
+  const finalNorm = up.vector(['model.norm.weight']);
+  const lmHead = config.tieWordEmbeddings ? embed : up.matrix('lm_head', ['lm_head.weight']);
+  return { embed, layers, finalNorm, lmHead, bytes: up.bytes };
+}
+
+/** Y[:, :] = X W^T over all of W's chunks (each writes its own column range of Y). */
+export function recordMatrix(
+  step: StepRecorder,
+  kernels: ReadonlyMap<WeightDType, MatmulKernels>,
+  x: GPUBuffer,
+  w: GpuMatrix,
+  y: GPUBuffer,
+  M: number,
+  path: MatmulPath = 'auto',
+  yStride = w.rows,
+): void {
+  const k = kernels.get(w.dtype)!;
+  for (const c of w.chunks) {
+    k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart }, path);
+  }
+}
+
+export function destroyWeights(rt: GpuRuntime, w: ModelWeights): void {
+  const mats = [w.embed, ...w.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])];
+  if (w.lmHead !== w.embed) mats.push(w.lmHead);
+  for (const m of mats) for (const c of m.chunks) rt.destroyBuffer(c.buffer);
+  const vecs = [w.finalNorm, ...w.layers.flatMap((l) => [l.inputNorm, l.postNorm, l.qkvBias, l.qNorm, l.kNorm, l.oBias])];
+  for (const v of vecs) if (v) rt.destroyBuffer(v);
+}

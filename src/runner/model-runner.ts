@@ -1,0 +1,273 @@
+// The model runner: one forward step of a ragged batch over the paged KV cache, recorded into one
+// command encoder and one submit. It executes what it is given (block tables, slots, output rows)
+// and decides nothing; the scheduler and the KV bookkeeping live above it.
+
+import { GpuLimitError } from '../gpu/errors.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import type { StepRecorder } from '../gpu/step.js';
+import { LayerKernels } from '../kernels/layers.js';
+import { MatmulKernels, type WeightDType } from '../kernels/matmul.js';
+import { RopeTable } from '../kernels/rope-table.js';
+import type { ModelConfig } from '../model/config.js';
+import type { LoadedModelFiles } from '../model/load.js';
+import { flattenBatch, type BatchSequence, type FlatBatch } from './batch.js';
+import { destroyWeights, recordMatrix, uploadWeights, type ModelWeights } from './gpu-weights.js';
+
+export interface RunnerOptions {
+  /** Most new tokens in one step (prefill chunk + decode + verify rows). Default 512. */
+  maxTokensPerStep?: number;
+  /** Most sequences in one step. Default 64. */
+  maxSequencesPerStep?: number;
+  /** KV pages (each pageSize tokens, all layers); capped so one layer's K fits a binding. */
+  kvPages?: number;
+  pageSize?: number;
+  /** Run only the first N layers (benchmarks on slow adapters). */
+  layers?: number;
+  /** Fill the KV cache with NaN at start and whenever pages are poisoned (tests). */
+  poisonKv?: boolean;
+}
+
+export interface StepFeatures {
+  tokens: number;
+  sequences: number;
+  outputRows: number;
+  /** Sum over new tokens of the keys each attends to (per layer). */
+  attendedKeys: number;
+  /** Wall time from submit to the token ids on the CPU, ms. */
+  ms: number;
+}
+
+export interface ForwardResult {
+  /** Greedy next token of each output row (ties to the lowest id). */
+  argmax: Uint32Array;
+  /** Logits [outputRows, vocab] when asked for. */
+  logits: Float32Array | null;
+  /** (sequence, row) of each output row. */
+  outputOf: { seq: number; row: number }[];
+  features: StepFeatures;
+}
+
+interface Activations {
+  tokens: GPUBuffer;
+  positions: GPUBuffer;
+  seqOfToken: GPUBuffer;
+  slots: GPUBuffer;
+  blockTables: GPUBuffer;
+  outputRows: GPUBuffer;
+  x: GPUBuffer;
+  h: GPUBuffer;
+  qkv: GPUBuffer;
+  attn: GPUBuffer;
+  tmp: GPUBuffer;
+  gateUp: GPUBuffer;
+  act: GPUBuffer;
+  rowsHidden: GPUBuffer;
+  logits: GPUBuffer;
+  ids: GPUBuffer;
+}
+
+export class ModelRunner {
+  readonly pageSize: number;
+  readonly numPages: number;
+  readonly maxTokens: number;
+  readonly maxSequences: number;
+  /** Output rows whose logits fit one buffer (the LM head runs in chunks of this many rows). */
+  readonly logitRowsPerChunk: number;
+  readonly numLayers: number;
+  private readonly kCache: GPUBuffer[] = [];
+  private readonly vCache: GPUBuffer[] = [];
+  private readonly a: Activations;
+  private readonly rope: RopeTable;
+  private readonly qDim: number;
+  private readonly kvDim: number;
+  private readonly qkvDim: number;
+
+  private constructor(
+    private readonly rt: GpuRuntime,
+    readonly config: ModelConfig,
+    readonly weights: ModelWeights,
+    private readonly matmul: ReadonlyMap<WeightDType, MatmulKernels>,
+    private readonly layers: LayerKernels,
+    private readonly options: RunnerOptions,
+  ) {
+    const c = config;
+    const lim = rt.capabilities.limits;
+    const binding = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+    this.numLayers = weights.layers.length;
+    this.pageSize = options.pageSize ?? 16;
+    this.qDim = c.numHeads * c.headDim;
+    this.kvDim = c.numKvHeads * c.headDim;
+    this.qkvDim = this.qDim + 2 * this.kvDim;
+    const widest = Math.max(c.hiddenSize, this.qkvDim, 2 * c.intermediateSize);
+    const tokenCap = Math.floor(binding / (4 * widest));
+    this.maxTokens = Math.min(options.maxTokensPerStep ?? 512, tokenCap);
+    if (this.maxTokens < 1) throw new GpuLimitError(`one token's activations (${4 * widest} bytes) exceed the storage binding limit`);
+    this.maxSequences = Math.min(options.maxSequencesPerStep ?? 64, this.maxTokens);
+    const pageBytes = this.pageSize * this.kvDim * 4;
+    const pageCap = Math.floor(binding / pageBytes);
+    this.numPages = Math.min(options.kvPages ?? 256, pageCap);
+    if (this.numPages < 1) throw new GpuLimitError(`one KV page (${pageBytes} bytes) exceeds the storage binding limit`);
+    this.logitRowsPerChunk = Math.max(1, Math.min(this.maxTokens, Math.floor(binding / (4 * c.vocabSize))));
+
+    const RW = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const f32 = (n: number, label: string): GPUBuffer => rt.createBuffer(4 * Math.max(1, n), RW, label);
+    for (let l = 0; l < this.numLayers; l++) {
+      this.kCache.push(f32(this.numPages * this.pageSize * this.kvDim, `K cache ${l}`));
+      this.vCache.push(f32(this.numPages * this.pageSize * this.kvDim, `V cache ${l}`));
+    }
+    const T = this.maxTokens;
+    this.a = {
+      tokens: f32(T, 'tokens'),
+      positions: f32(T, 'positions'),
+      seqOfToken: f32(T, 'seq of token'),
+      slots: f32(T, 'slots'),
+      blockTables: f32(this.maxSequences * Math.ceil(c.maxPositionEmbeddings / this.pageSize), 'block tables'),
+      outputRows: f32(T, 'output rows'),
+      x: f32(T * c.hiddenSize, 'x'),
+      h: f32(T * c.hiddenSize, 'h'),
+      qkv: f32(T * this.qkvDim, 'qkv'),
+      attn: f32(T * this.qDim, 'attn'),
+      tmp: f32(T * c.hiddenSize, 'tmp'),
+      gateUp: f32(T * 2 * c.intermediateSize, 'gate_up'),
+      act: f32(T * c.intermediateSize, 'act'),
+      rowsHidden: f32(this.logitRowsPerChunk * c.hiddenSize, 'rows hidden'),
+      logits: f32(this.logitRowsPerChunk * c.vocabSize, 'logits'),
+      ids: f32(T, 'ids'),
+    };
+    this.rope = new RopeTable(rt, c.headDim, c.ropeTheta, c.ropeScaling);
+    if (options.poisonKv) this.poisonPages(Array.from({ length: this.numPages }, (_, i) => i));
+  }
+
+  static async create(rt: GpuRuntime, files: LoadedModelFiles, options: RunnerOptions = {}): Promise<ModelRunner> {
+    const config = files.config;
+    const layers = Math.min(options.layers ?? config.numLayers, config.numLayers);
+    const weights = uploadWeights(rt, config, files.tensors, layers);
+    const dtypes = new Set<WeightDType>([weights.embed.dtype, weights.lmHead.dtype, ...weights.layers.flatMap((l) => [l.qkv.dtype, l.o.dtype, l.gateUp.dtype, l.down.dtype])]);
+    const matmul = new Map<WeightDType, MatmulKernels>();
+    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d));
+    const layerKernels = await LayerKernels.create(rt, [weights.embed.dtype]);
+    return new ModelRunner(rt, config, weights, matmul, layerKernels, options);
+  }
+
+  /** Overwrite pages with NaN in every layer (tests: a stale read shows up in every check). */
+  poisonPages(pages: readonly number[]): void {
+    const pageFloats = this.pageSize * this.kvDim;
+    const nan = new Float32Array(pageFloats).fill(NaN);
+    for (const page of pages) {
+      for (let l = 0; l < this.numLayers; l++) {
+        this.rt.write(this.kCache[l]!, 4 * page * pageFloats, nan);
+        this.rt.write(this.vCache[l]!, 4 * page * pageFloats, nan);
+      }
+    }
+  }
+
+  /** Copy the first `tokens` slots of pages (copy-on-write of a shared partial page). */
+  async copyPages(copies: readonly { srcPage: number; dstPage: number; tokens: number }[]): Promise<void> {
+    if (copies.length === 0) return;
+    const step = this.rt.beginStep('copy pages');
+    const pageBytes = 4 * this.pageSize * this.kvDim;
+    const tokenBytes = 4 * this.kvDim;
+    for (const c of copies) {
+      for (const cache of [...this.kCache, ...this.vCache]) step.copy(cache, c.srcPage * pageBytes, cache, c.dstPage * pageBytes, c.tokens * tokenBytes);
+    }
+    await step.submit();
+  }
+
+  /** Run one step. Output rows get their greedy token; logits too when `logits` is set. */
+  async forward(batch: readonly BatchSequence[], opts: { logits?: boolean } = {}): Promise<ForwardResult> {
+    const c = this.config;
+    const flat = flattenBatch(batch, {
+      vocabSize: c.vocabSize,
+      pageSize: this.pageSize,
+      numPages: this.numPages,
+      maxTokens: this.maxTokens,
+      maxSequences: this.maxSequences,
+      maxPositions: c.maxPositionEmbeddings,
+    });
+    this.rope.ensure(flat.maxPosition);
+    const step = this.rt.beginStep(`forward T=${flat.T}`);
+    const a = this.a;
+    step.write(a.tokens, 0, flat.tokens);
+    step.write(a.positions, 0, flat.positions);
+    step.write(a.seqOfToken, 0, flat.seqOfToken);
+    step.write(a.slots, 0, flat.slots);
+    step.write(a.blockTables, 0, flat.blockTables);
+    if (flat.outputRows.length > 0) step.write(a.outputRows, 0, flat.outputRows);
+
+    for (const chunk of this.weights.embed.chunks) {
+      this.layers.embedding(step, this.weights.embed.dtype, a.tokens, chunk.buffer, a.x, flat.T, c.hiddenSize, chunk.rowStart, chunk.rows);
+    }
+    for (let l = 0; l < this.numLayers; l++) this.recordLayer(step, l, flat);
+    const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false);
+    const ids = flat.outputRows.length > 0 ? step.read(a.ids, 0, 4 * flat.outputRows.length) : Promise.resolve(new ArrayBuffer(0));
+    const start = performance.now();
+    await step.submit();
+    const argmax = new Uint32Array(await ids);
+    let logits: Float32Array | null = null;
+    if (logitReads) {
+      logits = new Float32Array(flat.outputRows.length * c.vocabSize);
+      let o = 0;
+      for (const r of logitReads) {
+        const chunk = new Float32Array(await r);
+        logits.set(chunk, o);
+        o += chunk.length;
+      }
+    }
+    const ms = performance.now() - start;
+    return {
+      argmax,
+      logits,
+      outputOf: flat.outputOf,
+      features: { tokens: flat.T, sequences: flat.S, outputRows: flat.outputRows.length, attendedKeys: flat.attendedKeys, ms },
+    };
+  }
+
+  private recordLayer(step: StepRecorder, l: number, flat: FlatBatch): void {
+    const c = this.config;
+    const w = this.weights.layers[l]!;
+    const a = this.a;
+    const T = flat.T;
+    const H = c.hiddenSize;
+    this.layers.rmsnorm(step, a.x, w.inputNorm, a.h, T, H, c.rmsNormEps);
+    recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T);
+    if (w.qkvBias) this.layers.bias(step, w.qkvBias, a.qkv, T, this.qkvDim, this.qkvDim);
+    const rope = { T, headDim: c.headDim, rowStride: this.qkvDim };
+    this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numHeads, colOffset: 0 }, w.qNorm ? { weight: w.qNorm, eps: c.rmsNormEps } : undefined);
+    this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numKvHeads, colOffset: this.qDim }, w.kNorm ? { weight: w.kNorm, eps: c.rmsNormEps } : undefined);
+    this.layers.kvAppend(step, a.qkv, a.slots, this.kCache[l]!, this.vCache[l]!, { T, kvDim: this.kvDim, rowStride: this.qkvDim, kOffset: this.qDim, vOffset: this.qDim + this.kvDim });
+    this.layers.attention(
+      step,
+      { q: a.qkv, kCache: this.kCache[l]!, vCache: this.vCache[l]!, positions: a.positions, seqOfToken: a.seqOfToken, blockTables: a.blockTables, out: a.attn },
+      { T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pageSize: this.pageSize, maxBlocks: flat.maxBlocks, qStride: this.qkvDim, outStride: this.qDim },
+    );
+    recordMatrix(step, this.matmul, a.attn, w.o, a.tmp, T);
+    if (w.oBias) this.layers.bias(step, w.oBias, a.tmp, T, H, H);
+    this.layers.add(step, a.tmp, a.x, T * H);
+    this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);
+    recordMatrix(step, this.matmul, a.h, w.gateUp, a.gateUp, T);
+    this.layers.siluMul(step, a.gateUp, a.act, T, c.intermediateSize);
+    recordMatrix(step, this.matmul, a.act, w.down, a.tmp, T);
+    this.layers.add(step, a.tmp, a.x, T * H);
+  }
+
+  /** Final norm, LM head and argmax for the output rows only, in chunks that fit the logits buffer. */
+  private recordOutputs(step: StepRecorder, flat: FlatBatch, wantLogits: boolean): { logitReads: Promise<ArrayBuffer>[] | null } {
+    const c = this.config;
+    const R = flat.outputRows.length;
+    const reads: Promise<ArrayBuffer>[] = [];
+    for (let r0 = 0; r0 < R; r0 += this.logitRowsPerChunk) {
+      const rows = Math.min(this.logitRowsPerChunk, R - r0);
+      this.layers.rmsnorm(step, this.a.x, this.weights.finalNorm, this.a.rowsHidden, rows, c.hiddenSize, c.rmsNormEps, {}, this.a.outputRows, r0);
+      recordMatrix(step, this.matmul, this.a.rowsHidden, this.weights.lmHead, this.a.logits, rows);
+      this.layers.argmax(step, this.a.logits, this.a.ids, rows, c.vocabSize, c.vocabSize, r0);
+      if (wantLogits) reads.push(step.read(this.a.logits, 0, 4 * rows * c.vocabSize));
+    }
+    return { logitReads: wantLogits ? reads : null };
+  }
+
+  destroy(): void {
+    destroyWeights(this.rt, this.weights);
+    for (const b of [...this.kCache, ...this.vCache, ...Object.values(this.a)]) this.rt.destroyBuffer(b);
+    this.rope.destroy();
+  }
+}
