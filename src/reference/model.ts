@@ -75,7 +75,7 @@ export class ReferenceModel {
         k: K[pos]!.subarray(kvh * d, (kvh + 1) * d),
         v: V[pos]!.subarray(kvh * d, (kvh + 1) * d),
       }));
-      const o = linear(attn, w('self_attn.o_proj.weight'), T, H, c.numHeads * d);
+      const o = linear(attn, w('self_attn.o_proj.weight'), T, H, c.numHeads * d, c.oProjBias ? w('self_attn.o_proj.bias') : undefined);
       for (let i = 0; i < x.length; i++) x[i]! += o[i]!;
       const h2 = rmsNormRef(x, w('post_attention_layernorm.weight'), T, H, c.rmsNormEps);
       const gate = linear(h2, w('mlp.gate_proj.weight'), T, c.intermediateSize, H);

@@ -141,7 +141,11 @@ export class ModelRunner {
   static async create(rt: GpuRuntime, files: LoadedModelFiles, options: RunnerOptions = {}): Promise<ModelRunner> {
     const config = files.config;
     const layers = Math.min(options.layers ?? config.numLayers, config.numLayers);
-    const weights = uploadWeights(rt, config, files.tensors, layers);
+    return ModelRunner.fromWeights(rt, config, uploadWeights(rt, config, files.tensors, layers), options);
+  }
+
+  /** A runner over weights already on the GPU (e.g. synthetic ones a benchmark generated there). */
+  static async fromWeights(rt: GpuRuntime, config: ModelConfig, weights: ModelWeights, options: RunnerOptions = {}): Promise<ModelRunner> {
     const dtypes = new Set<WeightDType>([weights.embed.dtype, weights.lmHead.dtype, ...weights.layers.flatMap((l) => [l.qkv.dtype, l.o.dtype, l.gateUp.dtype, l.down.dtype])]);
     const matmul = new Map<WeightDType, MatmulKernels>();
     for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d));
