@@ -1,9 +1,9 @@
-// cos/sin of position * inv_freq for RoPE, computed in float64 on the CPU and rounded once to f32
-// (WGSL's cos/sin lose accuracy at large angles), kept on the GPU and grown by doubling as longer
-// positions appear.
+// cos/sin of position * inv_freq for RoPE, computed on the CPU exactly as HF transformers computes
+// them (float32 frequencies, angles and functions; see ropeCosSin), kept on the GPU and grown by
+// doubling as longer positions appear. (WGSL's own cos/sin lose accuracy at large angles.)
 
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { ropeInvFreq, type RopeScaling } from '../reference/ops.js';
+import { ropeCosSin, ropeInvFreq, type RopeScaling } from '../reference/ops.js';
 
 /** [positions, headDim/2] pairs (cos, sin) as f32. */
 export function ropeTableData(invFreq: ArrayLike<number>, fromPos: number, toPos: number): Float32Array {
@@ -11,10 +11,10 @@ export function ropeTableData(invFreq: ArrayLike<number>, fromPos: number, toPos
   const out = new Float32Array((toPos - fromPos) * half * 2);
   for (let pos = fromPos; pos < toPos; pos++) {
     for (let i = 0; i < half; i++) {
-      const angle = pos * invFreq[i]!;
+      const [c, s] = ropeCosSin(pos, invFreq[i]!);
       const o = ((pos - fromPos) * half + i) * 2;
-      out[o] = Math.cos(angle);
-      out[o + 1] = Math.sin(angle);
+      out[o] = c;
+      out[o + 1] = s;
     }
   }
   return out;
