@@ -1,0 +1,137 @@
+// `webslo`: the engine's model runner on Dawn, from the command line.
+//   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
+//   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
+//                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
+// Common: --no-f16, --no-subgroups, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
+//         --layers N, --max-tokens-per-step N.
+
+import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
+import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
+import { nodeDirectorySource } from '../model/source.js';
+import { ModelRunner } from '../runner/model-runner.js';
+import { RunnerSession } from '../runner/session.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
+
+const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help']);
+
+const USAGE = `usage:
+  webslo logits   --model DIR --tokens 5,17,9 [--top 8]
+  webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
+options: --no-f16 --no-subgroups --dawn-flag FLAGS --power high-performance|low-power
+         --layers N --max-tokens-per-step N --verbose`;
+
+/** Write to stdout and wait until it is flushed (the process exits right after the command). */
+function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+}
+
+interface Loaded {
+  rt: GpuRuntime;
+  files: LoadedModelFiles;
+  runner: ModelRunner;
+}
+
+async function load(args: ParsedArgs): Promise<Loaded> {
+  const dir = stringFlag(args, 'model');
+  if (!dir) throw new UsageError('--model DIR is required');
+  const files = await loadModelFiles(nodeDirectorySource(dir));
+  const power = stringFlag(args, 'power');
+  if (power !== undefined && power !== 'high-performance' && power !== 'low-power') throw new UsageError(`--power ${power}: expected high-performance or low-power`);
+  const options: RuntimeOptions = {
+    ignoreShaderF16: args.flags.has('no-f16'),
+    ignoreSubgroups: args.flags.has('no-subgroups'),
+    dawnFlags: stringFlag(args, 'dawn-flag')?.split(',') ?? [],
+  };
+  if (power) options.powerPreference = power;
+  const rt = await GpuRuntime.create(options);
+  if (args.flags.has('verbose')) console.error(`[webslo] ${describeCapabilities(rt.capabilities)}`);
+  const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096 });
+  return { rt, files, runner };
+}
+
+function promptTokens(args: ParsedArgs, files: LoadedModelFiles): { ids: number[]; tokenizer: TextTokenizer | null } {
+  const tokenizer = files.tokenizerJson ? new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, files.config.eosTokenIds) : null;
+  const tokens = stringFlag(args, 'tokens');
+  const prompt = stringFlag(args, 'prompt');
+  if ((tokens === undefined) === (prompt === undefined)) throw new UsageError('give exactly one of --tokens IDS and --prompt TEXT');
+  if (tokens !== undefined) return { ids: tokenList(tokens, 'tokens'), tokenizer };
+  if (!tokenizer) throw new UsageError('this model folder has no tokenizer.json: use --tokens');
+  return { ids: tokenizer.encode(prompt!), tokenizer };
+}
+
+async function logits(args: ParsedArgs): Promise<void> {
+  const top = numberFlag(args, 'top', (n) => Number.isInteger(n) && n >= 1, 'a positive integer') ?? 8;
+  const { rt, files, runner } = await load(args);
+  try {
+    const { ids } = promptTokens(args, files);
+    const session = new RunnerSession(runner);
+    const id = session.newSequence();
+    const results = await session.prefill(id, ids, runner.maxTokens, { logits: true, outputs: 'all' });
+    const V = runner.config.vocabSize;
+    const all = results.flatMap((r) => Array.from({ length: r.logits!.length / V }, (_, i) => r.logits!.subarray(i * V, (i + 1) * V)));
+    const topOf = (row: Float32Array): number[] => {
+      const order = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b);
+      return order.slice(0, top);
+    };
+    const topIds = all.map(topOf);
+    await writeOut(
+      `${JSON.stringify({
+        last_logits: Array.from(all[all.length - 1]!),
+        top_ids: topIds,
+        top_logits: topIds.map((t, p) => t.map((i) => all[p]![i]!)),
+      })}\n`,
+    );
+  } finally {
+    runner.destroy();
+    rt.destroy();
+  }
+}
+
+async function generate(args: ParsedArgs): Promise<void> {
+  const maxTokens = numberFlag(args, 'max-tokens', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  if (maxTokens === undefined) throw new UsageError('--max-tokens N is required');
+  if (args.flags.has('temperature') || args.flags.has('seed') || args.flags.has('top-k') || args.flags.has('top-p')) {
+    throw new UsageError('sampling options are not available yet: generate decodes greedily');
+  }
+  const { rt, files, runner } = await load(args);
+  try {
+    const { ids, tokenizer } = promptTokens(args, files);
+    const eos = new Set([...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]);
+    const session = new RunnerSession(runner);
+    const seq = session.newSequence();
+    const res = await session.prefill(seq, ids);
+    const out = [res[res.length - 1]!.argmax[0]!];
+    const ignoreEos = args.flags.has('ignore-eos');
+    while (out.length < maxTokens && (ignoreEos || !eos.has(out[out.length - 1]!))) {
+      const r = await session.step([{ id: seq, tokens: [out[out.length - 1]!] }]);
+      out.push(r.argmax[0]!);
+    }
+    const text = tokenizer ? tokenizer.decode(out, { skipSpecialTokens: true }) : null;
+    await writeOut(args.flags.has('json') ? `${JSON.stringify({ token_ids: out, text })}\n` : `${text ?? out.join(',')}\n`);
+  } finally {
+    runner.destroy();
+    rt.destroy();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    if (argv.length === 0 || argv.includes('--help') || argv[0] === 'help') {
+      console.log(USAGE);
+      return argv.length === 0 ? 2 : 0;
+    }
+    const args = parseArgs(argv, BOOLEAN);
+    if (args.command === 'logits') await logits(args);
+    else if (args.command === 'generate') await generate(args);
+    else throw new UsageError(`unknown command '${args.command}'`);
+    return 0;
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    console.error(`webslo: ${err.name}: ${err.message}`);
+    if (e instanceof UsageError) console.error(USAGE);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}

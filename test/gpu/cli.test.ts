@@ -1,0 +1,55 @@
+// The `webslo` CLI as a user runs it: a separate process, JSON on stdout, typed errors on stderr.
+
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
+import { gpuConfig } from './gpu-config.js';
+
+function webslo(...args: string[]): { code: number; out: string; err: string } {
+  const config = gpuConfig();
+  const extra = config === 'no-f16' ? ['--no-f16'] : config === 'no-subgroups' ? ['--no-subgroups'] : [];
+  const r = spawnSync(process.execPath, ['bin/webslo.mjs', ...args, ...(args.length > 1 ? extra : [])], { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+describe('webslo CLI', () => {
+  it('logits prints all last logits and the top ids per position, matching HF', () => {
+    const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
+    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--top', '8');
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { last_logits: number[]; top_ids: number[][]; top_logits: number[][] };
+    expect(j.last_logits).toHaveLength(32000);
+    expect(Math.max(...j.last_logits.map((v, i) => Math.abs(v - c.last_logits[i]!)))).toBeLessThan(1e-3);
+    expect(j.top_ids).toHaveLength(5);
+    expect(j.top_ids[4]).toEqual(c.top8_ids[4]);
+    expect(j.top_logits[4]![0]).toBeCloseTo(c.top8_logits[4]![0]!, 3);
+  });
+
+  it('generate --json decodes greedily by default, like HF generate', () => {
+    const c = fixtureCases('tiny-mistral').find((x) => x.prompt.length === 37)!;
+    const r = webslo('generate', '--model', fixtureDir('tiny-mistral'), '--tokens', c.prompt.join(','), '--max-tokens', '12', '--json', '--ignore-eos');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ token_ids: c.greedy.slice(0, 12), text: null });
+  });
+
+  it('generate --prompt encodes with the model tokenizer and decodes the answer', () => {
+    const r = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--prompt', 'Hello world', '--max-tokens', '4', '--json');
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { token_ids: number[]; text: string };
+    expect(j.token_ids).toHaveLength(4);
+    expect(typeof j.text).toBe('string');
+    expect(j.text.length).toBeGreaterThan(0);
+  });
+
+  it('fails clearly on a bad folder (exit 1) and on bad usage (exit 2)', () => {
+    const bad = webslo('logits', '--model', '/nonexistent-model-dir', '--tokens', '1');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/ModelFileError: .*nonexistent-model-dir\/config.json: not found/);
+    const usage = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--tokens', '1,x', '--max-tokens', '2');
+    expect(usage.code).toBe(2);
+    expect(usage.err).toMatch(/--tokens '1,x': expected comma-separated token ids/);
+    const noTok = webslo('generate', '--model', fixtureDir('tiny-llama3'), '--prompt', 'hi', '--max-tokens', '2');
+    expect(noTok.code).toBe(2);
+    expect(noTok.err).toMatch(/no tokenizer.json: use --tokens/);
+  });
+});
