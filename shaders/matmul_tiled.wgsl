@@ -7,9 +7,10 @@
 // memory; lane l takes local groups l, l+LANES, ... so each lane still sees its groups in order.
 //
 // Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16 / W_BF16 / SHADER_F16
-// (weight storage, see lib/weights.wgsl), VEC4, SUBGROUPS.
+// (weight storage, see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group
+// products in f16, lib/group_dot16.wgsl), ENABLE_F16.
 
-#if SHADER_F16
+#if ENABLE_F16
 enable f16;
 #endif
 #if SUBGROUPS
@@ -34,6 +35,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 #endif
 #include weights
+#if F16_MATH
+#include group_dot16
+#endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 const MX: u32 = TN / 4u;        // micro tiles across
@@ -119,12 +123,17 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
         let bz = vec4<f32>(b[0].z, b[1].z, b[2].z, b[3].z);
         let bw = vec4<f32>(b[0].w, b[1].w, b[2].w, b[3].w);
         for (var i = 0u; i < 4u; i++) {
+#if F16_MATH
+          let c0 = acc[i];
+          acc[i] = vec4<f32>(group_dot16(a[i], b[0], c0.x), group_dot16(a[i], b[1], c0.y), group_dot16(a[i], b[2], c0.z), group_dot16(a[i], b[3], c0.w));
+#else
           var c = acc[i];
           c = fma(vec4<f32>(a[i].x), bx, c);
           c = fma(vec4<f32>(a[i].y), by, c);
           c = fma(vec4<f32>(a[i].z), bz, c);
           c = fma(vec4<f32>(a[i].w), bw, c);
           acc[i] = c;
+#endif
         }
       }
     }

@@ -6,10 +6,11 @@
 // Nothing here depends on M, so a row's result is the same whichever rows share its dispatch.
 //
 // Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / SHADER_F16
-// (weight storage, see lib/weights.wgsl), VEC4 (K, strides
-// multiples of 4: vector loads), SUBGROUPS (lane tree through subgroupShuffleXor).
+// (weight storage, see lib/weights.wgsl), VEC4 (K, strides multiples of 4: vector loads),
+// SUBGROUPS (lane tree through subgroupShuffleXor), F16_MATH (group products in f16,
+// lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH).
 
-#if SHADER_F16
+#if ENABLE_F16
 enable f16;
 #endif
 #if SUBGROUPS
@@ -34,6 +35,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 #endif
 #include weights
+#if F16_MATH
+#include group_dot16
+#endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 const OUTS: u32 = WG / LANES;
@@ -92,11 +96,15 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
         let m = min(m0 + r, p.M - 1u);
         xs[r] = load_x(m, g);
       }
+#if F16_MATH
+      acc = vec4<f32>(group_dot16(xs[0], w, acc.x), group_dot16(xs[1], w, acc.y), group_dot16(xs[2], w, acc.z), group_dot16(xs[3], w, acc.w));
+#else
       // Per row: x, y, z, w of the group in order.
       acc = fma(vec4<f32>(xs[0].x, xs[1].x, xs[2].x, xs[3].x), vec4<f32>(w.x), acc);
       acc = fma(vec4<f32>(xs[0].y, xs[1].y, xs[2].y, xs[3].y), vec4<f32>(w.y), acc);
       acc = fma(vec4<f32>(xs[0].z, xs[1].z, xs[2].z, xs[3].z), vec4<f32>(w.z), acc);
       acc = fma(vec4<f32>(xs[0].w, xs[1].w, xs[2].w, xs[3].w), vec4<f32>(w.w), acc);
+#endif
     }
   }
 

@@ -2,7 +2,7 @@
 //   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
 //   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
-// Common: --no-f16, --no-subgroups, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
+// Common: --math f32|f16, --no-f16, --no-subgroups, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
 
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
@@ -18,7 +18,7 @@ const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbos
 const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
-options: --no-f16 --no-subgroups --dawn-flag FLAGS --power high-performance|low-power
+options: --math f32|f16 --no-f16 --no-subgroups --dawn-flag FLAGS --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
 
 /** Write to stdout and wait until it is flushed (the process exits right after the command). */
@@ -48,7 +48,9 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   if (args.flags.has('verbose')) console.error(`[webslo] ${describeCapabilities(rt.capabilities)}`);
   const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-  const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096 });
+  const math = stringFlag(args, 'math') ?? 'f32';
+  if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
+  const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096, math });
   return { rt, files, runner };
 }
 

@@ -6,6 +6,7 @@
 
 import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matmulTiledSource from '../../shaders/matmul_tiled.wgsl?raw';
+import groupDot16Lib from '../../shaders/lib/group_dot16.wgsl?raw';
 import weightsLib from '../../shaders/lib/weights.wgsl?raw';
 import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
 import type { StorageArg } from '../gpu/bind-groups.js';
@@ -24,7 +25,7 @@ export const MATVEC_KERNEL: KernelSpec = {
   source: matvecSource,
   storage: ['read', 'read', 'read_write'],
   paramsBytes: PARAMS_BYTES,
-  includes: { weights: weightsLib },
+  includes: { weights: weightsLib, group_dot16: groupDot16Lib },
 };
 
 export const MATMUL_TILED_KERNEL: KernelSpec = {
@@ -32,7 +33,7 @@ export const MATMUL_TILED_KERNEL: KernelSpec = {
   source: matmulTiledSource,
   storage: ['read', 'read', 'read_write'],
   paramsBytes: PARAMS_BYTES,
-  includes: { weights: weightsLib },
+  includes: { weights: weightsLib, group_dot16: groupDot16Lib },
 };
 
 /** The lib/weights.wgsl booleans for a weight dtype. */
@@ -73,13 +74,20 @@ interface Geometry {
 export class MatmulKernels {
   private constructor(
     readonly dtype: WeightDType,
+    readonly f16Math: boolean,
     private readonly geometry: Geometry,
     private readonly pipelines: Map<string, PreparedPipeline>,
     readonly defines: { matvec: WgslDefines; tiled: WgslDefines },
   ) {}
 
-  static async create(rt: GpuRuntime, dtype: WeightDType): Promise<MatmulKernels> {
+  /**
+   * @param f16Math group products in f16 (needs shader-f16); the default is f32 math.
+   */
+  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false): Promise<MatmulKernels> {
     const caps = rt.capabilities;
+    if (f16Math && !caps.features.shaderF16) {
+      throw new GpuLimitError(`f16 math needs the 'shader-f16' feature, which this device ${caps.ignored.shaderF16 ? 'was told to ignore' : 'lacks'}; use f32 math`);
+    }
     const lanes = caps.reduceLanes;
     const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
     if (wg % lanes !== 0 || lanes > 32) {
@@ -101,7 +109,7 @@ export class MatmulKernels {
     // Subgroup shuffles stay within a lane group only if every subgroup holds whole lane groups.
     const subgroups = caps.features.subgroups && caps.subgroupMinSize >= lanes && lanes > 1;
     const shaderF16 = dtype === 'f16' && caps.features.shaderF16;
-    const common = { LANES: lanes, ...weightDefines(dtype, shaderF16), W_BINDING: 2, SUBGROUPS: subgroups };
+    const common = { LANES: lanes, ...weightDefines(dtype, shaderF16), W_BINDING: 2, SUBGROUPS: subgroups, F16_MATH: f16Math, ENABLE_F16: shaderF16 || f16Math };
     const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS };
     const tiled: WgslDefines = { ...common, TM: tiledTm, TN: tiledTn, GROUPS_PER_STEP: groupsPerStep };
     const pipelines = new Map<string, PreparedPipeline>();
@@ -111,7 +119,7 @@ export class MatmulKernels {
         rt.prepare(MATMUL_TILED_KERNEL, { ...tiled, VEC4: vec4 }).then((p) => pipelines.set(`tiled|${vec4}`, p)),
       ]),
     );
-    return new MatmulKernels(dtype, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
+    return new MatmulKernels(dtype, f16Math, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
   }
 
   /** The path `auto` takes for M rows. */
@@ -140,6 +148,6 @@ export class MatmulKernels {
       use === 'matvec'
         ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
         : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
-    step.dispatch(prepared, params, [x, w, y], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}`);
+    step.dispatch(prepared, params, [x, w, y], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
   }
 }

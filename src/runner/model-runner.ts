@@ -25,6 +25,9 @@ export interface RunnerOptions {
   layers?: number;
   /** Fill the KV cache with NaN at start and whenever pages are poisoned (tests). */
   poisonKv?: boolean;
+  /** 'f32' (default) or 'f16': matmul group products in f16 (needs shader-f16); norms, softmax
+   * and all accumulation stay f32. */
+  math?: 'f32' | 'f16';
 }
 
 export interface StepFeatures {
@@ -148,7 +151,7 @@ export class ModelRunner {
   static async fromWeights(rt: GpuRuntime, config: ModelConfig, weights: ModelWeights, options: RunnerOptions = {}): Promise<ModelRunner> {
     const dtypes = new Set<WeightDType>([weights.embed.dtype, weights.lmHead.dtype, ...weights.layers.flatMap((l) => [l.qkv.dtype, l.o.dtype, l.gateUp.dtype, l.down.dtype])]);
     const matmul = new Map<WeightDType, MatmulKernels>();
-    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d));
+    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d, options.math === 'f16'));
     const layerKernels = await LayerKernels.create(rt, [weights.embed.dtype]);
     return new ModelRunner(rt, config, weights, matmul, layerKernels, options);
   }
