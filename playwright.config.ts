@@ -27,7 +27,8 @@ export default defineConfig({
   fullyParallel: false,
   forbidOnly: !!process.env.CI,
   retries: 0,
-  // SwiftShader compiles compute pipelines slowly (seconds each).
+  // SwiftShader compiles compute pipelines slowly (seconds each); a whole fixture model (e2e/models.spec.ts)
+  // takes 20-30 s of its 180 s.
   timeout: 180_000,
   expect: { timeout: 15_000 },
   // Not the default 'test-results': Playwright empties its outputDir on start, and other tiers'

@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
+import { serveFixtureModels } from './e2e/fixture-server.js';
 
-// Two pages: the demo (index.html) and the browser test harness that e2e/ drives. Vitest has its
-// own vitest.config.ts (which takes precedence there), so nothing here affects the Node tiers.
+// Three pages: the demo (index.html) and the two browser test pages that e2e/ drives (the kernel
+// harness and the whole-model page). Vitest has its own vitest.config.ts (which takes precedence
+// there), so nothing here affects the Node tiers.
 
 const page = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
@@ -25,13 +27,15 @@ function keepDawnOutOfTheBrowser(): Plugin {
 }
 
 export default defineConfig({
-  plugins: [keepDawnOutOfTheBrowser()],
+  // The fixture models (test/fixtures/<name>) at /models/<name>/resolve/main/<file>, the hub's URL
+  // layout, on the dev and preview servers only: served from disk, never copied into the build.
+  plugins: [keepDawnOutOfTheBrowser(), serveFixtureModels()],
   server: { host: '127.0.0.1', port: 5173, strictPort: true },
   preview: { host: '127.0.0.1', port: 4173, strictPort: true },
-  // The dev server pre-bundles dependencies found from both pages (comlink for the harness).
-  optimizeDeps: { entries: ['index.html', 'e2e/harness/index.html'], exclude: ['webgpu'] },
+  // The dev server pre-bundles dependencies found from every page (comlink for the test pages).
+  optimizeDeps: { entries: ['index.html', 'e2e/harness/index.html', 'e2e/models/index.html'], exclude: ['webgpu'] },
   worker: {
-    // Module workers: the kernel worker imports the same ES modules as the page.
+    // Module workers: the kernel and model workers import the same ES modules as the page.
     format: 'es',
     plugins: () => [keepDawnOutOfTheBrowser()],
     rolldownOptions: { output: { keepNames: true } },
@@ -43,6 +47,7 @@ export default defineConfig({
       input: {
         main: page('./index.html'),
         harness: page('./e2e/harness/index.html'),
+        models: page('./e2e/models/index.html'),
       },
       // The GPU errors take their name from their class (`new.target.name`), and the demo shows
       // it: without this the minifier turns GpuUnavailableError into 't'.
