@@ -4,10 +4,10 @@
 //   - top-8 ids at every position whose reference top-8 is well ordered (neighbouring logits more
 //     than TOP_GAP apart), the last position reported on its own;
 //   - the 24 greedy tokens.
-// Browser-safe on purpose: test/helpers/fixtures.ts has the same topK/topIdsComparable but imports
-// node:fs, so only its FixtureCase type is shared here.
+// topK/topIdsComparable come from test/helpers/logits.ts, which the Node tier uses too.
 
 import type { FixtureCase } from '../../test/helpers/fixtures.js';
+import { topIdsComparable, topK } from '../../test/helpers/logits.js';
 
 export type ReferenceCase = FixtureCase;
 
@@ -40,31 +40,6 @@ export interface CaseComparison {
   greedyEqual: boolean;
   /** First index where the greedy tokens differ, or -1. */
   greedyFirstMismatch: number;
-}
-
-/**
- * Positions whose top-8 order is well defined: every neighbouring pair of the reference top-8
- * differs by more than `gap` (as test/helpers/fixtures.ts topIdsComparable).
- */
-export function topIdsComparable(topLogits: readonly number[], gap = TOP_GAP): boolean {
-  for (let i = 0; i + 1 < topLogits.length; i++) if (topLogits[i]! - topLogits[i + 1]! <= gap) return false;
-  return true;
-}
-
-/** The k largest ids of a logits row, best first, ties to the lower id (as test/helpers/fixtures.ts topK). */
-export function topK(logits: ArrayLike<number>, offset: number, vocab: number, k: number): number[] {
-  const ids: number[] = [];
-  const better = (a: number, b: number): boolean => logits[offset + a]! > logits[offset + b]! || (logits[offset + a] === logits[offset + b] && a < b);
-  for (let i = 0; i < vocab; i++) {
-    if (ids.length === k && !better(i, ids[k - 1]!)) continue;
-    let j = ids.length < k ? ids.length : k - 1;
-    ids[j] = i;
-    while (j > 0 && better(ids[j]!, ids[j - 1]!)) {
-      [ids[j], ids[j - 1]] = [ids[j - 1]!, ids[j]!];
-      j--;
-    }
-  }
-  return ids;
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
