@@ -15,6 +15,11 @@ export interface BatchSequence {
   slots: ArrayLike<number>;
   /** Rows (indexes into `tokens`) that need logits / a next token: default 'last'. */
   outputs?: 'last' | 'all' | 'none' | readonly number[];
+  /**
+   * What these tokens are, for the step's features (the performance model's inputs). Default:
+   * one token is 'decode'; several with every row an output are 'verify'; otherwise 'prefill'.
+   */
+  kind?: 'prefill' | 'decode' | 'verify';
 }
 
 export interface FlatBatch {
@@ -33,6 +38,9 @@ export interface FlatBatch {
   maxPosition: number;
   /** Sum over tokens of the keys each attends to (pos + 1). */
   attendedKeys: number;
+  prefillTokens: number;
+  decodeRows: number;
+  verifyRows: number;
 }
 
 export interface BatchLimits {
@@ -73,6 +81,9 @@ export function flattenBatch(batch: readonly BatchSequence[], lim: BatchLimits):
     outputOf: [],
     maxPosition: 0,
     attendedKeys: 0,
+    prefillTokens: 0,
+    decodeRows: 0,
+    verifyRows: 0,
   };
   const rows: number[] = [];
   let t0 = 0;
@@ -110,6 +121,11 @@ export function flattenBatch(batch: readonly BatchSequence[], lim: BatchLimits):
       rows.push(t0 + r);
       flat.outputOf.push({ seq: si, row: r });
     }
+    const outs = outputRowsOf(s, n);
+    const kind = s.kind ?? (n === 1 ? 'decode' : outs.length === n ? 'verify' : 'prefill');
+    if (kind === 'prefill') flat.prefillTokens += n;
+    else if (kind === 'decode') flat.decodeRows += n;
+    else flat.verifyRows += n;
     flat.maxPosition = Math.max(flat.maxPosition, end - 1);
     t0 += n;
   });

@@ -30,11 +30,16 @@ export interface RunnerOptions {
   math?: 'f32' | 'f16';
 }
 
+/** What a performance model needs to know about a step, with its measured time. */
 export interface StepFeatures {
   tokens: number;
+  prefillTokens: number;
+  decodeRows: number;
+  verifyRows: number;
   sequences: number;
+  /** Rows that went through the final norm and LM head. */
   outputRows: number;
-  /** Sum over new tokens of the keys each attends to (per layer). */
+  /** KV tokens read by attention: the sum over new tokens of the keys each attends to (per layer). */
   attendedKeys: number;
   /** Wall time from submit to the token ids on the CPU, ms. */
   ms: number;
@@ -225,7 +230,16 @@ export class ModelRunner {
       argmax,
       logits,
       outputOf: flat.outputOf,
-      features: { tokens: flat.T, sequences: flat.S, outputRows: flat.outputRows.length, attendedKeys: flat.attendedKeys, ms },
+      features: {
+        tokens: flat.T,
+        prefillTokens: flat.prefillTokens,
+        decodeRows: flat.decodeRows,
+        verifyRows: flat.verifyRows,
+        sequences: flat.S,
+        outputRows: flat.outputRows.length,
+        attendedKeys: flat.attendedKeys,
+        ms,
+      },
     };
   }
 
