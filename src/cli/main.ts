@@ -9,7 +9,7 @@ import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/in
 import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
-import { RunnerSession } from '../runner/session.js';
+import { RunnerSession, type Sampling } from '../runner/session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 
@@ -18,6 +18,7 @@ const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbos
 const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
+                  [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
 options: --math f32|f16 --no-f16 --no-subgroups --dawn-flag FLAGS --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
 
@@ -92,25 +93,34 @@ async function logits(args: ParsedArgs): Promise<void> {
   }
 }
 
+function samplingOf(args: ParsedArgs): Sampling | undefined {
+  const temperature = numberFlag(args, 'temperature', (n) => n >= 0, 'a number >= 0');
+  const topK = numberFlag(args, 'top-k', (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0 (0 = off)');
+  const topP = numberFlag(args, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  const seedText = stringFlag(args, 'seed');
+  if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed ${seedText}: expected an integer >= 0`);
+  if (temperature === undefined) {
+    if (topK !== undefined || topP !== undefined || seedText !== undefined) throw new UsageError('--top-k, --top-p and --seed need --temperature (greedy otherwise)');
+    return undefined;
+  }
+  const seed = seedText !== undefined ? BigInt(seedText) : BigInt(Math.floor(Math.random() * 2 ** 52));
+  return { temperature, topK: topK ?? 0, topP: topP ?? 1, seed };
+}
+
 async function generate(args: ParsedArgs): Promise<void> {
   const maxTokens = numberFlag(args, 'max-tokens', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   if (maxTokens === undefined) throw new UsageError('--max-tokens N is required');
-  if (args.flags.has('temperature') || args.flags.has('seed') || args.flags.has('top-k') || args.flags.has('top-p')) {
-    throw new UsageError('sampling options are not available yet: generate decodes greedily');
-  }
+  // Greedy unless --temperature is given, whatever generation_config.json says.
+  const sampling = samplingOf(args);
   const { rt, files, runner } = await load(args);
   try {
     const { ids, tokenizer } = promptTokens(args, files);
     const eos = new Set([...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]);
     const session = new RunnerSession(runner);
-    const seq = session.newSequence();
-    const res = await session.prefill(seq, ids);
-    const out = [res[res.length - 1]!.argmax[0]!];
-    const ignoreEos = args.flags.has('ignore-eos');
-    while (out.length < maxTokens && (ignoreEos || !eos.has(out[out.length - 1]!))) {
-      const r = await session.step([{ id: seq, tokens: [out[out.length - 1]!] }]);
-      out.push(r.argmax[0]!);
-    }
+    const out = await session.generate(ids, maxTokens, {
+      ...(sampling ? { sampling } : {}),
+      ...(args.flags.has('ignore-eos') ? {} : { stopTokens: eos }),
+    });
     const text = tokenizer ? tokenizer.decode(out, { skipSpecialTokens: true }) : null;
     await writeOut(args.flags.has('json') ? `${JSON.stringify({ token_ids: out, text })}\n` : `${text ?? out.join(',')}\n`);
   } finally {

@@ -7,10 +7,12 @@ import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
 import { LayerKernels } from '../kernels/layers.js';
 import { MatmulKernels, type WeightDType } from '../kernels/matmul.js';
+import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
 import type { LoadedModelFiles } from '../model/load.js';
 import { flattenBatch, type BatchSequence, type FlatBatch } from './batch.js';
+import { ForwardInputError } from './errors.js';
 import { destroyWeights, recordMatrix, uploadWeights, type ModelWeights } from './gpu-weights.js';
 
 export interface RunnerOptions {
@@ -45,9 +47,16 @@ export interface StepFeatures {
   ms: number;
 }
 
+export interface ForwardOptions {
+  /** Read back the logits of the output rows too. */
+  logits?: boolean;
+  /** One entry per output row: sample with these instead of greedy argmax (temperature 0 = argmax). */
+  sampling?: readonly SamplingParams[];
+}
+
 export interface ForwardResult {
-  /** Greedy next token of each output row (ties to the lowest id). */
-  argmax: Uint32Array;
+  /** The next token of each output row: greedy argmax (ties to the lowest id), or sampled. */
+  tokens: Uint32Array;
   /** Logits [outputRows, vocab] when asked for. */
   logits: Float32Array | null;
   /** (sequence, row) of each output row. */
@@ -72,6 +81,8 @@ interface Activations {
   rowsHidden: GPUBuffer;
   logits: GPUBuffer;
   ids: GPUBuffer;
+  /** Sampling params per output row, one 256-byte-aligned region per logits chunk. */
+  sampling: GPUBuffer;
 }
 
 export class ModelRunner {
@@ -89,6 +100,8 @@ export class ModelRunner {
   private readonly qDim: number;
   private readonly kvDim: number;
   private readonly qkvDim: number;
+  private readonly samplingChunkBytes: number;
+  private sampler: SamplingKernels | null = null;
 
   private constructor(
     private readonly rt: GpuRuntime,
@@ -117,6 +130,7 @@ export class ModelRunner {
     if (this.numPages < 1) throw new GpuLimitError(`one KV page (${pageBytes} bytes) exceeds the storage binding limit`);
     this.logitRowsPerChunk = Math.max(1, Math.min(this.maxTokens, Math.floor(binding / (4 * c.vocabSize))));
 
+    this.samplingChunkBytes = Math.ceil((this.logitRowsPerChunk * SAMPLING_PARAMS_BYTES) / lim.minStorageBufferOffsetAlignment) * lim.minStorageBufferOffsetAlignment;
     const RW = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const f32 = (n: number, label: string): GPUBuffer => rt.createBuffer(4 * Math.max(1, n), RW, label);
     for (let l = 0; l < this.numLayers; l++) {
@@ -141,6 +155,7 @@ export class ModelRunner {
       rowsHidden: f32(this.logitRowsPerChunk * c.hiddenSize, 'rows hidden'),
       logits: f32(this.logitRowsPerChunk * c.vocabSize, 'logits'),
       ids: f32(T, 'ids'),
+      sampling: f32((Math.ceil(T / this.logitRowsPerChunk) * this.samplingChunkBytes) / 4, 'sampling params'),
     };
     this.rope = new RopeTable(rt, c.headDim, c.ropeTheta, c.ropeScaling);
     if (options.poisonKv) this.poisonPages(Array.from({ length: this.numPages }, (_, i) => i));
@@ -185,8 +200,8 @@ export class ModelRunner {
     await step.submit();
   }
 
-  /** Run one step. Output rows get their greedy token; logits too when `logits` is set. */
-  async forward(batch: readonly BatchSequence[], opts: { logits?: boolean } = {}): Promise<ForwardResult> {
+  /** Run one step. Output rows get their next token (greedy, or sampled); logits when asked. */
+  async forward(batch: readonly BatchSequence[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     const c = this.config;
     const flat = flattenBatch(batch, {
       vocabSize: c.vocabSize,
@@ -197,6 +212,7 @@ export class ModelRunner {
       maxPositions: c.maxPositionEmbeddings,
     });
     this.rope.ensure(flat.maxPosition);
+    const sampling = opts.sampling ? await this.packSampling(opts.sampling, flat.outputRows.length) : null;
     const step = this.rt.beginStep(`forward T=${flat.T}`);
     const a = this.a;
     step.write(a.tokens, 0, flat.tokens);
@@ -205,16 +221,17 @@ export class ModelRunner {
     step.write(a.slots, 0, flat.slots);
     step.write(a.blockTables, 0, flat.blockTables);
     if (flat.outputRows.length > 0) step.write(a.outputRows, 0, flat.outputRows);
+    if (sampling) step.write(a.sampling, 0, sampling);
 
     for (const chunk of this.weights.embed.chunks) {
       this.layers.embedding(step, this.weights.embed.dtype, a.tokens, chunk.buffer, a.x, flat.T, c.hiddenSize, chunk.rowStart, chunk.rows);
     }
     for (let l = 0; l < this.numLayers; l++) this.recordLayer(step, l, flat);
-    const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false);
+    const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false, sampling !== null);
     const ids = flat.outputRows.length > 0 ? step.read(a.ids, 0, 4 * flat.outputRows.length) : Promise.resolve(new ArrayBuffer(0));
     const start = performance.now();
     await step.submit();
-    const argmax = new Uint32Array(await ids);
+    const tokens = new Uint32Array(await ids);
     let logits: Float32Array | null = null;
     if (logitReads) {
       logits = new Float32Array(flat.outputRows.length * c.vocabSize);
@@ -227,7 +244,7 @@ export class ModelRunner {
     }
     const ms = performance.now() - start;
     return {
-      argmax,
+      tokens,
       logits,
       outputOf: flat.outputOf,
       features: {
@@ -271,8 +288,20 @@ export class ModelRunner {
     this.layers.add(step, a.tmp, a.x, T * H);
   }
 
-  /** Final norm, LM head and argmax for the output rows only, in chunks that fit the logits buffer. */
-  private recordOutputs(step: StepRecorder, flat: FlatBatch, wantLogits: boolean): { logitReads: Promise<ArrayBuffer>[] | null } {
+  /** Sampling params laid out per logits chunk (binding offsets must be aligned). */
+  private async packSampling(params: readonly SamplingParams[], rows: number): Promise<Uint8Array> {
+    if (params.length !== rows) throw new ForwardInputError('sampling', `has ${params.length} entries for ${rows} output rows`);
+    this.sampler ??= await SamplingKernels.create(this.rt);
+    const out = new Uint8Array(Math.ceil(rows / this.logitRowsPerChunk) * this.samplingChunkBytes);
+    for (let c = 0; c * this.logitRowsPerChunk < rows; c++) {
+      const part = params.slice(c * this.logitRowsPerChunk, (c + 1) * this.logitRowsPerChunk);
+      out.set(new Uint8Array(packSamplingParams(part)), c * this.samplingChunkBytes);
+    }
+    return out;
+  }
+
+  /** Final norm, LM head and the next token for the output rows only, in chunks that fit the logits buffer. */
+  private recordOutputs(step: StepRecorder, flat: FlatBatch, wantLogits: boolean, sample: boolean): { logitReads: Promise<ArrayBuffer>[] | null } {
     const c = this.config;
     const R = flat.outputRows.length;
     const reads: Promise<ArrayBuffer>[] = [];
@@ -280,7 +309,12 @@ export class ModelRunner {
       const rows = Math.min(this.logitRowsPerChunk, R - r0);
       this.layers.rmsnorm(step, this.a.x, this.weights.finalNorm, this.a.rowsHidden, rows, c.hiddenSize, c.rmsNormEps, {}, this.a.outputRows, r0);
       recordMatrix(step, this.matmul, this.a.rowsHidden, this.weights.lmHead, this.a.logits, rows);
-      this.layers.argmax(step, this.a.logits, this.a.ids, rows, c.vocabSize, c.vocabSize, r0);
+      if (sample) {
+        const params = { buffer: this.a.sampling, offset: (r0 / this.logitRowsPerChunk) * this.samplingChunkBytes, size: rows * SAMPLING_PARAMS_BYTES };
+        this.sampler!.record(step, this.a.logits, params, this.a.ids, { rows, vocab: c.vocabSize, stride: c.vocabSize, outOffset: r0 });
+      } else {
+        this.layers.argmax(step, this.a.logits, this.a.ids, rows, c.vocabSize, c.vocabSize, r0);
+      }
       if (wantLogits) reads.push(step.read(this.a.logits, 0, 4 * rows * c.vocabSize));
     }
     return { logitReads: wantLogits ? reads : null };

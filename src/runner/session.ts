@@ -3,7 +3,19 @@
 
 import { PagedKvCache } from '../kv/index.js';
 import type { BatchSequence } from './batch.js';
-import type { ForwardResult, ModelRunner } from './model-runner.js';
+import type { SamplingParams } from '../kernels/sampling.js';
+import type { ForwardOptions, ForwardResult, ModelRunner } from './model-runner.js';
+
+/** How to pick each next token: greedy by default; the RNG counter is the token's output index. */
+export type Sampling = Omit<SamplingParams, 'tokenIndex'>;
+
+export interface GenerateOptions {
+  /** Prefill chunk size (default: the runner's maximum step). */
+  chunk?: number;
+  sampling?: Sampling;
+  /** Stop after emitting any of these (the token is included, as HF generate does). */
+  stopTokens?: ReadonlySet<number>;
+}
 
 export interface PlannedSequence {
   id: number;
@@ -33,7 +45,7 @@ export class RunnerSession {
   }
 
   /** Reserve KV for each sequence's new tokens and run them as one ragged batch. */
-  async step(seqs: readonly PlannedSequence[], opts: { logits?: boolean } = {}): Promise<ForwardResult> {
+  async step(seqs: readonly PlannedSequence[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     const batch: BatchSequence[] = [];
     for (const s of seqs) {
       const startPos = this.kv.length(s.id);
@@ -45,30 +57,48 @@ export class RunnerSession {
   }
 
   /** Prefill `tokens` in chunks of `chunk`; returns the last chunk's result. */
-  async prefill(id: number, tokens: readonly number[], chunk = this.runner.maxTokens, opts: { logits?: boolean; outputs?: 'last' | 'all' } = {}): Promise<ForwardResult[]> {
+  async prefill(
+    id: number,
+    tokens: readonly number[],
+    chunk = this.runner.maxTokens,
+    opts: { logits?: boolean; outputs?: 'last' | 'all'; sampling?: SamplingParams } = {},
+  ): Promise<ForwardResult[]> {
     const results: ForwardResult[] = [];
     for (let i = 0; i < tokens.length; i += chunk) {
       const part = tokens.slice(i, i + chunk);
       const last = i + chunk >= tokens.length;
-      results.push(await this.step([{ id, tokens: part, outputs: opts.outputs === 'all' ? 'all' : last ? 'last' : 'none' }], opts));
+      const outputs = opts.outputs === 'all' ? 'all' : last ? 'last' : 'none';
+      const rows = outputs === 'all' ? part.length : outputs === 'last' ? 1 : 0;
+      const forward: ForwardOptions = { logits: opts.logits ?? false };
+      if (opts.sampling && rows > 0) forward.sampling = Array.from({ length: rows }, () => opts.sampling!);
+      results.push(await this.step([{ id, tokens: part, outputs }], forward));
     }
     return results;
   }
 
-  /** Greedy decoding of `n` tokens after `prompt` (a fresh sequence, freed at the end). */
-  async greedy(prompt: readonly number[], n: number, chunk?: number): Promise<number[]> {
+  /** Decode up to `n` tokens after `prompt` (a fresh sequence, freed at the end). */
+  async generate(prompt: readonly number[], n: number, opts: GenerateOptions = {}): Promise<number[]> {
     const id = this.newSequence();
+    const sampling = (tokenIndex: number): SamplingParams | undefined => (opts.sampling ? { ...opts.sampling, tokenIndex } : undefined);
+    const done = (out: number[]): boolean => out.length >= n || (opts.stopTokens?.has(out[out.length - 1]!) ?? false);
     try {
-      const res = await this.prefill(id, prompt, chunk);
-      const out = [res[res.length - 1]!.argmax[0]!];
-      while (out.length < n) {
-        const r = await this.step([{ id, tokens: [out[out.length - 1]!] }]);
-        out.push(r.argmax[0]!);
+      const first = sampling(0);
+      const res = await this.prefill(id, prompt, opts.chunk, first ? { sampling: first } : {});
+      const out = [res[res.length - 1]!.tokens[0]!];
+      while (!done(out)) {
+        const params = sampling(out.length);
+        const r = await this.step([{ id, tokens: [out[out.length - 1]!] }], params ? { sampling: [params] } : {});
+        out.push(r.tokens[0]!);
       }
       return out;
     } finally {
       this.kv.free(id);
     }
+  }
+
+  /** Greedy decoding of `n` tokens after `prompt`. */
+  greedy(prompt: readonly number[], n: number, chunk?: number): Promise<number[]> {
+    return this.generate(prompt, n, chunk === undefined ? {} : { chunk });
   }
 
   free(id: number): void {

@@ -41,6 +41,17 @@ describe('webslo CLI', () => {
     expect(j.text.length).toBeGreaterThan(0);
   });
 
+  it('generate --temperature --seed samples reproducibly; sampling flags need --temperature', () => {
+    const args = ['generate', '--model', fixtureDir('tiny-qwen2'), '--tokens', '1,22557,1526', '--max-tokens', '6', '--json', '--ignore-eos', '--temperature', '1.2', '--top-p', '0.9'];
+    const a = webslo(...args, '--seed', '42');
+    expect(a.code, a.err).toBe(0);
+    expect(webslo(...args, '--seed', '42').out).toBe(a.out);
+    expect((JSON.parse(a.out) as { token_ids: number[] }).token_ids).toHaveLength(6);
+    const bad = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--tokens', '1', '--max-tokens', '2', '--seed', '3');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/need --temperature/);
+  });
+
   it('fails clearly on a bad folder (exit 1) and on bad usage (exit 2)', () => {
     const bad = webslo('logits', '--model', '/nonexistent-model-dir', '--tokens', '1');
     expect(bad.code).toBe(1);
