@@ -2,7 +2,8 @@
 //   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
 //   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
-// Common: --math f32|f16, --no-f16, --no-subgroups, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
+// Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
+//         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
 
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
@@ -19,7 +20,8 @@ const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
                   [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
-options: --math f32|f16 --no-f16 --no-subgroups --dawn-flag FLAGS --power high-performance|low-power
+options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
+         --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
 
 /** Write to stdout and wait until it is flushed (the process exits right after the command). */
@@ -42,7 +44,11 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   const options: RuntimeOptions = {
     ignoreShaderF16: args.flags.has('no-f16'),
     ignoreSubgroups: args.flags.has('no-subgroups'),
-    dawnFlags: stringFlag(args, 'dawn-flag')?.split(',') ?? [],
+    dawnFlags: [
+      ...(stringFlag(args, 'dawn-flag')?.split(',') ?? []),
+      ...(stringFlag(args, 'adapter') !== undefined ? [`adapter=${stringFlag(args, 'adapter')}`] : []),
+      ...(stringFlag(args, 'backend') !== undefined ? [`backend=${stringFlag(args, 'backend')}`] : []),
+    ],
   };
   if (power) options.powerPreference = power;
   const rt = await GpuRuntime.create(options);
