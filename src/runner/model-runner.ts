@@ -52,6 +52,11 @@ export interface ForwardOptions {
   logits?: boolean;
   /** One entry per output row: sample with these instead of greedy argmax (temperature 0 = argmax). */
   sampling?: readonly SamplingParams[];
+  /**
+   * Run only the first N layers, then the final norm and LM head (self-speculation's draft: it
+   * shares the weights and writes the same KV values the full model writes for those layers).
+   */
+  layers?: number;
 }
 
 export interface ForwardResult {
@@ -194,9 +199,16 @@ export class ModelRunner {
     const step = this.rt.beginStep('copy pages');
     const pageBytes = 4 * this.pageSize * this.kvDim;
     const tokenBytes = 4 * this.kvDim;
+    // WebGPU forbids a copy within one buffer: go through a scratch buffer (copies run in order).
+    const scratch = this.rt.buffers.acquire(pageBytes, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, 'page copy');
     for (const c of copies) {
-      for (const cache of [...this.kCache, ...this.vCache]) step.copy(cache, c.srcPage * pageBytes, cache, c.dstPage * pageBytes, c.tokens * tokenBytes);
+      if (c.tokens === 0) continue;
+      for (const cache of [...this.kCache, ...this.vCache]) {
+        step.copy(cache, c.srcPage * pageBytes, scratch, 0, c.tokens * tokenBytes);
+        step.copy(scratch, 0, cache, c.dstPage * pageBytes, c.tokens * tokenBytes);
+      }
     }
+    step.releaseAfterSubmit(scratch);
     await step.submit();
   }
 
@@ -211,6 +223,8 @@ export class ModelRunner {
       maxSequences: this.maxSequences,
       maxPositions: c.maxPositionEmbeddings,
     });
+    const layers = opts.layers ?? this.numLayers;
+    if (!Number.isInteger(layers) || layers < 1 || layers > this.numLayers) throw new ForwardInputError('layers', `is ${layers}; this runner has layers 1..${this.numLayers}`);
     this.rope.ensure(flat.maxPosition);
     const sampling = opts.sampling ? await this.packSampling(opts.sampling, flat.outputRows.length) : null;
     const step = this.rt.beginStep(`forward T=${flat.T}`);
@@ -226,7 +240,7 @@ export class ModelRunner {
     for (const chunk of this.weights.embed.chunks) {
       this.layers.embedding(step, this.weights.embed.dtype, a.tokens, chunk.buffer, a.x, flat.T, c.hiddenSize, chunk.rowStart, chunk.rows);
     }
-    for (let l = 0; l < this.numLayers; l++) this.recordLayer(step, l, flat);
+    for (let l = 0; l < layers; l++) this.recordLayer(step, l, flat);
     const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false, sampling !== null);
     const ids = flat.outputRows.length > 0 ? step.read(a.ids, 0, 4 * flat.outputRows.length) : Promise.resolve(new ArrayBuffer(0));
     const start = performance.now();

@@ -44,15 +44,31 @@ export class RunnerSession {
     return id;
   }
 
+  /** `n` new sequences sharing `src`'s cached tokens (full pages shared, the partial one copied). */
+  async fork(src: number, n = 1): Promise<number[]> {
+    const ids: number[] = [];
+    const copies = [];
+    for (let i = 0; i < n; i++) {
+      const id = this.nextId++;
+      copies.push(...this.kv.fork(src, id).copies);
+      ids.push(id);
+    }
+    await this.runner.copyPages(copies);
+    return ids;
+  }
+
+  /** Reserve KV for a sequence's new tokens (copying a shared page first if needed): its batch entry. */
+  async plan(s: PlannedSequence): Promise<BatchSequence> {
+    const startPos = this.kv.length(s.id);
+    const { slots, copies } = this.kv.reserve(s.id, s.tokens.length);
+    await this.runner.copyPages(copies);
+    return { blockTable: this.kv.blockTable(s.id), startPos, tokens: s.tokens, slots, outputs: s.outputs ?? 'last' };
+  }
+
   /** Reserve KV for each sequence's new tokens and run them as one ragged batch. */
   async step(seqs: readonly PlannedSequence[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     const batch: BatchSequence[] = [];
-    for (const s of seqs) {
-      const startPos = this.kv.length(s.id);
-      const { slots, copies } = this.kv.reserve(s.id, s.tokens.length);
-      await this.runner.copyPages(copies);
-      batch.push({ blockTable: this.kv.blockTable(s.id), startPos, tokens: s.tokens, slots, outputs: s.outputs ?? 'last' });
-    }
+    for (const s of seqs) batch.push(await this.plan(s));
     return this.runner.forward(batch, opts);
   }
 
@@ -61,13 +77,13 @@ export class RunnerSession {
     id: number,
     tokens: readonly number[],
     chunk = this.runner.maxTokens,
-    opts: { logits?: boolean; outputs?: 'last' | 'all'; sampling?: SamplingParams } = {},
+    opts: { logits?: boolean; outputs?: 'last' | 'all' | 'none'; sampling?: SamplingParams } = {},
   ): Promise<ForwardResult[]> {
     const results: ForwardResult[] = [];
     for (let i = 0; i < tokens.length; i += chunk) {
       const part = tokens.slice(i, i + chunk);
       const last = i + chunk >= tokens.length;
-      const outputs = opts.outputs === 'all' ? 'all' : last ? 'last' : 'none';
+      const outputs = opts.outputs === 'all' ? 'all' : last && opts.outputs !== 'none' ? 'last' : 'none';
       const rows = outputs === 'all' ? part.length : outputs === 'last' ? 1 : 0;
       const forward: ForwardOptions = { logits: opts.logits ?? false };
       if (opts.sampling && rows > 0) forward.sampling = Array.from({ length: rows }, () => opts.sampling!);
