@@ -2,6 +2,7 @@
 //   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
 //   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
+//                   [(--draft DIR | --draft-layers N) --spec-k K]   reports tokens per target step and alpha
 // Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
@@ -11,6 +12,7 @@ import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
+import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 
@@ -20,6 +22,7 @@ const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
                   [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
+                  [(--draft DIR | --draft-layers N) [--spec-k K]]          (speculative decoding)
 options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
@@ -113,22 +116,64 @@ function samplingOf(args: ParsedArgs): Sampling | undefined {
   return { temperature, topK: topK ?? 0, topP: topP ?? 1, seed };
 }
 
+/** --draft DIR | --draft-layers N with --spec-k K: speculative decoding. */
+async function speculativeDraft(args: ParsedArgs, loaded: Loaded): Promise<{ source: DraftSource; k: number; cleanup: () => void } | null> {
+  const dir = stringFlag(args, 'draft');
+  const layers = numberFlag(args, 'draft-layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const k = numberFlag(args, 'spec-k', (n) => Number.isInteger(n) && n >= 0 && n <= 16, 'an integer in 0..16');
+  if (dir === undefined && layers === undefined) {
+    if (k !== undefined) throw new UsageError('--spec-k needs --draft DIR or --draft-layers N');
+    return null;
+  }
+  if (dir !== undefined && layers !== undefined) throw new UsageError('give one of --draft DIR and --draft-layers N');
+  const specK = k ?? 4;
+  if (layers !== undefined) {
+    if (layers > loaded.runner.numLayers) throw new UsageError(`--draft-layers ${layers}: the model has ${loaded.runner.numLayers} layers`);
+    return { source: { kind: 'self', layers }, k: specK, cleanup: () => {} };
+  }
+  const files = await loadModelFiles(nodeDirectorySource(dir!));
+  if (files.config.vocabSize !== loaded.files.config.vocabSize) {
+    throw new UsageError(`--draft ${dir}: its vocabulary (${files.config.vocabSize}) differs from the model's (${loaded.files.config.vocabSize})`);
+  }
+  const runner = await ModelRunner.create(loaded.rt, files, { kvPages: 4096 });
+  return { source: { kind: 'model', session: new RunnerSession(runner) }, k: specK, cleanup: () => runner.destroy() };
+}
+
 async function generate(args: ParsedArgs): Promise<void> {
   const maxTokens = numberFlag(args, 'max-tokens', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   if (maxTokens === undefined) throw new UsageError('--max-tokens N is required');
   // Greedy unless --temperature is given, whatever generation_config.json says.
   const sampling = samplingOf(args);
-  const { rt, files, runner } = await load(args);
+  const loaded = await load(args);
+  const { rt, files, runner } = loaded;
   try {
     const { ids, tokenizer } = promptTokens(args, files);
     const eos = new Set([...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]);
+    const stop = args.flags.has('ignore-eos') ? null : eos;
     const session = new RunnerSession(runner);
-    const out = await session.generate(ids, maxTokens, {
-      ...(sampling ? { sampling } : {}),
-      ...(args.flags.has('ignore-eos') ? {} : { stopTokens: eos }),
-    });
+    const spec = await speculativeDraft(args, loaded);
+    let out: number[];
+    let report: Record<string, number | null> | null = null;
+    if (spec) {
+      try {
+        const s = new SpecSession(session, spec.source);
+        const id = await s.start(ids, { k: spec.k, ...(sampling ? { sampling } : {}) });
+        while (s.output(id).length < maxTokens && !(stop && s.output(id).some((t) => stop.has(t)))) await s.step([id]);
+        out = s.output(id);
+        const cut = stop ? out.findIndex((t) => stop.has(t)) : -1;
+        out = out.slice(0, cut >= 0 ? Math.min(cut + 1, maxTokens) : maxTokens);
+        const st = s.requestStats(id);
+        report = { spec_k: spec.k, target_steps: s.targetSteps, tokens_per_target_step: s.output(id).length / s.targetSteps, alpha: st.alpha };
+        s.finish(id);
+      } finally {
+        spec.cleanup();
+      }
+    } else {
+      out = await session.generate(ids, maxTokens, { ...(sampling ? { sampling } : {}), ...(stop ? { stopTokens: stop } : {}) });
+    }
     const text = tokenizer ? tokenizer.decode(out, { skipSpecialTokens: true }) : null;
-    await writeOut(args.flags.has('json') ? `${JSON.stringify({ token_ids: out, text })}\n` : `${text ?? out.join(',')}\n`);
+    if (report) console.error(`[webslo] speculative: ${JSON.stringify(report)}`);
+    await writeOut(args.flags.has('json') ? `${JSON.stringify({ token_ids: out, text, ...(report ? { speculative: report } : {}) })}\n` : `${text ?? out.join(',')}\n`);
   } finally {
     runner.destroy();
     rt.destroy();

@@ -52,6 +52,24 @@ describe('webslo CLI', () => {
     expect(bad.err).toMatch(/need --temperature/);
   });
 
+  it('generate with --draft-layers / --draft and --spec-k gives the greedy tokens and reports alpha', () => {
+    const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
+    const base = ['generate', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--max-tokens', '10', '--json', '--ignore-eos'];
+    const self = webslo(...base, '--draft-layers', '3', '--spec-k', '4');
+    expect(self.code, self.err).toBe(0);
+    const j = JSON.parse(self.out) as { token_ids: number[]; speculative: { tokens_per_target_step: number; alpha: number; target_steps: number } };
+    expect(j.token_ids).toEqual(c.greedy.slice(0, 10));
+    expect(j.speculative.alpha).toBe(1); // all layers: the draft is the target
+    expect(j.speculative.tokens_per_target_step).toBeGreaterThan(3);
+    const model = webslo(...base, '--draft', fixtureDir('tiny-mistral'), '--spec-k', '2');
+    expect(model.code, model.err).toBe(0);
+    expect((JSON.parse(model.out) as { token_ids: number[] }).token_ids).toEqual(c.greedy.slice(0, 10));
+    expect(model.err).toMatch(/\[webslo\] speculative: .*"alpha":/);
+    const bad = webslo('generate', '--model', fixtureDir('tiny-llama3'), '--tokens', '1', '--max-tokens', '2', '--spec-k', '2');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--spec-k needs --draft DIR or --draft-layers N/);
+  });
+
   it('fails clearly on a bad folder (exit 1) and on bad usage (exit 2)', () => {
     const bad = webslo('logits', '--model', '/nonexistent-model-dir', '--tokens', '1');
     expect(bad.code).toBe(1);
