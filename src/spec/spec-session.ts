@@ -28,7 +28,7 @@ export type DraftSource =
   /** The target's first `layers` layers + final norm + LM head, on the target's weights and KV pages. */
   | { kind: 'self'; layers: number }
   /** Proposals from a function (tests, benchmarks: a draft with a controlled acceptance rate). Greedy only. */
-  | { kind: 'oracle'; propose: (req: OracleView, k: number) => number[] };
+  | { kind: 'oracle'; propose: (req: OracleView, k: number) => number[] | Promise<number[]> };
 
 export interface SpecRequestOptions {
   /** Draft tokens per step (0 = plain decoding); can change between steps. */
@@ -249,7 +249,7 @@ export class SpecSession {
     const draft = this.draft;
     if (draft.kind === 'oracle') {
       for (const r of reqs) {
-        const d = r.k > 0 ? draft.propose({ id: r.id, tokens: r.tokens, promptLength: r.promptLength }, r.k) : [];
+        const d = r.k > 0 ? await draft.propose({ id: r.id, tokens: r.tokens, promptLength: r.promptLength }, r.k) : [];
         if (d.length !== r.k) throw new RangeError(`the oracle proposed ${d.length} tokens, ${r.k} asked`);
         drafts.set(r.id, d);
       }

@@ -31,3 +31,14 @@ export async function createTestRuntime(extra: RuntimeOptions = {}): Promise<Gpu
   if (config === 'no-subgroups') expect(rt.capabilities.features.subgroups).toBe(false);
   return rt;
 }
+
+/**
+ * How much of the heavy whole-model work a leg runs. 'full' (lavapipe, every feature): everything;
+ * 'reduced' (lavapipe with a feature ignored): shorter prompts and fewer samples; 'light'
+ * (SwiftShader, ~10x slower): the smallest cases of each behaviour, since the browser tier runs the
+ * models on SwiftShader too.
+ */
+export function legScope(): 'full' | 'reduced' | 'light' {
+  const c = gpuConfig();
+  return c === 'all-features' ? 'full' : c === 'swiftshader' ? 'light' : 'reduced';
+}

@@ -8,10 +8,11 @@ import { nodeDirectorySource } from '../../src/model/source.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
 import { fixtureCases, fixtureDir, type FixtureModel } from '../helpers/fixtures.js';
-import { createTestRuntime, gpuConfig } from './gpu-config.js';
+import { createTestRuntime, legScope } from './gpu-config.js';
 
 let rt: GpuRuntime;
-const FULL = gpuConfig() === 'all-features';
+const SCOPE = legScope();
+const FULL = SCOPE === 'full';
 
 beforeAll(async () => {
   rt = await createTestRuntime();
@@ -24,11 +25,11 @@ afterAll(() => {
 
 const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
-describe.each(['tiny-llama3', 'tiny-qwen3b'] as FixtureModel[])('%s', (model) => {
+describe.each((SCOPE === 'light' ? ['tiny-llama3'] : ['tiny-llama3', 'tiny-qwen3b']) as FixtureModel[])('%s', (model) => {
   let files: LoadedModelFiles;
   let runner: ModelRunner;
   let session: RunnerSession;
-  const prompt = fixtureCases(model).find((c) => c.prompt.length === 200)!.prompt.slice(0, FULL ? 200 : 80);
+  const prompt = fixtureCases(model).find((c) => c.prompt.length === 200)!.prompt.slice(0, FULL ? 200 : SCOPE === 'reduced' ? 80 : 40);
   const other = fixtureCases(model).find((c) => c.prompt.length === 37)!.prompt;
 
   beforeAll(async () => {
@@ -48,7 +49,7 @@ describe.each(['tiny-llama3', 'tiny-qwen3b'] as FixtureModel[])('%s', (model) =>
 
   it('chunked prefill (chunks of 1, 7, 64, 256) equals one-shot prefill', async () => {
     const once = await lastLogits(prompt, prompt.length);
-    for (const chunk of FULL ? [1, 7, 64, 256] : [7, 64]) {
+    for (const chunk of FULL ? [1, 7, 64, 256] : SCOPE === 'reduced' ? [7, 64] : [7]) {
       expect(bits(await lastLogits(prompt, chunk)), `chunk ${chunk}`).toEqual(bits(once));
     }
   });

@@ -8,7 +8,7 @@ import { nodeDirectorySource } from '../../src/model/source.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir, topIdsComparable, topK } from '../helpers/fixtures.js';
-import { createTestRuntime, gpuConfig } from './gpu-config.js';
+import { createTestRuntime, gpuConfig, legScope } from './gpu-config.js';
 
 let rt: GpuRuntime;
 const measured: string[] = [];
@@ -23,11 +23,12 @@ afterAll(() => {
   rt.destroy();
 });
 
-// The full matrix on lavapipe with every feature; the other legs (and SwiftShader) run the short prompts.
-const FULL = gpuConfig() === 'all-features';
+// All five prompts on lavapipe with every feature; the short ones on the other lavapipe legs; on
+// SwiftShader (whose models also run in the browser tier) prompts of 1 and 5 tokens.
+const MAX_PROMPT = { full: Infinity, reduced: 37, light: 5 }[legScope()];
 
 describe.each(FIXTURE_MODELS)('%s', (model) => {
-  const cases = fixtureCases(model).filter((c) => FULL || c.prompt.length <= 37);
+  const cases = fixtureCases(model).filter((c) => c.prompt.length <= MAX_PROMPT);
   let runner: ModelRunner;
   let session: RunnerSession;
 
