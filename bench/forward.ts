@@ -24,23 +24,18 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import streamSource from '../shaders/bench_stream_read.wgsl?raw';
-import { describeCapabilities, GpuRuntime, type KernelSpec, type StepRecorder } from '../src/gpu/index.js';
+import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import type { WeightDType } from '../src/kernels/matmul.js';
 import type { ModelConfig } from '../src/model/config.js';
 import type { ModelWeights } from '../src/runner/gpu-weights.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
+import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter } from './common.js';
 import { buildSyntheticWeights, decodeWeightBytes, isShapeName, layerMatrixShapes, SHAPES, shapeConfig, type ShapeName } from './synthetic-model.js';
 
-const STREAM: KernelSpec = { name: 'bench_stream_read', source: streamSource, storage: ['read', 'read_write'], paramsBytes: 16 };
 /** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (rounding of the store). */
 const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
 
 function positiveInt(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -128,44 +123,6 @@ function tokenIds(n: number, salt: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (1000 + (salt * 7919 + i) * 104729) % vocab);
 }
 
-/** Best wall time (ms) of `trials` steps each recording `reps` repetitions, after one warm-up (as bench/kernels.ts). */
-async function timeRaw(rt: GpuRuntime, trials: number, reps: number, record: (step: StepRecorder) => void): Promise<number> {
-  let best = Infinity;
-  for (let t = 0; t <= trials; t++) {
-    await rt.flush();
-    const step = rt.beginStep('bench');
-    for (let r = 0; r < reps; r++) record(step);
-    const start = performance.now();
-    await step.submit();
-    await rt.flush();
-    const ms = (performance.now() - start) / reps;
-    if (t > 0) best = Math.min(best, ms);
-  }
-  return best;
-}
-
-/** Bandwidth ceiling: max(buffer copy, vec4 streaming read), both counted as bytes read. */
-async function bandwidthCeiling(rt: GpuRuntime, large: boolean, trials: number): Promise<{ copyGBps: number; streamGBps: number; bytes: number }> {
-  const caps = rt.capabilities;
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const copyBytes = Math.min(large ? 1024 * 2 ** 20 : 64 * 2 ** 20, Math.floor(caps.limits.maxBufferSize / 4) * 4);
-  const src = rt.createBuffer(copyBytes, usage, 'copy src');
-  const dst = rt.createBuffer(copyBytes, usage, 'copy dst');
-  const reps = large ? 10 : 4;
-  const copyMs = await timeRaw(rt, trials, reps, (s) => s.copy(src, 0, dst, 0, copyBytes));
-  rt.destroyBuffer(dst);
-  const streamBytes = Math.min(copyBytes, Math.floor(caps.limits.maxStorageBufferBindingSize / 16) * 16);
-  const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
-  const threads = wg * Math.min(caps.limits.maxComputeWorkgroupsPerDimension, large ? 4096 : 256);
-  const sums = rt.createBuffer(4 * threads, usage, 'sums');
-  const stream = await rt.prepare(STREAM, { WG: wg });
-  const params = new Uint32Array([streamBytes / 16, threads, 0, 0]);
-  const streamMs = await timeRaw(rt, trials, reps, (s) => s.dispatch(stream, params, [{ buffer: src, offset: 0, size: streamBytes }, sums], [threads / wg]));
-  rt.destroyBuffer(src);
-  rt.destroyBuffer(sums);
-  return { copyGBps: copyBytes / copyMs / 1e6, streamGBps: streamBytes / streamMs / 1e6, bytes: copyBytes };
-}
-
 export async function main(args: string[]): Promise<number> {
   const benchStart = performance.now();
   const shapeArg = arg(args, '--shape') ?? 'qwen2.5-0.5b';
@@ -180,7 +137,7 @@ export async function main(args: string[]): Promise<number> {
 
   const rt = await GpuRuntime.create({ maxInFlightSubmits: 2 });
   const caps = rt.capabilities;
-  const software = /llvmpipe|lavapipe|swiftshader|software/i.test(`${caps.adapter.description} ${caps.adapter.architecture}`);
+  const software = isSoftwareAdapter(caps);
   const trials = positiveInt(arg(args, '--trials'), '--trials', software ? 2 : 5);
   const budget: TrialBudget = { minTrials: trials, budgetMs: software ? 20000 : 2000, maxTrials: Math.max(trials, 10) };
   const config: ModelConfig = shapeConfig(shape);
@@ -376,7 +333,7 @@ export async function main(args: string[]): Promise<number> {
     );
   }
 
-  const slug = (caps.adapter.description || caps.adapter.device || 'adapter').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+  const slug = adapterSlug(caps);
   const suffix = `${dtype === 'f16' ? '' : `-${dtype}`}${layers === defaultLayers ? '' : `-${layers}l`}`;
   const out = arg(args, '--out') ?? `bench/results/forward-${slug}-${shape}${suffix}.json`;
   mkdirSync(dirname(out), { recursive: true });

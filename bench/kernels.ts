@@ -8,12 +8,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import fmaSource from '../shaders/bench_fma.wgsl?raw';
-import streamSource from '../shaders/bench_stream_read.wgsl?raw';
-import { describeCapabilities, GpuRuntime, type KernelSpec, type StepRecorder } from '../src/gpu/index.js';
+import { describeCapabilities, GpuRuntime, type KernelSpec } from '../src/gpu/index.js';
 import { MatmulKernels, type MatmulPath, type WeightDType } from '../src/kernels/matmul.js';
 import { toF16Array } from '../src/numeric/half.js';
+import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter, timeSteps } from './common.js';
 
-const STREAM: KernelSpec = { name: 'bench_stream_read', source: streamSource, storage: ['read', 'read_write'], paramsBytes: 16 };
 const FMA: KernelSpec = { name: 'bench_fma', source: fmaSource, storage: ['read_write'], paramsBytes: 16 };
 const FMA_ITERS = 4096;
 
@@ -27,31 +26,10 @@ interface Row {
   ofCeiling?: number;
 }
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
-/** Best wall time (ms) of `trials` steps, each recording `reps` repetitions, after one warm-up. */
-async function timeStep(rt: GpuRuntime, trials: number, reps: number, record: (step: StepRecorder) => void): Promise<number> {
-  let best = Infinity;
-  for (let t = 0; t <= trials; t++) {
-    await rt.flush();
-    const step = rt.beginStep('bench');
-    for (let r = 0; r < reps; r++) record(step);
-    const start = performance.now();
-    await step.submit();
-    await rt.flush();
-    const ms = (performance.now() - start) / reps;
-    if (t > 0) best = Math.min(best, ms);
-  }
-  return best;
-}
-
 export async function main(args: string[]): Promise<number> {
   const rt = await GpuRuntime.create({ maxInFlightSubmits: 2 });
   const caps = rt.capabilities;
-  const software = /llvmpipe|lavapipe|swiftshader|software/i.test(`${caps.adapter.description} ${caps.adapter.architecture}`);
+  const software = isSoftwareAdapter(caps);
   const size = arg(args, '--size') ?? (software ? 'small' : 'large');
   const trials = Number(arg(args, '--trials') ?? 3);
   const large = size === 'large';
@@ -61,35 +39,19 @@ export async function main(args: string[]): Promise<number> {
   const rows: Row[] = [];
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-  // Bandwidth ceiling 1: buffer copy, counted as bytes read.
-  const copyBytes = Math.min(large ? 1024 * 2 ** 20 : 64 * 2 ** 20, Math.floor(caps.limits.maxBufferSize / 4) * 4);
-  const src = rt.createBuffer(copyBytes, usage, 'copy src');
-  const dst = rt.createBuffer(copyBytes, usage, 'copy dst');
-  const copyReps = large ? 10 : 4;
-  const copyMs = await timeStep(rt, trials, copyReps, (s) => s.copy(src, 0, dst, 0, copyBytes));
-  rows.push({ name: 'ceiling: buffer copy', shape: `${copyBytes / 2 ** 20} MiB`, ms: copyMs, gbps: copyBytes / copyMs / 1e6, gflops: 0 });
-  rt.destroyBuffer(dst);
-
-  // Bandwidth ceiling 2: vec4 streaming read, within one storage binding.
-  const streamBytes = Math.min(copyBytes, Math.floor(caps.limits.maxStorageBufferBindingSize / 16) * 16);
+  // Bandwidth ceiling: max(buffer copy, vec4 streaming read), both counted as bytes read.
+  const bw = await bandwidthCeiling(rt, large, trials);
+  const mib = `${bw.bytes / 2 ** 20} MiB`;
+  rows.push({ name: 'ceiling: buffer copy', shape: mib, ms: bw.bytes / bw.copyGBps / 1e6, gbps: bw.copyGBps, gflops: 0 });
+  rows.push({ name: 'ceiling: vec4 stream read', shape: mib, ms: bw.bytes / bw.streamGBps / 1e6, gbps: bw.streamGBps, gflops: 0 });
+  const bandwidth = Math.max(bw.copyGBps, bw.streamGBps);
   const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
-  const threads = wg * Math.min(caps.limits.maxComputeWorkgroupsPerDimension, large ? 4096 : 256);
-  const sums = rt.createBuffer(4 * threads, usage, 'sums');
-  const stream = await rt.prepare(STREAM, { WG: wg });
-  const streamParams = new Uint32Array([streamBytes / 16, threads, 0, 0]);
-  const streamMs = await timeStep(rt, trials, copyReps, (s) =>
-    s.dispatch(stream, streamParams, [{ buffer: src, offset: 0, size: streamBytes }, sums], [threads / wg]),
-  );
-  rows.push({ name: 'ceiling: vec4 stream read', shape: `${streamBytes / 2 ** 20} MiB`, ms: streamMs, gbps: streamBytes / streamMs / 1e6, gflops: 0 });
-  rt.destroyBuffer(src);
-  rt.destroyBuffer(sums);
-  const bandwidth = Math.max(rows[0]!.gbps, rows[1]!.gbps);
 
   // Arithmetic ceiling: f32 fma chains.
   const fma = await rt.prepare(FMA, { WG: wg, ITERS: FMA_ITERS });
   const fmaGroups = large ? 8192 : 64;
   const fmaOut = rt.createBuffer(4 * wg * fmaGroups, usage, 'fma out');
-  const fmaMs = await timeStep(rt, trials, 2, (s) => s.dispatch(fma, new Float32Array([1, 0, 0, 0]), [fmaOut], [fmaGroups]));
+  const fmaMs = await timeSteps(rt, trials, 2, (s) => s.dispatch(fma, new Float32Array([1, 0, 0, 0]), [fmaOut], [fmaGroups]));
   const fmaFlops = wg * fmaGroups * FMA_ITERS * 32;
   rows.push({ name: 'ceiling: f32 fma', shape: `${wg * fmaGroups} threads x ${FMA_ITERS}`, ms: fmaMs, gbps: 0, gflops: fmaFlops / fmaMs / 1e6 });
   rt.destroyBuffer(fmaOut);
@@ -111,7 +73,7 @@ export async function main(args: string[]): Promise<number> {
     const x = rt.upload(new Float32Array(c.M * c.K).fill(0.5), 'X');
     const y = rt.createBuffer(4 * c.M * c.N, usage, 'Y');
     const reps = c.path === 'matvec' ? (large ? 50 : 4) : large ? 5 : 1;
-    const ms = await timeStep(rt, trials, reps, (s) => k.record(s, x, w, y, c, c.path));
+    const ms = await timeSteps(rt, trials, reps, (s) => k.record(s, x, w, y, c, c.path));
     const wBytes = c.N * c.K * (c.dtype === 'f32' ? 4 : 2);
     const bytes = wBytes + 4 * c.M * c.K + 4 * c.M * c.N;
     const flops = 2 * c.M * c.N * c.K;
@@ -131,7 +93,7 @@ export async function main(args: string[]): Promise<number> {
   }
   console.log(`\nbandwidth ceiling ${bandwidth.toFixed(1)} GB/s (bytes read), fma ceiling ${arithmetic.toFixed(1)} GFLOP/s`);
 
-  const slug = (caps.adapter.description || caps.adapter.device || 'adapter').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+  const slug = adapterSlug(caps);
   const out = arg(args, '--out') ?? `bench/results/kernels-${slug}.json`;
   mkdirSync(dirname(out), { recursive: true });
   const record = { date: new Date().toISOString(), adapter: caps.adapter, features: caps.features, size, trials, bandwidthGBps: bandwidth, fmaGflops: arithmetic, rows };

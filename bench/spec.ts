@@ -19,12 +19,9 @@ import type { WeightDType } from '../src/kernels/matmul.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { SpecSession } from '../src/spec/spec-session.js';
+import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { buildSyntheticWeights, isShapeName, shapeConfig } from './synthetic-model.js';
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
 
 interface Row {
   k: number;
@@ -60,7 +57,7 @@ export async function main(args: string[]): Promise<number> {
   const ks = (arg(args, '--ks') ?? '1,2,4,8').split(',').map(Number);
   const rt = await GpuRuntime.create();
   const caps = rt.capabilities;
-  const software = /llvmpipe|lavapipe|swiftshader|software/i.test(`${caps.adapter.description} ${caps.adapter.architecture}`);
+  const software = isSoftwareAdapter(caps);
   const config = shapeConfig(shape);
   const layers = Number(arg(args, '--layers') ?? (software ? 2 : config.numLayers));
   const T = Number(arg(args, '--tokens') ?? (software ? 24 : 128));
@@ -154,7 +151,7 @@ export async function main(args: string[]): Promise<number> {
       `${(r.draftCost ? 'model' : 'oracle').padEnd(8)}${String(r.k).padStart(3)}${r.tokensPerTargetStep.toFixed(2).padStart(17)}${(r.alphaEstimate ?? NaN).toFixed(3).padStart(12)}${`${r.speedup.toFixed(2)}x`.padStart(10)}${r.verifyMs.toFixed(2).padStart(11)}${r.verifyVsDecode.toFixed(2).padStart(14)}`,
     );
   }
-  const slug = (caps.adapter.description || `${caps.adapter.vendor} ${caps.adapter.architecture}`).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+  const slug = adapterSlug(caps);
   const out = arg(args, '--out') ?? `bench/results/spec-${slug}-${shape}.json`;
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), adapter: caps.adapter, shape, draftShape, dtype, layers, draftLayers, alpha, tokens: T, plainMsPerToken: plainWall / T, decodeStepMs: decodeMedian, rows }, null, 2)}\n`);
