@@ -25,6 +25,8 @@ struct Params {
 
 var<workgroup> red: array<f32, WG>;
 
+#include row_sumsq
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = wg.y * nwg.x + wg.x;
@@ -34,21 +36,9 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
   if (live) { src = row_index[p.index_offset + r]; }
 #endif
   let base = src * p.x_stride;
-  var acc = 0.0;
-  if (live) {
-    for (var i = j; i < p.n; i += WG) {
-      let v = x[base + i];
-      acc = fma(v, v, acc);
-    }
-  }
-  red[j] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (j < s) { red[j] = red[j] + red[j + s]; }
-    workgroupBarrier();
-  }
+  let total = row_sum_squares(j, base, p.n, live);
   if (!live) { return; }
-  let inv = inverseSqrt(red[0] / f32(p.n) + p.eps);
+  let inv = inverseSqrt(total / f32(p.n) + p.eps);
   for (var i = j; i < p.n; i += WG) {
     y[r * p.y_stride + i] = w[i] * (x[base + i] * inv);
   }

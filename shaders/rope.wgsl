@@ -24,6 +24,7 @@ struct Params {
 #if QK_NORM
 @group(0) @binding(4) var<storage, read> norm_w: array<f32>;
 var<workgroup> red: array<f32, WG>;
+#include row_sumsq
 #endif
 
 @compute @workgroup_size(WG)
@@ -34,18 +35,7 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
   let half = p.head_dim / 2u;
   var scale = 1.0;
 #if QK_NORM
-  var acc = 0.0;
-  for (var i = j; i < p.head_dim; i += WG) {
-    let v = x[base + i];
-    acc = fma(v, v, acc);
-  }
-  red[j] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (j < s) { red[j] = red[j] + red[j + s]; }
-    workgroupBarrier();
-  }
-  scale = inverseSqrt(red[0] / f32(p.head_dim) + p.eps);
+  scale = inverseSqrt(row_sum_squares(j, base, p.head_dim, true) / f32(p.head_dim) + p.eps);
 #endif
   let pos = positions[t];
   for (var i = j; i < half; i += WG) {

@@ -8,6 +8,7 @@ import elementwiseSource from '../../shaders/elementwise.wgsl?raw';
 import embeddingSource from '../../shaders/embedding.wgsl?raw';
 import kvAppendSource from '../../shaders/kv_append.wgsl?raw';
 import weightsLib from '../../shaders/lib/weights.wgsl?raw';
+import rowSumSquaresLib from '../../shaders/lib/row_sumsq.wgsl?raw';
 import ropeSource from '../../shaders/rope.wgsl?raw';
 import rmsnormSource from '../../shaders/rmsnorm.wgsl?raw';
 import type { StorageArg } from '../gpu/bind-groups.js';
@@ -27,10 +28,11 @@ const spec = (name: string, source: string, storage: KernelSpec['storage'], para
 });
 
 export const EMBEDDING = spec('embedding', embeddingSource, ['read', 'read', 'read_write'], 16, { includes: { weights: weightsLib } });
-export const RMSNORM = spec('rmsnorm', rmsnormSource, ['read', 'read', 'read_write'], 32);
-export const RMSNORM_GATHER = spec('rmsnorm_gather', rmsnormSource, ['read', 'read', 'read_write', 'read'], 32);
-export const ROPE = spec('rope', ropeSource, ['read_write', 'read', 'read'], 32);
-export const ROPE_QK_NORM = spec('rope_qk_norm', ropeSource, ['read_write', 'read', 'read', 'read'], 32);
+const sumSquares = { includes: { row_sumsq: rowSumSquaresLib } };
+export const RMSNORM = spec('rmsnorm', rmsnormSource, ['read', 'read', 'read_write'], 32, sumSquares);
+export const RMSNORM_GATHER = spec('rmsnorm_gather', rmsnormSource, ['read', 'read', 'read_write', 'read'], 32, sumSquares);
+export const ROPE = spec('rope', ropeSource, ['read_write', 'read', 'read'], 32, sumSquares);
+export const ROPE_QK_NORM = spec('rope_qk_norm', ropeSource, ['read_write', 'read', 'read', 'read'], 32, sumSquares);
 export const KV_APPEND = spec('kv_append', kvAppendSource, ['read', 'read', 'read_write', 'read_write'], 32);
 export const ATTENTION = spec('attention_paged', attentionSource, ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], 48);
 export const ADD = spec('add', elementwiseSource, ['read', 'read_write'], 16);
