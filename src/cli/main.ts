@@ -3,15 +3,20 @@
 //   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
 //                   [(--draft DIR | --draft-layers N) --spec-k K]   reports tokens per target step and alpha
+//   webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
+//                   the scheduler's performance profile (a smaller sweep: fewer repeats, shorter contexts)
 // Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
 
+import { writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
 import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
+import { adapterName, calibrate as calibrateRunner } from '../scheduler/calibrate.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
@@ -23,6 +28,8 @@ const USAGE = `usage:
   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
                   [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
                   [(--draft DIR | --draft-layers N) [--spec-k K]]          (speculative decoding)
+  webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
+                   (the scheduler's performance profile; a one-line summary on stderr)
 options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
@@ -180,6 +187,35 @@ async function generate(args: ParsedArgs): Promise<void> {
   }
 }
 
+/** Time a sweep of step shapes, fit the performance model, write the profile (stdout without --out). */
+async function calibrateCommand(args: ParsedArgs): Promise<void> {
+  const out = stringFlag(args, 'out');
+  const repeats = numberFlag(args, 'repeats', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const pieces = numberFlag(args, 'pieces', (n) => Number.isInteger(n) && n >= 1 && n <= 8, 'an integer in 1..8');
+  const contexts = stringFlag(args, 'decode-contexts');
+  const decodeContexts = contexts?.split(',').map((c) => Number(c.trim()));
+  if (decodeContexts?.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--decode-contexts ${contexts}: expected comma-separated positive context lengths`);
+  const { rt, runner } = await load(args);
+  try {
+    const session = new RunnerSession(runner);
+    const verbose = args.flags.has('verbose');
+    const { model } = await calibrateRunner(session, {
+      adapter: adapterName(rt.capabilities),
+      model: basename(resolve(stringFlag(args, 'model')!)),
+      ...(repeats !== undefined ? { repeats } : {}),
+      ...(pieces !== undefined ? { pieces } : {}),
+      ...(decodeContexts ? { decodeContexts } : {}),
+      ...(verbose ? { onShape: (done: number, total: number) => console.error(`[webslo] calibrate: shape ${done}/${total}`) } : {}),
+    });
+    if (out !== undefined) await writeFile(out, model.toJson());
+    else await writeOut(model.toJson());
+    console.error(`[webslo] calibrated: ${model.summary()}`);
+  } finally {
+    runner.destroy();
+    rt.destroy();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     if (argv.length === 0 || argv.includes('--help') || argv[0] === 'help') {
@@ -189,6 +225,7 @@ export async function main(argv: string[]): Promise<number> {
     const args = parseArgs(argv, BOOLEAN);
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
+    else if (args.command === 'calibrate') await calibrateCommand(args);
     else throw new UsageError(`unknown command '${args.command}'`);
     return 0;
   } catch (e) {
