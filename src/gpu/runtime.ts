@@ -5,7 +5,7 @@ import { BindGroupCache, ParamsPages, type StepParams } from './bind-groups.js';
 import { BufferPool } from './buffers.js';
 import type { GpuCapabilities } from './capabilities.js';
 import { acquireDevice, type AcquireOptions, withTimeout } from './device.js';
-import { GpuDeviceLostError, GpuLimitError, GpuUsageError } from './errors.js';
+import { GpuDeviceLostError, GpuLimitError } from './errors.js';
 import { PipelineCache, type KernelSpec, type PreparedPipeline } from './pipelines.js';
 import { StepRecorder, type StepHost } from './step.js';
 import type { WgslDefines } from './wgsl.js';
@@ -222,8 +222,4 @@ function padTo4(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
   out.set(bytes);
   return out;
-}
-
-export function assertUsage(cond: boolean, message: string): asserts cond {
-  if (!cond) throw new GpuUsageError(message);
 }

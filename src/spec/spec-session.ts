@@ -10,8 +10,7 @@
 import type { BatchSequence } from '../runner/batch.js';
 import type { ForwardResult } from '../runner/model-runner.js';
 import type { PlannedSequence, RunnerSession, Sampling } from '../runner/session.js';
-import { warpedDistribution, type SamplingParams } from '../reference/sampling.js';
-import { samplingUniform } from '../reference/sampling.js';
+import { samplingUniform, warpedDistribution, type SamplingParams } from '../reference/sampling.js';
 import { acceptGreedy, acceptStochastic, drawFrom, STREAM_DRAFT, type Acceptance } from './acceptance.js';
 import { AcceptanceStats, GroupedAcceptanceStats } from './stats.js';
 
