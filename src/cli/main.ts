@@ -4,7 +4,9 @@
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
 //                   [(--draft DIR | --draft-layers N) --spec-k K]   reports tokens per target step and alpha
 //   webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
-//                   the scheduler's performance profile (a smaller sweep: fewer repeats, shorter contexts)
+//                   [--draft-layers N] [--time-budget-s S]
+//                   the scheduler's performance profile (a smaller sweep: fewer repeats, shorter contexts;
+//                   --draft-layers: also time speculative steps with a self draft of N layers, so k2 is measured)
 // Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
@@ -29,6 +31,7 @@ const USAGE = `usage:
                   [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
                   [(--draft DIR | --draft-layers N) [--spec-k K]]          (speculative decoding)
   webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
+                   [--draft-layers N] [--time-budget-s S]
                    (the scheduler's performance profile; a one-line summary on stderr)
 options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
@@ -195,13 +198,19 @@ async function calibrateCommand(args: ParsedArgs): Promise<void> {
   const contexts = stringFlag(args, 'decode-contexts');
   const decodeContexts = contexts?.split(',').map((c) => Number(c.trim()));
   if (decodeContexts?.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--decode-contexts ${contexts}: expected comma-separated positive context lengths`);
+  const draftLayers = numberFlag(args, 'draft-layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const budgetS = numberFlag(args, 'time-budget-s', (n) => n > 0, 'a positive number of seconds');
   const { rt, runner } = await load(args);
   try {
+    if (draftLayers !== undefined && draftLayers > runner.numLayers) throw new UsageError(`--draft-layers ${draftLayers}: the model has ${runner.numLayers} layers`);
     const session = new RunnerSession(runner);
     const verbose = args.flags.has('verbose');
-    const { model } = await calibrateRunner(session, {
+    const name = basename(resolve(stringFlag(args, 'model')!));
+    const { model, skipped } = await calibrateRunner(session, {
       adapter: adapterName(rt.capabilities),
-      model: basename(resolve(stringFlag(args, 'model')!)),
+      model: draftLayers !== undefined ? `${name} (self-draft ${draftLayers} layer${draftLayers === 1 ? '' : 's'})` : name,
+      ...(draftLayers !== undefined ? { draftLayers } : {}),
+      ...(budgetS !== undefined ? { timeBudgetMs: budgetS * 1000 } : {}),
       ...(repeats !== undefined ? { repeats } : {}),
       ...(pieces !== undefined ? { pieces } : {}),
       ...(decodeContexts ? { decodeContexts } : {}),
@@ -209,6 +218,7 @@ async function calibrateCommand(args: ParsedArgs): Promise<void> {
     });
     if (out !== undefined) await writeFile(out, model.toJson());
     else await writeOut(model.toJson());
+    if (skipped.length) console.error(`[webslo] calibrate: the time budget ran out; ${skipped.length} shapes skipped`);
     console.error(`[webslo] calibrated: ${model.summary()}`);
   } finally {
     runner.destroy();

@@ -4,10 +4,24 @@
 // decodes. Each shape runs `repeats + 1` times and the first (warm-up: pipeline compiles, pool
 // growth) is dropped. After every timed step the KV cache is rolled back (kv.truncate), so memory
 // stays bounded and every repeat reads the same state. Sample features: tokens = features.tokens,
-// kvTokensRead = features.attendedKeys * layers, draftSteps = 0 (the runner has no draft); the time
-// is StepFeatures.ms (submit to token ids on the CPU).
+// kvTokensRead = features.attendedKeys * layers, draftSteps = 0; the time is StepFeatures.ms (submit
+// to token ids on the CPU).
+//
+// Speculative steps (option draftLayers: SpecSession's self draft, the runner's first N layers then
+// the final norm and LM head): each verify shape is also timed as a whole speculative step, exactly
+// as SpecSession.step runs it: the verify's KV slots are reserved, then k sequential draft passes
+// (one row per verifying sequence, each writing its draft layers' K/V into the reserved slot and
+// feeding its argmax to the next pass), then the verify of the k + 1 rows (with the shape's plain
+// decodes). Its sample: draftSteps = k, tokens and kvTokensRead those of the verify, ms = the
+// verify's plus every draft pass's StepFeatures.ms. So the per-draft-step cost k2 is measured; it
+// includes the draft passes' attention reads at the calibration context (kvTokensRead counts the
+// verify's reads only, as a planner counts a step's).
+//
+// timeBudgetMs bounds the sweep: once it is spent, the remaining shapes are skipped (named in
+// CalibrationResult.skipped) and the model is fitted to the samples so far.
 
 import type { GpuCapabilities } from '../gpu/capabilities.js';
+import type { BatchSequence } from '../runner/batch.js';
 import type { PlannedSequence, RunnerSession } from '../runner/session.js';
 import { PerformanceModel, type FitOptions, type PerfSample } from './perf-model.js';
 
@@ -29,6 +43,14 @@ export interface CalibrationOptions extends FitOptions {
   verifyBatches?: number[];
   /** Timed runs per shape after the warm-up (default 3). */
   repeats?: number;
+  /**
+   * Self-speculation draft layers (1..layers): also time every verify shape as a speculative step,
+   * k draft passes through the first `draftLayers` layers + LM head, then the verify (draftSteps = k).
+   * Default: none (every sample has draftSteps = 0).
+   */
+  draftLayers?: number;
+  /** Skip the shapes not started within this many ms of the sweep's start (default: no limit). */
+  timeBudgetMs?: number;
   /** Called after each shape (progress for the CLI). */
   onShape?: (done: number, total: number) => void;
 }
@@ -41,6 +63,8 @@ export interface CalibrationSample extends PerfSample {
 export interface CalibrationResult {
   model: PerformanceModel;
   samples: CalibrationSample[];
+  /** Shapes left out because timeBudgetMs ran out. */
+  skipped: string[];
 }
 
 export class CalibrationError extends Error {
@@ -64,6 +88,8 @@ interface Shape {
   name: string;
   context: number;
   parts: Part[];
+  /** Draft passes before the verify (a speculative step); 0 or absent: a plain step. */
+  draftSteps?: number;
 }
 
 function tokenIds(n: number, vocab: number, salt: number): number[] {
@@ -92,6 +118,12 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
   const fitsAt = (ctx: number): boolean => ctx + Math.max(maxChunk, 1 + Math.max(0, ...ks)) <= maxPos;
   const decodeContexts = positive(options.decodeContexts ?? [32, 256, 1024], 'decodeContexts').filter((c) => c >= 1 && fitsAt(c));
   const prefillContexts = positive(options.prefillContexts ?? [0, 256], 'prefillContexts').filter(fitsAt);
+  const draftLayers = options.draftLayers;
+  if (draftLayers !== undefined && !(Number.isInteger(draftLayers) && draftLayers >= 1 && draftLayers <= runner.numLayers)) {
+    throw new CalibrationError(`draftLayers must be an integer in 1..${runner.numLayers}, got ${draftLayers}`);
+  }
+  const budget = options.timeBudgetMs ?? Infinity;
+  if (!(budget > 0)) throw new CalibrationError(`timeBudgetMs must be positive, got ${budget}`);
   if (chunks.length === 0 && decodeBatches.length === 0) throw new CalibrationError('the sweep is empty: no prefill chunk and no decode batch fits this runner');
 
   // The shapes. Context sequences: `pool` sequences cached to each context used.
@@ -112,6 +144,7 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
             ...Array.from({ length: d }, (_, i) => ({ seq: v + i, tokens: 1, kind: 'decode' as const })),
           ];
           shapes.push({ name: `verify x${v} k=${k}${d ? ` + decode x${d}` : ''} @${midCtx}`, context: midCtx, parts });
+          if (draftLayers !== undefined) shapes.push({ name: `spec x${v} k=${k}${d ? ` + decode x${d}` : ''} @${midCtx} (draft ${draftLayers}L)`, context: midCtx, parts, draftSteps: k });
         }
       }
     }
@@ -134,26 +167,46 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
   const seqs = Array.from({ length: pool }, () => session.newSequence());
   const fresh = session.newSequence();
   const samples: CalibrationSample[] = [];
+  const skipped: string[] = [];
+  const t0 = performance.now();
   try {
     let done = 0;
     for (const ctx of [0, ...contexts]) {
+      const todo = shapes.filter((s) => s.context === ctx);
+      if (performance.now() - t0 > budget) {
+        skipped.push(...todo.map((s) => s.name));
+        continue;
+      }
       // Grow the context sequences to ctx (untimed), in chunks the runner takes.
       for (const [i, id] of seqs.entries()) {
         const have = session.kv.length(id);
         if (have < ctx) await session.prefill(id, tokenIds(ctx - have, vocab, i + have), maxT, { outputs: 'none' });
       }
-      for (const shape of shapes.filter((s) => s.context === ctx)) {
+      for (const shape of todo) {
+        if (performance.now() - t0 > budget) {
+          skipped.push(shape.name);
+          continue;
+        }
         const planned: PlannedSequence[] = shape.parts.map((p, j) => ({
           id: p.seq < 0 ? fresh : seqs[p.seq]!,
           tokens: tokenIds(p.tokens, vocab, 1000 + j),
           outputs: p.kind === 'prefill' ? 'last' : 'all',
         }));
         for (let r = 0; r <= repeats; r++) {
-          const batch = [];
+          const batch: BatchSequence[] = [];
           for (const [j, s] of planned.entries()) batch.push({ ...(await session.plan(s)), kind: shape.parts[j]!.kind });
+          const draftMs = shape.draftSteps ? await draftPasses(runner, batch, shape.draftSteps, draftLayers!) : 0;
           const { features } = await runner.forward(batch);
           for (const s of planned) session.kv.truncate(s.id, s.id === fresh ? 0 : ctx);
-          if (r > 0) samples.push({ tokens: features.tokens, draftSteps: 0, kvTokensRead: features.attendedKeys * layers, ms: features.ms, shape: shape.name });
+          if (r > 0) {
+            samples.push({
+              tokens: features.tokens,
+              draftSteps: shape.draftSteps ?? 0,
+              kvTokensRead: features.attendedKeys * layers,
+              ms: features.ms + draftMs,
+              shape: shape.name,
+            });
+          }
         }
         options.onShape?.(++done, shapes.length);
       }
@@ -171,5 +224,30 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
     },
     options,
   );
-  return { model, samples };
+  return { model, samples, skipped };
+}
+
+/**
+ * SpecSession's self draft for the verify entries of `batch` (KV slots already reserved): `steps`
+ * sequential passes through the first `draftLayers` layers, one row per verifying sequence, pass j at
+ * position startPos + j writing slot j, its argmax the next pass's input. The verify entries' tokens
+ * become [pending, ...drafts], as SpecSession's verify. Returns the passes' summed StepFeatures.ms.
+ */
+async function draftPasses(runner: RunnerSession['runner'], batch: BatchSequence[], steps: number, draftLayers: number): Promise<number> {
+  const verify = batch.flatMap((b, i) => (b.kind === 'verify' ? [i] : []));
+  const drafts = verify.map(() => [] as number[]);
+  let ms = 0;
+  for (let j = 0; j < steps; j++) {
+    const pass: BatchSequence[] = verify.map((i, n) => {
+      const b = batch[i]!;
+      return { blockTable: b.blockTable, startPos: b.startPos + j, tokens: [j === 0 ? b.tokens[0]! : drafts[n]![j - 1]!], slots: [b.slots[j]!], outputs: 'last' };
+    });
+    const res = await runner.forward(pass, { layers: draftLayers });
+    verify.forEach((_, n) => drafts[n]!.push(res.tokens[n]!));
+    ms += res.features.ms;
+  }
+  verify.forEach((i, n) => {
+    batch[i] = { ...batch[i]!, tokens: [batch[i]!.tokens[0]!, ...drafts[n]!] };
+  });
+  return ms;
 }

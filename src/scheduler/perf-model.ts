@@ -76,6 +76,10 @@ export interface PerformanceProfile {
   /** 90th percentile of (measured - raw prediction), ms. */
   p90ResidualMs: number;
   samples: number;
+  /** Where the profile comes from (a calibration run, a paper's fit, ...). */
+  origin?: string;
+  /** KV cache capacity in tokens on that GPU for that model (the simulator's memory). */
+  kvCapacityTokens?: number;
 }
 
 /** A profile that does not validate: names the field and what is wrong with it. */
@@ -507,5 +511,7 @@ function validateProfile(v: unknown): PerformanceProfile {
     r2: num(o, 'r2', 'r2', (n) => n <= 1, 'a finite number <= 1'),
     p90ResidualMs: num(o, 'p90ResidualMs', 'p90ResidualMs', () => true, 'a finite number'),
     samples: num(o, 'samples', 'samples', posInt, 'a positive integer'),
+    ...(o.origin !== undefined ? { origin: str(o, 'origin') } : {}),
+    ...(o.kvCapacityTokens !== undefined ? { kvCapacityTokens: num(o, 'kvCapacityTokens', 'kvCapacityTokens', posInt, 'a positive integer (tokens)') } : {}),
   };
 }

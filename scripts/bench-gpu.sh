@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The device-side benchmark run, for a lent GPU machine that has no node_modules and no network.
+# It runs the bundles that `npm run bench:gpu:bundle` builds HERE (never there: Vite is not there):
+#
+#   here:   npm run bench:gpu:bundle        # .devbundle/{gpu-check,kernels,forward,calibrate}.mjs
+#           bash ../shared/gpu/prepare.sh   # .gpu/: node.xz, dawn.node.xz, webgpu/{index.js,package.json}, deb/, on-device.sh
+#   there:  source .gpu/on-device.sh && bash scripts/bench-gpu.sh      (carry: .gpu, .devbundle)
+#
+# Locally (software GPU, a minutes-long smoke run of the same phases on small shapes):
+#   npm run bench:gpu:bundle && BENCH_GPU_QUICK=1 bash scripts/bench-gpu.sh
+#
+# Phases, each with its own timeout; a failed or timed-out phase does not stop the later ones:
+#   1. gpu-check  the fixture models' logits against HF's references (PASS/FAIL per model)
+#   2. kernels    matmul kernels vs the bandwidth and fma ceilings
+#   3. forward    the whole forward step on a synthetic qwen2.5-1.5b (decode B = 1, 8, 32; prefill 512)
+#   4. calibrate  the scheduler's performance profile on a synthetic qwen2.5-1.5b f16 with a self draft
+# Each phase's output goes to stdout and to $OUT/<phase>.txt; JSON results to $OUT/{kernels,forward,
+# profile}-$TAG.json ($OUT unset: ${TMPDIR:-/tmp}/webslo-bench-gpu/). A summary table comes last. Exit status: the
+# number of failed phases.
+#
+# Environment: OUT (output folder), BENCH_GPU_QUICK=1 (small local smoke run), BENCH_GPU_TAG (file
+# name tag; default h200, or quick), BENCH_GPU_PHASES (default "gpu-check kernels forward calibrate"),
+# T_CHECK T_KERNELS T_FORWARD T_CALIBRATE (phase timeouts, s), CALIBRATE_BUDGET_S (calibration sweep
+# budget, s), SHAPE (forward and calibrate shape; default qwen2.5-1.5b).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 99
+run_start=$(date +%s)
+
+# Node: on the device, .gpu/on-device.sh puts it on PATH (sourced by the caller; here as a fallback).
+if ! command -v node >/dev/null 2>&1 && [ -f .gpu/on-device.sh ]; then
+  # shellcheck disable=SC1091
+  source .gpu/on-device.sh
+fi
+command -v node >/dev/null 2>&1 || { echo "bench-gpu: no node on PATH (source .gpu/on-device.sh first)"; exit 98; }
+for b in gpu-check kernels forward calibrate; do
+  [ -f ".devbundle/$b.mjs" ] || { echo "bench-gpu: .devbundle/$b.mjs is missing: run npm run bench:gpu:bundle here and carry .devbundle"; exit 97; }
+done
+# `import 'webgpu'` must resolve from the bundles: node_modules/webgpu, made from .gpu/webgpu when absent.
+if [ ! -f node_modules/webgpu/index.js ]; then
+  if [ -f .gpu/webgpu/index.js ] && [ -f .gpu/webgpu/dist/linux-x64/dawn.node ]; then
+    mkdir -p node_modules && cp -r .gpu/webgpu node_modules/webgpu
+  else
+    echo "bench-gpu: neither node_modules/webgpu nor .gpu/webgpu with dist/linux-x64/dawn.node (source .gpu/on-device.sh first)"
+    exit 96
+  fi
+fi
+
+QUICK=${BENCH_GPU_QUICK:-0}
+[ "$QUICK" = 1 ] && TAG=${BENCH_GPU_TAG:-quick} || TAG=${BENCH_GPU_TAG:-h200}
+OUT_DIR=${OUT:-${TMPDIR:-/tmp}/webslo-bench-gpu}
+mkdir -p "$OUT_DIR"
+SHAPE=${SHAPE:-qwen2.5-1.5b}
+PHASES=${BENCH_GPU_PHASES:-gpu-check kernels forward calibrate}
+
+if [ "$QUICK" = 1 ]; then
+  T_CHECK=${T_CHECK:-180}; T_KERNELS=${T_KERNELS:-120}; T_FORWARD=${T_FORWARD:-300}; T_CALIBRATE=${T_CALIBRATE:-300}
+  BUDGET=${CALIBRATE_BUDGET_S:-60}
+  CHECK_ARGS=(--max-prompt 37)
+  KERNELS_ARGS=(--size small --trials 2)
+  FORWARD_ARGS=(--shape qwen2.5-0.5b --layers 2 --batches 1,4 --prefill 64 --trials 1)
+  CALIBRATE_ARGS=(--shape qwen2.5-0.5b --dtype f16 --layers 2 --draft-layers 1 --prefill-chunks 16,64 --prefill-contexts 0
+    --decode-batches 1,4 --decode-contexts 32 --verify-ks 1,2 --verify-batches 1 --repeats 1)
+else
+  T_CHECK=${T_CHECK:-60}; T_KERNELS=${T_KERNELS:-60}; T_FORWARD=${T_FORWARD:-100}; T_CALIBRATE=${T_CALIBRATE:-170}
+  BUDGET=${CALIBRATE_BUDGET_S:-100}
+  CHECK_ARGS=()
+  KERNELS_ARGS=(--size large)
+  FORWARD_ARGS=(--shape "$SHAPE" --dtype f16 --batches 1,8,32 --prefill 512)
+  CALIBRATE_ARGS=(--shape "$SHAPE" --dtype f16)
+fi
+# CHECK_MODELS=a,b: only these fixtures (e.g. when the device copy must leave a large one behind).
+[ -n "${CHECK_MODELS:-}" ] && CHECK_ARGS+=(--models "$CHECK_MODELS")
+
+echo "bench-gpu: $(node --version) on $(uname -m); quick=$QUICK; out=$OUT_DIR; tag=$TAG; phases: $PHASES"
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+
+declare -a SUMMARY=()
+RAN=" "
+failed=0
+# run_phase NAME TIMEOUT_S BUNDLE ARGS...: stdout+stderr to the terminal and $OUT_DIR/NAME.txt.
+run_phase() {
+  local name=$1 secs=$2 bundle=$3
+  shift 3
+  case " $PHASES " in *" $name "*) ;; *) SUMMARY+=("$(printf '%-10s %-16s %6s' "$name" skipped -)"); return 0 ;; esac
+  RAN+="$name "
+  # No stale results: this phase's log and --out file go first.
+  rm -f "$OUT_DIR/$name.txt"
+  local prev=
+  for a in "$@"; do [ "$prev" = --out ] && rm -f "$a"; prev=$a; done
+  echo
+  echo "===== $name: node .devbundle/$bundle.mjs $* (timeout ${secs} s) ====="
+  local t0 t1 rc status
+  t0=$(date +%s%N)
+  timeout -k 10 "$secs" node ".devbundle/$bundle.mjs" "$@" 2>&1 | grep --line-buffered -v 'artificially reduced from' | tee "$OUT_DIR/$name.txt"
+  rc=${PIPESTATUS[0]}
+  t1=$(date +%s%N)
+  if [ "$rc" = 0 ]; then status=ok
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then status="TIMEOUT(rc=$rc)"; failed=$((failed + 1))
+  else status="FAIL(rc=$rc)"; failed=$((failed + 1))
+  fi
+  local ds=$(( (t1 - t0) / 100000000 ))
+  SUMMARY+=("$(printf '%-10s %-16s %4d.%d' "$name" "$status" $((ds / 10)) $((ds % 10)))")
+  echo "===== $name: $status"
+}
+
+run_phase gpu-check "$T_CHECK" gpu-check ${CHECK_ARGS[@]+"${CHECK_ARGS[@]}"}
+run_phase kernels "$T_KERNELS" kernels ${KERNELS_ARGS[@]+"${KERNELS_ARGS[@]}"} --out "$OUT_DIR/kernels-$TAG.json"
+run_phase forward "$T_FORWARD" forward ${FORWARD_ARGS[@]+"${FORWARD_ARGS[@]}"} --out "$OUT_DIR/forward-$TAG.json"
+run_phase calibrate "$T_CALIBRATE" calibrate ${CALIBRATE_ARGS[@]+"${CALIBRATE_ARGS[@]}"} --budget-s "$BUDGET" --out "$OUT_DIR/profile-$TAG.json"
+
+# Summary: phase status, then the key lines of each phase's output.
+key() { case "$RAN" in *" $1 "*) ;; *) return 0 ;; esac; echo "$1:"; [ -f "$OUT_DIR/$1.txt" ] && grep -E "$2" "$OUT_DIR/$1.txt" | head -n "${3:-20}" | cut -c1-220 | sed 's/^/  /'; }
+echo
+echo "===== summary ($(( $(date +%s) - run_start )) s in all; $failed failed phase(s)) ====="
+printf '%-10s %-16s %6s\n' phase status seconds
+printf '%s\n' "${SUMMARY[@]}"
+key gpu-check '^(PASS|FAIL)|^     |^gpu-check:|^adapter:' 12
+key kernels '^(matvec|tiled)|^bandwidth ceiling' 8
+key forward '^[0-9]+ +[0-9]+ |^  [0-9.]+ ms, |^implied' 8
+key calibrate '^model: T|^R\^2|^k2|^profile:|^skipped' 6
+case "$RAN" in *" calibrate "*) [ -f "$OUT_DIR/profile-$TAG.json" ] && echo "profile: $OUT_DIR/profile-$TAG.json ($(wc -c < "$OUT_DIR/profile-$TAG.json") bytes)" ;; esac
+exit "$failed"

@@ -1,0 +1,130 @@
+// `webslo bench-sched`: serving capacity of SLOs-Serve and the baselines in the simulator.
+//   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|paper|default]
+//                      [--scheduler slos,fcfs,fcfs+sd,sarathi,edf] [--json] [--seeds 3] [--requests 600]
+//                      [--replicas 1] [--arrivals poisson|bursty] [--kv-tokens N] [--workers N] [--out DIR]
+// Capacity searches run in worker processes (one per core by default). --json prints
+// [{"scenario", "scheduler", "capacity_rps", "attainment"}] (each scheduler at its best setting);
+// otherwise a markdown table. --out DIR also writes bench-sched-<profile>.{md,svg,json} there.
+
+import { spawn } from 'node:child_process';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { PerformanceModel } from '../scheduler/perf-model.js';
+import { bestRows, markdownReport, svgPlot } from '../sim/bench-report.js';
+import { SCHEDULERS, variantsFor, type BenchSetup, type CapacityResult, type SchedulerName } from '../sim/bench-sched.js';
+import type { BenchJob, BenchJobResult } from '../sim/bench-worker.js';
+import { PROFILES, type ProfileName } from '../sim/profiles.js';
+import { SCENARIOS, type ScenarioName } from '../sim/scenarios.js';
+import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
+
+export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
+                     [--scheduler ${SCHEDULERS.join(',')}] [--json] [--seeds N] [--requests N]
+                     [--replicas N] [--arrivals poisson|bursty] [--kv-tokens N] [--workers N] [--out DIR]
+                     (serving capacity in the simulator; scenarios: ${SCENARIOS.join(', ')})`;
+
+export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
+  const profileArg = stringFlag(args, 'profile') ?? 'default';
+  let profileJson: unknown;
+  let profileName: string;
+  if (profileArg in PROFILES) {
+    profileJson = PROFILES[profileArg as ProfileName];
+    profileName = profileArg;
+  } else {
+    profileJson = JSON.parse(await readFile(profileArg, 'utf8'));
+    profileName = basename(profileArg).replace(/\.json$/, '');
+  }
+  const profile = PerformanceModel.fromProfile(profileJson);
+  const kvTokens = numberFlag(args, 'kv-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer') ?? profile.profile.kvCapacityTokens;
+  if (kvTokens === undefined) throw new UsageError(`the profile has no kvCapacityTokens: pass --kv-tokens N`);
+  const nSeeds = numberFlag(args, 'seeds', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? 3;
+  const arrivals = stringFlag(args, 'arrivals') ?? 'poisson';
+  if (arrivals !== 'poisson' && arrivals !== 'bursty') throw new UsageError(`--arrivals ${arrivals}: expected poisson or bursty`);
+  const setup: Omit<BenchSetup, 'profile'> = {
+    kvTokens,
+    pageSize: 16,
+    seeds: Array.from({ length: nSeeds }, (_, i) => i + 1),
+    requests: numberFlag(args, 'requests', (n) => Number.isInteger(n) && n >= 10, 'an integer >= 10') ?? 600,
+    replicas: numberFlag(args, 'replicas', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? 1,
+    arrivals,
+    contextTokens: 8192,
+    alpha: 0.7,
+  };
+  const schedulers = (stringFlag(args, 'scheduler') ?? SCHEDULERS.join(',')).split(',').map((s) => s.trim());
+  for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`--scheduler ${s}: expected some of ${SCHEDULERS.join(',')}`);
+
+  const workloads: BenchJob['workload'][] = [];
+  const trace = stringFlag(args, 'trace');
+  if (trace) workloads.push({ name: basename(trace), trace: JSON.parse(await readFile(trace, 'utf8')) });
+  const scenario = stringFlag(args, 'scenario') ?? (trace ? undefined : 'all');
+  if (scenario === 'all') for (const s of SCENARIOS) workloads.push({ scenario: s });
+  else if (scenario !== undefined) {
+    if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new UsageError(`--scenario ${scenario}: expected one of ${SCENARIOS.join(', ')} or all`);
+    workloads.push({ scenario: scenario as ScenarioName });
+  }
+
+  const full: BenchSetup = { ...setup, profile };
+  const jobs: BenchJob[] = [];
+  for (const workload of workloads) for (const s of schedulers) for (const variant of variantsFor(s as SchedulerName, full)) jobs.push({ id: jobs.length, workload, variant, profile: profileJson, setup });
+  const workers = numberFlag(args, 'workers', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? Math.max(1, Math.min(availableParallelism(), jobs.length));
+  const t0 = performance.now();
+  const results = await runJobs(jobs, workers, (done) => process.stderr.write(`[webslo] bench-sched: ${done}/${jobs.length} searches\r`));
+  process.stderr.write(`\n[webslo] bench-sched: ${jobs.length} capacity searches in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${workers} workers\n`);
+
+  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivals} arrivals, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens)`;
+  const markdown = markdownReport(results, title);
+  const rows = bestRows(results).map((r) => ({ scenario: r.scenario, scheduler: r.scheduler, capacity_rps: r.capacityRps, attainment: r.attainment }));
+  process.stdout.write(args.flags.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : markdown);
+  const out = stringFlag(args, 'out');
+  if (out) {
+    await mkdir(out, { recursive: true });
+    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? '-bursty' : ''}`);
+    await writeFile(`${stem}.md`, markdown);
+    await writeFile(`${stem}.svg`, svgPlot(results, title));
+    await writeFile(`${stem}.json`, `${JSON.stringify({ title, setup: { ...setup, profile: profileName }, results }, null, 1)}\n`);
+    process.stderr.write(`[webslo] wrote ${stem}.{md,svg,json}\n`);
+  }
+}
+
+/** Run jobs on `n` worker processes (scripts/run-ts.mjs src/sim/bench-worker.ts), longest first. */
+async function runJobs(jobs: BenchJob[], n: number, progress: (done: number) => void): Promise<CapacityResult[]> {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const queue = [...jobs];
+  const results = new Map<number, CapacityResult>();
+  let done = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(root, 'scripts/run-ts.mjs'), join(root, 'src/sim/bench-worker.ts')], { stdio: ['pipe', 'pipe', 'inherit'], cwd: root });
+      const lines = createInterface({ input: child.stdout });
+      const next = (): void => {
+        const job = queue.shift();
+        if (!job) {
+          child.stdin.end();
+          return;
+        }
+        child.stdin.write(`${JSON.stringify(job)}\n`);
+      };
+      lines.on('line', (line) => {
+        const r = JSON.parse(line) as BenchJobResult;
+        if (r.error || !r.result) {
+          child.kill();
+          reject(new Error(`bench-sched job ${r.id} (${JSON.stringify(jobs[r.id]?.variant)}) failed: ${r.error}`));
+          return;
+        }
+        results.set(r.id, r.result);
+        progress(++done);
+        next();
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 || code === null ? resolve() : reject(new Error(`bench-sched worker exited with ${code}`))));
+      next();
+    });
+  await Promise.all(Array.from({ length: Math.min(n, jobs.length) }, one));
+  return jobs.map((j) => {
+    const r = results.get(j.id);
+    if (!r) throw new Error(`bench-sched job ${j.id} returned no result`);
+    return r;
+  });
+}

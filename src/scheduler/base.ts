@@ -1,0 +1,236 @@
+// The mechanics every policy shares: the request table, coalesced arrivals, applying step outcomes,
+// KV page accounting with recompute preemption, step features for the performance model, and the
+// admission-event log. A policy supplies `decide` (what to do with pending arrivals) and `build`
+// (the entries of the next step).
+
+import { AcceptanceEstimator } from './acceptance-model.js';
+import type { PerformanceModel } from './perf-model.js';
+import { keysRead, pagesFor, RequestState } from './request-state.js';
+import type { AdmissionDecision, KvBudget, SchedRequest, Scheduler, SchedulerEvent, StepEntry, StepOutcome, StepPlan } from './types.js';
+
+export interface SchedulerOptions {
+  /** Planning model (with its safety margin) and layer count for KV-read features. */
+  model: PerformanceModel;
+  kv: KvBudget;
+  /** Most rows in one step (default: the profile's maxTokensPerStep). */
+  maxTokensPerStep?: number;
+  /** Most sequences running at once (default 256). */
+  maxSeqs?: number;
+  /** Acceptance-rate prior for speculation before an app has observations (default 0.7). */
+  alphaPrior?: number;
+}
+
+export class SchedulerInputError extends Error {
+  override name = 'SchedulerInputError';
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`scheduler input '${field}' ${problem}`);
+  }
+}
+
+/** Free KV pages during one step's construction; taking pages for rows, releasing victims. */
+export class PageLedger {
+  free: number;
+  constructor(total: number, used: number, readonly pageSize: number) {
+    this.free = total - used;
+  }
+
+  extra(s: RequestState, rows: number): number {
+    return pagesFor(s.kv + rows, this.pageSize) - pagesFor(s.kv, this.pageSize);
+  }
+
+  take(s: RequestState, rows: number): boolean {
+    const need = this.extra(s, rows);
+    if (need > this.free) return false;
+    this.free -= need;
+    return true;
+  }
+
+  release(s: RequestState): void {
+    this.free += pagesFor(s.kv, this.pageSize);
+  }
+}
+
+export abstract class BaseScheduler implements Scheduler {
+  abstract readonly name: string;
+  protected readonly model: PerformanceModel;
+  protected readonly kvBudget: KvBudget;
+  protected readonly maxTokensPerStep: number;
+  protected readonly maxSeqs: number;
+  protected readonly layers: number;
+  protected readonly acceptance: AcceptanceEstimator;
+  /** Every request in the system, in arrival order. */
+  protected readonly states = new Map<string, RequestState>();
+  protected pending: RequestState[] = [];
+  private events: SchedulerEvent[] = [];
+  private inFlight = new Map<string, StepEntry>();
+  private seq = 0;
+
+  constructor(options: SchedulerOptions) {
+    this.model = options.model;
+    this.kvBudget = options.kv;
+    this.layers = options.model.profile.layers;
+    this.maxTokensPerStep = options.maxTokensPerStep ?? options.model.profile.maxTokensPerStep;
+    this.maxSeqs = options.maxSeqs ?? 256;
+    this.acceptance = new AcceptanceEstimator(options.alphaPrior ?? 0.7);
+    if (!(Number.isInteger(options.kv.pages) && options.kv.pages > 0)) throw new SchedulerInputError('kv.pages', `must be a positive integer, got ${options.kv.pages}`);
+    if (!(Number.isInteger(options.kv.pageSize) && options.kv.pageSize > 0)) throw new SchedulerInputError('kv.pageSize', `must be a positive integer, got ${options.kv.pageSize}`);
+    if (!(Number.isInteger(this.maxTokensPerStep) && this.maxTokensPerStep > 0)) throw new SchedulerInputError('maxTokensPerStep', `must be a positive integer, got ${this.maxTokensPerStep}`);
+  }
+
+  get size(): number {
+    return this.states.size;
+  }
+
+  submit(request: SchedRequest, nowMs: number): void {
+    this.enqueue(request, nowMs);
+  }
+
+  offer(request: SchedRequest, nowMs: number, fallback: boolean): boolean {
+    void fallback; // policies without admission control take everything
+    this.enqueue(request, nowMs);
+    return true;
+  }
+
+  step(nowMs: number): StepPlan | null {
+    if (this.inFlight.size > 0) throw new SchedulerInputError('step', 'called before the previous step was completed');
+    if (this.shouldDecide(nowMs)) this.decide(nowMs);
+    const { entries, preempt } = this.build(nowMs);
+    for (const id of preempt) this.states.get(id)!.preempt();
+    if (entries.length === 0) return preempt.length > 0 ? this.plan([], preempt) : null;
+    for (const e of entries) this.inFlight.set(e.id, e);
+    return this.plan(entries, preempt);
+  }
+
+  complete(nowMs: number, outcomes: readonly StepOutcome[]): void {
+    let finished = 0;
+    for (const o of outcomes) {
+      const entry = this.inFlight.get(o.id);
+      const s = this.states.get(o.id);
+      if (!entry || !s) continue; // cancelled while in flight
+      if (entry.kind === 'prefill') {
+        s.prefilled += entry.tokens;
+        s.kv += entry.tokens;
+      } else {
+        s.kv += o.emitted;
+        if (entry.draftTokens > 0) this.acceptance.record(s.req.app, entry.draftTokens, o.accepted ?? Math.max(0, o.emitted - 1));
+      }
+      s.onEmitted(o.emitted, nowMs, o.stageStartedAt);
+      if (o.finished) {
+        this.finish(s, nowMs);
+        finished++;
+      }
+    }
+    this.inFlight.clear();
+    this.afterComplete(nowMs, finished);
+  }
+
+  cancel(id: string, nowMs: number): void {
+    const s = this.states.get(id);
+    if (!s) return;
+    this.states.delete(id);
+    this.pending = this.pending.filter((p) => p !== s);
+    this.inFlight.delete(id);
+    this.onRemoved(s, nowMs, false);
+  }
+
+  drainEvents(): SchedulerEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
+  /** Decide about `this.pending` (admit, best-effort, decline or defer). */
+  protected abstract decide(nowMs: number): void;
+  /** The next step's entries and the requests to preempt first. */
+  protected abstract build(nowMs: number): { entries: StepEntry[]; preempt: string[] };
+  /** A request left the system (finished, or cancelled when `finished` is false). */
+  protected onRemoved(s: RequestState, nowMs: number, finished: boolean): void {
+    void s;
+    void nowMs;
+    void finished;
+  }
+  protected afterComplete(nowMs: number, finished: number): void {
+    void nowMs;
+    void finished;
+  }
+
+  /** Whether step() runs decide() first (default: when arrivals wait). */
+  protected shouldDecide(nowMs: number): boolean {
+    void nowMs;
+    return this.pending.length > 0;
+  }
+
+  protected emit(s: RequestState, decision: AdmissionDecision, nowMs: number): void {
+    this.events.push({ id: s.id, decision, atMs: nowMs });
+  }
+
+  /** Remove a request the scheduler will not serve (declined without best-effort). */
+  protected drop(s: RequestState, nowMs: number): void {
+    this.states.delete(s.id);
+    this.emit(s, 'declined', nowMs);
+    this.onRemoved(s, nowMs, false);
+  }
+
+  protected ledger(): PageLedger {
+    let used = 0;
+    for (const s of this.states.values()) used += pagesFor(s.kv, this.kvBudget.pageSize);
+    return new PageLedger(this.kvBudget.pages, used, this.kvBudget.pageSize);
+  }
+
+  /** Rows an entry adds to the forward pass. */
+  protected static rows(e: StepEntry): number {
+    return e.kind === 'prefill' ? e.tokens : 1 + e.draftTokens;
+  }
+
+  /** Keys an entry's rows read (all layers). */
+  protected entryKeys(e: StepEntry): number {
+    const s = this.states.get(e.id)!;
+    return keysRead(s.kv, BaseScheduler.rows(e), this.layers);
+  }
+
+  private plan(entries: StepEntry[], preempt: string[]): StepPlan {
+    let tokens = 0;
+    let draftSteps = 0;
+    let kvTokensRead = 0;
+    for (const e of entries) {
+      tokens += BaseScheduler.rows(e);
+      if (e.kind === 'decode') draftSteps = Math.max(draftSteps, e.draftTokens);
+      kvTokensRead += this.entryKeys(e);
+    }
+    const predictedMs = tokens > 0 ? this.model.predict({ tokens, draftSteps, kvTokensRead }) : 0;
+    return { preempt, entries, tokens, draftSteps, kvTokensRead, predictedMs };
+  }
+
+  private enqueue(request: SchedRequest, nowMs: number): RequestState {
+    checkRequest(request, this.states);
+    const s = new RequestState(request, this.seq++);
+    void nowMs;
+    this.states.set(request.id, s);
+    this.pending.push(s);
+    return s;
+  }
+
+  private finish(s: RequestState, nowMs: number): void {
+    this.states.delete(s.id);
+    this.onRemoved(s, nowMs, true);
+  }
+}
+
+function checkRequest(r: SchedRequest, states: ReadonlyMap<string, RequestState>): void {
+  if (typeof r.id !== 'string' || r.id === '') throw new SchedulerInputError('id', 'must be a non-empty string');
+  if (states.has(r.id)) throw new SchedulerInputError('id', `'${r.id}' is already in the system`);
+  const count = (field: string, v: number, min: number): void => {
+    if (!Number.isInteger(v) || v < min) throw new SchedulerInputError(field, `of request '${r.id}' must be an integer >= ${min}, got ${v}`);
+  };
+  count('promptTokens', r.promptTokens, 1);
+  count('maxTokens', r.maxTokens, 1);
+  if (!Number.isFinite(r.arrivalMs)) throw new SchedulerInputError('arrivalMs', `of request '${r.id}' must be finite, got ${r.arrivalMs}`);
+  if (!(r.ttftMs > 0) || !Number.isFinite(r.ttftMs)) throw new SchedulerInputError('ttftMs', `of request '${r.id}' must be a positive finite number, got ${r.ttftMs}`);
+  if (r.stages.length === 0) throw new SchedulerInputError('stages', `of request '${r.id}' must name at least one decode stage`);
+  for (const [i, st] of r.stages.entries()) {
+    if (!(st.tpotMs > 0) || !Number.isFinite(st.tpotMs)) throw new SchedulerInputError(`stages[${i}].tpotMs`, `of request '${r.id}' must be a positive finite number, got ${st.tpotMs}`);
+  }
+}

@@ -1,0 +1,169 @@
+// The admission DP of SLOs-Serve. Items (already-admitted prefills and new requests) are taken in
+// TTFT-deadline order and prefilled one after another at the prefill rate the decoding set leaves
+// (which falls as admitted requests start decoding). State after item n: the admitted count per TPOT
+// tier -> a Pareto set of (prefill finish time, reserved KV pages); the count vector fixes both the
+// decode load and the profit (admitted new requests), so only time and memory need comparing.
+//
+// Admitting a new request needs: its prefill finishes by its deadline given everything admitted before
+// it, the reserved KV fits, and the decoding set with it stays sustainable (Plan(inf) has room for all
+// decode rows). Already-admitted requests are never dropped: they are always taken, and a path is
+// invalid if it makes one finish later than both its deadline and the time it would finish with no
+// new admissions (so a request that is late anyway does not block everyone else).
+//
+// Cost: O(items * states * tiers) with states bounded by the count vectors (C(n + L - 1, L - 1) for n
+// admitted over L tiers) times the Pareto width (capped).
+
+export interface AdmissionItem {
+  /** Already admitted: never dropped. */
+  forced: boolean;
+  deadlineMs: number;
+  /** Rows still to prefill. */
+  prefillTokens: number;
+  /** Tier the request decodes in once prefilled. */
+  tier: number;
+  /** KV pages its admission reserves (0 for forced items: already reserved). */
+  pages: number;
+}
+
+export interface AdmissionProblem {
+  nowMs: number;
+  /** Sorted by deadline. */
+  items: readonly AdmissionItem[];
+  tiers: number;
+  /** Pages free for new reservations. */
+  freePages: number;
+  /**
+   * Prefill rows per ms while the given extra decoders (per tier, on top of the current decoding
+   * set) decode; null when that set is not sustainable.
+   */
+  rate(extra: readonly number[]): number | null;
+  /**
+   * Latency a prefill pays on top of its fluid share, ms: it completes at the end of a step, so about
+   * one step length of the decoding set (default 0).
+   */
+  lag?(extra: readonly number[]): number;
+}
+
+interface Node {
+  finish: number;
+  pages: number;
+  profit: number;
+  parent: Node | null;
+  /** Whether this node's item was admitted. */
+  took: boolean;
+}
+
+const PARETO_CAP = 6;
+/** Count vectors kept per item (the exact DP keeps all; small instances never reach this). */
+const BEAM = 128;
+
+/**
+ * The new items to admit (forced items are always kept and come back false). `paretoCap` bounds the
+ * (finish, pages) front kept per count vector and `beam` the count vectors kept per item (defaults 6
+ * and 128; Infinity for both makes the DP exact).
+ */
+export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam = BEAM): boolean[] {
+  const n = p.items.length;
+  // Count vectors as integers (base n + 1 per tier): cheap map keys, no string building.
+  const base = n + 1;
+  const weight = Array.from({ length: p.tiers }, (_, k) => base ** k);
+  const cache = new Map<number, { rate: number | null; lag: number }>();
+  const plan = (counts: readonly number[], key: number): { rate: number | null; lag: number } => {
+    let r = cache.get(key);
+    if (r === undefined) {
+      const rate = p.rate(counts);
+      r = { rate, lag: rate !== null && p.lag ? p.lag(counts) : 0 };
+      cache.set(key, r);
+    }
+    return r;
+  };
+  const prefillTime = (rate: number | null, tokens: number): number => (tokens <= 0 ? 0 : rate !== null && rate > 0 ? tokens / rate : Infinity);
+
+  // Finish times of the forced items with no new admissions: their lateness allowance.
+  const baseline = new Float64Array(n);
+  {
+    const counts = new Array<number>(p.tiers).fill(0);
+    let key = 0;
+    let t = p.nowMs;
+    for (let i = 0; i < n; i++) {
+      const it = p.items[i]!;
+      if (!it.forced) continue;
+      t += prefillTime(plan(counts, key).rate, it.prefillTokens);
+      baseline[i] = t;
+      counts[it.tier]!++;
+      key += weight[it.tier]!;
+    }
+  }
+
+  type Slot = { counts: number[]; key: number; nodes: Node[] };
+  let layer: Slot[] = [{ counts: new Array<number>(p.tiers).fill(0), key: 0, nodes: [{ finish: p.nowMs, pages: 0, profit: 0, parent: null, took: false }] }];
+  for (let i = 0; i < n; i++) {
+    const it = p.items[i]!;
+    const next = new Map<number, Slot>();
+    const put = (counts: number[], key: number, node: Node): void => {
+      let slot = next.get(key);
+      if (!slot) next.set(key, (slot = { counts, key, nodes: [] }));
+      slot.nodes.push(node);
+    };
+    for (const { counts, key, nodes } of layer) {
+      const grownKey = key + weight[it.tier]!;
+      let grown: number[] | null = null;
+      const here = plan(counts, key);
+      const dt = prefillTime(here.rate, it.prefillTokens);
+      let sustainable = true;
+      if (!it.forced) {
+        grown = counts.slice();
+        grown[it.tier]!++;
+        sustainable = plan(grown, grownKey).rate !== null;
+      }
+      for (const node of nodes) {
+        const finish = node.finish + dt;
+        if (it.forced) {
+          const allowed = Math.max(it.deadlineMs, baseline[i]!);
+          if (finish <= allowed || !Number.isFinite(allowed)) {
+            grown ??= counts.map((c, k) => (k === it.tier ? c + 1 : c));
+            put(grown, grownKey, { finish, pages: node.pages, profit: node.profit, parent: node, took: true });
+          }
+          continue;
+        }
+        put(counts, key, { finish: node.finish, pages: node.pages, profit: node.profit, parent: node, took: false });
+        const pages = node.pages + it.pages;
+        if (sustainable && finish + here.lag <= it.deadlineMs && pages <= p.freePages) put(grown!, grownKey, { finish, pages, profit: node.profit + 1, parent: node, took: true });
+      }
+    }
+    layer = [...next.values()];
+    for (const slot of layer) slot.nodes = pareto(slot.nodes, paretoCap);
+    if (layer.length > beam) {
+      // Beam: keep the count vectors with the most admitted, then the earliest finish.
+      layer.sort((a, b) => b.nodes[0]!.profit - a.nodes[0]!.profit || a.nodes[0]!.finish - b.nodes[0]!.finish);
+      layer.length = beam;
+    }
+  }
+
+  let best: Node | null = null;
+  for (const { nodes } of layer) {
+    for (const node of nodes) {
+      if (!best || node.profit > best.profit || (node.profit === best.profit && (node.finish < best.finish || (node.finish === best.finish && node.pages < best.pages)))) best = node;
+    }
+  }
+  const took = new Array<boolean>(n).fill(false);
+  // Every path is invalid only if a forced item cannot be kept on time by any choice, which the
+  // baseline rules out; admit nothing new in that case.
+  for (let i = n - 1, node = best; i >= 0 && node; i--, node = node.parent) took[i] = node.took;
+  return took.map((t, i) => t && !p.items[i]!.forced);
+}
+
+/** Keep nodes no other node beats in finish time, pages and profit (profit is equal within a slot). */
+function pareto(nodes: Node[], cap: number): Node[] {
+  nodes.sort((a, b) => a.finish - b.finish || a.pages - b.pages);
+  const out: Node[] = [];
+  let minPages = Infinity;
+  for (const node of nodes) {
+    if (node.pages < minPages) {
+      out.push(node);
+      minPages = node.pages;
+      if (out.length >= cap) break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+// Plan(inf, decoding set) of SLOs-Serve: how long a steady-state step may take given the decoding
+// requests per TPOT tier, which speculation length each tier gets, and how many prefill rows are left
+// per step. A tier of TPOT tau whose requests emit E(s) tokens per verify of s drafts tolerates steps
+// of up to E(s) * tau. Pick a bottleneck tier i and a length j (or no speculation); every other tier
+// k takes the smallest s_k with E(s_k) * tau_k >= E(j) * tau_i; keep the choice with the highest
+// prefill rate (rows per ms). No choice with room for the decode rows = the set is not sustainable.
+
+import { expectedTokens } from '../acceptance-model.js';
+import type { PerformanceModel } from '../perf-model.js';
+
+export interface TierLoad {
+  tpotMs: number;
+  /** Decoding requests in the tier. */
+  requests: number;
+  /** Keys one decode row of each request reads, summed over the tier's requests (all layers). */
+  keys: number;
+  /** Acceptance rate of the tier's drafts. */
+  alpha: number;
+}
+
+export interface DecodePlan {
+  /** Longest step the tiers tolerate, ms (Infinity when nothing decodes). */
+  stepMs: number;
+  /** Draft tokens per decode, per tier (same order as the input). */
+  spec: number[];
+  decodeRows: number;
+  draftSteps: number;
+  decodeKeys: number;
+  /** Rows left for prefill in one step (>= 0). */
+  prefillBudget: number;
+  /** Prefill rows per ms of steady state. */
+  prefillRate: number;
+}
+
+/**
+ * The decode plan with the highest prefill rate; or, given `minRate` (the prefill rows per ms the
+ * waiting prefills need), the shortest-step plan that still reaches it (speculate only as much as the
+ * prefill work needs: shorter steps mean shorter waits for new arrivals), else the highest-rate one.
+ */
+/**
+ * Tokens per verify the plan counts on: the expectation, discounted. Planning to the bare mean puts a
+ * request's 20th token on its deadline half the time (acceptance is random), so only a share of
+ * the expected extra tokens is counted.
+ */
+export function plannedTokens(k: number, alpha: number): number {
+  return 1 + (expectedTokens(k, alpha) - 1) * SPEC_CREDIT;
+}
+
+const SPEC_CREDIT = 0.5;
+
+export function planDecoding(model: PerformanceModel, tiers: readonly TierLoad[], maxSpec: number, maxTokensPerStep: number, minRate?: number): DecodePlan | null {
+  const active = tiers.filter((t) => t.requests > 0);
+  if (active.length === 0) {
+    const stepMs = model.predict({ tokens: maxTokensPerStep });
+    return { stepMs: Infinity, spec: tiers.map(() => 0), decodeRows: 0, draftSteps: 0, decodeKeys: 0, prefillBudget: maxTokensPerStep, prefillRate: maxTokensPerStep / stepMs };
+  }
+  let best: DecodePlan | null = null;
+  let enough: DecodePlan | null = null;
+  const consider = (stepMs: number, spec: number[]): void => {
+    let decodeRows = 0;
+    let draftSteps = 0;
+    let decodeKeys = 0;
+    for (const [k, t] of tiers.entries()) {
+      if (t.requests === 0) continue;
+      decodeRows += t.requests * (1 + spec[k]!);
+      decodeKeys += t.keys * (1 + spec[k]!);
+      draftSteps = Math.max(draftSteps, spec[k]!);
+    }
+    const rows = Math.min(maxTokensPerStep, model.maxTokensWithin(stepMs, draftSteps, decodeKeys));
+    const prefillBudget = rows - decodeRows;
+    if (prefillBudget < 0) return;
+    // A capped step finishes before stepMs: the rate is over the step's own predicted time.
+    const ms = model.predict({ tokens: rows, draftSteps, kvTokensRead: decodeKeys });
+    const prefillRate = prefillBudget / Math.max(ms, 1e-9);
+    const plan = { stepMs, spec, decodeRows, draftSteps, decodeKeys, prefillBudget, prefillRate };
+    if (!best || prefillRate > best.prefillRate + 1e-12) best = plan;
+    if (minRate !== undefined && prefillRate >= minRate && (!enough || stepMs < enough.stepMs)) enough = plan;
+  };
+  consider(Math.min(...active.map((t) => t.tpotMs)), tiers.map(() => 0));
+  for (let j = 1; j <= maxSpec; j++) {
+    for (const bottleneck of active) {
+      const target = plannedTokens(j, bottleneck.alpha) * bottleneck.tpotMs;
+      const spec: number[] = [];
+      let ok = true;
+      for (const t of tiers) {
+        let s = 0;
+        while (s <= maxSpec && plannedTokens(s, t.alpha) * t.tpotMs < target) s++;
+        if (s > maxSpec) {
+          if (t.requests > 0) ok = false;
+          s = 0;
+        }
+        spec.push(s);
+      }
+      if (ok) consider(target, spec);
+    }
+  }
+  return enough ?? best;
+}
+
+/**
+ * TPOT tiers: the distinct TPOTs, at most `maxTiers` (the closest neighbours merged into the tighter
+ * one), ascending. A request belongs to the loosest tier not looser than its TPOT (the tightest when
+ * none is).
+ */
+export function makeTiers(tpots: Iterable<number>, maxTiers: number): number[] {
+  const tiers = [...new Set(tpots)].sort((a, b) => a - b);
+  while (tiers.length > maxTiers) {
+    let at = 1;
+    for (let i = 2; i < tiers.length; i++) if (tiers[i]! / tiers[i - 1]! < tiers[at]! / tiers[at - 1]!) at = i;
+    tiers.splice(at, 1);
+  }
+  return tiers;
+}
+
+export function tierOf(tiers: readonly number[], tpotMs: number): number {
+  let t = 0;
+  for (let i = 0; i < tiers.length; i++) if (tiers[i]! <= tpotMs * (1 + 1e-9)) t = i;
+  return t;
+}
+
+/**
+ * Plan(inf) for the admission DP, which asks for thousands of decoding sets that differ only in how
+ * many requests each tier has: the speculation choices (a step length and a draft length per tier)
+ * depend only on the tiers' TPOTs and alphas, so they are built once, and each query is a few
+ * multiply-adds per choice with the performance model's closed-form inversion (no rounding fix-ups;
+ * the executing step re-plans exactly).
+ */
+export class DecodeRateTable {
+  private readonly choices: { stepMs: number | null; spec: number[] }[] = [];
+  private readonly pieces: readonly { k1: number; k2: number; b: number }[];
+  private readonly k3: number;
+  private readonly factor: number;
+  private readonly addMs: number;
+
+  constructor(
+    model: PerformanceModel,
+    private readonly base: readonly TierLoad[],
+    maxSpec: number,
+    private readonly maxTokensPerStep: number,
+    /** Keys one new decoder's row reads (all layers). */
+    private readonly keysPerNew: number,
+  ) {
+    const p = model.profile;
+    this.pieces = p.pieces;
+    this.k3 = p.k3;
+    this.factor = p.margin.factor;
+    this.addMs = p.margin.addMs;
+    this.choices.push({ stepMs: null, spec: base.map(() => 0) });
+    for (let j = 1; j <= maxSpec; j++) {
+      for (const bottleneck of base) {
+        const target = plannedTokens(j, bottleneck.alpha) * bottleneck.tpotMs;
+        const spec = base.map((t) => {
+          let s = 0;
+          while (s <= maxSpec && plannedTokens(s, t.alpha) * t.tpotMs < target) s++;
+          return s > maxSpec ? -1 : s; // -1: this tier cannot keep up at that step length
+        });
+        this.choices.push({ stepMs: target, spec });
+      }
+    }
+  }
+
+  /** Prefill rows per ms and the step length with `extra` more decoders per tier; null: unsustainable. */
+  query(extra: readonly number[]): { rate: number; stepMs: number } | null {
+    const n = this.base.map((t, k) => t.requests + extra[k]!);
+    let minTpot = Infinity;
+    for (const [k, t] of this.base.entries()) if (n[k]! > 0) minTpot = Math.min(minTpot, t.tpotMs);
+    if (minTpot === Infinity) {
+      const m = this.maxTokensPerStep;
+      const ms = this.predict(m, 0, 0);
+      return { rate: m / ms, stepMs: Infinity };
+    }
+    let best: { rate: number; stepMs: number } | null = null;
+    for (const c of this.choices) {
+      const stepMs = c.stepMs ?? minTpot;
+      let rows = 0;
+      let keys = 0;
+      let draft = 0;
+      let ok = true;
+      for (const [k, t] of this.base.entries()) {
+        if (n[k] === 0) continue;
+        const s = c.spec[k]!;
+        if (s < 0) {
+          ok = false;
+          break;
+        }
+        rows += n[k]! * (1 + s);
+        keys += (t.keys + extra[k]! * this.keysPerNew) * (1 + s);
+        draft = Math.max(draft, s);
+      }
+      if (!ok) continue;
+      const fit = Math.min(this.maxTokensPerStep, this.maxRows(stepMs, draft, keys));
+      const budget = fit - rows;
+      if (budget < 0) continue;
+      const rate = budget / Math.max(this.predict(fit, draft, keys), 1e-9);
+      if (!best || rate > best.rate) best = { rate, stepMs };
+    }
+    return best;
+  }
+
+  private predict(tokens: number, draft: number, keys: number): number {
+    let raw = -Infinity;
+    for (const p of this.pieces) raw = Math.max(raw, p.k1 * tokens + p.k2 * draft + p.b);
+    return this.factor * (raw + this.k3 * keys) + this.addMs;
+  }
+
+  private maxRows(ms: number, draft: number, keys: number): number {
+    const t = (ms - this.addMs) / this.factor - this.k3 * keys;
+    let n = Infinity;
+    for (const p of this.pieces) {
+      const room = t - p.b - p.k2 * draft;
+      if (p.k1 > 0) n = Math.min(n, Math.floor(room / p.k1));
+      else if (room < 0) n = -1;
+    }
+    return Math.max(0, n === Infinity ? this.maxTokensPerStep : n);
+  }
+}

@@ -1,0 +1,103 @@
+// The scheduler's interface: what the engine and the simulator hand it (requests, step outcomes)
+// and what it hands back (one plain step plan per step). Every policy (SLOs-Serve, FCFS, FCFS+SD,
+// Sarathi, EDF) implements `Scheduler`; nothing here touches the GPU.
+//
+// Time is in milliseconds on the caller's clock (performance.now() in the engine, the simulated clock
+// in the simulator). Token counts are integers.
+
+/** One decode stage's SLO: token n of the stage is due `tpotMs` after token n-1 (a deadline curve). */
+export interface StageSlo {
+  name: string;
+  tpotMs: number;
+}
+
+/**
+ * A request as the scheduler sees it. There is deliberately no true-output-length field: the
+ * scheduler knows only `maxTokens` and learns where a request ends from step outcomes.
+ */
+export interface SchedRequest {
+  id: string;
+  app: string;
+  arrivalMs: number;
+  /** Tokens to prefill before the first output token. */
+  promptTokens: number;
+  /** Output cap over all stages (the request never emits more). */
+  maxTokens: number;
+  /** Absolute TTFT budget, ms after arrival (slowdown SLOs are resolved before submit). */
+  ttftMs: number;
+  /** Decode stages in order (one for plain apps; think, answer for reasoning). */
+  stages: readonly StageSlo[];
+}
+
+/** What one request does in a step. */
+export type StepEntry =
+  | { id: string; kind: 'prefill'; tokens: number }
+  /** One decode row plus `draftTokens` speculative rows verified with it. */
+  | { id: string; kind: 'decode'; draftTokens: number };
+
+/** The scheduler's decision for one step: the engine executes exactly this. */
+export interface StepPlan {
+  /** Requests whose KV is dropped before the step (recompute preemption: generated tokens are kept). */
+  preempt: string[];
+  entries: StepEntry[];
+  /** Forward rows (prefill tokens + decode rows + draft rows). */
+  tokens: number;
+  /** Longest speculation length (sequential draft passes). */
+  draftSteps: number;
+  /** Keys attention reads, summed over rows and layers (the perf model's kvTokensRead). */
+  kvTokensRead: number;
+  /** The performance model's planning prediction for the step, ms. */
+  predictedMs: number;
+}
+
+/** What came of one entry of the step just executed. */
+export interface StepOutcome {
+  id: string;
+  /** Output tokens appended (0 for a prefill chunk that does not finish the prompt). */
+  emitted: number;
+  /** Draft tokens accepted, for decode entries with drafts (feeds the acceptance estimate). */
+  accepted?: number;
+  /** The request is done (EOS, stop string, max_tokens, or the simulator's true length). */
+  finished: boolean;
+  /**
+   * Output-token index (0-based) at which the next decode stage began during this step, when it did
+   * (thinking -> answer).
+   */
+  stageStartedAt?: number;
+}
+
+/** How the scheduler decided about a submitted request. */
+export type AdmissionDecision = 'admitted' | 'best-effort' | 'declined';
+
+export interface SchedulerEvent {
+  id: string;
+  decision: AdmissionDecision;
+  atMs: number;
+}
+
+/** The scheduler's view of KV memory: pages of `pageSize` tokens (the engine's PagedKvCache geometry). */
+export interface KvBudget {
+  pages: number;
+  pageSize: number;
+}
+
+export interface Scheduler {
+  readonly name: string;
+  /** Queue a request; the decision comes from the next step() (arrivals are coalesced). */
+  submit(request: SchedRequest, nowMs: number): void;
+  /**
+   * Try to admit now, for multi-replica routing: true when the request is taken (admitted, or
+   * best-effort when `fallback`), false when it is not taken and left with the caller.
+   */
+  offer(request: SchedRequest, nowMs: number, fallback: boolean): boolean;
+  /** The next step, or null when there is nothing to run now. */
+  step(nowMs: number): StepPlan | null;
+  /** Outcomes of the step returned by the last step() call, at its end. */
+  complete(nowMs: number, outcomes: readonly StepOutcome[]): void;
+  /** Forget a request (aborted by its caller): its memory is free at once. */
+  cancel(id: string, nowMs: number): void;
+  /** Admission decisions since the last call. */
+  drainEvents(): SchedulerEvent[];
+  /** Requests in the system (waiting, running, best-effort). */
+  readonly size: number;
+}

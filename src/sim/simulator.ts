@@ -1,0 +1,229 @@
+// A discrete-event simulator of the engine loop: the clock is a performance profile (each step takes
+// the profile's raw predicted time for its shape), and the scheduler is the same object the engine
+// drives (any `Scheduler`). Only the simulator sees the truth: output lengths, stage lengths, and
+// acceptance draws at each app's alpha. Deterministic per seed; the draws are keyed by (seed,
+// request, round, draw index), so every scheduler sees the same random numbers for the same request.
+//
+// Tool-calling requests run their rounds as separate scheduler requests: round r arrives tool_ms after
+// round r-1 finished and prefills the whole conversation so far (its KV is not kept across rounds).
+
+import type { RequestTimeline, RoundTimeline } from '../scheduler/attainment.js';
+import type { PerformanceModel } from '../scheduler/perf-model.js';
+import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
+import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
+
+export interface SimConfig {
+  trace: ResolvedTrace;
+  /** The clock: a step lasts clock.predictRaw(its shape). */
+  clock: PerformanceModel;
+  makeScheduler: (replica: number) => Scheduler;
+  /** Replicas (multi-replica routing: each request tries them in turn from a round-robin start). */
+  replicas?: number;
+  seed: number;
+  /** Acceptance rate for apps whose trace gives none (default 0.7). */
+  alpha?: number;
+  /** Stop simulating at this time, ms (default: when all requests are done). */
+  maxTimeMs?: number;
+}
+
+export interface SimResult {
+  timelines: RequestTimeline[];
+  steps: number;
+  endMs: number;
+  /** Mean rows per step and the fraction of steps with drafts, for reports. */
+  meanRows: number;
+  /** Draft tokens proposed and accepted over the run. */
+  drafted: number;
+  accepted: number;
+  preemptions: number;
+}
+
+interface Live {
+  spec: SimRequestSpec;
+  round: number;
+  r: SimRound;
+  timeline: RoundTimeline & { tokenTimes: number[]; stageStarts: number[] };
+  total: number;
+  target: number;
+  prefilled: number;
+  generated: number;
+  draws: number;
+  /** Tokens this round prefills: the conversation so far plus the round's own prompt. */
+  prompt: number;
+  replica: number;
+}
+
+interface Replica {
+  sched: Scheduler;
+  busyUntil: number;
+  plan: StepPlan | null;
+}
+
+export function simulate(cfg: SimConfig): SimResult {
+  const nReplicas = cfg.replicas ?? 1;
+  const replicas: Replica[] = Array.from({ length: nReplicas }, (_, i) => ({ sched: cfg.makeScheduler(i), busyUntil: 0, plan: null }));
+  const timelines = cfg.trace.requests.map((spec): RequestTimeline => ({ id: spec.id, app: spec.app, declined: false, rounds: [] }));
+  const index = new Map(cfg.trace.requests.map((s, i) => [s.id, i]));
+  const live = new Map<string, Live>();
+  const history = new Map<string, number>();
+  // Arrivals, kept sorted by (time, order).
+  const arrivals: { t: number; spec: SimRequestSpec; round: number; order: number }[] = cfg.trace.requests.map((spec, i) => ({ t: spec.arrivalMs, spec, round: 0, order: i }));
+  arrivals.sort((a, b) => a.t - b.t || a.order - b.order);
+  let head = 0;
+  let order = arrivals.length;
+  let rr = 0;
+  let now = 0;
+  let steps = 0;
+  let rows = 0;
+  let drafted = 0;
+  let accepted = 0;
+  let preemptions = 0;
+  const maxTime = cfg.maxTimeMs ?? Infinity;
+
+  const insertArrival = (a: { t: number; spec: SimRequestSpec; round: number; order: number }): void => {
+    let i = arrivals.length;
+    while (i > head && (arrivals[i - 1]!.t > a.t || (arrivals[i - 1]!.t === a.t && arrivals[i - 1]!.order > a.order))) i--;
+    arrivals.splice(i, 0, a);
+  };
+
+  const schedId = (spec: SimRequestSpec, round: number): string => (spec.rounds.length > 1 ? `${spec.id}#${round}` : spec.id);
+
+  const arrive = (spec: SimRequestSpec, round: number, t: number): void => {
+    const r = spec.rounds[round]!;
+    const app = cfg.trace.apps.get(spec.app)!;
+    const carried = history.get(spec.id) ?? 0;
+    const prompt = carried + r.promptTokens;
+    const ttftMs = 'ms' in app.ttft ? app.ttft.ms : app.ttft.slowdown * cfg.clock.zeroLoadPrefillMs(prompt);
+    const total = Math.min(r.maxTokens, r.stageTokens.reduce((a, b) => a + b, 0));
+    const id = schedId(spec, round);
+    const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
+    timelines[index.get(spec.id)!]!.rounds.push(timeline);
+    const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages };
+    const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0 };
+    if (nReplicas === 1) {
+      replicas[0]!.sched.submit(req, t);
+      live.set(id, state);
+      return;
+    }
+    const start = rr++ % nReplicas;
+    for (let i = 0; i < nReplicas; i++) {
+      const k = (start + i) % nReplicas;
+      if (replicas[k]!.sched.offer(req, t, i === nReplicas - 1)) {
+        state.replica = k;
+        live.set(id, state);
+        collectEvents(replicas[k]!.sched);
+        return;
+      }
+    }
+  };
+
+  const collectEvents = (sched: Scheduler): void => {
+    for (const ev of sched.drainEvents()) {
+      const st = live.get(ev.id);
+      if (!st) continue;
+      if (ev.decision !== 'admitted') timelines[index.get(st.spec.id)!]!.declined = true;
+      if (ev.decision === 'declined') live.delete(ev.id);
+    }
+  };
+
+  const uniform = (st: Live): number => hashUniform(cfg.seed, index.get(st.spec.id)!, st.round, st.draws++);
+
+  const outcomes = (plan: StepPlan, t: number): StepOutcome[] => {
+    const out: StepOutcome[] = [];
+    for (const e of plan.entries) {
+      const st = live.get(e.id);
+      if (!st) continue;
+      let emitted = 0;
+      let acc: number | undefined;
+      if (e.kind === 'prefill') {
+        st.prefilled += e.tokens;
+        if (st.prefilled >= st.target) emitted = 1;
+      } else {
+        const alpha = cfg.trace.apps.get(st.spec.app)!.alpha ?? cfg.alpha ?? 0.7;
+        let a = 0;
+        while (a < e.draftTokens && uniform(st) < alpha) a++;
+        acc = a;
+        drafted += e.draftTokens;
+        accepted += a;
+        emitted = a + 1;
+      }
+      emitted = Math.min(emitted, st.total - st.generated);
+      const before = st.generated;
+      st.generated += emitted;
+      for (let i = 0; i < emitted; i++) st.timeline.tokenTimes.push(t);
+      let stageStartedAt: number | undefined;
+      let bound = 0;
+      for (let s = 0; s + 1 < st.r.stageTokens.length; s++) {
+        bound += st.r.stageTokens[s]!;
+        if (before < bound && st.generated > bound && st.timeline.stageStarts.length === s + 1) {
+          stageStartedAt = bound;
+          st.timeline.stageStarts.push(bound);
+          break;
+        }
+      }
+      const finished = st.generated >= st.total;
+      out.push({ id: e.id, emitted, finished, ...(acc !== undefined ? { accepted: acc } : {}), ...(stageStartedAt !== undefined ? { stageStartedAt } : {}) });
+      if (finished) {
+        st.timeline.finished = true;
+        live.delete(e.id);
+        const next = st.round + 1;
+        if (next < st.spec.rounds.length) {
+          history.set(st.spec.id, st.prompt + st.generated);
+          insertArrival({ t: t + st.r.toolMs, spec: st.spec, round: next, order: order++ });
+        }
+      }
+    }
+    return out;
+  };
+
+  for (;;) {
+    while (head < arrivals.length && arrivals[head]!.t <= now) {
+      const a = arrivals[head++]!;
+      arrive(a.spec, a.round, a.t);
+    }
+    for (const rep of replicas) {
+      if (rep.plan || rep.sched.size === 0) continue;
+      const plan = rep.sched.step(now);
+      collectEvents(rep.sched);
+      if (!plan) continue;
+      for (const id of plan.preempt) {
+        const st = live.get(id);
+        if (!st) continue;
+        // Recompute: the prompt and the output so far are prefilled again.
+        st.prefilled = 0;
+        st.target = st.prompt + st.generated;
+        preemptions++;
+      }
+      if (plan.entries.length === 0) continue;
+      rep.plan = plan;
+      rep.busyUntil = now + cfg.clock.predictRaw(plan);
+      steps++;
+      rows += plan.tokens;
+    }
+    let next = head < arrivals.length ? arrivals[head]!.t : Infinity;
+    for (const rep of replicas) if (rep.plan) next = Math.min(next, rep.busyUntil);
+    if (!Number.isFinite(next) || next > maxTime) break;
+    now = Math.max(now, next);
+    for (const rep of replicas) {
+      if (!rep.plan || rep.busyUntil > now) continue;
+      const plan = rep.plan;
+      rep.plan = null;
+      rep.sched.complete(now, outcomes(plan, now));
+    }
+  }
+  return { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions };
+}
+
+/** A uniform in [0, 1) from four integers (a 32-bit integer hash; independent per key). */
+export function hashUniform(a: number, b: number, c: number, d: number): number {
+  let h = 0x9e3779b9 ^ Math.imul(a | 0, 0x85ebca6b);
+  for (const x of [b, c, d]) {
+    h = Math.imul(h ^ (x | 0), 0xc2b2ae35);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x27d4eb2f);
+    h ^= h >>> 13;
+  }
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h ^= h >>> 13;
+  return (h >>> 0) / 4294967296;
+}
