@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The device-side benchmark run, for a lent GPU machine that has no node_modules and no network.
-# It runs the bundles that `npm run bench:gpu:bundle` builds HERE (never there: Vite is not there):
+# It runs the bundles that `npm run bench:gpu:bundle` builds where the project's dependencies are
+# installed (Vite is needed to build them, not to run them):
 #
-#   here:   npm run bench:gpu:bundle        # .devbundle/{gpu-check,kernels,forward,calibrate}.mjs
-#           bash ../shared/gpu/prepare.sh   # .gpu/: node.xz, dawn.node.xz, webgpu/{index.js,package.json}, deb/, on-device.sh
-#   there:  source .gpu/on-device.sh && bash scripts/bench-gpu.sh      (carry: .gpu, .devbundle)
+#   build:  npm run bench:gpu:bundle        # .devbundle/{gpu-check,kernels,forward,calibrate}.mjs
+#   run:    bash scripts/bench-gpu.sh       # needs node on PATH and node_modules/webgpu (or WEBGPU_DIR)
 #
 # Locally (software GPU, a minutes-long smoke run of the same phases on small shapes):
 #   npm run bench:gpu:bundle && BENCH_GPU_QUICK=1 bash scripts/bench-gpu.sh
@@ -26,21 +26,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 99
 run_start=$(date +%s)
 
-# Node: on the device, .gpu/on-device.sh puts it on PATH (sourced by the caller; here as a fallback).
-if ! command -v node >/dev/null 2>&1 && [ -f .gpu/on-device.sh ]; then
-  # shellcheck disable=SC1091
-  source .gpu/on-device.sh
-fi
-command -v node >/dev/null 2>&1 || { echo "bench-gpu: no node on PATH (source .gpu/on-device.sh first)"; exit 98; }
+command -v node >/dev/null 2>&1 || { echo "bench-gpu: no node on PATH"; exit 98; }
 for b in gpu-check kernels forward calibrate; do
-  [ -f ".devbundle/$b.mjs" ] || { echo "bench-gpu: .devbundle/$b.mjs is missing: run npm run bench:gpu:bundle here and carry .devbundle"; exit 97; }
+  [ -f ".devbundle/$b.mjs" ] || { echo "bench-gpu: .devbundle/$b.mjs is missing: run npm run bench:gpu:bundle where Vite is installed and bring .devbundle"; exit 97; }
 done
-# `import 'webgpu'` must resolve from the bundles: node_modules/webgpu, made from .gpu/webgpu when absent.
+# `import 'webgpu'` must resolve from the bundles: node_modules/webgpu, or a copy of the npm package
+# `webgpu` (index.js, package.json, dist/linux-x64/dawn.node) named by WEBGPU_DIR.
 if [ ! -f node_modules/webgpu/index.js ]; then
-  if [ -f .gpu/webgpu/index.js ] && [ -f .gpu/webgpu/dist/linux-x64/dawn.node ]; then
-    mkdir -p node_modules && cp -r .gpu/webgpu node_modules/webgpu
+  if [ -n "${WEBGPU_DIR:-}" ] && [ -f "$WEBGPU_DIR/index.js" ] && [ -f "$WEBGPU_DIR/dist/linux-x64/dawn.node" ]; then
+    mkdir -p node_modules && cp -r "$WEBGPU_DIR" node_modules/webgpu
   else
-    echo "bench-gpu: neither node_modules/webgpu nor .gpu/webgpu with dist/linux-x64/dawn.node (source .gpu/on-device.sh first)"
+    echo "bench-gpu: no node_modules/webgpu; set WEBGPU_DIR to a copy of the webgpu package with dist/linux-x64/dawn.node"
     exit 96
   fi
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench:gpu:bundle — bundles the device-side benchmarks into single-file ESM scripts under
 // .devbundle/ (git-ignored) with Vite's build API, so that a bare GPU machine with only a Node
-// binary and Dawn (node_modules/webgpu, made from .gpu/webgpu by scripts/bench-gpu.sh) can run them:
+// binary and Dawn (node_modules/webgpu, or a copy named by WEBGPU_DIR: see scripts/bench-gpu.sh) can run them:
 //   .devbundle/gpu-check.mjs  .devbundle/kernels.mjs  .devbundle/forward.mjs  .devbundle/calibrate.mjs
 // Each is `node .devbundle/<name>.mjs [args...]` from the repository root: it calls the entry's
 // main(args) and exits with its return value, as scripts/run-ts.mjs does. Everything is bundled

@@ -18,6 +18,7 @@ import { SCHEDULERS, variantsFor, type BenchSetup, type CapacityResult, type Sch
 import type { BenchJob, BenchJobResult } from '../sim/bench-worker.js';
 import { PROFILES, type ProfileName } from '../sim/profiles.js';
 import { SCENARIOS, type ScenarioName } from '../sim/scenarios.js';
+import { parseTrace } from '../sim/trace.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 
 export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
@@ -57,7 +58,16 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
 
   const workloads: BenchJob['workload'][] = [];
   const trace = stringFlag(args, 'trace');
-  if (trace) workloads.push({ name: basename(trace), trace: JSON.parse(await readFile(trace, 'utf8')) });
+  if (trace) {
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(trace, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`--trace ${trace}: ${(e as Error).message}`);
+    }
+    parseTrace(json); // a TraceError names the bad field before any worker starts
+    workloads.push({ name: basename(trace), trace: json });
+  }
   const scenario = stringFlag(args, 'scenario') ?? (trace ? undefined : 'all');
   if (scenario === 'all') for (const s of SCENARIOS) workloads.push({ scenario: s });
   else if (scenario !== undefined) {
@@ -70,8 +80,11 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   for (const workload of workloads) for (const s of schedulers) for (const variant of variantsFor(s as SchedulerName, full)) jobs.push({ id: jobs.length, workload, variant, profile: profileJson, setup });
   const workers = numberFlag(args, 'workers', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? Math.max(1, Math.min(availableParallelism(), jobs.length));
   const t0 = performance.now();
-  const results = await runJobs(jobs, workers, (done) => process.stderr.write(`[webslo] bench-sched: ${done}/${jobs.length} searches\r`));
-  process.stderr.write(`\n[webslo] bench-sched: ${jobs.length} capacity searches in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${workers} workers\n`);
+  const results = await runJobs(jobs, workers, (done, job, ms) => {
+    const what = 'scenario' in job.workload ? job.workload.scenario : job.workload.name;
+    process.stderr.write(`[webslo] bench-sched: ${done}/${jobs.length} ${what} ${job.variant.label} (${(ms / 1000).toFixed(1)} s)\n`);
+  });
+  process.stderr.write(`[webslo] bench-sched: ${jobs.length} capacity searches in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${workers} workers\n`);
 
   const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivals} arrivals, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens)`;
   const markdown = markdownReport(results, title);
@@ -89,7 +102,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
 }
 
 /** Run jobs on `n` worker processes (scripts/run-ts.mjs src/sim/bench-worker.ts), longest first. */
-async function runJobs(jobs: BenchJob[], n: number, progress: (done: number) => void): Promise<CapacityResult[]> {
+async function runJobs(jobs: BenchJob[], n: number, progress: (done: number, job: BenchJob, ms: number) => void): Promise<CapacityResult[]> {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const queue = [...jobs];
   const results = new Map<number, CapacityResult>();
@@ -114,7 +127,7 @@ async function runJobs(jobs: BenchJob[], n: number, progress: (done: number) => 
           return;
         }
         results.set(r.id, r.result);
-        progress(++done);
+        progress(++done, jobs[r.id]!, r.ms);
         next();
       });
       child.on('error', reject);

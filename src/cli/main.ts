@@ -7,6 +7,8 @@
 //                   [--draft-layers N] [--time-budget-s S]
 //                   the scheduler's performance profile (a smaller sweep: fewer repeats, shorter contexts;
 //                   --draft-layers: also time speculative steps with a self draft of N layers, so k2 is measured)
+//   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|default|h200|paper] ...
+//                   serving capacity of the schedulers in the simulator (src/cli/bench-sched.ts)
 // Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
@@ -21,6 +23,7 @@ import { RunnerSession, type Sampling } from '../runner/session.js';
 import { adapterName, calibrate as calibrateRunner } from '../scheduler/calibrate.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 
 const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help']);
@@ -33,6 +36,7 @@ const USAGE = `usage:
   webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
                    [--draft-layers N] [--time-budget-s S]
                    (the scheduler's performance profile; a one-line summary on stderr)
+${BENCH_SCHED_USAGE}
 options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
@@ -236,6 +240,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
     else if (args.command === 'calibrate') await calibrateCommand(args);
+    else if (args.command === 'bench-sched') await benchSchedCommand(args);
     else throw new UsageError(`unknown command '${args.command}'`);
     return 0;
   } catch (e) {

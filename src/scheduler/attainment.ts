@@ -1,4 +1,4 @@
-// SLO attainment (SLOs-Serve, ../shared/design/slos-serve.md): did each request meet its SLO, given
+// SLO attainment (SLOs-Serve, arXiv 2504.08784; README "Scheduler"): did each request meet its SLO, given
 // when its tokens came out? The paper's rule: TTFT <= 1.05 x TTFT SLO, and the output tokens, checked
 // every 20th, meet the TPOT deadline curve within 5%. Declined requests miss even when best-effort
 // finishes them; a round that never produced a token, or did not finish, misses. A multi-round

@@ -87,10 +87,12 @@ export class FcfsScheduler extends BaseScheduler {
     };
 
     const runningOrder = this.order === 'sarathi' ? [...this.running.filter((s) => !s.prefilling), ...this.running.filter((s) => s.prefilling)] : [...this.running];
+    const preempted = new Set<string>();
     for (const s of runningOrder) {
       if (budget <= 0) break;
-      if (!this.running.includes(s)) continue; // preempted earlier in this step
+      if (preempted.has(s.id)) continue; // preempted earlier in this step
       serve(s, true);
+      for (let i = preempted.size; i < preempt.length; i++) preempted.add(preempt[i]!);
     }
     if (preempt.length === 0) {
       while (budget > 0 && this.waiting.length > 0 && this.running.length < this.maxSeqs) {

@@ -1,4 +1,4 @@
-// Per-app SLOs (SLOs-Serve, ../shared/design/slos-serve.md, "Requests, stages, SLOs"): validation of
+// Per-app SLOs (SLOs-Serve, arXiv 2504.08784: requests, stages, SLOs): validation of
 // what an app declares, resolution of a TTFT SLO to an absolute budget for one prompt, the TPOT
 // deadline curve, and the online output-length estimate admission reserves KV for.
 //
@@ -170,7 +170,7 @@ export type ReservationPolicy = 'p90' | 'max_tokens';
  * the estimate current when an app's use changes.
  */
 export class OutputLengthTracker {
-  private readonly windows = new Map<string, { values: number[]; next: number }>();
+  private readonly windows = new Map<string, { values: number[]; next: number; p90?: number }>();
 
   constructor(
     readonly window = 256,
@@ -186,6 +186,7 @@ export class OutputLengthTracker {
     if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`output length must be an integer >= 0, got ${tokens}`);
     let w = this.windows.get(app);
     if (!w) this.windows.set(app, (w = { values: [], next: 0 }));
+    delete w.p90; // recomputed on the next read (admission reads far more often than requests end)
     if (w.values.length < this.window) w.values.push(tokens);
     else {
       w.values[w.next] = tokens;
@@ -203,10 +204,13 @@ export class OutputLengthTracker {
    * is <= it), or null before `minSamples` observations.
    */
   p90(app: string): number | null {
-    const values = this.windows.get(app)?.values;
-    if (!values || values.length < this.minSamples) return null;
-    const sorted = [...values].sort((a, b) => a - b);
-    return sorted[Math.ceil(0.9 * sorted.length) - 1]!;
+    const w = this.windows.get(app);
+    if (!w || w.values.length < this.minSamples) return null;
+    if (w.p90 === undefined) {
+      const sorted = [...w.values].sort((a, b) => a - b);
+      w.p90 = sorted[Math.ceil(0.9 * sorted.length) - 1]!;
+    }
+    return w.p90;
   }
 
   /** Output tokens to reserve KV for: min(maxTokens, p90), or maxTokens without a p90 or under 'max_tokens'. */

@@ -24,6 +24,12 @@ export interface SimConfig {
   alpha?: number;
   /** Stop simulating at this time, ms (default: when all requests are done). */
   maxTimeMs?: number;
+  /**
+   * Stop early once more than `max` requests with index in [from, to) are certain misses (declined,
+   * or no first token by 1.05x their TTFT budget): a capacity search only needs to know the rate
+   * fails. The result then has `stoppedEarly` set and unfinished timelines.
+   */
+  missBudget?: { from: number; to: number; max: number };
 }
 
 export interface SimResult {
@@ -36,6 +42,8 @@ export interface SimResult {
   drafted: number;
   accepted: number;
   preemptions: number;
+  /** Certain misses counted by missBudget when the run stopped early (else undefined). */
+  stoppedEarly?: number;
 }
 
 interface Live {
@@ -79,6 +87,13 @@ export function simulate(cfg: SimConfig): SimResult {
   let accepted = 0;
   let preemptions = 0;
   const maxTime = cfg.maxTimeMs ?? Infinity;
+  const budget = cfg.missBudget;
+  const missed = new Set<number>();
+  const noteMiss = (i: number): void => {
+    if (budget && i >= budget.from && i < budget.to) missed.add(i);
+  };
+  // Rounds waiting for their first token, by TTFT-miss time (checked as the clock advances).
+  const firstTokenWatch: { at: number; st: Live }[] = [];
 
   const insertArrival = (a: { t: number; spec: SimRequestSpec; round: number; order: number }): void => {
     let i = arrivals.length;
@@ -99,7 +114,9 @@ export function simulate(cfg: SimConfig): SimResult {
     const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     timelines[index.get(spec.id)!]!.rounds.push(timeline);
     const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages };
+    if (budget) firstTokenWatch.push({ at: t + 1.05 * ttftMs, st: undefined as unknown as Live });
     const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0 };
+    if (budget) firstTokenWatch[firstTokenWatch.length - 1]!.st = state;
     if (nReplicas === 1) {
       replicas[0]!.sched.submit(req, t);
       live.set(id, state);
@@ -121,7 +138,11 @@ export function simulate(cfg: SimConfig): SimResult {
     for (const ev of sched.drainEvents()) {
       const st = live.get(ev.id);
       if (!st) continue;
-      if (ev.decision !== 'admitted') timelines[index.get(st.spec.id)!]!.declined = true;
+      if (ev.decision !== 'admitted') {
+        const i = index.get(st.spec.id)!;
+        if (!timelines[i]!.declined) noteMiss(i);
+        timelines[i]!.declined = true;
+      }
       if (ev.decision === 'declined') live.delete(ev.id);
     }
   };
@@ -203,6 +224,17 @@ export function simulate(cfg: SimConfig): SimResult {
     let next = head < arrivals.length ? arrivals[head]!.t : Infinity;
     for (const rep of replicas) if (rep.plan) next = Math.min(next, rep.busyUntil);
     if (!Number.isFinite(next) || next > maxTime) break;
+    if (budget) {
+      for (let w = firstTokenWatch.length - 1; w >= 0; w--) {
+        const { at, st } = firstTokenWatch[w]!;
+        if (st.timeline.tokenTimes.length > 0) firstTokenWatch.splice(w, 1);
+        else if (at < next) {
+          noteMiss(index.get(st.spec.id)!);
+          firstTokenWatch.splice(w, 1);
+        }
+      }
+      if (missed.size > budget.max) return { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions, stoppedEarly: missed.size };
+    }
     now = Math.max(now, next);
     for (const rep of replicas) {
       if (!rep.plan || rep.busyUntil > now) continue;

@@ -16,16 +16,22 @@ function rateFn(base: number, perTier: number[], cap: number): AdmissionProblem[
   };
 }
 
-/** Replay a choice: forced always taken; returns null if the plan breaks a rule, else the profit. */
+/**
+ * Replay a choice: forced always taken (a run of them at the rate of the run's start); returns null
+ * if the plan breaks a rule, else the profit.
+ */
 function replay(p: AdmissionProblem, take: readonly boolean[]): number | null {
   const counts = new Array<number>(p.tiers).fill(0);
   let t = p.nowMs;
   let pages = 0;
   let profit = 0;
   const baseline = baselineFinish(p);
+  let runRate: number | null = null;
   for (const [i, it] of p.items.entries()) {
+    // A run of already-admitted items prefills at the rate of the run's start (the DP's rule).
+    if (it.forced && (i === 0 || !p.items[i - 1]!.forced)) runRate = p.rate(counts);
     if (!it.forced && !take[i]) continue;
-    const r = p.rate(counts);
+    const r = it.forced ? runRate : p.rate(counts);
     t += it.prefillTokens <= 0 ? 0 : r !== null && r > 0 ? it.prefillTokens / r : Infinity;
     counts[it.tier]!++;
     if (it.forced) {
@@ -43,9 +49,11 @@ function replay(p: AdmissionProblem, take: readonly boolean[]): number | null {
 function baselineFinish(p: AdmissionProblem): number[] {
   const counts = new Array<number>(p.tiers).fill(0);
   let t = p.nowMs;
-  return p.items.map((it) => {
+  let runRate: number | null = null;
+  return p.items.map((it, i) => {
     if (!it.forced) return NaN;
-    const r = p.rate(counts);
+    if (i === 0 || !p.items[i - 1]!.forced) runRate = p.rate(counts);
+    const r = runRate;
     t += it.prefillTokens <= 0 ? 0 : r !== null && r > 0 ? it.prefillTokens / r : Infinity;
     counts[it.tier]!++;
     return t;

@@ -21,6 +21,11 @@ export interface AdmissionItem {
   prefillTokens: number;
   /** Tier the request decodes in once prefilled. */
   tier: number;
+  /**
+   * The tier given the time its prefill finishes (an early first token banks slack, so it decodes in
+   * a looser effective tier); default: always `tier`.
+   */
+  tierAt?: (finishMs: number) => number;
   /** KV pages its admission reserves (0 for forced items: already reserved). */
   pages: number;
 }
@@ -51,11 +56,13 @@ interface Node {
   parent: Node | null;
   /** Whether this node's item was admitted. */
   took: boolean;
+  /** Index of the (last) item this node decided; -1 for the root. */
+  item: number;
 }
 
 const PARETO_CAP = 6;
 /** Count vectors kept per item (the exact DP keeps all; small instances never reach this). */
-const BEAM = 128;
+const BEAM = 64;
 
 /**
  * The new items to admit (forced items are always kept and come back false). `paretoCap` bounds the
@@ -85,51 +92,79 @@ export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam
     const counts = new Array<number>(p.tiers).fill(0);
     let key = 0;
     let t = p.nowMs;
+    let runRate: number | null = null;
     for (let i = 0; i < n; i++) {
       const it = p.items[i]!;
       if (!it.forced) continue;
-      t += prefillTime(plan(counts, key).rate, it.prefillTokens);
+      // The same rate rule as the DP's forced runs: fixed from the start of each run.
+      if (i === 0 || !p.items[i - 1]!.forced) runRate = plan(counts, key).rate;
+      t += prefillTime(runRate, it.prefillTokens);
       baseline[i] = t;
-      counts[it.tier]!++;
-      key += weight[it.tier]!;
+      const tier = it.tierAt ? it.tierAt(t) : it.tier;
+      counts[tier]!++;
+      key += weight[tier]!;
     }
   }
 
   type Slot = { counts: number[]; key: number; nodes: Node[] };
-  let layer: Slot[] = [{ counts: new Array<number>(p.tiers).fill(0), key: 0, nodes: [{ finish: p.nowMs, pages: 0, profit: 0, parent: null, took: false }] }];
-  for (let i = 0; i < n; i++) {
+  let layer: Slot[] = [{ counts: new Array<number>(p.tiers).fill(0), key: 0, nodes: [{ finish: p.nowMs, pages: 0, profit: 0, parent: null, took: false, item: -1 }] }];
+  for (let i = 0; i < n; ) {
     const it = p.items[i]!;
     const next = new Map<number, Slot>();
-    const put = (counts: number[], key: number, node: Node): void => {
+    // Insert into a slot's front unless dominated (checked before allocating: the DP's garbage is
+    // what makes its slow steps slow).
+    const put = (counts: number[], key: number, finish: number, pages: number, profit: number, parent: Node, took: boolean, item: number): void => {
       let slot = next.get(key);
       if (!slot) next.set(key, (slot = { counts, key, nodes: [] }));
-      slot.nodes.push(node);
+      const nodes = slot.nodes;
+      for (const q of nodes) if (q.finish <= finish && q.pages <= pages) return;
+      let w = 0;
+      for (const q of nodes) if (!(finish <= q.finish && pages <= q.pages)) nodes[w++] = q;
+      nodes.length = w;
+      nodes.push({ finish, pages, profit, parent, took, item });
     };
-    for (const { counts, key, nodes } of layer) {
-      const grownKey = key + weight[it.tier]!;
-      let grown: number[] | null = null;
-      const here = plan(counts, key);
-      const dt = prefillTime(here.rate, it.prefillTokens);
-      let sustainable = true;
-      if (!it.forced) {
-        grown = counts.slice();
-        grown[it.tier]!++;
-        sustainable = plan(grown, grownKey).rate !== null;
-      }
-      for (const node of nodes) {
-        const finish = node.finish + dt;
-        if (it.forced) {
-          const allowed = Math.max(it.deadlineMs, baseline[i]!);
-          if (finish <= allowed || !Number.isFinite(allowed)) {
-            grown ??= counts.map((c, k) => (k === it.tier ? c + 1 : c));
-            put(grown, grownKey, { finish, pages: node.pages, profit: node.profit, parent: node, took: true });
+    if (it.forced) {
+      // A run of already-admitted items: always taken, so one layer (no branching) walks them all,
+      // at the prefill rate of the run's start (the run's own decode load joins at its end: a run
+      // sits between two new requests, so this only shifts when inside it the load grows).
+      let j = i;
+      while (j < n && p.items[j]!.forced) j++;
+      for (const { counts, key, nodes } of layer) {
+        const rate = plan(counts, key).rate;
+        for (const node of nodes) {
+          const c = counts.slice();
+          let k2 = key;
+          let finish = node.finish;
+          let ok = true;
+          for (let m = i; m < j && ok; m++) {
+            const f = p.items[m]!;
+            finish += prefillTime(rate, f.prefillTokens);
+            const allowed = Math.max(f.deadlineMs, baseline[m]!);
+            ok = finish <= allowed || !Number.isFinite(allowed);
+            const tier = f.tierAt ? f.tierAt(finish) : f.tier;
+            c[tier]!++;
+            k2 += weight[tier]!;
           }
-          continue;
+          if (ok) put(next.get(k2)?.counts ?? c, k2, finish, node.pages, node.profit, node, false, j - 1);
         }
-        put(counts, key, { finish: node.finish, pages: node.pages, profit: node.profit, parent: node, took: false });
-        const pages = node.pages + it.pages;
-        if (sustainable && finish + here.lag <= it.deadlineMs && pages <= p.freePages) put(grown!, grownKey, { finish, pages, profit: node.profit + 1, parent: node, took: true });
       }
+      i = j;
+    } else {
+      for (const { counts, key, nodes } of layer) {
+        const here = plan(counts, key);
+        const dt = prefillTime(here.rate, it.prefillTokens);
+        for (const node of nodes) {
+          const finish = node.finish + dt;
+          put(counts, key, node.finish, node.pages, node.profit, node, false, i);
+          const pages = node.pages + it.pages;
+          if (finish + here.lag > it.deadlineMs || pages > p.freePages) continue;
+          const tier = it.tierAt ? it.tierAt(finish) : it.tier;
+          const grownKey = key + weight[tier]!;
+          const grown = next.get(grownKey)?.counts ?? counts.map((c, k) => (k === tier ? c + 1 : c));
+          if (plan(grown, grownKey).rate !== null) put(grown, grownKey, finish, pages, node.profit + 1, node, true, i);
+        }
+      }
+      i++;
     }
     layer = [...next.values()];
     for (const slot of layer) slot.nodes = pareto(slot.nodes, paretoCap);
@@ -149,7 +184,7 @@ export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam
   const took = new Array<boolean>(n).fill(false);
   // Every path is invalid only if a forced item cannot be kept on time by any choice, which the
   // baseline rules out; admit nothing new in that case.
-  for (let i = n - 1, node = best; i >= 0 && node; i--, node = node.parent) took[i] = node.took;
+  for (let node = best; node && node.item >= 0; node = node.parent) took[node.item] = node.took;
   return took.map((t, i) => t && !p.items[i]!.forced);
 }
 

@@ -131,6 +131,7 @@ export class DecodeRateTable {
   private readonly k3: number;
   private readonly factor: number;
   private readonly addMs: number;
+  private readonly n: Float64Array;
 
   constructor(
     model: PerformanceModel,
@@ -145,6 +146,7 @@ export class DecodeRateTable {
     this.k3 = p.k3;
     this.factor = p.margin.factor;
     this.addMs = p.margin.addMs;
+    this.n = new Float64Array(base.length);
     this.choices.push({ stepMs: null, spec: base.map(() => 0) });
     for (let j = 1; j <= maxSpec; j++) {
       for (const bottleneck of base) {
@@ -161,9 +163,12 @@ export class DecodeRateTable {
 
   /** Prefill rows per ms and the step length with `extra` more decoders per tier; null: unsustainable. */
   query(extra: readonly number[]): { rate: number; stepMs: number } | null {
-    const n = this.base.map((t, k) => t.requests + extra[k]!);
+    const n = this.n;
     let minTpot = Infinity;
-    for (const [k, t] of this.base.entries()) if (n[k]! > 0) minTpot = Math.min(minTpot, t.tpotMs);
+    for (let k = 0; k < this.base.length; k++) {
+      n[k] = this.base[k]!.requests + extra[k]!;
+      if (n[k]! > 0) minTpot = Math.min(minTpot, this.base[k]!.tpotMs);
+    }
     if (minTpot === Infinity) {
       const m = this.maxTokensPerStep;
       const ms = this.predict(m, 0, 0);
@@ -176,8 +181,9 @@ export class DecodeRateTable {
       let keys = 0;
       let draft = 0;
       let ok = true;
-      for (const [k, t] of this.base.entries()) {
+      for (let k = 0; k < this.base.length; k++) {
         if (n[k] === 0) continue;
+        const t = this.base[k]!;
         const s = c.spec[k]!;
         if (s < 0) {
           ok = false;

@@ -18,10 +18,12 @@ import { keysRead, pagesFor, type RequestState } from '../request-state.js';
 import { OutputLengthTracker } from '../slo.js';
 import type { SchedRequest, StepEntry } from '../types.js';
 import { solveAdmission, type AdmissionItem } from './admission.js';
+import { projectedPeakPages, type KvTrajectory } from './kv-projection.js';
 import { DecodeRateTable, makeTiers, planDecoding, plannedTokens, tierOf, type DecodePlan, type TierLoad } from './decode-plan.js';
 
-// Half a step: a prefill ends with the step holding its last chunk, and arrivals land mid-step.
-const LAG_STEPS = 0.5;
+// A quarter step: a prefill ends with the step holding its last chunk, and arrivals land mid-step
+// (half a step on average; EDF steps often end early, so a quarter measured better in the simulator).
+const LAG_STEPS = 0.25;
 
 export interface SlosOptions extends SchedulerOptions {
   /** Run the admission DP (false: admit everything, the EDF baseline). Default true. */
@@ -124,8 +126,10 @@ export class SlosScheduler extends BaseScheduler {
     const admitted = [...this.states.values()].filter((s) => s.service === 'admitted');
     const tiers = makeTiers([...admitted.map((s) => s.tpotMs), ...candidates.map((s) => s.req.stages[0]!.tpotMs)], this.maxTiers);
     const loads = this.decodeLoads(admitted.filter((s) => !s.prefilling), tiers, nowMs);
-    let reservedPages = 0;
-    for (const s of admitted) reservedPages += pagesFor(Math.max(s.kv, s.reservedTokens), this.kvBudget.pageSize);
+    // Memory, in two parts: the DP makes sure new prompts fit in the pages free now; after it, the
+    // projected peak of every admitted request's reservation (kv-projection.ts) must fit the cache.
+    let usedPages = 0;
+    for (const s of this.states.values()) if (s.service === 'admitted') usedPages += pagesFor(s.kv, this.kvBudget.pageSize);
 
     const items: (AdmissionItem & { state: RequestState })[] = [];
     for (const s of admitted) {
@@ -139,7 +143,8 @@ export class SlosScheduler extends BaseScheduler {
       const out = this.lengths.reservation(s.req.app, s.req.maxTokens, this.reservation);
       reserve.set(s, s.req.promptTokens + out);
       newKeys += (s.req.promptTokens + out / 2) * this.layers;
-      items.push({ state: s, forced: false, deadlineMs: s.ttftDeadlineMs, prefillTokens: s.remainingPrefill, tier: tierOf(tiers, s.req.stages[0]!.tpotMs), pages: pagesFor(s.req.promptTokens + out, this.kvBudget.pageSize) });
+      const tpot = s.req.stages[0]!.tpotMs;
+      items.push({ state: s, forced: false, deadlineMs: s.ttftDeadlineMs, prefillTokens: s.remainingPrefill, tier: tierOf(tiers, tpot), tierAt: (finish) => this.effectiveTier(tiers, s.ttftDeadlineMs + tpot - finish, tpot), pages: pagesFor(s.remainingPrefill + s.kv, this.kvBudget.pageSize) });
     }
     const keysPerNew = candidates.length > 0 ? newKeys / candidates.length : 0;
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
@@ -156,13 +161,14 @@ export class SlosScheduler extends BaseScheduler {
       nowMs,
       items,
       tiers: tiers.length,
-      freePages: this.kvBudget.pages - reservedPages,
+      freePages: this.kvBudget.pages - usedPages,
       rate: (extra) => query(extra)?.rate ?? null,
       lag: (extra) => {
         const q = query(extra);
         return q && Number.isFinite(q.stepMs) ? q.stepMs * LAG_STEPS : 0;
       },
     });
+    this.fitProjection(admitted, items.filter((it, i) => took[i]).map((it) => it.state), reserve, took, items);
     for (const [i, it] of items.entries()) {
       if (it.forced) continue;
       const s = it.state;
@@ -332,14 +338,48 @@ export class SlosScheduler extends BaseScheduler {
     if (this.offering === s) this.offerTaken = true;
   }
 
+  /**
+   * Drop the DP's new admissions with the largest reservations until the projected peak of all
+   * reservations fits the cache (dropping an admission only helps the others' deadlines).
+   */
+  private fitProjection(admitted: readonly RequestState[], chosen: RequestState[], reserve: ReadonlyMap<RequestState, number>, took: boolean[], items: readonly { state: RequestState }[]): void {
+    const trajectory = (s: RequestState, reserved: number): KvTrajectory => ({
+      now: s.prefilling ? s.prefillTarget : s.kv,
+      // An overrun (past its reservation) may still grow: give it a page of room.
+      reserved: Math.max(reserved, s.kv + this.kvBudget.pageSize),
+      paceMs: s.tpotMs,
+    });
+    const base = admitted.map((s) => trajectory(s, s.reservedTokens));
+    // Fast path: the static sum of reservations already fits.
+    let staticPages = 0;
+    for (const t of base) staticPages += Math.ceil(t.reserved / this.kvBudget.pageSize);
+    for (const s of chosen) staticPages += Math.ceil(reserve.get(s)! / this.kvBudget.pageSize);
+    if (staticPages <= this.kvBudget.pages) return;
+    const order = [...chosen].sort((a, b) => reserve.get(b)! - reserve.get(a)!);
+    for (;;) {
+      const all = [...base, ...order.map((s) => trajectory(s, reserve.get(s)!))];
+      if (order.length === 0 || projectedPeakPages(all, this.kvBudget.pageSize) <= this.kvBudget.pages) return;
+      const drop = order.shift()!;
+      took[items.findIndex((it) => it.state === drop)] = false;
+    }
+  }
+
+  /**
+   * Effective tier from the slack to the next token's deadline: that slack spread over the next
+   * `horizon` tokens loosens (or, when negative, tightens) the request's own TPOT.
+   */
+  private effectiveTier(tiers: readonly number[], slackMs: number, tpotMs: number): number {
+    const h = this.horizon;
+    const bound = slackMs / h + ((h - 1) * tpotMs) / h;
+    return bound >= tiers[0]! ? tierOf(tiers, bound) : 0;
+  }
+
   /** Decode load per tier, each decoder in its effective tier (slack spread over the horizon). */
   private decodeLoads(decoders: readonly RequestState[], tiers: readonly number[], nowMs: number, out?: Map<RequestState, number>): TierLoad[] {
     const loads: TierLoad[] = tiers.map((tpotMs) => ({ tpotMs, requests: 0, keys: 0, alpha: 0 }));
     const alphaSum = tiers.map(() => 0);
     for (const s of decoders) {
-      const h = this.horizon;
-      const bound = (s.nextDeadlineMs - nowMs) / h + ((h - 1) * s.tpotMs) / h;
-      const k = bound >= tiers[0]! ? tierOf(tiers, bound) : 0;
+      const k = this.effectiveTier(tiers, s.nextDeadlineMs - nowMs, s.tpotMs);
       out?.set(s, k);
       loads[k]!.requests++;
       loads[k]!.keys += (s.kv + 1) * this.layers;
