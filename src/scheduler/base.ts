@@ -174,6 +174,17 @@ export abstract class BaseScheduler implements Scheduler {
     this.onRemoved(s, nowMs, false);
   }
 
+  /**
+   * A request whose KV alone would exceed the whole cache can never be served: it is dropped with a
+   * 'declined' event (the engine fails it with a KV-exhausted error) instead of preempting itself
+   * forever. True when dropped.
+   */
+  protected dropIfTooLarge(s: RequestState, rows: number, nowMs: number): boolean {
+    if (pagesFor(s.kv + rows, this.kvBudget.pageSize) <= this.kvBudget.pages) return false;
+    this.drop(s, nowMs);
+    return true;
+  }
+
   protected ledger(): PageLedger {
     let used = 0;
     for (const s of this.states.values()) used += pagesFor(s.kv, this.kvBudget.pageSize);

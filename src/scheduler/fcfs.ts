@@ -57,7 +57,7 @@ export class FcfsScheduler extends BaseScheduler {
     this.pending = [];
   }
 
-  protected build(): { entries: StepEntry[]; preempt: string[] } {
+  protected build(nowMs: number): { entries: StepEntry[]; preempt: string[] } {
     const ledger = this.ledger();
     const entries: StepEntry[] = [];
     const preempt: string[] = [];
@@ -69,6 +69,11 @@ export class FcfsScheduler extends BaseScheduler {
       const k = decoding ? Math.min(this.specK, Math.max(0, s.req.maxTokens - s.generated - 1)) : 0;
       const rows = decoding ? 1 + k : Math.min(s.remainingPrefill, budget);
       if (rows <= 0 || rows > budget) return false;
+      if (this.dropIfTooLarge(s, rows, nowMs)) {
+        this.running = this.running.filter((r) => r !== s);
+        this.waiting = this.waiting.filter((r) => r !== s);
+        return false;
+      }
       while (!ledger.take(s, rows)) {
         if (!mayPreempt) return false;
         // Preempt the most recently started running request that is not already in this step.

@@ -66,7 +66,10 @@ export interface StepOutcome {
   stageStartedAt?: number;
 }
 
-/** How the scheduler decided about a submitted request. */
+/**
+ * How the scheduler decided about a submitted request. 'declined' can also come later for a request
+ * whose KV alone outgrew the whole cache: the engine fails it and frees its KV.
+ */
 export type AdmissionDecision = 'admitted' | 'best-effort' | 'declined';
 
 export interface SchedulerEvent {

@@ -86,7 +86,10 @@ export function simulate(cfg: SimConfig): SimResult {
   let drafted = 0;
   let accepted = 0;
   let preemptions = 0;
-  const maxTime = cfg.maxTimeMs ?? Infinity;
+  // Default horizon: a day of simulated time after the last arrival (a guard, never reached by a
+  // run that makes progress).
+  const lastArrival = cfg.trace.requests.reduce((m, r) => Math.max(m, r.arrivalMs), 0);
+  const maxTime = cfg.maxTimeMs ?? lastArrival + 86_400_000;
   const budget = cfg.missBudget;
   const missed = new Set<number>();
   const noteMiss = (i: number): void => {
@@ -176,7 +179,8 @@ export function simulate(cfg: SimConfig): SimResult {
       let bound = 0;
       for (let s = 0; s + 1 < st.r.stageTokens.length; s++) {
         bound += st.r.stageTokens[s]!;
-        if (before < bound && st.generated > bound && st.timeline.stageStarts.length === s + 1) {
+        // Token `bound` (0-based) is the next stage's first: it came out in this step.
+        if (before <= bound && st.generated > bound && st.timeline.stageStarts.length === s + 1) {
           stageStartedAt = bound;
           st.timeline.stageStarts.push(bound);
           break;

@@ -45,7 +45,7 @@ describe('webslo bench-sched', () => {
     const trace = join(dir, 'tiny.json');
     const requests = Array.from({ length: 40 }, (_, i) => ({ t_ms: i * 500, app: 'chat', prompt_tokens: 100 + i, output_tokens: 20 }));
     writeFileSync(trace, JSON.stringify({ apps: { chat: { ttft_slowdown: 5, tpot_ms: 100 } }, requests }));
-    const out = execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--scenario', 'coder', '--trace', trace, '--requests', '60', '--seeds', '1', '--scheduler', 'slos,fcfs', '--profile', 'paper', '--json', '--workers', '1'], { encoding: 'utf8', timeout: 240_000 });
+    const out = execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--scenario', 'coder', '--trace', trace, '--requests', '60', '--seeds', '1', '--scheduler', 'slos,fcfs', '--profile', 'paper', '--json', '--workers', '1'], { encoding: 'utf8', timeout: 240_000, stdio: ['ignore', 'pipe', 'pipe'] });
     const rows = JSON.parse(out) as { scenario: string; scheduler: string; capacity_rps: number; attainment: number }[];
     expect(rows.map((r) => `${r.scenario}/${r.scheduler}`).sort()).toEqual(['coder/fcfs', 'coder/slos', 'tiny.json/fcfs', 'tiny.json/slos']);
     for (const r of rows) {

@@ -202,4 +202,23 @@ describe('SLOs-Serve through the simulator', () => {
     expect(state.tokenDeadlineMs(2)).toBe(1200);
     expect(state.tokenDeadlineMs(3)).toBe(1400);
   });
+
+  it('the simulator reports stage switches at one token per step; the judge sees both stages', () => {
+    const trace = resolveTrace({ apps: { reason: { ttft_ms: 5000, stages: [{ name: 'think', tpot_ms: 50 }, { name: 'answer', tpot_ms: 200 }] } }, requests: [{ t_ms: 0, app: 'reason', prompt_tokens: 20, stage_tokens: [5, 5] }] }, { contextTokens: 4096 });
+    for (const make of [() => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 64 }), () => new SlosScheduler({ model, kv: KV })]) {
+      const r = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
+      expect(r.timelines[0]!.rounds[0]!.stageStarts).toEqual([0, 5]);
+      expect(r.timelines[0]!.rounds[0]!.tokenTimes.length).toBe(10);
+    }
+  });
+
+  it('declines a request whose KV alone would outgrow the cache, instead of looping on it', () => {
+    for (const make of [() => new FcfsScheduler({ model, kv: { pages: 4, pageSize: 16 }, maxBatchedTokens: 64 }), () => new SlosScheduler({ model, kv: { pages: 4, pageSize: 16 }, admission: false })]) {
+      const trace = resolveTrace({ apps: { chat: { ttft_ms: 5000, tpot_ms: 100 } }, requests: [{ t_ms: 0, app: 'chat', prompt_tokens: 40, output_tokens: 100 }, { t_ms: 1, app: 'chat', prompt_tokens: 10, output_tokens: 5 }] }, { contextTokens: 4096 });
+      const r = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
+      expect(r.timelines[0]!.declined).toBe(true);
+      expect(r.timelines[0]!.rounds[0]!.finished).toBe(false);
+      expect(r.timelines[1]!.rounds[0]!.finished).toBe(true);
+    }
+  });
 });

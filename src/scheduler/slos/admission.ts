@@ -171,6 +171,9 @@ export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam
     if (layer.length > beam) {
       // Beam: keep the count vectors with the most admitted, then the earliest finish.
       layer.sort((a, b) => b.nodes[0]!.profit - a.nodes[0]!.profit || a.nodes[0]!.finish - b.nodes[0]!.finish);
+      // Keep the no-new-admissions path: it always keeps every forced item on time.
+      const base = layer.findIndex((slot) => slot.nodes[0]!.profit === 0);
+      if (base >= beam) layer[beam - 1] = layer[base]!;
       layer.length = beam;
     }
   }

@@ -105,7 +105,7 @@ export class SlosScheduler extends BaseScheduler {
 
   protected decide(nowMs: number, fallback = true): void {
     if (!this.admission) {
-      for (const s of this.pending) this.accept(s, nowMs);
+      for (const s of this.pending) if (!this.dropIfTooLarge(s, s.remainingPrefill + 1, nowMs)) this.accept(s, nowMs);
       this.pending = [];
       return;
     }
@@ -120,8 +120,10 @@ export class SlosScheduler extends BaseScheduler {
     const again = tentative.sort((a, b) => a.ttftDeadlineMs - b.ttftDeadlineMs).slice(0, Math.max(0, size - fresh.length));
     const candidates = [...fresh, ...again];
     this.pending = byDeadline.slice(size);
-    this.lastReplanMs = nowMs;
-    this.replanDue = false;
+    if (!this.offering) {
+      this.lastReplanMs = nowMs;
+      this.replanDue = false;
+    }
 
     const admitted = [...this.states.values()].filter((s) => s.service === 'admitted');
     const tiers = makeTiers([...admitted.map((s) => s.tpotMs), ...candidates.map((s) => s.req.stages[0]!.tpotMs)], this.maxTiers);
@@ -243,18 +245,24 @@ export class SlosScheduler extends BaseScheduler {
     const entries: StepEntry[] = [];
     const preempt: string[] = [];
     const inStep = new Set<RequestState>();
-    const victims = (forAdmitted: boolean, self: RequestState): RequestState[] => {
+    // Pages come from free pages, then from preempting best-effort KV (latest first). Only a decode
+    // may go further and demote an admitted request, preferring one past its reservation (an
+    // overrun), then the one with the most slack; a prefill waits instead.
+    const victims = (demote: boolean, self: RequestState): RequestState[] => {
       const pool = all.filter((s) => s !== self && s.kv > 0 && !inStep.has(s) && !preempt.includes(s.id) && s.service === 'best-effort');
       pool.sort((a, b) => b.seq - a.seq);
-      if (pool.length > 0 || !forAdmitted) return pool;
-      // No best-effort KV left: demote the admitted request with the most slack (an overrun).
+      if (pool.length > 0 || !demote) return pool;
       const adm = all.filter((s) => s !== self && s.kv > 0 && !inStep.has(s) && !preempt.includes(s.id) && s.service === 'admitted');
-      adm.sort((a, b) => b.nextDeadlineMs - a.nextDeadlineMs);
+      const overrun = (s: RequestState): number => (s.kv >= s.reservedTokens ? 1 : 0);
+      adm.sort((a, b) => overrun(b) - overrun(a) || b.nextDeadlineMs - a.nextDeadlineMs);
       return adm;
     };
-    const take = (s: RequestState, rows: number, forAdmitted: boolean): boolean => {
+    /** Pages best-effort victims could free (a dry run before preempting anyone). */
+    const releasable = (self: RequestState): number => victims(false, self).reduce((n, v) => n + pagesFor(v.kv, this.kvBudget.pageSize), 0);
+    const take = (s: RequestState, rows: number, demote: boolean): boolean => {
+      if (!demote && ledger.extra(s, rows) > ledger.free + releasable(s)) return false;
       while (!ledger.take(s, rows)) {
-        const v = victims(forAdmitted, s)[0];
+        const v = victims(demote, s)[0];
         if (!v) return false;
         ledger.release(v);
         preempt.push(v.id);
@@ -271,8 +279,13 @@ export class SlosScheduler extends BaseScheduler {
     let keys = 0;
     for (const s of decoders) {
       if (preempt.includes(s.id)) continue; // demoted and preempted for an earlier decode's pages
-      const k = Math.min(plan.spec[tierIndex.get(s)!] ?? 0, Math.max(0, s.req.maxTokens - s.generated - 1));
-      if (!take(s, 1 + k, true)) continue;
+      if (this.dropIfTooLarge(s, 1, nowMs)) continue;
+      let k = Math.min(plan.spec[tierIndex.get(s)!] ?? 0, Math.max(0, s.req.maxTokens - s.generated - 1));
+      // Short of pages: drop the drafts before taking anyone else's pages.
+      if (!take(s, 1 + k, false)) {
+        k = 0;
+        if (!take(s, 1, s.kv < s.reservedTokens)) continue;
+      }
       entries.push({ id: s.id, kind: 'decode', draftTokens: k });
       inStep.add(s);
       rowsLeft -= 1 + k;
@@ -300,7 +313,10 @@ export class SlosScheduler extends BaseScheduler {
         }
         if (chunk <= 0) break;
       }
-      if (!take(s, chunk, true)) break;
+      // Shrink the chunk to the pages free (plus best-effort KV) rather than stall every later prefill.
+      const room = (ledger.free + releasable(s)) * this.kvBudget.pageSize + (pagesFor(s.kv, this.kvBudget.pageSize) * this.kvBudget.pageSize - s.kv);
+      chunk = Math.min(chunk, room);
+      if (chunk <= 0 || !take(s, chunk, false)) continue;
       entries.push({ id: s.id, kind: 'prefill', tokens: chunk });
       inStep.add(s);
       rowsLeft -= chunk;
@@ -327,7 +343,11 @@ export class SlosScheduler extends BaseScheduler {
   }
 
   protected override onRemoved(s: RequestState, nowMs: number, finished: boolean): void {
-    void nowMs;
+    // Served best-effort to the end before its decline was announced (a 1-token answer): announce it.
+    if (finished && s.service === 'best-effort' && !s.declined) {
+      s.declined = true;
+      this.emit(s, 'best-effort', nowMs);
+    }
     if (finished) this.lengths.record(s.req.app, s.generated);
   }
 
