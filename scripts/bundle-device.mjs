@@ -18,6 +18,7 @@ const ENTRIES = {
   kernels: 'bench/kernels.ts',
   forward: 'bench/forward.ts',
   calibrate: 'bench/calibrate.ts',
+  planner: 'bench/planner.ts',
 };
 const VIRTUAL = '\0webslo-device-entry:';
 

@@ -260,7 +260,8 @@ export class SlosScheduler extends BaseScheduler {
     /** Pages best-effort victims could free (a dry run before preempting anyone). */
     const releasable = (self: RequestState): number => victims(false, self).reduce((n, v) => n + pagesFor(v.kv, this.kvBudget.pageSize), 0);
     const take = (s: RequestState, rows: number, demote: boolean): boolean => {
-      if (!demote && ledger.extra(s, rows) > ledger.free + releasable(s)) return false;
+      const need = ledger.extra(s, rows);
+      if (!demote && need > ledger.free && need > ledger.free + releasable(s)) return false;
       while (!ledger.take(s, rows)) {
         const v = victims(demote, s)[0];
         if (!v) return false;
@@ -314,8 +315,10 @@ export class SlosScheduler extends BaseScheduler {
         if (chunk <= 0) break;
       }
       // Shrink the chunk to the pages free (plus best-effort KV) rather than stall every later prefill.
-      const room = (ledger.free + releasable(s)) * this.kvBudget.pageSize + (pagesFor(s.kv, this.kvBudget.pageSize) * this.kvBudget.pageSize - s.kv);
-      chunk = Math.min(chunk, room);
+      if (ledger.extra(s, chunk) > ledger.free) {
+        const room = (ledger.free + releasable(s)) * this.kvBudget.pageSize + (pagesFor(s.kv, this.kvBudget.pageSize) * this.kvBudget.pageSize - s.kv);
+        chunk = Math.min(chunk, room);
+      }
       if (chunk <= 0 || !take(s, chunk, false)) continue;
       entries.push({ id: s.id, kind: 'prefill', tokens: chunk });
       inStep.add(s);
