@@ -4,7 +4,8 @@
 //     Goal: p99 under 2 ms.
 //  2. Burst: 200 arrivals at once into a system of 56 running requests, coalesced into one re-plan
 //     whose DP window takes the first 32 by deadline (the rest wait). Goal: under 10 ms.
-// Times are wall-clock of step() on this machine's CPU, after a warm-up.
+// Times are wall-clock of step() on this CPU after a warm-up of 1000 re-plans (V8 needs that many to
+// optimize the planner: after only 100, p99 was ~5 ms here); `--rounds N --warmup N` change it.
 
 import { PerformanceObserver } from 'node:perf_hooks';
 import { PerformanceModel } from '../src/scheduler/perf-model.js';
@@ -59,7 +60,7 @@ function settle(sched: SlosScheduler, now: number): number {
   return now;
 }
 
-async function steady(): Promise<{ p50: number; p95: number; p99: number; max: number; admittedShare: number; size: number; p99NoGc: number; gcSteps: number; steps: number }> {
+async function steady(rounds: number, warmup: number): Promise<{ p50: number; p95: number; p99: number; max: number; admittedShare: number; size: number; p99NoGc: number; gcSteps: number; steps: number }> {
   const sched = new SlosScheduler({ model, kv: { pages: 1 << 20, pageSize: 16 }, maxSpec: 4, replanMs: 1e9 });
   let now = 0;
   for (let i = 0; i < 240; i++) sched.submit(request(now), now);
@@ -70,13 +71,13 @@ async function steady(): Promise<{ p50: number; p95: number; p99: number; max: n
   const pending: { t0: number; t1: number; dt: number }[] = [];
   let admitted = 0;
   let decided = 0;
-  for (let round = 0; round < 600; round++) {
+  for (let round = 0; round < warmup + rounds; round++) {
     for (let i = 0; i < 16; i++) sched.submit(request(now), now);
     const t0 = performance.now();
     const plan = sched.step(now)!;
     const t1 = performance.now();
     const dt = t1 - t0;
-    if (round >= 100) {
+    if (round >= warmup) {
       times.push(dt);
       pending.push({ t0, t1, dt });
       sizes.push(sched.size);
@@ -114,8 +115,13 @@ function burst(): { p50: number; p95: number; p99: number; max: number } {
   return { p50: quantile(times, 0.5), p95: quantile(times, 0.95), p99: quantile(times, 0.99), max: Math.max(...times) };
 }
 
-export async function main(): Promise<number> {
-  const s = await steady();
+export async function main(args: string[] = []): Promise<number> {
+  const flag = (name: string, d: number): number => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? Number(args[i + 1]) : d;
+  };
+  // Steady-state rounds timed, after warm-up rounds (JIT, pools); `--rounds N --warmup N`.
+  const s = await steady(flag('rounds', 2000), flag('warmup', 1000));
   const b = burst();
   const ms = (x: number): string => `${x.toFixed(3)} ms`;
   console.log('| planner cost (step(): DP + batch) | p50 | p95 | p99 | max | goal |');

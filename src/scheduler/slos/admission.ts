@@ -120,8 +120,12 @@ export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam
       for (const q of nodes) if (q.finish <= finish && q.pages <= pages) return;
       let w = 0;
       for (const q of nodes) if (!(finish <= q.finish && pages <= q.pages)) nodes[w++] = q;
-      nodes.length = w;
-      nodes.push({ finish, pages, profit, parent, took, item });
+      const node = { finish, pages, profit, parent, took, item };
+      if (w === nodes.length) nodes.push(node);
+      else {
+        nodes[w] = node;
+        nodes.length = w + 1;
+      }
     };
     if (it.forced) {
       // A run of already-admitted items: always taken, so one layer (no branching) walks them all,

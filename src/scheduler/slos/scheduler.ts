@@ -152,12 +152,19 @@ export class SlosScheduler extends BaseScheduler {
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
 
     const table = new DecodeRateTable(this.model, loads, this.maxSpec, this.maxTokensPerStep, keysPerNew);
-    const cache = new Map<string, ReturnType<DecodeRateTable['query']>>();
+    // The DP caches per count vector and asks rate() then lag() for the same vector in a row: keep
+    // the last answer (compared by value: the DP may reuse one array for several vectors).
+    const lastExtra: number[] = [];
+    let lastQuery: ReturnType<DecodeRateTable['query']> = null;
     const query = (extra: readonly number[]): ReturnType<DecodeRateTable['query']> => {
-      const key = extra.join(',');
-      let q = cache.get(key);
-      if (q === undefined) cache.set(key, (q = table.query(extra)));
-      return q;
+      let same = lastExtra.length === extra.length;
+      for (let k = 0; same && k < extra.length; k++) same = lastExtra[k] === extra[k];
+      if (!same) {
+        lastExtra.length = 0;
+        lastExtra.push(...extra);
+        lastQuery = table.query(extra);
+      }
+      return lastQuery;
     };
     const took = solveAdmission({
       nowMs,
