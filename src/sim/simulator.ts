@@ -117,9 +117,9 @@ export function simulate(cfg: SimConfig): SimResult {
     const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     timelines[index.get(spec.id)!]!.rounds.push(timeline);
     const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages };
-    if (budget) firstTokenWatch.push({ at: t + 1.05 * ttftMs, st: undefined as unknown as Live });
     const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0 };
-    if (budget) firstTokenWatch[firstTokenWatch.length - 1]!.st = state;
+    // A round without its first token by 1.05x its TTFT budget is a certain miss (missBudget).
+    if (budget) firstTokenWatch.push({ at: t + 1.05 * ttftMs, st: state });
     if (nReplicas === 1) {
       replicas[0]!.sched.submit(req, t);
       live.set(id, state);

@@ -112,6 +112,15 @@ export function makeTiers(tpots: Iterable<number>, maxTiers: number): number[] {
   return tiers;
 }
 
+/**
+ * Effective tier from the slack to the next token's deadline: that slack spread over the next
+ * `horizon` tokens loosens (or, when negative, tightens) the request's own TPOT.
+ */
+export function effectiveTier(tiers: readonly number[], horizon: number, slackMs: number, tpotMs: number): number {
+  const bound = slackMs / horizon + ((horizon - 1) * tpotMs) / horizon;
+  return bound >= tiers[0]! ? tierOf(tiers, bound) : 0;
+}
+
 export function tierOf(tiers: readonly number[], tpotMs: number): number {
   let t = 0;
   for (let i = 0; i < tiers.length; i++) if (tiers[i]! <= tpotMs * (1 + 1e-9)) t = i;

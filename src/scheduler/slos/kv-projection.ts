@@ -30,3 +30,19 @@ export function projectedPeakPages(trajectories: readonly KvTrajectory[], pageSi
   }
   return peak;
 }
+
+/**
+ * Admission's second memory check: drop candidates, largest reservation first, until the projected
+ * peak of `admitted` plus the remaining candidates fits `pages`. Returns the dropped ones. The
+ * static sum of reservations is tried first (it bounds the peak from above).
+ */
+export function dropUntilPeakFits<T>(admitted: readonly KvTrajectory[], candidates: readonly { key: T; trajectory: KvTrajectory }[], pages: number, pageSize: number): T[] {
+  let staticPages = 0;
+  for (const t of admitted) staticPages += Math.ceil(t.reserved / pageSize);
+  for (const c of candidates) staticPages += Math.ceil(c.trajectory.reserved / pageSize);
+  if (staticPages <= pages) return [];
+  const order = [...candidates].sort((a, b) => b.trajectory.reserved - a.trajectory.reserved);
+  const dropped: T[] = [];
+  while (order.length > 0 && projectedPeakPages([...admitted, ...order.map((c) => c.trajectory)], pageSize) > pages) dropped.push(order.shift()!.key);
+  return dropped;
+}

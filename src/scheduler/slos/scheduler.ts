@@ -18,8 +18,8 @@ import { keysRead, pagesFor, type RequestState } from '../request-state.js';
 import { OutputLengthTracker } from '../slo.js';
 import type { SchedRequest, StepEntry } from '../types.js';
 import { solveAdmission, type AdmissionItem } from './admission.js';
-import { projectedPeakPages, type KvTrajectory } from './kv-projection.js';
-import { DecodeRateTable, makeTiers, planDecoding, plannedTokens, tierOf, type DecodePlan, type TierLoad } from './decode-plan.js';
+import { dropUntilPeakFits, type KvTrajectory } from './kv-projection.js';
+import { DecodeRateTable, effectiveTier, makeTiers, planDecoding, plannedTokens, tierOf, type DecodePlan, type TierLoad } from './decode-plan.js';
 
 // A quarter step: a prefill ends with the step holding its last chunk, and arrivals land mid-step
 // (half a step on average; EDF steps often end early, so a quarter measured better in the simulator).
@@ -146,7 +146,7 @@ export class SlosScheduler extends BaseScheduler {
       reserve.set(s, s.req.promptTokens + out);
       newKeys += (s.req.promptTokens + out / 2) * this.layers;
       const tpot = s.req.stages[0]!.tpotMs;
-      items.push({ state: s, forced: false, deadlineMs: s.ttftDeadlineMs, prefillTokens: s.remainingPrefill, tier: tierOf(tiers, tpot), tierAt: (finish) => this.effectiveTier(tiers, s.ttftDeadlineMs + tpot - finish, tpot), pages: pagesFor(s.remainingPrefill + s.kv, this.kvBudget.pageSize) });
+      items.push({ state: s, forced: false, deadlineMs: s.ttftDeadlineMs, prefillTokens: s.remainingPrefill, tier: tierOf(tiers, tpot), tierAt: (finish) => effectiveTier(tiers, this.horizon, s.ttftDeadlineMs + tpot - finish, tpot), pages: pagesFor(s.remainingPrefill + s.kv, this.kvBudget.pageSize) });
     }
     const keysPerNew = candidates.length > 0 ? newKeys / candidates.length : 0;
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
@@ -368,10 +368,7 @@ export class SlosScheduler extends BaseScheduler {
     if (this.offering === s) this.offerTaken = true;
   }
 
-  /**
-   * Drop the DP's new admissions with the largest reservations until the projected peak of all
-   * reservations fits the cache (dropping an admission only helps the others' deadlines).
-   */
+  /** Drop the DP's new admissions whose reservations would push the projected KV peak over the cache. */
   private fitProjection(admitted: readonly RequestState[], chosen: RequestState[], reserve: ReadonlyMap<RequestState, number>, took: boolean[], items: readonly { state: RequestState }[]): void {
     const trajectory = (s: RequestState, reserved: number): KvTrajectory => ({
       now: s.prefilling ? s.prefillTarget : s.kv,
@@ -379,29 +376,13 @@ export class SlosScheduler extends BaseScheduler {
       reserved: Math.max(reserved, s.kv + this.kvBudget.pageSize),
       paceMs: s.tpotMs,
     });
-    const base = admitted.map((s) => trajectory(s, s.reservedTokens));
-    // Fast path: the static sum of reservations already fits.
-    let staticPages = 0;
-    for (const t of base) staticPages += Math.ceil(t.reserved / this.kvBudget.pageSize);
-    for (const s of chosen) staticPages += Math.ceil(reserve.get(s)! / this.kvBudget.pageSize);
-    if (staticPages <= this.kvBudget.pages) return;
-    const order = [...chosen].sort((a, b) => reserve.get(b)! - reserve.get(a)!);
-    for (;;) {
-      const all = [...base, ...order.map((s) => trajectory(s, reserve.get(s)!))];
-      if (order.length === 0 || projectedPeakPages(all, this.kvBudget.pageSize) <= this.kvBudget.pages) return;
-      const drop = order.shift()!;
-      took[items.findIndex((it) => it.state === drop)] = false;
-    }
-  }
-
-  /**
-   * Effective tier from the slack to the next token's deadline: that slack spread over the next
-   * `horizon` tokens loosens (or, when negative, tightens) the request's own TPOT.
-   */
-  private effectiveTier(tiers: readonly number[], slackMs: number, tpotMs: number): number {
-    const h = this.horizon;
-    const bound = slackMs / h + ((h - 1) * tpotMs) / h;
-    return bound >= tiers[0]! ? tierOf(tiers, bound) : 0;
+    const dropped = dropUntilPeakFits(
+      admitted.map((s) => trajectory(s, s.reservedTokens)),
+      chosen.map((s) => ({ key: s, trajectory: trajectory(s, reserve.get(s)!) })),
+      this.kvBudget.pages,
+      this.kvBudget.pageSize,
+    );
+    for (const s of dropped) took[items.findIndex((it) => it.state === s)] = false;
   }
 
   /** Decode load per tier, each decoder in its effective tier (slack spread over the horizon). */
@@ -409,7 +390,7 @@ export class SlosScheduler extends BaseScheduler {
     const loads: TierLoad[] = tiers.map((tpotMs) => ({ tpotMs, requests: 0, keys: 0, alpha: 0 }));
     const alphaSum = tiers.map(() => 0);
     for (const s of decoders) {
-      const k = this.effectiveTier(tiers, s.nextDeadlineMs - nowMs, s.tpotMs);
+      const k = effectiveTier(tiers, this.horizon, s.nextDeadlineMs - nowMs, s.tpotMs);
       out?.set(s, k);
       loads[k]!.requests++;
       loads[k]!.keys += (s.kv + 1) * this.layers;
