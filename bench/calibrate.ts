@@ -24,15 +24,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
-import type { WeightDType } from '../src/kernels/matmul.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { adapterName, calibrate, type CalibrationOptions } from '../src/scheduler/calibrate.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
-import { buildSyntheticWeights, isShapeName, SHAPES, shapeConfig, type ShapeName } from './synthetic-model.js';
-
-/** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (as bench/forward.ts). */
-const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
+import { assertFillChecked, buildSyntheticWeights, shapeArgs, shapeConfig } from './synthetic-model.js';
 
 function intArg(args: string[], name: string, fallback: number, min = 1): number {
   const v = arg(args, name);
@@ -52,12 +48,7 @@ function listArg(args: string[], name: string, fallback: number[]): number[] {
 
 export async function main(args: string[]): Promise<number> {
   const benchStart = performance.now();
-  const shapeArg = arg(args, '--shape') ?? 'qwen2.5-0.5b';
-  if (!isShapeName(shapeArg)) throw new RangeError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, got ${shapeArg}`);
-  const shape: ShapeName = shapeArg;
-  const dtypeArg = arg(args, '--dtype') ?? 'f16';
-  if (dtypeArg !== 'f32' && dtypeArg !== 'f16' && dtypeArg !== 'bf16') throw new RangeError(`--dtype must be f32, f16 or bf16, got ${dtypeArg}`);
-  const dtype: WeightDType = dtypeArg;
+  const { shape, dtype } = shapeArgs(args);
   const math = arg(args, '--math') ?? 'f32';
   if (math !== 'f32' && math !== 'f16') throw new RangeError(`--math must be f32 or f16, got ${math}`);
 
@@ -100,7 +91,7 @@ export async function main(args: string[]): Promise<number> {
   );
 
   const synth = await buildSyntheticWeights(rt, config, dtype, layers);
-  if (!(synth.checkMaxError <= FILL_TOLERANCE[dtype])) throw new Error(`GPU-filled weights differ from the hash by ${synth.checkMaxError} (tolerance ${FILL_TOLERANCE[dtype]})`);
+  assertFillChecked(synth, dtype);
   console.log(`weights: ${(synth.weights.bytes / 2 ** 20).toFixed(0)} MiB generated on the GPU in ${synth.fillMs.toFixed(0)} ms`);
   const runner = await ModelRunner.fromWeights(rt, config, synth.weights, { kvPages, maxTokensPerStep, math });
   const session = new RunnerSession(runner);

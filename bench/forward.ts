@@ -25,16 +25,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
-import type { WeightDType } from '../src/kernels/matmul.js';
 import type { ModelConfig } from '../src/model/config.js';
 import type { ModelWeights } from '../src/runner/gpu-weights.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter } from './common.js';
-import { buildSyntheticWeights, decodeWeightBytes, isShapeName, layerMatrixShapes, SHAPES, shapeConfig, type ShapeName } from './synthetic-model.js';
-
-/** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (rounding of the store). */
-const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
+import { assertFillChecked, buildSyntheticWeights, decodeWeightBytes, layerMatrixShapes, shapeArgs, shapeConfig } from './synthetic-model.js';
 
 
 function positiveInt(value: string | undefined, name: string, fallback: number): number {
@@ -125,12 +121,7 @@ function tokenIds(n: number, salt: number, vocab: number): number[] {
 
 export async function main(args: string[]): Promise<number> {
   const benchStart = performance.now();
-  const shapeArg = arg(args, '--shape') ?? 'qwen2.5-0.5b';
-  if (!isShapeName(shapeArg)) throw new RangeError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, got ${shapeArg}`);
-  const shape: ShapeName = shapeArg;
-  const dtypeArg = arg(args, '--dtype') ?? 'f16';
-  if (dtypeArg !== 'f32' && dtypeArg !== 'f16' && dtypeArg !== 'bf16') throw new RangeError(`--dtype must be f32, f16 or bf16, got ${dtypeArg}`);
-  const dtype: WeightDType = dtypeArg;
+  const { shape, dtype } = shapeArgs(args);
   const prompt = positiveInt(arg(args, '--prompt'), '--prompt', 16);
   const prefillChunk = positiveInt(arg(args, '--prefill'), '--prefill', 512);
   const batchesArg = (arg(args, '--batches') ?? '1,8,32').split(',').map((b) => positiveInt(b, '--batches', 1));
@@ -161,7 +152,7 @@ export async function main(args: string[]): Promise<number> {
   // 2. The synthetic model.
   const synth = await buildSyntheticWeights(rt, config, dtype, layers);
   const weights: ModelWeights = synth.weights;
-  if (!(synth.checkMaxError <= FILL_TOLERANCE[dtype])) throw new Error(`GPU-filled weights differ from the hash by ${synth.checkMaxError} (tolerance ${FILL_TOLERANCE[dtype]})`);
+  assertFillChecked(synth, dtype);
   const wb = decodeWeightBytes(config, dtype, layers);
   const wbFull = decodeWeightBytes(config, dtype, config.numLayers);
   const chunkCount = [weights.embed, ...weights.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), ...(weights.lmHead === weights.embed ? [] : [weights.lmHead])].reduce((n, m) => n + m.chunks.length, 0);

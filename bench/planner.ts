@@ -10,12 +10,11 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { PerformanceModel } from '../src/scheduler/perf-model.js';
 import { SlosScheduler } from '../src/scheduler/slos/scheduler.js';
+import { PROFILES } from '../src/sim/profiles.js';
 import type { SchedRequest, StepOutcome } from '../src/scheduler/types.js';
 
-const model = PerformanceModel.fromProfile({
-  format: 'webslo-perf-profile', version: 1, adapter: 'bench', model: 'paper fit', date: '2025-01-01T00:00:00.000Z', layers: 32, maxTokensPerStep: 8192,
-  pieces: [{ k1: 0.0688, k2: 0, b: 24.8 }, { k1: 0.0752, k2: 3.46, b: 3 }], k3: 0, margin: { factor: 1.05, addMs: 0 }, r2: 0.9, p90ResidualMs: 0, samples: 10,
-});
+// The SLOs-Serve authors' OPT-6.7B fit (with a draft piece), as committed for the simulator.
+const model = PerformanceModel.fromProfile(PROFILES.paper);
 const TIERS = [40, 60, 100, 150];
 
 let seed = 12345;

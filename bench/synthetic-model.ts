@@ -6,6 +6,7 @@
 
 import fillSource from '../shaders/bench_fill.wgsl?raw';
 import type { GpuRuntime, KernelSpec, PreparedPipeline } from '../src/gpu/index.js';
+import { arg } from './common.js';
 import { weightBytes, type WeightDType } from '../src/kernels/matmul.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { UnsupportedModelError } from '../src/model/errors.js';
@@ -251,4 +252,21 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   }
 
   return { weights: { embed, layers: layerWeights, finalNorm, lmHead, bytes }, fillMs, checkMaxError, buffers: fills.length };
+}
+
+/** `--shape NAME` (default qwen2.5-0.5b) and `--dtype f32|f16|bf16` (default f16), checked. */
+export function shapeArgs(args: string[]): { shape: ShapeName; dtype: WeightDType } {
+  const shape = arg(args, '--shape') ?? 'qwen2.5-0.5b';
+  if (!isShapeName(shape)) throw new RangeError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, got ${shape}`);
+  const dtype = arg(args, '--dtype') ?? 'f16';
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new RangeError(`--dtype must be f32, f16 or bf16, got ${dtype}`);
+  return { shape, dtype };
+}
+
+/** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (rounding of the store). */
+export const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
+
+/** Throw if the spot check of GPU-filled weights exceeds the dtype's tolerance. */
+export function assertFillChecked(synth: SyntheticWeights, dtype: WeightDType): void {
+  if (!(synth.checkMaxError <= FILL_TOLERANCE[dtype])) throw new Error(`GPU-filled weights differ from the hash by ${synth.checkMaxError} (tolerance ${FILL_TOLERANCE[dtype]})`);
 }

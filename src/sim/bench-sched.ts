@@ -100,7 +100,7 @@ export function variantsFor(name: SchedulerName, setup: BenchSetup): Variant[] {
   }
 }
 
-export function makeScheduler(v: Variant, setup: BenchSetup, tightestTpotMs: number, history: Record<string, number[]> = {}, fcfsBudget = 2048): Scheduler {
+export function makeScheduler(v: Variant, setup: BenchSetup, tightestTpotMs: number, history: Record<string, number[]> = {}): Scheduler {
   const model = setup.profile;
   const kv = { pages: Math.floor(setup.kvTokens / setup.pageSize), pageSize: setup.pageSize };
   switch (v.scheduler) {
@@ -109,9 +109,9 @@ export function makeScheduler(v: Variant, setup: BenchSetup, tightestTpotMs: num
     case 'edf':
       return new SlosScheduler({ model, kv, admission: false });
     case 'fcfs':
-      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? fcfsBudget });
+      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? 2048 });
     case 'fcfs+sd':
-      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? fcfsBudget, specK: v.specK ?? 2 });
+      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? 2048, specK: v.specK ?? 2 });
     case 'sarathi':
       return new FcfsScheduler({ model, kv, order: 'sarathi', maxBatchedTokens: sarathiBudget(model, tightestTpotMs, model.profile.maxTokensPerStep) });
   }

@@ -9,15 +9,13 @@ import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
 import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../../src/scheduler/types.js';
+import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { compressTrace, resolveTrace } from '../../src/sim/trace.js';
 
 // The paper's OPT-6.7B fit (with a draft piece), as a small-GPU-free clock.
-const model = PerformanceModel.fromProfile({
-  format: 'webslo-perf-profile', version: 1, adapter: 'test', model: 'paper fit', date: '2025-01-01T00:00:00.000Z', layers: 32, maxTokensPerStep: 4096,
-  pieces: [{ k1: 0.0688, k2: 0, b: 24.8 }, { k1: 0.0752, k2: 3.46, b: 3 }], k3: 0, margin: { factor: 1.05, addMs: 0 }, r2: 0.9, p90ResidualMs: 0, samples: 10,
-});
+const model = PerformanceModel.fromProfile({ ...(PROFILES.paper as object), maxTokensPerStep: 4096 });
 const KV = { pages: 2000, pageSize: 16 };
 
 function req(id: string, over: Partial<SchedRequest> = {}): SchedRequest {
