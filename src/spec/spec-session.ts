@@ -27,7 +27,9 @@ export type DraftSource =
   /** The target's first `layers` layers + final norm + LM head, on the target's weights and KV pages. */
   | { kind: 'self'; layers: number }
   /** Proposals from a function (tests, benchmarks: a draft with a controlled acceptance rate). Greedy only. */
-  | { kind: 'oracle'; propose: (req: OracleView, k: number) => number[] | Promise<number[]> };
+  | { kind: 'oracle'; propose: (req: OracleView, k: number) => number[] | Promise<number[]> }
+  /** No draft: every request decodes with k = 0 (the engine without speculation). */
+  | { kind: 'none' };
 
 export interface SpecRequestOptions {
   /** Draft tokens per step (0 = plain decoding); can change between steps. */
@@ -49,6 +51,16 @@ interface RequestState {
   /** Tokens in the model draft's cache. */
   draftCached: number;
   stats: AcceptanceStats;
+}
+
+export interface SpecStepOptions {
+  /** Read back the logits of every output row (logprobs), not only when stochastic acceptance needs them. */
+  logits?: boolean;
+}
+
+/** An extra sequence of the verify batch (a prefill chunk), sampled with `sampling` when it has an output row. */
+export interface ExtraSequence extends PlannedSequence {
+  sampling?: SamplingParams;
 }
 
 export interface SpecStepResult {
@@ -128,6 +140,36 @@ export class SpecSession {
     }
   }
 
+  /**
+   * Take over a sequence of the target session that the caller prefilled: its cache must hold
+   * `tokens` but the last (the pending token, which the caller sampled). A model draft catches up on
+   * the whole context in its first step.
+   */
+  adopt(id: number, tokens: readonly number[], promptLength: number, options: SpecRequestOptions): void {
+    checkK(options.k);
+    if (this.requests.has(id)) throw new RangeError(`speculative request ${id} exists`);
+    if (this.target.kv.length(id) !== tokens.length - 1) {
+      throw new RangeError(`sequence ${id} caches ${this.target.kv.length(id)} tokens; adopt needs all but the pending one (${tokens.length - 1})`);
+    }
+    if (options.sampling && this.draft.kind === 'oracle') throw new RangeError('an oracle draft supports greedy requests only');
+    const draftId = this.draft.kind === 'model' ? this.draft.session.newSequence() : null;
+    this.requests.set(id, {
+      id,
+      draftId,
+      tokens: [...tokens],
+      promptLength,
+      k: options.k,
+      sampling: options.sampling ?? null,
+      group: options.group ?? 'default',
+      draftCached: 0,
+      stats: new AcceptanceStats(),
+    });
+  }
+
+  has(id: number): boolean {
+    return this.requests.has(id);
+  }
+
   setK(id: number, k: number): void {
     checkK(k);
     this.get(id).k = k;
@@ -144,7 +186,7 @@ export class SpecSession {
   }
 
   /** One engine step for these requests, plus `extra` sequences of the target session in the same verify. */
-  async step(ids: readonly number[], extra: readonly PlannedSequence[] = []): Promise<SpecStepResult> {
+  async step(ids: readonly number[], extra: readonly ExtraSequence[] = [], options: SpecStepOptions = {}): Promise<SpecStepResult> {
     const reqs = ids.map((id) => this.get(id));
     const selfSlots = new Map<number, Int32Array>();
     if (this.draft.kind === 'self') {
@@ -167,10 +209,10 @@ export class SpecSession {
     }
     for (const e of extra) batch.push(await this.target.plan(e));
     const stochastic = reqs.some((r) => r.sampling && r.k > 0);
-    const gpuSampled = reqs.some((r) => r.sampling && r.k === 0);
+    const gpuSampled = reqs.some((r) => r.sampling && r.k === 0) || extra.some((e) => e.sampling);
     const verify = await this.target.runner.forward(batch, {
-      logits: stochastic,
-      ...(gpuSampled ? { sampling: this.verifySampling(reqs, batch) } : {}),
+      logits: stochastic || (options.logits ?? false),
+      ...(gpuSampled ? { sampling: this.verifySampling(reqs, batch, extra) } : {}),
     });
     this.targetSteps++;
 
@@ -225,7 +267,7 @@ export class SpecSession {
   }
 
   /** GPU sampling params for every verify row: the k = 0 sampled requests' rows sample, the rest are greedy. */
-  private verifySampling(reqs: readonly RequestState[], batch: readonly BatchSequence[]): SamplingParams[] {
+  private verifySampling(reqs: readonly RequestState[], batch: readonly BatchSequence[], extra: readonly ExtraSequence[]): SamplingParams[] {
     const out: SamplingParams[] = [];
     const greedy: SamplingParams = { temperature: 0, topK: 0, topP: 1, seed: 0, tokenIndex: 0 };
     reqs.forEach((r, i) => {
@@ -236,7 +278,7 @@ export class SpecSession {
       const b = batch[i]!;
       const o = b.outputs ?? 'last';
       const rows = o === 'all' ? b.tokens.length : o === 'last' ? 1 : o === 'none' ? 0 : o.length;
-      for (let j = 0; j < rows; j++) out.push(greedy);
+      for (let j = 0; j < rows; j++) out.push(extra[i - reqs.length]!.sampling ?? greedy);
     }
     return out;
   }
@@ -255,6 +297,21 @@ export class SpecSession {
       return { drafts, q };
     }
     const kMax = Math.max(0, ...reqs.map((r) => r.k));
+    if (draft.kind === 'none') {
+      if (kMax > 0) throw new RangeError('speculation needs a draft (k > 0 asked of a session without one)');
+      return { drafts, q };
+    }
+    if (draft.kind === 'model') {
+      // A model draft that has not seen a long context yet (an adopted request) prefills it in chunks
+      // first, so the first draft pass stays one small row group per request.
+      for (const r of reqs) {
+        const unseen = r.tokens.length - 1 - r.draftCached;
+        if (r.k > 0 && unseen > 16) {
+          await draft.session.prefill(r.draftId!, r.tokens.slice(r.draftCached, r.tokens.length - 1), undefined, { outputs: 'none' });
+          r.draftCached = r.tokens.length - 1;
+        }
+      }
+    }
     for (let j = 0; j < kMax; j++) {
       const active = reqs.filter((r) => r.k > j);
       const batch: BatchSequence[] = [];

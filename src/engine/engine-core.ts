@@ -1,0 +1,347 @@
+// The engine loop: each step, the scheduler's plan becomes one ragged batch (prefill chunks, decodes,
+// draft/verify) run through SpecSession on the target's RunnerSession; sampled and accepted tokens
+// go to each request's sink; the outcomes go back to the scheduler. The core works in token ids and
+// never blocks on anything but the GPU; text and the OpenAI shapes live in src/api.
+//
+// Per request, the target's KV holds every token but the last emitted one (the pending token), as
+// SpecSession expects: a prefill's final chunk samples the first (or, after a recompute preemption,
+// the next) token, and the request is then adopted by the SpecSession for decoding.
+
+import type { RoundTimeline } from '../scheduler/attainment.js';
+import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
+import type { ExtraSequence, SpecSession } from '../spec/spec-session.js';
+import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
+import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
+import { tokenLogprob } from './logprobs.js';
+import type { CoreRequestSpec, EmittedToken, FinishReason, RequestSink } from './request.js';
+import { StatsCollector, type EngineStats } from './stats.js';
+
+export interface EngineCoreOptions {
+  spec: SpecSession;
+  scheduler: Scheduler;
+  /** Longest sequence (prompt + output) the model takes: its max_position_embeddings. */
+  maxContextTokens: number;
+  clock?: Clock;
+  timer?: StepTimer;
+  /** Called after every executed step (the perf model's online samples, the demo's charts). */
+  onStep?: (plan: StepPlan, measuredMs: number, features: { tokens: number; attendedKeys: number }) => void;
+}
+
+interface Live {
+  spec: CoreRequestSpec;
+  sink: RequestSink;
+  /** Output tokens so far (the last one is pending: not in the KV cache while decoding). */
+  generated: number[];
+  /** Target-session sequence id, or null while holding no KV. */
+  seq: number | null;
+  /** Tokens of prompt + output prefilled into `seq` (the prefill target is prompt + generated). */
+  prefilled: number;
+  decoding: boolean;
+  decision: 'pending' | 'admitted' | 'best-effort';
+  timeline: RoundTimeline & { tokenTimes: number[]; stageStarts: number[] };
+  /** 0-based index of the output token that starts the next stage, once known (marker seen, or a replayed boundary). */
+  stageAt: number | null;
+  /** Replayed boundaries after stageAt. */
+  boundaries: number[];
+  /** Tokens not yet handed to the sink (held until admission for apps that fail declined requests). */
+  unsent: EmittedToken[];
+  /** Tokens handed to the sink. */
+  sent: number;
+}
+
+export class EngineCore {
+  readonly stats = new StatsCollector();
+  private readonly live = new Map<string, Live>();
+  private readonly cancels = new Map<string, Error>();
+  private readonly awaiting = new Map<string, { r: Live; reason: FinishReason; atMs: number }>();
+  private closedBy: Error | null = null;
+  private readonly clock: Clock;
+  private readonly timer: StepTimer;
+
+  constructor(private readonly o: EngineCoreOptions) {
+    this.clock = o.clock ?? wallClock;
+    this.timer = o.timer ?? wallTimer;
+  }
+
+  get scheduler(): Scheduler {
+    return this.o.scheduler;
+  }
+
+  /** Requests in the engine (waiting, running). */
+  get size(): number {
+    return this.live.size;
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Queue a request; its results come through `sink`. Throws (typed) on input that can never run. */
+  submit(spec: CoreRequestSpec, sink: RequestSink): void {
+    if (this.closedBy) throw this.closedBy;
+    if (this.live.has(spec.id)) throw new RequestError('id', `'${spec.id}' is already in the engine`);
+    if (spec.prompt.length === 0) throw new RequestError('prompt', 'is empty: give at least one token');
+    if (!(Number.isInteger(spec.maxTokens) && spec.maxTokens >= 1)) throw new RequestError('max_tokens', `must be a positive integer (got ${spec.maxTokens})`);
+    const runner = this.o.spec.target.runner;
+    const cacheTokens = runner.numPages * runner.pageSize;
+    if (spec.prompt.length + 1 > this.o.maxContextTokens) throw new PromptTooLongError(spec.prompt.length, this.o.maxContextTokens, "the model's context");
+    if (spec.prompt.length + 1 > cacheTokens) throw new PromptTooLongError(spec.prompt.length, cacheTokens, 'the KV cache');
+    const maxTokens = Math.min(spec.maxTokens, this.o.maxContextTokens - spec.prompt.length);
+    const now = this.clock.now();
+    const arrival = spec.arrivalMs ?? now;
+    const timeline = { arrivalMs: arrival, ttftSloMs: spec.ttftMs, stages: spec.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
+    this.live.set(spec.id, { spec: { ...spec, maxTokens }, sink, generated: [], seq: null, prefilled: 0, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0 });
+    this.stats.submitted(spec.app);
+    this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
+  }
+
+  /** Abort a request: it fails with `error` at once; its KV is freed before the next step. */
+  cancel(id: string, error: Error = new AbortError()): void {
+    const r = this.live.get(id);
+    if (!r || this.cancels.has(id)) return;
+    this.cancels.set(id, error);
+  }
+
+  /**
+   * Plan and run one step. 'idle' when the scheduler has nothing to run now (no requests, or all
+   * waiting for admission); 'ran' otherwise.
+   */
+  async runStep(): Promise<'ran' | 'idle'> {
+    this.applyCancels();
+    if (this.o.scheduler.size === 0) return 'idle';
+    let plan = this.o.scheduler.step(this.clock.now());
+    this.applyEvents();
+    if (!plan) return 'idle';
+    for (const id of plan.preempt) this.dropKv(this.live.get(id));
+    // A request failed by this step's events (a decline under the 'error' policy) leaves the plan.
+    if (plan.entries.some((e) => !this.live.has(e.id))) plan = { ...plan, entries: plan.entries.filter((e) => this.live.has(e.id)) };
+    if (plan.entries.length === 0) return 'ran';
+
+    const { decodeSeqs, extras, wantLogits } = this.buildBatch(plan);
+    const t0 = performance.now();
+    const res = await this.o.spec.step(decodeSeqs, extras, { logits: wantLogits });
+    const measured = performance.now() - t0;
+    this.timer.afterStep(plan, measured);
+    const end = this.clock.now();
+    const outcomes = this.collect(plan, res, end);
+    this.o.scheduler.complete(end, outcomes);
+    this.applyEvents();
+    this.settleAwaiting();
+    this.stats.step(plan, end, measured);
+    this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, attendedKeys: res.verify.features.attendedKeys });
+    return 'ran';
+  }
+
+  /** Fail every request with `error` and refuse new ones (unload, device loss). */
+  close(error: Error = new EngineClosedError()): void {
+    if (!this.closedBy) this.closedBy = error instanceof EngineClosedError ? error : new EngineClosedError(`the engine stopped: ${error.message}`);
+    for (const id of [...this.live.keys()]) this.fail(this.live.get(id)!, error, 'failed');
+  }
+
+  snapshot(): EngineStats {
+    const kv = this.o.spec.target.kv;
+    return this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize }, this.o.scheduler.name);
+  }
+
+  private applyCancels(): void {
+    for (const [id, error] of this.cancels) {
+      const r = this.live.get(id);
+      if (!r) continue;
+      this.o.scheduler.cancel(id, this.clock.now());
+      this.fail(r, error, error instanceof AbortError ? 'aborted' : 'failed');
+    }
+    this.cancels.clear();
+  }
+
+  private applyEvents(): void {
+    for (const ev of this.o.scheduler.drainEvents()) {
+      const waiting = this.awaiting.get(ev.id);
+      if (waiting) {
+        this.awaiting.delete(ev.id);
+        if (ev.decision === 'admitted') {
+          waiting.r.decision = 'admitted';
+          this.finish(waiting.r, waiting.reason, waiting.atMs);
+        } else {
+          this.stats.ended(waiting.r.spec.app, 'declined', null);
+          waiting.r.sink.onError(new RequestDeclinedError(waiting.r.spec.app, ev.id, 'slo'));
+        }
+        continue;
+      }
+      const r = this.live.get(ev.id);
+      if (!r) continue;
+      if (ev.decision === 'declined') {
+        // Declined for good (or KV outgrew the cache): the scheduler has already forgotten it.
+        const reason = r.decision === 'pending' ? 'slo' : 'kv-exhausted';
+        this.fail(r, new RequestDeclinedError(r.spec.app, r.spec.id, reason), 'declined');
+      } else if (ev.decision === 'best-effort' && r.spec.onDecline === 'error') {
+        this.o.scheduler.cancel(ev.id, ev.atMs);
+        this.fail(r, new RequestDeclinedError(r.spec.app, r.spec.id, 'slo'), 'declined');
+      } else if (r.decision === 'pending' || (ev.decision === 'best-effort' && r.decision === 'admitted')) {
+        if (ev.decision === 'best-effort') this.stats.bestEffort(r.spec.app);
+        r.decision = ev.decision;
+        r.sink.onDecision?.(ev.decision, ev.atMs);
+      }
+    }
+  }
+
+  private buildBatch(plan: StepPlan): { decodeSeqs: number[]; extras: ExtraSequence[]; wantLogits: boolean } {
+    const decodeSeqs: number[] = [];
+    const extras: ExtraSequence[] = [];
+    let wantLogits = false;
+    for (const e of plan.entries) {
+      const r = this.live.get(e.id)!;
+      if (r.spec.topLogprobs !== null) wantLogits = true;
+      if (e.kind === 'decode') {
+        this.o.spec.setK(r.seq!, e.draftTokens);
+        decodeSeqs.push(r.seq!);
+        continue;
+      }
+      if (r.seq === null) r.seq = this.o.spec.target.newSequence();
+      const target = [...r.spec.prompt, ...r.generated];
+      const tokens = target.slice(r.prefilled, r.prefilled + e.tokens);
+      const final = r.prefilled + e.tokens >= target.length;
+      const extra: ExtraSequence = { id: r.seq, tokens, outputs: final ? 'last' : 'none' };
+      if (final && r.spec.sampling) extra.sampling = { ...r.spec.sampling, tokenIndex: r.generated.length };
+      extras.push(extra);
+    }
+    return { decodeSeqs, extras, wantLogits };
+  }
+
+  private collect(plan: StepPlan, res: Awaited<ReturnType<SpecSession['step']>>, atMs: number): StepOutcome[] {
+    const outcomes: StepOutcome[] = [];
+    const V = this.o.spec.target.runner.config.vocabSize;
+    const logits = res.verify.logits;
+    const rowLogprob = (row: number, token: number, r: Live): EmittedToken => {
+      const top = r.spec.topLogprobs;
+      if (top === null || !logits) return { id: token };
+      return { id: token, logprob: tokenLogprob(logits.subarray(row * V, (row + 1) * V), token, top) };
+    };
+    // Output rows: every decode's k + 1 rows in entry order, then one row per finishing prefill.
+    let row = 0;
+    for (const e of plan.entries) {
+      if (e.kind !== 'decode') continue;
+      const r = this.live.get(e.id)!;
+      const emitted = res.emitted.get(r.seq!)!;
+      const tokens = emitted.map((t, i) => rowLogprob(row + i, t, r));
+      row += e.draftTokens + 1;
+      this.stats.accepted += emitted.length - 1;
+      outcomes.push(this.deliver(r, tokens, atMs, emitted.length - 1));
+    }
+    for (const e of plan.entries) {
+      if (e.kind !== 'prefill') continue;
+      const r = this.live.get(e.id)!;
+      const targetLength = r.spec.prompt.length + r.generated.length;
+      r.prefilled += e.tokens;
+      if (r.prefilled < targetLength) {
+        outcomes.push({ id: e.id, emitted: 0, finished: false });
+        continue;
+      }
+      const token = res.verify.tokens[row]!;
+      const emitted = rowLogprob(row, token, r);
+      row++;
+      const all = [...r.spec.prompt, ...r.generated, token];
+      this.o.spec.adopt(r.seq!, all, r.spec.prompt.length, { k: 0, ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}), group: r.spec.app });
+      r.decoding = true;
+      outcomes.push(this.deliver(r, [emitted], atMs));
+    }
+    return outcomes;
+  }
+
+  /** Append a step's tokens to a request: EOS, stage markers, max_tokens, the sink's stop strings. */
+  private deliver(r: Live, tokens: EmittedToken[], atMs: number, accepted?: number): StepOutcome {
+    const before = r.generated.length;
+    let finish: FinishReason | null = null;
+    let kept = tokens.length;
+    for (let i = 0; i < tokens.length; i++) {
+      if (r.spec.stopTokenIds.has(tokens[i]!.id)) {
+        // EOS ends the request and is not part of the output.
+        kept = i;
+        finish = 'stop';
+        break;
+      }
+      if (before + i + 1 >= r.spec.maxTokens) {
+        kept = i + 1;
+        finish = 'length';
+        break;
+      }
+    }
+    r.unsent.push(...tokens.slice(0, kept));
+    if (this.sendable(r) && this.send(r, atMs)) finish = 'stop';
+    const out = tokens.slice(0, Math.max(0, Math.min(kept, r.sent + r.unsent.length - before)));
+    let stageStartedAt: number | undefined;
+    for (let i = 0; i < out.length; i++) {
+      const index = before + i;
+      if (r.stageAt !== null && index === r.stageAt) {
+        stageStartedAt = index;
+        r.timeline.stageStarts.push(index);
+        r.stageAt = r.boundaries.shift() ?? null;
+      }
+      if (r.spec.stageMarkerIds?.has(out[i]!.id) && r.timeline.stageStarts.length + (r.stageAt === null ? 0 : 1) < r.spec.stages.length) r.stageAt = index + 1;
+      r.generated.push(out[i]!.id);
+      r.timeline.tokenTimes.push(atMs);
+    }
+    // An EOS counts as emitted for the scheduler (the request ends here, so its KV mirror is moot).
+    const emitted = out.length + (finish === 'stop' && kept < tokens.length ? 1 : 0);
+    if (finish) this.finish(r, finish, atMs);
+    return { id: r.spec.id, emitted, finished: finish !== null, ...(accepted !== undefined ? { accepted } : {}), ...(stageStartedAt !== undefined ? { stageStartedAt } : {}) };
+  }
+
+  /** An app that fails declined requests sees no token before its request is admitted. */
+  private sendable(r: Live): boolean {
+    return r.spec.onDecline === 'best-effort' || r.decision === 'admitted';
+  }
+
+  /** Hand the unsent tokens to the sink; true when it stopped the request (the rest are dropped). */
+  private send(r: Live, atMs: number): boolean {
+    if (r.unsent.length === 0) return false;
+    const batch = r.unsent;
+    r.unsent = [];
+    const verdict = r.sink.onTokens(batch, atMs);
+    if (verdict) {
+      r.sent += Math.max(0, Math.min(batch.length, verdict.stopAfter));
+      return true;
+    }
+    r.sent += batch.length;
+    return false;
+  }
+
+  private finish(r: Live, reason: FinishReason, atMs: number): void {
+    this.dropKv(r);
+    this.live.delete(r.spec.id);
+    r.timeline.finished = true;
+    if (!this.sendable(r)) {
+      // Served before its admission was decided: the decision comes with the step's events.
+      this.awaiting.set(r.spec.id, { r, reason, atMs });
+      return;
+    }
+    this.send(r, atMs);
+    this.stats.ended(r.spec.app, 'completed', { id: r.spec.id, round: r.timeline, declined: r.decision === 'best-effort' });
+    r.sink.onFinish(reason, atMs);
+  }
+
+  /** Requests that finished before their decision: no decline came with the step, so they count as served. */
+  private settleAwaiting(): void {
+    for (const { r, reason, atMs } of this.awaiting.values()) {
+      r.decision = 'admitted';
+      this.finish(r, reason, atMs);
+    }
+    this.awaiting.clear();
+  }
+
+  private fail(r: Live, error: Error, how: 'declined' | 'aborted' | 'failed'): void {
+    this.dropKv(r);
+    this.live.delete(r.spec.id);
+    this.stats.ended(r.spec.app, how, null);
+    r.sink.onError(error);
+  }
+
+  /** Free a request's KV (finish, failure, recompute preemption): it prefills prompt + output again. */
+  private dropKv(r: Live | undefined): void {
+    if (!r || r.seq === null) return;
+    if (this.o.spec.has(r.seq)) this.o.spec.finish(r.seq);
+    else this.o.spec.target.free(r.seq);
+    r.seq = null;
+    r.prefilled = 0;
+    r.decoding = false;
+  }
+}

@@ -1,0 +1,153 @@
+// What engine.stats() reports: per app, requests by outcome, SLO attainment (the simulator's rule,
+// src/scheduler/attainment.ts) and TTFT/TPOT percentiles; per step, the batch composition and time.
+
+import { judgeRequest, type RoundTimeline } from '../scheduler/attainment.js';
+import type { StageSlo, StepPlan } from '../scheduler/types.js';
+
+export interface LatencySummary {
+  count: number;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+}
+
+export interface AppStats {
+  app: string;
+  submitted: number;
+  completed: number;
+  /** Declined by the planner and failed with SloError. */
+  declined: number;
+  /** Declined by the planner and served best-effort. */
+  bestEffort: number;
+  aborted: number;
+  failed: number;
+  /** Requests still in the engine. */
+  running: number;
+  /** Finished requests that met their SLO / finished requests (declined ones count as misses); null before any. */
+  attainment: number | null;
+  ttftMs: LatencySummary;
+  /** Mean time per output token after the first, per request. */
+  tpotMs: LatencySummary;
+}
+
+export interface StepRecord {
+  atMs: number;
+  prefillTokens: number;
+  decodeRows: number;
+  draftTokens: number;
+  sequences: number;
+  preempted: number;
+  /** Measured step time (submit to tokens on the CPU), ms. */
+  ms: number;
+  /** The planner's prediction, ms. */
+  predictedMs: number;
+}
+
+export interface EngineStats {
+  apps: AppStats[];
+  /** The most recent steps (at most STEP_HISTORY), oldest first. */
+  steps: StepRecord[];
+  totalSteps: number;
+  kv: { pagesTotal: number; pagesUsed: number; pageSize: number };
+  /** Draft tokens proposed and accepted (speculation). */
+  speculation: { drafted: number; accepted: number };
+  scheduler: string;
+}
+
+export const STEP_HISTORY = 512;
+
+function summarize(values: number[]): LatencySummary {
+  if (values.length === 0) return { count: 0, p50: null, p90: null, p99: null };
+  const s = [...values].sort((a, b) => a - b);
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!;
+  return { count: s.length, p50: q(0.5), p90: q(0.9), p99: q(0.99) };
+}
+
+interface AppRecord {
+  submitted: number;
+  completed: number;
+  declined: number;
+  bestEffort: number;
+  aborted: number;
+  failed: number;
+  running: number;
+  met: number;
+  judged: number;
+  ttft: number[];
+  tpot: number[];
+}
+
+export class StatsCollector {
+  private readonly apps = new Map<string, AppRecord>();
+  private readonly steps: StepRecord[] = [];
+  totalSteps = 0;
+  drafted = 0;
+  accepted = 0;
+
+  private app(name: string): AppRecord {
+    let a = this.apps.get(name);
+    if (!a) this.apps.set(name, (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [] }));
+    return a;
+  }
+
+  submitted(app: string): void {
+    const a = this.app(app);
+    a.submitted++;
+    a.running++;
+  }
+
+  bestEffort(app: string): void {
+    this.app(app).bestEffort++;
+  }
+
+  /** A request left the engine. `timeline` is judged for finished requests. */
+  ended(app: string, how: 'completed' | 'declined' | 'aborted' | 'failed', timeline: { round: RoundTimeline; declined: boolean; id: string } | null): void {
+    const a = this.app(app);
+    a.running--;
+    a[how]++;
+    if (how === 'declined') a.judged++;
+    if (how !== 'completed' || !timeline) return;
+    const t = timeline.round.tokenTimes;
+    if (t.length > 0) a.ttft.push(t[0]! - timeline.round.arrivalMs);
+    if (t.length > 1) a.tpot.push((t[t.length - 1]! - t[0]!) / (t.length - 1));
+    const verdict = judgeRequest({ id: timeline.id, app, declined: timeline.declined, rounds: [timeline.round] });
+    a.judged++;
+    if (verdict.met) a.met++;
+  }
+
+  step(plan: StepPlan, atMs: number, ms: number): void {
+    let prefill = 0;
+    let decode = 0;
+    let draft = 0;
+    for (const e of plan.entries) {
+      if (e.kind === 'prefill') prefill += e.tokens;
+      else {
+        decode++;
+        draft += e.draftTokens;
+      }
+    }
+    this.drafted += draft;
+    this.totalSteps++;
+    this.steps.push({ atMs, prefillTokens: prefill, decodeRows: decode, draftTokens: draft, sequences: plan.entries.length, preempted: plan.preempt.length, ms, predictedMs: plan.predictedMs });
+    if (this.steps.length > STEP_HISTORY) this.steps.splice(0, this.steps.length - STEP_HISTORY);
+  }
+
+  snapshot(kv: EngineStats['kv'], scheduler: string): EngineStats {
+    const apps = [...this.apps.entries()].map(([app, a]): AppStats => ({
+      app,
+      submitted: a.submitted,
+      completed: a.completed,
+      declined: a.declined,
+      bestEffort: a.bestEffort,
+      aborted: a.aborted,
+      failed: a.failed,
+      running: a.running,
+      attainment: a.judged > 0 ? a.met / a.judged : null,
+      ttftMs: summarize(a.ttft),
+      tpotMs: summarize(a.tpot),
+    }));
+    return { apps, steps: [...this.steps], totalSteps: this.totalSteps, kv, speculation: { drafted: this.drafted, accepted: this.accepted }, scheduler };
+  }
+}
+
+export type { StageSlo };
