@@ -48,6 +48,7 @@ export default defineConfig({
         main: page('./index.html'),
         harness: page('./e2e/harness/index.html'),
         models: page('./e2e/models/index.html'),
+        hub: page('./e2e/hub/index.html'),
       },
       // The GPU errors take their name from their class (`new.target.name`), and the demo shows
       // it: without this the minifier turns GpuUnavailableError into 't'.

@@ -12,7 +12,7 @@ import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
 import type { ExtraSequence, SpecSession } from '../spec/spec-session.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
-import { tokenLogprob } from './logprobs.js';
+import { logSoftmaxTop } from './logprobs.js';
 import type { CoreRequestSpec, EmittedToken, FinishReason, RequestSink } from './request.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 
@@ -58,13 +58,19 @@ export class EngineCore {
   private readonly clock: Clock;
   private readonly timer: StepTimer;
 
-  constructor(private readonly o: EngineCoreOptions) {
+  constructor(private o: EngineCoreOptions) {
     this.clock = o.clock ?? wallClock;
     this.timer = o.timer ?? wallTimer;
   }
 
   get scheduler(): Scheduler {
     return this.o.scheduler;
+  }
+
+  /** Switch policy; only while the engine holds no request (a scheduler's state is its own). */
+  setScheduler(scheduler: Scheduler): void {
+    if (this.live.size > 0 || this.o.scheduler.size > 0) throw new RequestError('scheduler', `cannot change while ${this.live.size} requests are in the engine`);
+    this.o.scheduler = scheduler;
   }
 
   /** Requests in the engine (waiting, running). */
@@ -81,11 +87,11 @@ export class EngineCore {
     if (this.closedBy) throw this.closedBy;
     if (this.live.has(spec.id)) throw new RequestError('id', `'${spec.id}' is already in the engine`);
     if (spec.prompt.length === 0) throw new RequestError('prompt', 'is empty: give at least one token');
-    if (!(Number.isInteger(spec.maxTokens) && spec.maxTokens >= 1)) throw new RequestError('max_tokens', `must be a positive integer (got ${spec.maxTokens})`);
     const runner = this.o.spec.target.runner;
     const cacheTokens = runner.numPages * runner.pageSize;
     if (spec.prompt.length + 1 > this.o.maxContextTokens) throw new PromptTooLongError(spec.prompt.length, this.o.maxContextTokens, "the model's context");
     if (spec.prompt.length + 1 > cacheTokens) throw new PromptTooLongError(spec.prompt.length, cacheTokens, 'the KV cache');
+    if (!(Number.isInteger(spec.maxTokens) && spec.maxTokens >= 1)) throw new RequestError('max_tokens', `must be a positive integer (got ${spec.maxTokens})`);
     const maxTokens = Math.min(spec.maxTokens, this.o.maxContextTokens - spec.prompt.length);
     const now = this.clock.now();
     const arrival = spec.arrivalMs ?? now;
@@ -214,7 +220,7 @@ export class EngineCore {
     const rowLogprob = (row: number, token: number, r: Live): EmittedToken => {
       const top = r.spec.topLogprobs;
       if (top === null || !logits) return { id: token };
-      return { id: token, logprob: tokenLogprob(logits.subarray(row * V, (row + 1) * V), token, top) };
+      return { id: token, logprob: logSoftmaxTop(logits.subarray(row * V, (row + 1) * V), token, top) };
     };
     // Output rows: every decode's k + 1 rows in entry order, then one row per finishing prefill.
     let row = 0;

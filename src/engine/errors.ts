@@ -1,6 +1,8 @@
 // Errors a request or the engine can end with. Each has a fixed `name` (minifiers rename classes)
 // and a message that says what to do.
 
+import { SloError } from '../scheduler/slo.js';
+
 export class EngineError extends Error {
   override name = 'EngineError';
 }
@@ -18,18 +20,17 @@ export class PromptTooLongError extends EngineError {
 }
 
 /** The scheduler declined the request (its SLO cannot be met under the current load) and the app's policy is to fail it. */
-export class RequestDeclinedError extends EngineError {
-  override name = 'SloError';
+export class RequestDeclinedError extends SloError {
   constructor(
-    readonly app: string,
+    app: string,
     readonly requestId: string,
     readonly reason: 'slo' | 'kv-exhausted',
   ) {
-    super(
+    super(app, 'slo', 'declined');
+    this.message =
       reason === 'slo'
         ? `app '${app}': request ${requestId} was declined: its SLO cannot be met under the current load (retry later, relax the app's ttftMs/tpotMs, or set onDecline: 'best-effort')`
-        : `app '${app}': request ${requestId} was declined: its KV cache need outgrew the whole cache (lower max_tokens or give the engine more kvCacheBytes)`,
-    );
+        : `app '${app}': request ${requestId} was declined: its KV cache need outgrew the whole cache (lower max_tokens or give the engine more kvCacheBytes)`;
   }
 }
 

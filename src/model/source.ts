@@ -78,6 +78,34 @@ export interface HttpSourceOptions {
   fetch?: typeof fetch;
 }
 
+/** `${base}/${file}` with each path segment percent-encoded (checkFileName first). */
+export function fileUrl(baseUrl: string, file: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${file.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * Reads an HTTP answer for a model file: true when it carries the file, false when the file is
+ * absent (404). A 404 for a missing repo or revision, and every other failure, throws
+ * ModelFileError. The body is cancelled whenever false is returned or an error thrown.
+ */
+export async function checkFileResponse(url: string, res: Response): Promise<boolean> {
+  if (res.status === 404) {
+    // The hub answers 404 for a missing repo or revision too; only a missing file is "absent".
+    const code = res.headers.get('x-error-code');
+    await res.body?.cancel().catch(() => undefined);
+    if (code === 'RepositoryNotFound' || code === 'RevisionNotFound') {
+      throw new ModelFileError(url, `HTTP 404 (${code})`, 404);
+    }
+    return false;
+  }
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined);
+    const hint = res.status === 401 || res.status === 403 ? ' (a gated or private repo needs an access token)' : '';
+    throw new ModelFileError(url, `HTTP ${res.status} ${res.statusText}${hint}`, res.status);
+  }
+  return true;
+}
+
 /** A model folder served over HTTP: `${baseUrl}/${file}`. 404 means absent; other errors throw. */
 export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): ModelSource {
   const base = baseUrl.replace(/\/+$/, '');
@@ -86,27 +114,14 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
     describe: () => base,
     async read(file) {
       checkFileName(file, base);
-      const url = `${base}/${file.split('/').map(encodeURIComponent).join('/')}`;
+      const url = fileUrl(base, file);
       let res: Response;
       try {
         res = await doFetch(url, { headers: options.headers ?? {} });
       } catch (e) {
         throw new ModelFileError(url, `request failed: ${message(e)}`);
       }
-      if (res.status === 404) {
-        // The hub answers 404 for a missing repo or revision too; only a missing file is "absent".
-        const code = res.headers.get('x-error-code');
-        await res.body?.cancel().catch(() => undefined);
-        if (code === 'RepositoryNotFound' || code === 'RevisionNotFound') {
-          throw new ModelFileError(url, `HTTP 404 (${code})`, 404);
-        }
-        return null;
-      }
-      if (!res.ok) {
-        await res.body?.cancel().catch(() => undefined);
-        const hint = res.status === 401 || res.status === 403 ? ' (a gated or private repo needs an access token)' : '';
-        throw new ModelFileError(url, `HTTP ${res.status} ${res.statusText}${hint}`, res.status);
-      }
+      if (!(await checkFileResponse(url, res))) return null;
       try {
         return new Uint8Array(await res.arrayBuffer());
       } catch (e) {
@@ -124,14 +139,33 @@ export interface HubSourceOptions {
   fetch?: typeof fetch;
 }
 
-/** A repository on the Hugging Face hub (or a mirror with the same URL layout). */
-export function hubSource(repoId: string, options: HubSourceOptions = {}): ModelSource {
-  const { endpoint = 'https://huggingface.co', revision = 'main' } = options;
+export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
+
+/** Throws ModelFileError unless `repoId` is a hub repo id ('org/name', or a legacy 'name'). */
+export function checkRepoId(repoId: string): void {
   if (!/^[\w.-]+(\/[\w.-]+)?$/.test(repoId) || repoId.split('/').some((s) => s === '.' || s === '..')) {
     throw new ModelFileError(repoId, "is not a hub repo id ('org/name')");
   }
+}
+
+/** `${endpoint}/${repoId}/resolve/${revision}`: the folder URL hubSource reads from. */
+export function hubBaseUrl(repoId: string, options: Pick<HubSourceOptions, 'endpoint' | 'revision'> = {}): string {
+  const { endpoint = DEFAULT_HUB_ENDPOINT, revision = 'main' } = options;
+  checkRepoId(repoId);
   // The hub expects the revision as one path segment: 'refs/pr/1' travels as 'refs%2Fpr%2F1'.
-  const base = `${endpoint.replace(/\/+$/, '')}/${repoId}/resolve/${encodeURIComponent(revision)}`;
+  return `${endpoint.replace(/\/+$/, '')}/${repoId}/resolve/${encodeURIComponent(revision)}`;
+}
+
+/** The URL of one file of a hub repo (the file name is checked like every source's). */
+export function hubFileUrl(repoId: string, file: string, options: Pick<HubSourceOptions, 'endpoint' | 'revision'> = {}): string {
+  const base = hubBaseUrl(repoId, options);
+  checkFileName(file, base);
+  return fileUrl(base, file);
+}
+
+/** A repository on the Hugging Face hub (or a mirror with the same URL layout). */
+export function hubSource(repoId: string, options: HubSourceOptions = {}): ModelSource {
+  const base = hubBaseUrl(repoId, options);
   const headers: Record<string, string> = options.accessToken ? { authorization: `Bearer ${options.accessToken}` } : {};
   return httpSource(base, { headers, ...(options.fetch ? { fetch: options.fetch } : {}) });
 }

@@ -1,0 +1,34 @@
+// createEngine: load a model and start the engine. In a browser it runs in a Web Worker (the page's
+// thread never runs a GPU step); in Node, or with `worker: false`, on the calling thread.
+
+import { inProcessBackend } from './backend.js';
+import { Engine } from './engine.js';
+import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';
+
+export interface CreateEngineOptions extends HostLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /**
+   * Where the engine runs: a Web Worker by default in browsers; false for this thread (always in
+   * Node); or a Worker you created from webslo's worker entry (`webslo/worker`) yourself.
+   */
+  worker?: boolean | Worker;
+}
+
+export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
+  const { onProgress, worker, ...load } = options;
+  const useWorker = worker !== false && typeof Worker !== 'undefined';
+  if (useWorker) {
+    const { workerBackend } = await import('../worker/worker-backend.js');
+    const w = worker instanceof Worker ? worker : new Worker(new URL('../worker/engine-worker.ts', import.meta.url), { type: 'module', name: 'webslo-engine' });
+    try {
+      const { backend, info } = await workerBackend(w, load, onProgress);
+      return new Engine(backend, info);
+    } catch (e) {
+      w.terminate();
+      throw e;
+    }
+  }
+  const { EngineHost } = await import('../host/engine-host.js');
+  const host = await EngineHost.load(load, onProgress);
+  return new Engine(inProcessBackend(host), host.info());
+}

@@ -1,0 +1,279 @@
+// The public engine: apps with their SLOs, OpenAI-compatible chat.completions and completions
+// (streamed or not), stats and unload. It runs on the page (or in Node) and talks to wherever the
+// engine runs through an EngineBackend; each request's events are pushed to it, never polled.
+
+import { fromWire, AbortError } from './errors.js';
+import { EventQueue } from './event-queue.js';
+import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from './openai/responses.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParams,
+  ChatCompletionTokenLogprob,
+  Completion,
+  CompletionChunk,
+  CompletionCreateParams,
+  CompletionLogprobs,
+  WebsloResponseInfo,
+} from './openai/types.js';
+import { normalizeChatParams, normalizeCompletionParams, type NormalizedChatRequest, type NormalizedCompletionRequest } from './openai/validate.js';
+import type { EngineBackend } from './backend.js';
+import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
+import { validateAppSlo } from '../scheduler/slo.js';
+
+/** A declared app: pass it (or its name) as a request's `app`. */
+export interface AppHandle {
+  readonly name: string;
+  readonly slo: Readonly<AppSloInput>;
+}
+
+/** Request options as the OpenAI SDK takes them (second argument). */
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+type AppRef = string | AppHandle;
+export type ChatParams = Omit<ChatCompletionCreateParams, 'app'> & { app?: AppRef; signal?: AbortSignal };
+export type CompletionParams = Omit<CompletionCreateParams, 'app'> & { app?: AppRef; signal?: AbortSignal };
+
+/** A streamed response: `for await` its chunks; abort() (or the signal) rejects it with AbortError. */
+export interface ChunkStream<T> extends AsyncIterable<T> {
+  abort(): void;
+}
+
+export const DEFAULT_APP = 'default';
+/** The app of requests that name none: loose SLOs, served best-effort when the planner declines. */
+const DEFAULT_APP_SLO: AppSloInput = { ttftMs: 600_000, tpotMs: 60_000, onDecline: 'best-effort' };
+
+let requestCounter = 0;
+
+export class Engine {
+  readonly chat: {
+    completions: {
+      create(params: ChatParams & { stream: true }, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
+      create(params: ChatParams & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
+      create(params: ChatParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
+    };
+  };
+  readonly completions: {
+    create(params: CompletionParams & { stream: true }, options?: RequestOptions): Promise<ChunkStream<CompletionChunk>>;
+    create(params: CompletionParams & { stream?: false | null }, options?: RequestOptions): Promise<Completion>;
+    create(params: CompletionParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>>;
+  };
+  private readonly registrations = new Map<string, Promise<void>>();
+  private readonly handles = new Map<string, AppHandle>();
+  private unloaded = false;
+
+  constructor(
+    private readonly backend: EngineBackend,
+    /** What was loaded: model, adapter, KV cache, scheduler, the planning model's step times. */
+    readonly info: ModelInfo,
+  ) {
+    const chatCreate = (params: ChatParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>> => this.createChat(params, options);
+    const completionCreate = (params: CompletionParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>> => this.createCompletion(params, options);
+    this.chat = { completions: { create: chatCreate as Engine['chat']['completions']['create'] } };
+    this.completions = { create: completionCreate as Engine['completions']['create'] };
+  }
+
+  /**
+   * Declare an app and its SLOs (synchronous; a malformed SLO throws SloError here). Whether this
+   * model can meet it is checked by the engine: a request of an impossible app fails with SloError.
+   */
+  app(name: string, slo: AppSloInput): AppHandle {
+    const stages = slo.stages ?? (slo.tpotMs !== undefined ? [{ name: 'answer', tpotMs: slo.tpotMs }] : undefined);
+    validateAppSlo(name, { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages });
+    const handle: AppHandle = Object.freeze({ name, slo: Object.freeze({ ...slo }) });
+    const registration = this.backend.registerApp(name, { ...slo });
+    registration.catch(() => {}); // surfaced by the app's requests
+    this.registrations.set(name, registration);
+    this.handles.set(name, handle);
+    return handle;
+  }
+
+  async stats(): Promise<EngineStats> {
+    return this.backend.stats();
+  }
+
+  /** Switch the scheduling policy; only while no request is in the engine. */
+  async setScheduler(name: SchedulerName): Promise<void> {
+    await this.backend.setScheduler(name);
+    (this.info as { scheduler: SchedulerName }).scheduler = name;
+  }
+
+  /** Fail in-flight requests, free the GPU; the engine takes no more requests. */
+  async unload(): Promise<void> {
+    if (this.unloaded) return;
+    this.unloaded = true;
+    await this.backend.unload();
+  }
+
+  /** Tests: destroy the GPU device under the engine (in-flight requests fail with DeviceLostError). */
+  async destroyDeviceForTesting(): Promise<void> {
+    await this.backend.destroyDevice();
+  }
+
+  private appName(ref: AppRef | undefined | null): string {
+    if (ref === undefined || ref === null) {
+      if (!this.registrations.has(DEFAULT_APP)) this.app(DEFAULT_APP, DEFAULT_APP_SLO);
+      return DEFAULT_APP;
+    }
+    return typeof ref === 'string' ? ref : ref.name;
+  }
+
+  /** Start a request on the backend: its events, and the id to cancel it by. */
+  private async start(norm: NormalizedChatRequest | NormalizedCompletionRequest, app: string, signal: AbortSignal | undefined, prefix: string): Promise<{ id: string; events: EventQueue<StreamEvent>; abort: () => void }> {
+    if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
+    if (signal?.aborted) throw new AbortError();
+    await (this.registrations.get(app) ?? Promise.resolve());
+    const id = `${prefix}-${++requestCounter}`;
+    const events = new EventQueue<StreamEvent>();
+    const req: HostRequest = {
+      requestId: id,
+      app,
+      prompt: norm.kind === 'chat' ? { kind: 'chat', messages: norm.messages, tools: norm.tools } : typeof norm.prompt === 'string' ? { kind: 'text', text: norm.prompt } : { kind: 'tokens', ids: norm.prompt },
+      maxTokens: norm.maxTokens,
+      sampling: norm.sampling,
+      stop: norm.stop,
+      logprobs: norm.logprobs,
+      topLogprobs: norm.topLogprobs,
+      ignoreEos: norm.ignoreEos,
+    };
+    let done = false;
+    const abort = (): void => {
+      if (done) return;
+      done = true;
+      this.backend.cancel(id);
+      events.fail(new AbortError());
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+    this.backend.generate(req, (ev) => {
+      if (done) return;
+      if (ev.type === 'error') {
+        done = true;
+        events.fail(fromWire(ev.error));
+        return;
+      }
+      events.push(ev);
+      if (ev.type === 'done') {
+        done = true;
+        events.end();
+        signal?.removeEventListener('abort', abort);
+      }
+    });
+    return { id, events, abort };
+  }
+
+  private webslo(app: string, decision: 'admitted' | 'best-effort', done: StreamEvent & { type: 'done' }): WebsloResponseInfo {
+    const info: WebsloResponseInfo = { app, decision: done.bestEffort ? 'best-effort' : decision };
+    if (done.firstTokenMs !== null) {
+      info.ttft_ms = done.firstTokenMs - done.arrivalMs;
+      if (done.completionTokens > 1) info.tpot_ms = (done.endMs - done.firstTokenMs) / (done.completionTokens - 1);
+    }
+    return info;
+  }
+
+  private async createChat(params: ChatParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>> {
+    const { signal: paramSignal, app: appRef, ...rest } = params;
+    const signal = options?.signal ?? paramSignal;
+    const app = this.appName(appRef);
+    const norm = normalizeChatParams({ ...rest, app });
+    const { events, abort } = await this.start(norm, app, signal, 'chatcmpl');
+    const header = { id: newChatCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
+    if (norm.stream) {
+      const includeUsage = norm.includeUsage;
+      async function* chunks(self: Engine): AsyncGenerator<ChatCompletionChunk> {
+        let decision: 'admitted' | 'best-effort' = 'admitted';
+        yield chatChunk({ ...header, role: true, content: '', includeUsage });
+        for await (const ev of events) {
+          if (ev.type === 'decision') decision = ev.decision;
+          else if (ev.type === 'delta') {
+            if (ev.text || ev.logprobs) yield chatChunk({ ...header, content: ev.text, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), includeUsage });
+          } else if (ev.type === 'done') {
+            yield chatChunk({ ...header, finishReason: ev.finishReason, includeUsage });
+            if (includeUsage) yield chatUsageChunk({ ...header, usage: usage(ev.promptTokens, ev.completionTokens), webslo: self.webslo(app, decision, ev) });
+          }
+        }
+      }
+      return streamOf(chunks(this), abort);
+    }
+    let content = '';
+    const logprobs: ChatCompletionTokenLogprob[] = [];
+    let decision: 'admitted' | 'best-effort' = 'admitted';
+    for await (const ev of events) {
+      if (ev.type === 'decision') decision = ev.decision;
+      else if (ev.type === 'delta') {
+        content += ev.text;
+        if (ev.logprobs) logprobs.push(...ev.logprobs);
+      } else if (ev.type === 'done') {
+        return chatCompletion({ ...header, content, finishReason: ev.finishReason, usage: usage(ev.promptTokens, ev.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo: this.webslo(app, decision, ev) });
+      }
+    }
+    throw new AbortError('the request ended without a result');
+  }
+
+  private async createCompletion(params: CompletionParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>> {
+    const { signal: paramSignal, app: appRef, ...rest } = params;
+    const signal = options?.signal ?? paramSignal;
+    const app = this.appName(appRef);
+    const norm = normalizeCompletionParams({ ...rest, app });
+    const { events, abort } = await this.start(norm, app, signal, 'cmpl');
+    const header = { id: newCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
+    let offset = 0;
+    const legacy = (entries: readonly ChatCompletionTokenLogprob[] | undefined): CompletionLogprobs | null => {
+      if (!norm.logprobs || !entries) return null;
+      const tops: Record<string, number>[] = [];
+      const offsets: number[] = [];
+      for (const e of entries) {
+        const top: Record<string, number> = { [e.token]: e.logprob };
+        for (const t of e.top_logprobs) if (!(t.token in top)) top[t.token] = t.logprob;
+        tops.push(top);
+        offsets.push(offset);
+        offset += e.token.length;
+      }
+      return { tokens: entries.map((e) => e.token), token_logprobs: entries.map((e) => e.logprob), top_logprobs: tops, text_offset: offsets };
+    };
+    if (norm.stream) {
+      const includeUsage = norm.includeUsage;
+      async function* chunks(self: Engine): AsyncGenerator<CompletionChunk> {
+        let decision: 'admitted' | 'best-effort' = 'admitted';
+        for await (const ev of events) {
+          if (ev.type === 'decision') decision = ev.decision;
+          else if (ev.type === 'delta') {
+            if (ev.text || ev.logprobs) yield completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), includeUsage });
+          } else if (ev.type === 'done') {
+            yield completionChunk({ ...header, text: '', finishReason: ev.finishReason, includeUsage });
+            if (includeUsage) yield completionUsageChunk({ ...header, usage: usage(ev.promptTokens, ev.completionTokens), webslo: self.webslo(app, decision, ev) });
+          }
+        }
+      }
+      return streamOf(chunks(this), abort);
+    }
+    let text = '';
+    const all: ChatCompletionTokenLogprob[] = [];
+    let decision: 'admitted' | 'best-effort' = 'admitted';
+    for await (const ev of events) {
+      if (ev.type === 'decision') decision = ev.decision;
+      else if (ev.type === 'delta') {
+        text += ev.text;
+        if (ev.logprobs) all.push(...ev.logprobs);
+      } else if (ev.type === 'done') {
+        return completion({ ...header, text, finishReason: ev.finishReason, usage: usage(ev.promptTokens, ev.completionTokens), logprobs: legacy(all), webslo: this.webslo(app, decision, ev) });
+      }
+    }
+    throw new AbortError('the request ended without a result');
+  }
+}
+
+function streamOf<T>(gen: AsyncGenerator<T>, abort: () => void): ChunkStream<T> {
+  return {
+    abort,
+    [Symbol.asyncIterator]: () => ({
+      next: () => gen.next(),
+      // Breaking out of `for await` stops the request too.
+      return: async () => {
+        abort();
+        return { value: undefined, done: true };
+      },
+    }),
+  };
+}

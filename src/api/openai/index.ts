@@ -1,0 +1,31 @@
+// The OpenAI-compatible protocol layer: pure TypeScript (no GPU, no engine). An engine facade
+// composes it: validate -> chat template -> (engine) -> incremental text -> stop strings ->
+// logprobs -> response objects -> SSE.
+
+export type * from './types.js';
+export { ChatTemplateError, InvalidRequestError } from './errors.js';
+export { normalizeChatParams, normalizeCompletionParams, showValue } from './validate.js';
+export type { NormalizedChatRequest, NormalizedCompletionRequest, NormalizedMessage, NormalizedSampling } from './validate.js';
+export { chatTemplateOf, renderChat } from './chat-template.js';
+export type { ChatTokenizer, RenderChatOptions, TemplateMessage } from './chat-template.js';
+export { IncrementalDetokenizer } from './incremental-text.js';
+export type { IncrementalDetokenizerOptions, TokenDecoder } from './incremental-text.js';
+export { StopMatcher } from './stop-strings.js';
+export type { StopPush } from './stop-strings.js';
+export { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogprob, logSoftmaxTop, TokenTexts } from './logprobs.js';
+export type { CompletionLogprobsOptions, EmittedLogprob, TokenEncoding, TokenLogprob, TokenVocab } from './logprobs.js';
+export {
+  chatChunk,
+  chatCompletion,
+  chatUsageChunk,
+  completion,
+  completionChunk,
+  completionUsageChunk,
+  createdAt,
+  newChatCompletionId,
+  newCompletionId,
+  usage,
+} from './responses.js';
+export type { ChatChunkInput, ChatCompletionInput, CompletionChunkInput, CompletionInput, ResponseHeader } from './responses.js';
+export { errorResponse, jsonResponse, SSE_DONE, sseEvent, sseResponse, sseStream, toHttpError } from './sse.js';
+export type { HttpError, SseStreamOptions } from './sse.js';

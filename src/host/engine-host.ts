@@ -1,0 +1,230 @@
+// The engine where it runs (a Web Worker, or the Node process): apps and their SLOs, text-level
+// requests (chat template, tokenization, incremental detokenization, stop strings, logprobs), and
+// the loop. Each request's results are pushed as StreamEvents to the callback it came with (a
+// MessagePort in the worker): no per-token round trip.
+
+import { chatLogprobContent, detectTokenEncoding, TokenTexts } from '../api/openai/logprobs.js';
+import { chatTemplateOf, renderChat } from '../api/openai/chat-template.js';
+import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
+import { IncrementalDetokenizer } from '../api/openai/incremental-text.js';
+import { StopMatcher } from '../api/openai/stop-strings.js';
+import { EngineLoop } from '../engine/engine-loop.js';
+import { AbortError, DeviceLostError, EngineClosedError, RequestError } from '../engine/errors.js';
+import type { CoreRequestSpec, EmittedToken, RequestSink } from '../engine/request.js';
+import type { EngineStats } from '../engine/stats.js';
+import { SloError, validateAppSlo } from '../scheduler/slo.js';
+import type { StageSlo } from '../scheduler/types.js';
+import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
+import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from './protocol.js';
+
+interface AppConfig {
+  name: string;
+  ttftMs: number | null;
+  ttftSlowdown: number | null;
+  stages: StageSlo[];
+  onDecline: 'error' | 'best-effort';
+  markerIds: Set<number>;
+}
+
+/** An error as plain data (the worker boundary clones only plain objects). */
+export function toWire(e: unknown): WireError {
+  if (e instanceof Error) {
+    const out: WireError = { name: e.name, message: e.message };
+    const param = (e as { param?: unknown }).param;
+    const app = (e as { app?: unknown }).app;
+    if (typeof param === 'string') out.param = param;
+    if (typeof app === 'string') out.app = app;
+    return out;
+  }
+  return { name: 'Error', message: String(e) };
+}
+
+const newSeed = (): bigint => BigInt(Math.floor(Math.random() * 2 ** 52));
+
+export class EngineHost {
+  private readonly apps = new Map<string, AppConfig>();
+  private readonly loop: EngineLoop;
+  private readonly texts: TokenTexts | null;
+  private lost: DeviceLostError | null = null;
+  private closed = false;
+
+  private constructor(private readonly e: LoadedEngine) {
+    this.loop = new EngineLoop(e.core);
+    this.texts = e.tokenizer && e.files.tokenizerJson ? new TokenTexts(e.tokenizer, detectTokenEncoding(e.files.tokenizerJson)) : null;
+  }
+
+  static async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<EngineHost> {
+    let host: EngineHost | null = null;
+    let lostEarly: string | null = null;
+    const loaded = await loadEngine(options, onProgress, (reason) => {
+      if (host) host.deviceLost(reason);
+      else lostEarly = reason;
+    });
+    host = new EngineHost(loaded);
+    if (lostEarly !== null) host.deviceLost(lostEarly);
+    return host;
+  }
+
+  info(): ModelInfo {
+    return { ...this.e.info, scheduler: this.e.schedulerName };
+  }
+
+  /** Declare (or redefine) an app; throws SloError for an SLO this model cannot meet. */
+  registerApp(name: string, slo: AppSloInput): void {
+    if (typeof name !== 'string' || name === '') throw new SloError(String(name), 'name', 'must be a non-empty string');
+    const stages = slo.stages ?? (slo.tpotMs !== undefined ? [{ name: 'answer', tpotMs: slo.tpotMs }] : undefined);
+    if (slo.stages && slo.tpotMs !== undefined) throw new SloError(name, 'tpotMs', 'and stages were both given: give one');
+    const checked = validateAppSlo(name, { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages }, this.e.model);
+    const onDecline = slo.onDecline ?? 'error';
+    if (onDecline !== 'error' && onDecline !== 'best-effort') throw new SloError(name, 'onDecline', `is ${JSON.stringify(onDecline)} (expected 'error' or 'best-effort')`);
+    const markerIds = new Set<number>();
+    const markers = slo.stageMarkers ?? (checked.stages.length > 1 ? ['</think>'] : []);
+    for (const m of markers) {
+      const id = this.e.tokenizer?.tokenToId(m) ?? null;
+      if (id === null) {
+        if (slo.stageMarkers) throw new SloError(name, 'stageMarkers', `'${m}' is not one token of this model's vocabulary`);
+        continue;
+      }
+      markerIds.add(id);
+    }
+    this.apps.set(name, { name, ttftMs: checked.ttftMs ?? null, ttftSlowdown: checked.ttftSlowdown ?? null, stages: checked.stages, onDecline, markerIds });
+  }
+
+  /** Start a request; every result, the end or a failure, goes to `emit` (never thrown). */
+  generate(req: HostRequest, emit: (ev: StreamEvent) => void): void {
+    try {
+      this.start(req, emit);
+    } catch (e) {
+      emit({ type: 'error', error: toWire(e) });
+    }
+  }
+
+  cancel(requestId: string): void {
+    this.e.core.cancel(requestId, new AbortError());
+    this.loop.kick();
+  }
+
+  stats(): EngineStats {
+    return this.e.core.snapshot();
+  }
+
+  /** Switch the scheduling policy (only while no request is in the engine). */
+  setScheduler(name: SchedulerName): void {
+    if (this.e.core.size > 0) throw new RequestError('scheduler', `cannot change while ${this.e.core.size} requests are in the engine`);
+    this.e.core.setScheduler(replaceScheduler(name, this.e));
+    this.e.schedulerName = name;
+  }
+
+  async unload(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.e.core.close(new EngineClosedError());
+    await this.loop.stop();
+    this.e.runner.destroy();
+    this.e.draftRunner?.destroy();
+    this.e.rt.destroy();
+  }
+
+  /** Test hook and the lost-device path: fail everything with DeviceLostError. */
+  deviceLost(reason: string): void {
+    if (this.lost) return;
+    this.lost = new DeviceLostError(reason);
+    this.e.core.close(this.lost);
+  }
+
+  /** Destroy the GPU device (tests: what a driver reset looks like to the engine). */
+  destroyDevice(): void {
+    this.e.rt.device.destroy();
+  }
+
+  private promptIds(req: HostRequest): number[] {
+    const tok = this.e.tokenizer;
+    const p = req.prompt;
+    if (p.kind === 'tokens') {
+      const V = this.e.info.vocabSize;
+      for (const id of p.ids) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RequestError('prompt', `holds token id ${id}; ids are integers in 0..${V - 1}`);
+      return p.ids;
+    }
+    if (!tok) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
+    if (p.kind === 'text') return tok.encode(p.text);
+    const { template, bosToken, eosToken } = chatTemplateOf(tok);
+    const text = renderChat(template, p.messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (p.tools as never) ?? null });
+    return tok.encode(text);
+  }
+
+  private start(req: HostRequest, emit: (ev: StreamEvent) => void): void {
+    if (this.lost) throw this.lost;
+    if (this.closed) throw new EngineClosedError();
+    const app = this.apps.get(req.app);
+    if (!app) throw new SloError(req.app, 'app', `is not declared: call engine.app('${req.app}', { ttftMs, tpotMs }) first`);
+    const prompt = this.promptIds(req);
+    const model = this.e.model;
+    const ttftMs = app.ttftMs ?? app.ttftSlowdown! * model.zeroLoadPrefillMs(prompt.length);
+    const tok = this.e.tokenizer;
+    const detok = tok ? new IncrementalDetokenizer(tok, { promptIds: prompt }) : null;
+    const stop = new StopMatcher(req.stop);
+    const wantLogprobs = req.logprobs;
+    let firstTokenMs: number | null = null;
+    let arrivalMs = 0;
+    let completion = 0;
+    let bestEffort = false;
+    let stoppedByString = false;
+    const logprobsOf = (t: readonly EmittedToken[]): ChatCompletionTokenLogprob[] | undefined =>
+      this.texts && wantLogprobs ? chatLogprobContent(t.map((x) => ({ id: x.id, logprob: x.logprob!.logprob, top: x.logprob!.top })), this.texts) : undefined;
+
+    const sink: RequestSink = {
+      onDecision: (decision, atMs) => {
+        if (decision === 'best-effort') bestEffort = true;
+        emit({ type: 'decision', decision, atMs });
+      },
+      onTokens: (tokens, atMs) => {
+        firstTokenMs ??= atMs;
+        let text = '';
+        let kept = tokens.length;
+        for (let j = 0; j < tokens.length; j++) {
+          const piece = detok ? detok.push([tokens[j]!.id]) : '';
+          const r = stop.push(piece);
+          text += r.text;
+          if (r.stopped) {
+            kept = j + 1;
+            stoppedByString = true;
+            break;
+          }
+        }
+        const out = tokens.slice(0, kept);
+        completion += out.length;
+        const lp = logprobsOf(out);
+        emit({ type: 'delta', text, tokenIds: out.map((t) => t.id), ...(lp ? { logprobs: lp } : {}), atMs });
+        return stoppedByString ? { stopAfter: kept } : undefined;
+      },
+      onFinish: (reason, atMs) => {
+        if (!stoppedByString) {
+          const tail = detok ? detok.flush() : '';
+          const r = stop.push(tail);
+          const text = r.text + (r.stopped ? '' : stop.flush());
+          if (text) emit({ type: 'delta', text, tokenIds: [], atMs });
+        }
+        emit({ type: 'done', finishReason: reason, promptTokens: prompt.length, completionTokens: completion, bestEffort, arrivalMs, firstTokenMs, endMs: atMs });
+      },
+      onError: (error) => emit({ type: 'error', error: toWire(error) }),
+    };
+    const sampling = req.sampling.temperature > 0 ? { temperature: req.sampling.temperature, topK: req.sampling.topK, topP: req.sampling.topP, seed: req.sampling.seed ?? newSeed() } : null;
+    const eos = new Set(req.ignoreEos ? [] : (tok?.eosTokenIds ?? this.e.files.config.eosTokenIds));
+    const spec: CoreRequestSpec = {
+      id: req.requestId,
+      app: app.name,
+      prompt,
+      maxTokens: req.maxTokens ?? Math.max(1, this.e.info.contextLength - prompt.length),
+      ttftMs,
+      stages: app.stages,
+      sampling,
+      stopTokenIds: eos,
+      topLogprobs: req.logprobs ? req.topLogprobs : null,
+      stageMarkerIds: app.markerIds,
+      onDecline: app.onDecline,
+    };
+    arrivalMs = this.e.core.now();
+    this.e.core.submit(spec, sink);
+    this.loop.kick();
+  }
+}

@@ -1,0 +1,171 @@
+// Everything createEngine sets up where the engine runs (the worker, or the Node process): the GPU,
+// the model (and a draft), the KV cache sized from a byte budget, the performance model (a given
+// profile, or a startup calibration on this adapter), the scheduler, and the engine core.
+
+import { EngineCore } from '../engine/engine-core.js';
+import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
+import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore, type ModelInput } from '../hub/index.js';
+import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
+import { ModelRunner } from '../runner/model-runner.js';
+import { RunnerSession } from '../runner/session.js';
+import { calibrate, adapterName } from '../scheduler/calibrate.js';
+import { FcfsScheduler, sarathiBudget } from '../scheduler/fcfs.js';
+import { PerformanceModel } from '../scheduler/perf-model.js';
+import { SlosScheduler } from '../scheduler/slos/scheduler.js';
+import type { Scheduler } from '../scheduler/types.js';
+import { SpecSession, type DraftSource } from '../spec/spec-session.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './protocol.js';
+
+export const DEFAULT_KV_BYTES = 256 * 1024 * 1024;
+const DEFAULT_MAX_SPEC = 4;
+
+export interface LoadedEngine {
+  rt: GpuRuntime;
+  files: LoadedModelFiles;
+  runner: ModelRunner;
+  draftRunner: ModelRunner | null;
+  target: RunnerSession;
+  spec: SpecSession;
+  tokenizer: TextTokenizer | null;
+  model: PerformanceModel;
+  scheduler: Scheduler;
+  schedulerName: SchedulerName;
+  core: EngineCore;
+  info: ModelInfo;
+  /** The tightest TPOT the engine was set up for (Sarathi's budget); apps may tighten it later. */
+  maxSpec: number;
+}
+
+function describeModel(m: ModelSpec): string {
+  if (typeof m === 'string') return m;
+  if (Array.isArray(m)) return `${m.length} files`;
+  return (m as FileSystemDirectoryHandle).name ?? 'a directory';
+}
+
+async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 'draft', onProgress: (p: LoadProgress) => void): Promise<LoadedModelFiles> {
+  let cache: ModelCacheStore | false | undefined = o.cache === false ? false : undefined;
+  if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
+  const source = await resolveModelSource(spec as ModelInput, {
+    ...(o.hubEndpoint ? { endpoint: o.hubEndpoint } : {}),
+    ...(o.revision ? { revision: o.revision } : {}),
+    ...(o.accessToken ? { accessToken: o.accessToken } : {}),
+    ...(cache !== undefined ? { cache } : {}),
+    onProgress: (ev) => onProgress({ phase: 'download', file: ev.file, loaded: ev.loaded, total: ev.total, fromCache: ev.fromCache, model: which }),
+  });
+  return loadModelFiles(source);
+}
+
+function makeScheduler(name: SchedulerName, model: PerformanceModel, runner: ModelRunner, maxSpec: number): Scheduler {
+  const kv = { pages: runner.numPages, pageSize: runner.pageSize };
+  const common = { model, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences };
+  switch (name) {
+    case 'slos':
+      return new SlosScheduler({ ...common, maxSpec });
+    case 'edf':
+      return new SlosScheduler({ ...common, admission: false });
+    case 'fcfs':
+      return new FcfsScheduler({ ...common, maxBatchedTokens: runner.maxTokens });
+    case 'sarathi':
+      // Sarathi's budget: the most rows a step can take within 3x the zero-load decode step.
+      return new FcfsScheduler({ ...common, order: 'sarathi', maxBatchedTokens: sarathiBudget(model, 3 * model.predict({ tokens: 1, draftSteps: 0, kvTokensRead: 0 }), runner.maxTokens) });
+  }
+}
+
+/** Bytes of K and V per cached token, all layers (f32). */
+export function kvBytesPerToken(files: LoadedModelFiles): number {
+  const c = files.config;
+  return 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
+}
+
+export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgress) => void = () => {}, onDeviceLost?: (reason: string) => void): Promise<LoadedEngine> {
+  const schedulerName = o.scheduler ?? 'slos';
+  if (!['slos', 'fcfs', 'sarathi', 'edf'].includes(schedulerName)) throw new RangeError(`scheduler '${schedulerName}' is not one of slos, fcfs, sarathi, edf`);
+  if (o.draftModel !== undefined && o.selfSpeculation !== undefined) throw new RangeError('give draftModel or selfSpeculation, not both');
+  const files = await loadFiles(o.model, o, 'target', onProgress);
+  const draftFiles = o.draftModel !== undefined ? await loadFiles(o.draftModel, o, 'draft', onProgress) : null;
+  if (draftFiles && draftFiles.config.vocabSize !== files.config.vocabSize) {
+    throw new RangeError(`the draft model's vocabulary (${draftFiles.config.vocabSize}) differs from the model's (${files.config.vocabSize}): pick a draft from the same family`);
+  }
+  const rt = await GpuRuntime.create({ onLost: (e) => onDeviceLost?.(e.message) });
+  const runners: ModelRunner[] = [];
+  try {
+    const pageSize = 16;
+    const kvBytes = o.kvCacheBytes ?? DEFAULT_KV_BYTES;
+    const kvPages = Math.max(1, Math.floor(kvBytes / (kvBytesPerToken(files) * pageSize)));
+    onProgress({ phase: 'upload', loaded: 0, total: 1, model: 'target' });
+    const runner = await ModelRunner.create(rt, files, { kvPages, pageSize, ...(o.maxTokensPerStep ? { maxTokensPerStep: o.maxTokensPerStep } : {}) });
+    runners.push(runner);
+    onProgress({ phase: 'upload', loaded: 1, total: 1, model: 'target' });
+    const target = new RunnerSession(runner);
+    let draft: DraftSource = { kind: 'none' };
+    let draftRunner: ModelRunner | null = null;
+    if (draftFiles) {
+      // The draft's cache mirrors the target's: one draft sequence per decoding request.
+      draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: Math.max(1, Math.floor(kvBytes / 4 / (kvBytesPerToken(draftFiles) * pageSize))), pageSize, maxTokensPerStep: runner.maxTokens });
+      runners.push(draftRunner);
+      draft = { kind: 'model', session: new RunnerSession(draftRunner) };
+    } else if (o.selfSpeculation) {
+      draft = { kind: 'self', layers: o.selfSpeculation.layers };
+    }
+    const spec = new SpecSession(target, draft);
+    const maxSpec = draft.kind === 'none' ? 0 : (o.maxSpec ?? DEFAULT_MAX_SPEC);
+
+    let model: PerformanceModel;
+    let origin: string;
+    if (o.profile !== undefined) {
+      model = PerformanceModel.fromProfile(o.profile);
+      origin = model.profile.origin ?? 'given to createEngine';
+    } else {
+      const budget = o.calibrationBudgetMs ?? 4000;
+      const result = await calibrate(target, {
+        adapter: adapterName(rt.capabilities),
+        model: describeModel(o.model),
+        prefillChunks: [16, 64, runner.maxTokens],
+        prefillContexts: [0, 128],
+        decodeBatches: [1, 4, 16],
+        decodeContexts: [32, 256],
+        verifyKs: maxSpec > 0 ? [2, 4] : [],
+        verifyBatches: [1],
+        repeats: 2,
+        timeBudgetMs: budget,
+        ...(draft.kind === 'self' ? { draftLayers: draft.layers } : {}),
+        onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
+      });
+      model = result.model;
+      origin = `startup calibration on ${adapterName(rt.capabilities)} (${result.samples.length} samples${result.skipped.length ? `, ${result.skipped.length} shapes skipped for time` : ''})`;
+    }
+    const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
+    const core = new EngineCore({ spec, scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
+    const tokenizer = files.tokenizerJson ? new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, [...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]) : null;
+    let weightsBytes = 0;
+    for (const t of files.tensors.values()) weightsBytes += t.data.byteLength;
+    const info: ModelInfo = {
+      model: describeModel(o.model),
+      architecture: files.config.architecture,
+      vocabSize: files.config.vocabSize,
+      contextLength: files.config.maxPositionEmbeddings,
+      hasTokenizer: tokenizer !== null,
+      hasChatTemplate: tokenizer !== null && tokenizer.chatTemplate !== null,
+      adapter: describeCapabilities(rt.capabilities),
+      features: { shaderF16: rt.capabilities.features.shaderF16, subgroups: rt.capabilities.features.subgroups },
+      kv: { pages: runner.numPages, pageSize: runner.pageSize, bytes: runner.numPages * pageSize * kvBytesPerToken(files) },
+      weightsBytes,
+      scheduler: schedulerName,
+      speculation: draft.kind === 'model' ? 'draft-model' : draft.kind === 'self' ? 'self' : 'none',
+      decodeStepMs: model.predict({ tokens: 1, draftSteps: 0, kvTokensRead: 0 }),
+      prefillMsPer512: model.zeroLoadPrefillMs(512),
+      profileOrigin: origin,
+    };
+    return { rt, files, runner, draftRunner, target, spec, tokenizer, model, scheduler, schedulerName, core, info, maxSpec };
+  } catch (e) {
+    for (const r of runners) r.destroy();
+    rt.destroy();
+    throw e;
+  }
+}
+
+/** A scheduler of another policy over the same runner and model (the demo's live switch; only when idle). */
+export function replaceScheduler(name: SchedulerName, loaded: LoadedEngine): Scheduler {
+  return makeScheduler(name, loaded.model, loaded.runner, loaded.maxSpec);
+}

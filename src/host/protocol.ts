@@ -1,0 +1,118 @@
+// What crosses the worker boundary (structured-cloneable plain data): load options, app SLOs,
+// text-level requests, and the per-request event stream pushed back over a MessagePort.
+
+import type { EngineStats } from '../engine/stats.js';
+import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
+import type { NormalizedMessage } from '../api/openai/validate.js';
+import type { StageSlo } from '../scheduler/types.js';
+
+export type SchedulerName = 'slos' | 'fcfs' | 'sarathi' | 'edf';
+
+/** A model as createEngine takes it: hub id, URL, local folder (Node), or picked files / a directory handle. */
+export type ModelSpec = string | readonly File[] | FileSystemDirectoryHandle;
+
+export interface LoadProgress {
+  /** 'download' (bytes of files), 'upload' (tensors to the GPU), 'calibrate' (timing step shapes). */
+  phase: 'download' | 'upload' | 'calibrate';
+  file?: string;
+  loaded: number;
+  total: number | null;
+  fromCache?: boolean;
+  model?: 'target' | 'draft';
+}
+
+export interface HostLoadOptions {
+  model: ModelSpec;
+  /** A smaller model with the same vocabulary, proposing tokens for speculative decoding. */
+  draftModel?: ModelSpec;
+  /** Self-speculation: the model's first N layers draft (no second model). */
+  selfSpeculation?: { layers: number };
+  /** Longest speculation per step when a draft is configured (default 4). */
+  maxSpec?: number;
+  scheduler?: SchedulerName;
+  /** Bytes for the KV cache (default 256 MiB, capped by the adapter's binding limit). */
+  kvCacheBytes?: number;
+  /** Most tokens per step (default 512). */
+  maxTokensPerStep?: number;
+  /** A performance profile (webslo-perf-profile JSON); default: calibrate at load. */
+  profile?: unknown;
+  /** Time limit of the startup calibration, ms (default 4000). */
+  calibrationBudgetMs?: number;
+  hubEndpoint?: string;
+  revision?: string;
+  accessToken?: string;
+  /** Use the model cache (Cache API / cache directory); default true. */
+  cache?: boolean;
+  /** Node: the cache directory (default $WEBSLO_CACHE_DIR or ~/.cache/webslo). */
+  cacheDir?: string;
+}
+
+export interface AppSloInput {
+  /** TTFT budget, ms after arrival. */
+  ttftMs?: number;
+  /** Or a factor of the zero-load prefill time of each prompt. */
+  ttftSlowdown?: number;
+  /** TPOT of a single-stage app. */
+  tpotMs?: number;
+  /** Decode stages in order (e.g. think, answer) instead of tpotMs. */
+  stages?: StageSlo[];
+  /** What a declined request does: fail with SloError (default), or run best-effort, flagged. */
+  onDecline?: 'error' | 'best-effort';
+  /** Ids/strings that switch to the next stage (default: the model's </think> token when present). */
+  stageMarkers?: string[];
+}
+
+export interface ModelInfo {
+  model: string;
+  architecture: string;
+  vocabSize: number;
+  contextLength: number;
+  hasTokenizer: boolean;
+  hasChatTemplate: boolean;
+  adapter: string;
+  features: { shaderF16: boolean; subgroups: boolean };
+  kv: { pages: number; pageSize: number; bytes: number };
+  weightsBytes: number;
+  scheduler: SchedulerName;
+  speculation: 'none' | 'draft-model' | 'self';
+  /** The planning model's zero-load decode step (one sequence) and 512-token prefill, ms. */
+  decodeStepMs: number;
+  prefillMsPer512: number;
+  profileOrigin: string;
+}
+
+export interface HostRequest {
+  requestId: string;
+  app: string;
+  prompt: { kind: 'chat'; messages: NormalizedMessage[]; tools: unknown[] | null } | { kind: 'text'; text: string } | { kind: 'tokens'; ids: number[] };
+  maxTokens: number | null;
+  sampling: { temperature: number; topP: number; topK: number; seed: bigint | null };
+  stop: string[];
+  logprobs: boolean;
+  topLogprobs: number;
+  ignoreEos: boolean;
+}
+
+export interface WireError {
+  name: string;
+  message: string;
+  param?: string;
+  app?: string;
+}
+
+export type StreamEvent =
+  | { type: 'decision'; decision: 'admitted' | 'best-effort'; atMs: number }
+  | { type: 'delta'; text: string; tokenIds: number[]; logprobs?: ChatCompletionTokenLogprob[]; atMs: number }
+  | {
+      type: 'done';
+      finishReason: 'stop' | 'length';
+      promptTokens: number;
+      completionTokens: number;
+      bestEffort: boolean;
+      arrivalMs: number;
+      firstTokenMs: number | null;
+      endMs: number;
+    }
+  | { type: 'error'; error: WireError };
+
+export type { EngineStats };

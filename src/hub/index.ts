@@ -1,0 +1,11 @@
+// Loading models from the Hugging Face hub (or a mirror) with a cache and progress, and resolving
+// whatever names a model to a ModelSource. See each module for the details.
+
+export { browserCacheStore, defaultCacheStore, DEFAULT_BROWSER_CACHE, defaultNodeCacheDir, nodeDirectoryCacheStore, type ModelCacheStore } from './cache.js';
+export { cacheKeyPath } from './node-cache.js';
+export { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
+export { downloadFile, headFileSize, type DownloadOptions, type DownloadProgress } from './download.js';
+export { CacheQuotaError, CacheUnavailableError, isQuotaError, ModelSourceError, VALID_MODEL_INPUTS } from './errors.js';
+export { ABSENT_MARKER, cachedHubSource, type CachedHubSourceOptions, type HubLoadProgress } from './hub-source.js';
+export { deleteCachedModel, listCachedModels, type CachedFile, type CachedModel, type CachedModelQuery, type DeleteCachedModelOptions } from './models.js';
+export { resolveModelSource, type ModelInput, type ResolveModelOptions } from './resolve.js';

@@ -1,0 +1,116 @@
+// One entry point from "the model the user named" to a ModelSource: a hub repo id (cached), an
+// http(s) folder URL, a directory (Node), files picked in a page, a directory handle, or a source.
+
+import type * as FsPromises from 'node:fs/promises';
+import { checkRepoId, fileListSource, httpSource, nodeDirectorySource, type FileLike, type ModelSource } from '../model/source.js';
+import { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
+import { ModelSourceError } from './errors.js';
+import { cachedHubSource, type CachedHubSourceOptions } from './hub-source.js';
+
+/** What resolveModelSource accepts. */
+export type ModelInput =
+  | string
+  | ModelSource
+  | ArrayLike<FileLike>
+  | DirectoryHandleLike
+  | { kind: 'directory-handle'; handle: DirectoryHandleLike };
+
+export type ResolveModelOptions = CachedHubSourceOptions;
+
+function isRepoId(s: string): boolean {
+  try {
+    checkRepoId(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+function isDirectoryHandle(v: unknown): v is DirectoryHandleLike {
+  return isObject(v) && v['kind'] === 'directory' && typeof v['getFileHandle'] === 'function' && typeof v['getDirectoryHandle'] === 'function';
+}
+
+function isModelSource(v: unknown): v is ModelSource {
+  return isObject(v) && typeof v['read'] === 'function' && typeof v['describe'] === 'function';
+}
+
+function isFileLike(v: unknown): v is FileLike {
+  return isObject(v) && typeof v['name'] === 'string' && typeof v['arrayBuffer'] === 'function';
+}
+
+/** For messages: the input without dumping a whole object. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  return v === null ? 'null' : typeof v === 'object' ? `an object (${Object.keys(v).slice(0, 4).join(', ') || 'no keys'})` : String(v);
+}
+
+const inNode = (): boolean => typeof globalThis.process?.versions?.node === 'string';
+
+/** 'dir', 'file' or null (absent) for a path on disk; only called in Node. */
+async function pathKind(path: string): Promise<'dir' | 'file' | null> {
+  const specifier = 'node:fs/promises';
+  const fs = (await import(/* @vite-ignore */ specifier)) as typeof FsPromises;
+  try {
+    return (await fs.stat(path)).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return null;
+  }
+}
+
+/** A string that can only mean a path on disk, never a hub repo id. */
+function looksLikePath(s: string): boolean {
+  return /^(\/|\.{1,2}(\/|$)|~)/.test(s) || s.includes('\\') || s.split('/').length > 2;
+}
+
+async function fromString(model: string, options: ResolveModelOptions): Promise<ModelSource> {
+  const input = show(model);
+  if (model.trim() === '') throw new ModelSourceError(input, 'is empty');
+  if (/^https?:\/\//i.test(model)) {
+    const headers: Record<string, string> = options.accessToken ? { authorization: `Bearer ${options.accessToken}` } : {};
+    return httpSource(model, { headers, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  }
+  if (/^[a-z][a-z\d+.-]*:\/\//i.test(model)) throw new ModelSourceError(input, 'is a URL with an unsupported scheme (only http and https)');
+  // In Node an existing folder wins over a hub id of the same spelling ('models/qwen' on disk).
+  if (inNode()) {
+    const kind = await pathKind(model);
+    if (kind === 'dir') return nodeDirectorySource(model);
+    if (kind === 'file') throw new ModelSourceError(input, 'is a file; pass the model folder that holds it');
+    if (looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
+  }
+  if (isRepoId(model)) return cachedHubSource(model, options);
+  throw new ModelSourceError(input, inNode() ? 'is neither an existing directory nor a hub repo id' : 'is not a hub repo id or http(s) URL');
+}
+
+/**
+ * The ModelSource for `model`:
+ *  - an http(s) URL: the model folder at that URL (httpSource);
+ *  - in Node, an existing directory: that folder (nodeDirectorySource), even if it also reads as a hub id;
+ *  - a hub repo id ('org/name'): cachedHubSource with `options` (endpoint, revision, cache, progress);
+ *  - an array or FileList of File objects: fileListSource;
+ *  - a FileSystemDirectoryHandle, or { kind: 'directory-handle', handle }: directoryHandleSource;
+ *  - a ModelSource: itself.
+ * Anything else throws ModelSourceError listing these.
+ */
+export async function resolveModelSource(model: ModelInput, options: ResolveModelOptions = {}): Promise<ModelSource> {
+  const input: unknown = model;
+  if (typeof input === 'string') return fromString(input, options);
+  if (isModelSource(input)) return input;
+  if (isDirectoryHandle(input)) return directoryHandleSource(input);
+  if (isObject(input) && input['kind'] === 'directory-handle') {
+    if (isDirectoryHandle(input['handle'])) return directoryHandleSource(input['handle']);
+    throw new ModelSourceError(show(input), "has kind 'directory-handle' but its 'handle' is not a FileSystemDirectoryHandle");
+  }
+  if (isObject(input) && typeof input['length'] === 'number') {
+    const files = Array.from(input as unknown as ArrayLike<unknown>);
+    if (files.length === 0) throw new ModelSourceError(show(input), 'is an empty file list');
+    const bad = files.findIndex((f) => !isFileLike(f));
+    if (bad >= 0) throw new ModelSourceError(show(input), `holds ${show(files[bad])} at index ${bad}, not a File`);
+    return fileListSource(files as FileLike[]);
+  }
+  throw new ModelSourceError(show(input), 'is not a model');
+}

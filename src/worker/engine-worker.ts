@@ -1,0 +1,53 @@
+// The Web Worker the engine runs in. Comlink carries the control plane (load, apps, stats, cancel,
+// unload); each request's events are pushed over the MessagePort it came with, so tokens stream
+// without a round trip per token.
+
+import * as Comlink from 'comlink';
+import { EngineHost, toWire } from '../host/engine-host.js';
+import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
+
+let host: EngineHost | null = null;
+
+function loaded(): EngineHost {
+  if (!host) throw new Error('the engine is not loaded yet');
+  return host;
+}
+
+export const workerApi = {
+  async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    if (host) throw new Error('this worker already holds an engine: create a new engine for another model');
+    host = await EngineHost.load(options, (p) => void onProgress?.(p));
+    return host.info();
+  },
+  registerApp(name: string, slo: AppSloInput): void {
+    loaded().registerApp(name, slo);
+  },
+  generate(req: HostRequest, port: MessagePort): void {
+    const h = host;
+    const send = (ev: StreamEvent): void => {
+      port.postMessage(ev);
+      if (ev.type === 'done' || ev.type === 'error') port.close();
+    };
+    if (!h) return send({ type: 'error', error: toWire(new Error('the engine is not loaded yet')) });
+    h.generate(req, send);
+  },
+  cancel(requestId: string): void {
+    host?.cancel(requestId);
+  },
+  stats() {
+    return loaded().stats();
+  },
+  setScheduler(name: SchedulerName): void {
+    loaded().setScheduler(name);
+  },
+  async unload(): Promise<void> {
+    await host?.unload();
+  },
+  destroyDevice(): void {
+    loaded().destroyDevice();
+  },
+};
+
+export type WorkerApi = typeof workerApi;
+
+Comlink.expose(workerApi);

@@ -1,0 +1,60 @@
+// The page side of the worker: the EngineBackend calls, forwarded through comlink; a
+// MessageChannel per request carries its events back. Errors keep their typed names.
+
+import * as Comlink from 'comlink';
+import type { EngineBackend } from '../api/backend.js';
+import { fromWire } from '../api/errors.js';
+import type { HostLoadOptions, LoadProgress, ModelInfo, StreamEvent } from '../host/protocol.js';
+import type { WorkerApi } from './engine-worker.js';
+
+/** A comlink-thrown error (name and message survive the boundary) rebuilt as its typed class. */
+function typed(e: unknown): Error {
+  if (e instanceof Error || (typeof e === 'object' && e !== null && 'message' in e)) {
+    const o = e as { name?: unknown; message?: unknown; param?: unknown; app?: unknown };
+    return fromWire({ name: String(o.name ?? 'Error'), message: String(o.message), ...(typeof o.param === 'string' ? { param: o.param } : {}), ...(typeof o.app === 'string' ? { app: o.app } : {}) });
+  }
+  return new Error(String(e));
+}
+
+async function call<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw typed(e);
+  }
+}
+
+export async function workerBackend(worker: Worker, options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<{ backend: EngineBackend; info: ModelInfo }> {
+  const remote = Comlink.wrap<WorkerApi>(worker);
+  const info = await call(remote.load(options, onProgress ? Comlink.proxy(onProgress) : undefined));
+  let terminated = false;
+  const backend: EngineBackend = {
+    info: async () => info,
+    registerApp: (name, slo) => call(remote.registerApp(name, slo)),
+    generate(req, onEvent) {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = (m: MessageEvent<StreamEvent>) => {
+        onEvent(m.data);
+        if (m.data.type === 'done' || m.data.type === 'error') channel.port1.close();
+      };
+      remote.generate(req, Comlink.transfer(channel.port2, [channel.port2])).catch((e: unknown) => {
+        onEvent({ type: 'error', error: { name: typed(e).name, message: typed(e).message } });
+        channel.port1.close();
+      });
+    },
+    cancel(id) {
+      void remote.cancel(id);
+    },
+    stats: () => call(remote.stats()),
+    setScheduler: (name) => call(remote.setScheduler(name)),
+    async unload() {
+      if (terminated) return;
+      await call(remote.unload());
+      terminated = true;
+      remote[Comlink.releaseProxy]();
+      worker.terminate();
+    },
+    destroyDevice: () => call(remote.destroyDevice()),
+  };
+  return { backend, info };
+}
