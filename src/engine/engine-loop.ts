@@ -16,7 +16,8 @@ export class EngineLoop {
 
   constructor(
     private readonly core: EngineCore,
-    private readonly onFailure: (error: Error) => void = () => {},
+    /** Turns a step's failure into what requests see (a lost device becomes DeviceLostError). */
+    private readonly mapError: (error: Error) => Error = (e) => e,
   ) {}
 
   /** Start (idempotent) and make sure the loop looks at new work now. */
@@ -38,11 +39,10 @@ export class EngineLoop {
       try {
         state = await this.core.runStep();
       } catch (e) {
-        const error = e instanceof Error ? e : new Error(String(e));
+        const error = this.mapError(e instanceof Error ? e : new Error(String(e)));
         this.failure = error;
         this.stopped = true;
         this.core.close(error);
-        this.onFailure(error);
         return;
       }
       if (state === 'ran') {

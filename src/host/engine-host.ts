@@ -49,7 +49,11 @@ export class EngineHost {
   private closed = false;
 
   private constructor(private readonly e: LoadedEngine) {
-    this.loop = new EngineLoop(e.core);
+    this.loop = new EngineLoop(e.core, (error) => {
+      if (error.name !== 'GpuDeviceLostError' && !e.rt.isLost) return error;
+      this.lost ??= new DeviceLostError(error.message);
+      return this.lost;
+    });
     this.texts = e.tokenizer && e.files.tokenizerJson ? new TokenTexts(e.tokenizer, detectTokenEncoding(e.files.tokenizerJson)) : null;
   }
 

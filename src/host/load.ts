@@ -118,13 +118,21 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       origin = model.profile.origin ?? 'given to createEngine';
     } else {
       const budget = o.calibrationBudgetMs ?? 4000;
+      // A short sweep sized to the KV cache (the calibration's sequences must fit in it at once).
+      const widest = Math.min(256, runner.maxTokens);
+      const fits = (batch: number, ctx: number): boolean => Math.max(batch, 8) * Math.ceil((ctx + widest) / pageSize) + Math.ceil(widest / pageSize) <= runner.numPages;
+      const decodeContexts = [32, 256].filter((c) => fits(1, c));
+      const decodeBatches = [1, 4, 16].filter((b) => fits(b, Math.max(0, ...decodeContexts)));
+      if (decodeContexts.length === 0 || decodeBatches.length === 0) {
+        throw new RangeError(`the KV cache (${runner.numPages} pages of ${pageSize} tokens) is too small to calibrate in: give more kvCacheBytes, or pass a profile`);
+      }
       const result = await calibrate(target, {
         adapter: adapterName(rt.capabilities),
         model: describeModel(o.model),
-        prefillChunks: [16, 64, runner.maxTokens],
-        prefillContexts: [0, 128],
-        decodeBatches: [1, 4, 16],
-        decodeContexts: [32, 256],
+        prefillChunks: [16, 64, widest],
+        prefillContexts: [0, Math.min(...decodeContexts)],
+        decodeBatches,
+        decodeContexts,
         verifyKs: maxSpec > 0 ? [2, 4] : [],
         verifyBatches: [1],
         repeats: 2,

@@ -1,0 +1,150 @@
+// The public API in Node on Dawn (in-process engine, tiny-qwen2 with its tokenizer): the official
+// `openai` client through an in-process fetch (streaming and not, logprobs); greedy results equal
+// across the API and the core; abort mid-stream frees the pages; typed errors for an over-long
+// prompt, an invalid SLO and a lost device; the startup calibration path.
+
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, engineFetch, type Engine } from '../../src/index.js';
+import { PROFILES } from '../../src/sim/profiles.js';
+import { fixtureDir } from '../helpers/fixtures.js';
+import { legScope } from './gpu-config.js';
+
+const LIGHT = legScope() === 'light';
+const MODEL = fixtureDir('tiny-qwen2');
+let engine: Engine;
+
+beforeAll(async () => {
+  engine = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 4 * 1024 * 1024 });
+  engine.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
+});
+
+afterAll(async () => {
+  await engine.unload();
+});
+
+describe('public API (Node, in-process)', () => {
+  it('the openai client runs streaming and non-streaming chat completions, logprobs included', async () => {
+    const client = new OpenAI({ baseURL: 'http://webslo.local/v1', apiKey: 'unused', fetch: engineFetch(engine), maxRetries: 0 });
+    const body = { model: 'tiny-qwen2', messages: [{ role: 'user' as const, content: 'Hello there' }], max_tokens: 10, logprobs: true, top_logprobs: 2, ignore_eos: true };
+    const full = await client.chat.completions.create(body);
+    expect(full.object).toBe('chat.completion');
+    expect(full.choices[0]!.finish_reason).toBe('length');
+    expect(full.usage!.completion_tokens).toBe(10);
+    expect(full.usage!.prompt_tokens).toBeGreaterThan(3);
+    const content = full.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(10);
+    for (const t of content) {
+      expect(t.logprob).toBeLessThanOrEqual(0);
+      expect(t.top_logprobs).toHaveLength(2);
+      // Greedy: the chosen token is the most likely one.
+      expect(t.top_logprobs[0]!.logprob).toBe(t.logprob);
+    }
+    expect(content.map((t) => t.token).join('')).toBe(full.choices[0]!.message.content);
+
+    const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    const streamedLogprobs: number[] = [];
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | null | undefined = null;
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe('chat.completion.chunk');
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta.content ?? '';
+      for (const lp of choice.logprobs?.content ?? []) streamedLogprobs.push(lp.logprob);
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    // Greedy: the same text and bitwise the same logprobs as the non-streamed request.
+    expect(text).toBe(full.choices[0]!.message.content);
+    expect(streamedLogprobs).toEqual(content.map((t) => t.logprob));
+    expect(finish).toBe('length');
+    expect(usage).toEqual(full.usage);
+
+    const legacy = await client.completions.create({ model: 'tiny-qwen2', prompt: 'Once upon a time', max_tokens: 6, logprobs: 1, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    expect(legacy.object).toBe('text_completion');
+    expect(legacy.choices[0]!.logprobs!.tokens).toHaveLength(6);
+    expect(legacy.usage!.completion_tokens).toBe(6);
+
+    const bad = client.chat.completions.create({ ...body, top_logprobs: 50 });
+    await expect(bad).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('a stop string ends the text before it; the direct API and the client agree', async () => {
+    const base = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Count' }], max_tokens: 12, ignore_eos: true });
+    const text = base.choices[0]!.message.content!;
+    expect(text.length).toBeGreaterThan(4);
+    const stop = text.slice(2, 4);
+    const cut = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Count' }], max_tokens: 12, ignore_eos: true, stop: [stop] });
+    expect(cut.choices[0]!.finish_reason).toBe('stop');
+    expect(cut.choices[0]!.message.content).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it('abort mid-stream rejects with AbortError and frees the request pages', async () => {
+    const controller = new AbortController();
+    const stream = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 200, ignore_eos: true, stream: true }, { signal: controller.signal });
+    let chunks = 0;
+    const read = (async () => {
+      for await (const c of stream) {
+        void c;
+        if (++chunks === 3) controller.abort();
+      }
+    })();
+    await expect(read).rejects.toMatchObject({ name: 'AbortError' });
+    // The engine frees the pages before its next step; wait for it to go idle.
+    for (let i = 0; i < 100; i++) {
+      const s = await engine.stats();
+      if (s.kv.pagesUsed === 0 && s.apps.every((a) => a.running === 0)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const stats = await engine.stats();
+    expect(stats.kv.pagesUsed).toBe(0);
+    expect(stats.apps.find((a) => a.app === 'chat')!.aborted).toBeGreaterThanOrEqual(1);
+  });
+
+  it('an over-long prompt and an invalid SLO fail fast with their typed errors', async () => {
+    const long = Array.from({ length: 5000 }, () => 100);
+    await expect(engine.completions.create({ app: 'chat', prompt: long, max_tokens: 1 })).rejects.toMatchObject({ name: 'PromptTooLongError' });
+    expect(() => engine.app('broken', { ttftMs: -5, tpotMs: 10 })).toThrow(expect.objectContaining({ name: 'SloError' }));
+    // Well-formed but impossible on this model: a TPOT below one decode step.
+    engine.app('impossible', { ttftMs: 60_000, tpotMs: 0.001 });
+    await expect(engine.chat.completions.create({ app: 'impossible', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'SloError' });
+    await expect(engine.chat.completions.create({ app: 'nobody', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'SloError' });
+  });
+});
+
+describe('device loss and startup calibration', () => {
+  it('device.destroy() mid-run fails in-flight requests with DeviceLostError; a new engine works', async () => {
+    const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    e.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
+    const stream = await e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'go on' }], max_tokens: 500, ignore_eos: true, stream: true });
+    let n = 0;
+    const read = (async () => {
+      for await (const c of stream) {
+        void c;
+        if (++n === 2) await e.destroyDeviceForTesting();
+      }
+    })();
+    await expect(read).rejects.toMatchObject({ name: 'DeviceLostError' });
+    await expect(e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'again' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'DeviceLostError' });
+    await e.unload();
+    const fresh = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    fresh.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
+    const r = await fresh.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'again' }], max_tokens: 3, ignore_eos: true });
+    expect(r.usage!.completion_tokens).toBe(3);
+    await fresh.unload();
+  });
+
+  it.skipIf(LIGHT)('without a profile, createEngine calibrates on this adapter and reports its step times', async () => {
+    const stages: string[] = [];
+    const e = await createEngine({ model: MODEL, worker: false, calibrationBudgetMs: 1500, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => void stages.push(p.phase) });
+    expect(stages).toContain('calibrate');
+    expect(e.info.profileOrigin).toMatch(/startup calibration/);
+    expect(e.info.decodeStepMs).toBeGreaterThan(0);
+    e.app('chat', { ttftMs: 60_000, tpotMs: 100 * e.info.decodeStepMs });
+    const r = await e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ignore_eos: true });
+    expect(r.usage!.completion_tokens).toBe(2);
+    await e.unload();
+  });
+});
