@@ -2,9 +2,9 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 import { serveFixtureModels } from './e2e/fixture-server.js';
 
-// Three pages: the demo (index.html) and the two browser test pages that e2e/ drives (the kernel
-// harness and the whole-model page). Vitest has its own vitest.config.ts (which takes precedence
-// there), so nothing here affects the Node tiers.
+// Pages: the demo (index.html) and the browser test pages that e2e/ drives (the kernel harness,
+// the whole-model page, hub loading, and the engine through its worker). Vitest has its own
+// vitest.config.ts (which takes precedence there), so nothing here affects the Node tiers.
 
 const page = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
@@ -33,7 +33,7 @@ export default defineConfig({
   server: { host: '127.0.0.1', port: 5173, strictPort: true },
   preview: { host: '127.0.0.1', port: 4173, strictPort: true },
   // The dev server pre-bundles dependencies found from every page (comlink for the test pages).
-  optimizeDeps: { entries: ['index.html', 'e2e/harness/index.html', 'e2e/models/index.html'], exclude: ['webgpu'] },
+  optimizeDeps: { entries: ['index.html', 'e2e/harness/index.html', 'e2e/models/index.html', 'e2e/engine/index.html'], exclude: ['webgpu'] },
   worker: {
     // Module workers: the kernel and model workers import the same ES modules as the page.
     format: 'es',
@@ -49,6 +49,7 @@ export default defineConfig({
         harness: page('./e2e/harness/index.html'),
         models: page('./e2e/models/index.html'),
         hub: page('./e2e/hub/index.html'),
+        engine: page('./e2e/engine/index.html'),
       },
       // The GPU errors take their name from their class (`new.target.name`), and the demo shows
       // it: without this the minifier turns GpuUnavailableError into 't'.
