@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.build/', 'test-results/', 'playwright-report/', 'scratch/', '.*/', 'test/fixtures/'] },
+  { ignores: ['node_modules/', 'dist/', 'lib/', '.build/', 'test-results/', 'playwright-report/', 'scratch/', '.*/', 'test/fixtures/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,6 +3,7 @@
 
 import { inProcessBackend } from './backend.js';
 import { Engine } from './engine.js';
+import { spawnEngineWorker } from '../worker/spawn.js';
 import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';
 
 export interface CreateEngineOptions extends HostLoadOptions {
@@ -19,7 +20,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Engine
   const useWorker = worker !== false && typeof Worker !== 'undefined';
   if (useWorker) {
     const { workerBackend } = await import('../worker/worker-backend.js');
-    const w = worker instanceof Worker ? worker : new Worker(new URL('../worker/engine-worker.ts', import.meta.url), { type: 'module', name: 'webslo-engine' });
+    const w = worker instanceof Worker ? worker : spawnEngineWorker();
     try {
       const { backend, info } = await workerBackend(w, load, onProgress);
       return new Engine(backend, info);

@@ -23,10 +23,11 @@ import { RunnerSession, type Sampling } from '../runner/session.js';
 import { adapterName, calibrate as calibrateRunner } from '../scheduler/calibrate.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 
-const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help']);
+const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real']);
 
 const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
@@ -37,6 +38,7 @@ const USAGE = `usage:
                    [--draft-layers N] [--time-budget-s S]
                    (the scheduler's performance profile; a one-line summary on stderr)
 ${BENCH_SCHED_USAGE}
+${BENCH_REAL_USAGE}
 options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
@@ -240,6 +242,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
     else if (args.command === 'calibrate') await calibrateCommand(args);
+    else if (args.command === 'bench-sched' && args.flags.has('real')) await benchRealCommand(args);
     else if (args.command === 'bench-sched') await benchSchedCommand(args);
     else throw new UsageError(`unknown command '${args.command}'`);
     return 0;

@@ -10,7 +10,8 @@ import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../scheduler/calibrate.js';
 import { FcfsScheduler, sarathiBudget } from '../scheduler/fcfs.js';
-import { PerformanceModel } from '../scheduler/perf-model.js';
+import { PerformanceModel, type PerfSample } from '../scheduler/perf-model.js';
+import { OnlineRefit } from '../engine/online-refit.js';
 import { SlosScheduler } from '../scheduler/slos/scheduler.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
@@ -113,6 +114,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
 
     let model: PerformanceModel;
     let origin: string;
+    let calibrationSamples: readonly PerfSample[] = [];
     if (o.profile !== undefined) {
       model = PerformanceModel.fromProfile(o.profile);
       origin = model.profile.origin ?? 'given to createEngine';
@@ -141,10 +143,21 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
         onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
       });
       model = result.model;
+      calibrationSamples = result.samples;
       origin = `startup calibration on ${adapterName(rt.capabilities)} (${result.samples.length} samples${result.skipped.length ? `, ${result.skipped.length} shapes skipped for time` : ''})`;
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
-    const core = new EngineCore({ spec, scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
+    // The planner's model follows what steps really cost: refitted on calibration + recent real steps.
+    const refit = o.onlineRefit === false ? null : new OnlineRefit(calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+    const core: EngineCore = new EngineCore({
+      spec,
+      scheduler,
+      maxContextTokens: files.config.maxPositionEmbeddings,
+      onStep: (plan, ms) => {
+        const next = refit?.record(plan, ms);
+        if (next) core.scheduler.setModel(next);
+      },
+    });
     const tokenizer = files.tokenizerJson ? new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, [...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]) : null;
     let weightsBytes = 0;
     for (const t of files.tensors.values()) weightsBytes += t.data.byteLength;
@@ -175,5 +188,5 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
 
 /** A scheduler of another policy over the same runner and model (the demo's live switch; only when idle). */
 export function replaceScheduler(name: SchedulerName, loaded: LoadedEngine): Scheduler {
-  return makeScheduler(name, loaded.model, loaded.runner, loaded.maxSpec);
+  return makeScheduler(name, loaded.core.scheduler.performanceModel, loaded.runner, loaded.maxSpec);
 }

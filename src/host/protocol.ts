@@ -38,6 +38,8 @@ export interface HostLoadOptions {
   profile?: unknown;
   /** Time limit of the startup calibration, ms (default 4000). */
   calibrationBudgetMs?: number;
+  /** Refit the planner's performance model from measured steps as the engine runs (default true). */
+  onlineRefit?: boolean;
   hubEndpoint?: string;
   revision?: string;
   accessToken?: string;

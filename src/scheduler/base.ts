@@ -55,7 +55,7 @@ export class PageLedger {
 
 export abstract class BaseScheduler implements Scheduler {
   abstract readonly name: string;
-  protected readonly model: PerformanceModel;
+  protected model: PerformanceModel;
   protected readonly kvBudget: KvBudget;
   protected readonly maxTokensPerStep: number;
   protected readonly maxSeqs: number;
@@ -82,6 +82,17 @@ export abstract class BaseScheduler implements Scheduler {
 
   get size(): number {
     return this.states.size;
+  }
+
+  /** The planning model now (the engine refits it online from measured steps). */
+  get performanceModel(): PerformanceModel {
+    return this.model;
+  }
+
+  /** Plan with a new model from the next decision on (an online refit); same layer count. */
+  setModel(model: PerformanceModel): void {
+    if (model.profile.layers !== this.layers) throw new SchedulerInputError('model', `has ${model.profile.layers} layers; the scheduler plans for ${this.layers}`);
+    this.model = model;
   }
 
   submit(request: SchedRequest, nowMs: number): void {

@@ -5,6 +5,8 @@
 // Time is in milliseconds on the caller's clock (performance.now() in the engine, the simulated clock
 // in the simulator). Token counts are integers.
 
+import type { PerformanceModel } from './perf-model.js';
+
 /** One decode stage's SLO: token n of the stage is due `tpotMs` after token n-1 (a deadline curve). */
 export interface StageSlo {
   name: string;
@@ -103,4 +105,8 @@ export interface Scheduler {
   drainEvents(): SchedulerEvent[];
   /** Requests in the system (waiting, running, best-effort). */
   readonly size: number;
+  /** The planning model now. */
+  readonly performanceModel: PerformanceModel;
+  /** Plan with a new model from the next decision on (an online refit). */
+  setModel(model: PerformanceModel): void;
 }

@@ -1,6 +1,9 @@
 // The `webslo` CLI as a user runs it: a separate process, JSON on stdout, typed errors on stderr.
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
 import { gpuConfig, legScope } from './gpu-config.js';
@@ -70,6 +73,23 @@ describe.skipIf(legScope() === 'light')('webslo CLI', () => {
     const bad = webslo('generate', '--model', fixtureDir('tiny-llama3'), '--tokens', '1', '--max-tokens', '2', '--spec-k', '2');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--spec-k needs --draft DIR or --draft-layers N/);
+  });
+
+  it('bench-sched --real runs a trace on the real engine next to the simulator', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'webslo-real-'));
+    const trace = {
+      apps: { chat: { ttft_ms: 4000, tpot_ms: 400 } },
+      requests: Array.from({ length: 12 }, (_, i) => ({ t_ms: i * 150, app: 'chat', prompt_tokens: 20 + 7 * i, output_tokens: 4 + (i % 5) })),
+    };
+    writeFileSync(join(dir, 'trace.json'), JSON.stringify(trace));
+    const r = webslo('bench-sched', '--real', '--model', fixtureDir('tiny-qwen2'), '--trace', join(dir, 'trace.json'), '--calibration-s', '3', '--loads', '1', '--kv-tokens', '16384', '--json', '--out', dir);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { rows: { load: number; requests: number; realAttainment: number; simAttainment: number; realSteps: number }[] };
+    expect(j.rows).toHaveLength(1);
+    expect(j.rows[0]!.requests).toBe(12);
+    for (const a of [j.rows[0]!.realAttainment, j.rows[0]!.simAttainment]) expect(a >= 0 && a <= 1).toBe(true);
+    expect(j.rows[0]!.realSteps).toBeGreaterThan(12);
+    expect(readFileSync(join(dir, 'bench-real.md'), 'utf8')).toMatch(/\| 1 \| 12 \|/);
   });
 
   it('fails clearly on a bad folder (exit 1) and on bad usage (exit 2)', () => {

@@ -87,6 +87,10 @@ function checked(inner: Scheduler, pages: number, pageSize: number, maxRows: num
     get size() {
       return inner.size;
     },
+    get performanceModel() {
+      return inner.performanceModel;
+    },
+    setModel: (m) => inner.setModel(m),
     submit: (r, t) => inner.submit(r, t),
     offer: (r, t, f) => inner.offer(r, t, f),
     cancel: (id, t) => inner.cancel(id, t),

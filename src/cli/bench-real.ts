@@ -1,0 +1,148 @@
+// `webslo bench-sched --real --model DIR --trace FILE`: the trace on the real engine in wall-clock
+// time next to the simulator's prediction, both with SLOs-Serve over a performance model calibrated
+// in the same run on this adapter. The trace's SLOs are scaled to the adapter (by the ratio of the
+// calibrated zero-load decode step to the default profile's), and its arrivals are compressed per
+// load. Requests produce exactly the trace's output lengths (EOS ignored) from random prompt tokens.
+
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EngineCore } from '../engine/engine-core.js';
+import { OnlineRefit } from '../engine/online-refit.js';
+import { replayTrace } from '../engine/replay.js';
+import { GpuRuntime } from '../gpu/index.js';
+import { loadModelFiles } from '../model/load.js';
+import { nodeDirectorySource } from '../model/source.js';
+import { ModelRunner } from '../runner/model-runner.js';
+import { RunnerSession } from '../runner/session.js';
+import { judgeRequest, summarize, type RequestTimeline } from '../scheduler/attainment.js';
+import { adapterName, calibrate } from '../scheduler/calibrate.js';
+import { PerformanceModel } from '../scheduler/perf-model.js';
+import { SlosScheduler } from '../scheduler/slos/scheduler.js';
+import { PROFILES } from '../sim/profiles.js';
+import { simulate } from '../sim/simulator.js';
+import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace } from '../sim/trace.js';
+import { SpecSession } from '../spec/spec-session.js';
+import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
+
+export const BENCH_REAL_USAGE = `  webslo bench-sched --real --model DIR --trace FILE [--loads 0.5,1] [--slo-scale X] [--kv-tokens N]
+                     [--calibration-s S] [--out DIR] [--json]
+                     (the trace on the real engine in wall-clock time next to the simulator's prediction)`;
+
+export interface RealRow {
+  load: number;
+  requests: number;
+  realAttainment: number;
+  /** The simulator with the startup calibration as clock and planning model. */
+  simAttainment: number;
+  /** The simulator with the model the engine refitted online during the real run. */
+  simRefitAttainment: number;
+  refits: number;
+  realDeclined: number;
+  simDeclined: number;
+  realEndMs: number;
+  simEndMs: number;
+  realSteps: number;
+  simSteps: number;
+  /** Mean measured GPU step time (submit to tokens on the CPU) and the model's raw prediction for the same steps, ms. */
+  meanStepMs: number;
+  meanPredictedMs: number;
+  /** Wall time not inside a GPU step (scheduling, recording, sampling readback handling, idle), fraction of the run. */
+  outsideStepFraction: number;
+}
+
+const decodeStep = (m: PerformanceModel): number => m.predictRaw({ tokens: 1, draftSteps: 0, kvTokensRead: 0 });
+
+/** The trace with every app's TTFT (absolute) and TPOTs multiplied by `scale`. */
+export function scaleSlos(trace: ResolvedTrace, scale: number): ResolvedTrace {
+  const apps = new Map([...trace.apps].map(([name, a]) => [name, { ...a, ttft: 'ms' in a.ttft ? { ms: a.ttft.ms * scale } : { ...a.ttft }, stages: a.stages.map((s) => ({ ...s, tpotMs: s.tpotMs * scale })) }]));
+  return {
+    apps,
+    requests: trace.requests.map((r) => ({ ...r, rounds: r.rounds.map((x) => ({ ...x, stageTokens: [...x.stageTokens], stages: x.stages.map((s) => ({ ...s, tpotMs: s.tpotMs * scale })) })) })),
+  };
+}
+
+const attain = (timelines: readonly RequestTimeline[]): { attainment: number; declined: number } => {
+  const s = summarize(timelines.map(judgeRequest), timelines);
+  return { attainment: s.attainment, declined: s.declined };
+};
+
+export async function benchRealCommand(args: ParsedArgs): Promise<void> {
+  const dir = stringFlag(args, 'model');
+  const traceFile = stringFlag(args, 'trace');
+  if (!dir || !traceFile) throw new UsageError('--real needs --model DIR and --trace FILE');
+  const loads = (stringFlag(args, 'loads') ?? '0.5,1').split(',').map(Number);
+  for (const l of loads) if (!(l > 0 && Number.isFinite(l))) throw new UsageError(`--loads: ${l} is not a positive number`);
+  const kvTokens = numberFlag(args, 'kv-tokens', (n) => Number.isInteger(n) && n >= 256, 'an integer >= 256') ?? 16384;
+  const calibrationS = numberFlag(args, 'calibration-s', (n) => n > 0, 'a positive number') ?? 60;
+  const log = (s: string): void => void process.stderr.write(`[bench-real] ${s}\n`);
+
+  const files = await loadModelFiles(nodeDirectorySource(dir));
+  const rt = await GpuRuntime.create();
+  const runner = await ModelRunner.create(rt, files, { kvPages: Math.ceil(kvTokens / 16), maxTokensPerStep: 256 });
+  try {
+    const target = new RunnerSession(runner);
+    log(`calibrating on ${adapterName(rt.capabilities)} (up to ${calibrationS} s)`);
+    const cal = await calibrate(target, { adapter: adapterName(rt.capabilities), model: dir, decodeContexts: [32, 256], decodeBatches: [1, 2, 4, 8, 16], timeBudgetMs: calibrationS * 1000, verifyKs: [] });
+    const model = cal.model;
+    const reference = PerformanceModel.fromProfile(PROFILES.default);
+    const scale = numberFlag(args, 'slo-scale', (n) => n > 0, 'a positive number') ?? decodeStep(model) / decodeStep(reference);
+    log(`calibrated: decode step ${decodeStep(model).toFixed(2)} ms (default profile ${decodeStep(reference).toFixed(2)} ms), SLO scale ${scale.toFixed(3)}, R² ${model.profile.r2.toFixed(3)}`);
+    const base = scaleSlos(resolveTrace(parseTrace(JSON.parse(await readFile(traceFile, 'utf8'))), { contextTokens: files.config.maxPositionEmbeddings }), scale);
+    const kv = { pages: runner.numPages, pageSize: runner.pageSize };
+    const make = (m: PerformanceModel): SlosScheduler => new SlosScheduler({ model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences });
+    const rows: RealRow[] = [];
+    for (const load of loads) {
+      const trace = compressTrace(base, load);
+      const t0 = performance.now();
+      let measured = 0;
+      let predicted = 0;
+      let steps = 0;
+      // The engine as createEngine runs it: the planner's model refitted online from the real steps.
+      const refit = new OnlineRefit(cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+      const scheduler = make(model);
+      const timed = new EngineCore({
+        spec: new SpecSession(target, { kind: 'none' }),
+        scheduler,
+        maxContextTokens: files.config.maxPositionEmbeddings,
+        onStep: (plan, ms) => {
+          measured += ms;
+          predicted += model.predictRaw(plan);
+          steps++;
+          const next = refit.record(plan, ms);
+          if (next) scheduler.setModel(next);
+        },
+      });
+            const real = await replayTrace(timed, trace, { model, vocabSize: files.config.vocabSize });
+      const realEnd = performance.now() - t0;
+      const sim = simulate({ trace, clock: model, makeScheduler: () => make(model), seed: 1 });
+      // The simulator again, its clock and planner the model refitted on this run's real steps.
+      const final = scheduler.performanceModel;
+      const simRefit = simulate({ trace, clock: final, makeScheduler: () => make(final), seed: 1 });
+      const r = attain(real);
+      const s = attain(sim.timelines);
+      const sr = attain(simRefit.timelines);
+      rows.push({ load, requests: trace.requests.length, realAttainment: r.attainment, simAttainment: s.attainment, simRefitAttainment: sr.attainment, refits: refit.refits, realDeclined: r.declined, simDeclined: s.declined, realEndMs: realEnd, simEndMs: sim.endMs, realSteps: steps, simSteps: sim.steps, meanStepMs: measured / Math.max(1, steps), meanPredictedMs: predicted / Math.max(1, steps), outsideStepFraction: 1 - measured / realEnd });
+      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% vs simulated ${(100 * s.attainment).toFixed(1)}% (startup profile), ${(100 * sr.attainment).toFixed(1)}% (refitted, ${refit.refits} refits)`);
+    }
+    const head = `Real engine vs simulator: ${traceFile} on ${adapterName(rt.capabilities)} (${dir}), SLOs x${scale.toFixed(3)}, calibration R² ${model.profile.r2.toFixed(3)} over ${cal.samples.length} samples\n\n`;
+    const table = [
+      '| load | requests | attainment (real) | simulated (startup profile) | gap (points) | simulated (refitted profile) | gap (points) | declined real / sim | steps real / sim | duration real / sim (s) | step ms measured / predicted | wall time outside steps |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...rows.map(
+        (r) =>
+          `| ${r.load} | ${r.requests} | ${(100 * r.realAttainment).toFixed(1)}% | ${(100 * r.simAttainment).toFixed(1)}% | ${(100 * (r.realAttainment - r.simAttainment)).toFixed(1)} | ${(100 * r.simRefitAttainment).toFixed(1)}% | ${(100 * (r.realAttainment - r.simRefitAttainment)).toFixed(1)} | ${r.realDeclined} / ${r.simDeclined} | ${r.realSteps} / ${r.simSteps} | ${(r.realEndMs / 1000).toFixed(1)} / ${(r.simEndMs / 1000).toFixed(1)} | ${r.meanStepMs.toFixed(1)} / ${r.meanPredictedMs.toFixed(1)} | ${(100 * r.outsideStepFraction).toFixed(0)}% |`,
+      ),
+    ].join('\n');
+    const result = { adapter: adapterName(rt.capabilities), model: dir, trace: traceFile, sloScale: scale, profile: model.toProfile(), rows };
+    const out = stringFlag(args, 'out');
+    if (out) {
+      await mkdir(out, { recursive: true });
+      await writeFile(join(out, 'bench-real.json'), `${JSON.stringify(result, null, 1)}\n`);
+      await writeFile(join(out, 'bench-real.md'), `${head}${table}\n`);
+    }
+    process.stdout.write(args.flags.has('json') ? `${JSON.stringify(result)}\n` : `${head}${table}\n`);
+  } finally {
+    runner.destroy();
+    rt.destroy();
+  }
+}
