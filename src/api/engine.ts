@@ -125,6 +125,8 @@ export class Engine {
     if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     if (signal?.aborted) throw new AbortError();
     await (this.registrations.get(app) ?? Promise.resolve());
+    // Aborted while the app's registration was awaited (the listener below was not there yet).
+    if (signal?.aborted) throw new AbortError();
     const id = `${prefix}-${++requestCounter}`;
     const events = new EventQueue<StreamEvent>();
     const req: HostRequest = {
@@ -137,6 +139,7 @@ export class Engine {
       logprobs: norm.logprobs,
       topLogprobs: norm.topLogprobs,
       ignoreEos: norm.ignoreEos,
+      stage: norm.stage,
     };
     let done = false;
     const abort = (): void => {

@@ -161,6 +161,12 @@ export class EngineHost {
     if (this.closed) throw new EngineClosedError();
     const app = this.apps.get(req.app);
     if (!app) throw new SloError(req.app, 'app', `is not declared: call engine.app('${req.app}', { ttftMs, tpotMs }) first`);
+    let stages = app.stages;
+    if (req.stage !== null) {
+      const at = stages.findIndex((s) => s.name === req.stage);
+      if (at < 0) throw new SloError(app.name, 'stage', `'${req.stage}' is not one of the app's stages (${stages.map((s) => s.name).join(', ')})`);
+      stages = stages.slice(at);
+    }
     const prompt = this.promptIds(req);
     const model = this.e.model;
     const ttftMs = app.ttftMs ?? app.ttftSlowdown! * model.zeroLoadPrefillMs(prompt.length);
@@ -220,7 +226,7 @@ export class EngineHost {
       prompt,
       maxTokens: req.maxTokens ?? Math.max(1, this.e.info.contextLength - prompt.length),
       ttftMs,
-      stages: app.stages,
+      stages,
       sampling,
       stopTokenIds: eos,
       topLogprobs: req.logprobs ? req.topLogprobs : null,

@@ -93,6 +93,8 @@ export interface HostRequest {
   logprobs: boolean;
   topLogprobs: number;
   ignoreEos: boolean;
+  /** Start in this stage of the app (e.g. 'answer' when thinking was skipped); null = the first. */
+  stage: string | null;
 }
 
 export interface WireError {

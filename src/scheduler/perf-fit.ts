@@ -158,7 +158,7 @@ type Column = { kind: 'k1' | 'k2' | 'b'; piece: number } | { kind: 'k3' };
 
 /**
  * Joint least squares of the pieces (each over its assigned samples) and the shared k3, with
- * non-negative slopes. Null when a piece has too few samples to stand on its own.
+ * non-negative coefficients. Null when a piece has too few samples to stand on its own.
  */
 function fitAssigned(samples: readonly PerfSample[], assign: Int32Array, P: number): Fit | null {
   const n = samples.length;
@@ -198,10 +198,11 @@ function fitAssigned(samples: readonly PerfSample[], assign: Int32Array, P: numb
     const beta = solve(A, y);
     if (!beta) return null;
     const coef = Array.from(beta, (v, j) => v / scale[j]!);
-    // Slopes must be >= 0: fix the most negative at 0 and refit.
+    // Slopes and intercepts must be >= 0 (no step takes negative time, even a 1-token one on a
+    // noisy adapter): fix the most negative at 0 and refit.
     let worst = -1;
     active.forEach((c, j) => {
-      if (c.kind !== 'b' && coef[j]! < 0 && (worst < 0 || coef[j]! < coef[worst]!)) worst = j;
+      if (coef[j]! < 0 && (worst < 0 || coef[j]! < coef[worst]!)) worst = j;
     });
     if (worst >= 0) {
       // Tokens are the primary term, the KV term a refinement: when a per-token cost comes out

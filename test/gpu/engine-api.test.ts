@@ -114,6 +114,58 @@ describe('public API (Node, in-process)', () => {
   });
 });
 
+describe('a burst through the public API', () => {
+  it('200 requests from 4 apps: each ends exactly once (completed, SloError, AbortError), zero pages after', async () => {
+    const count = LIGHT ? 60 : 200;
+    const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, onlineRefit: false });
+    try {
+      // Tight TTFTs on the paper profile's clock: the planner declines part of the burst.
+      const apps = [
+        e.app('chat', { ttftMs: 400, tpotMs: 200 }),
+        e.app('code', { ttftMs: 3_000, tpotMs: 300, onDecline: 'best-effort' }),
+        e.app('sum', { ttftMs: 800, tpotMs: 500 }),
+        e.app('agent', { ttftMs: 5_000, tpotMs: 400, stages: undefined }),
+      ];
+      const controllers: AbortController[] = [];
+      const runs = Array.from({ length: count }, (_, i) => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        const app = apps[i % 4]!;
+        const words = Array.from({ length: 2 + (i % 13) }, (_, j) => `w${(i * 7 + j) % 50}`).join(' ');
+        if (i % 3 === 0) {
+          return (async () => {
+            const stream = await e.chat.completions.create({ app, messages: [{ role: 'user', content: words }], max_tokens: 3 + (i % 6), ignore_eos: true, stream: true }, { signal: controller.signal });
+            let finish: string | null = null;
+            for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
+            return finish;
+          })();
+        }
+        return e.completions.create({ app, prompt: words, max_tokens: 3 + (i % 6), ignore_eos: true, signal: controller.signal }).then((r) => r.choices[0]!.finish_reason);
+      });
+      for (let i = 5; i < count; i += 23) controllers[i]!.abort();
+      const settled = await Promise.allSettled(runs);
+      const kinds: Record<string, number> = {};
+      for (const r of settled) {
+        const kind = r.status === 'fulfilled' ? `completed:${r.value}` : (r.reason as Error).name;
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
+      }
+      expect(Object.keys(kinds).every((k) => ['completed:length', 'SloError', 'AbortError'].includes(k)), JSON.stringify(kinds)).toBe(true);
+      expect(kinds['completed:length']).toBeGreaterThan(0);
+      expect(kinds['AbortError']).toBeGreaterThan(0);
+      let stats = await e.stats();
+      for (let i = 0; i < 100 && (stats.kv.pagesUsed > 0 || stats.apps.some((a) => a.running > 0)); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        stats = await e.stats();
+      }
+      expect(stats.kv.pagesUsed).toBe(0);
+      expect(stats.apps.reduce((a, s) => a + s.submitted, 0)).toBe(count - (kinds['AbortError'] ?? 0) + stats.apps.reduce((a, s) => a + s.aborted, 0));
+      expect(stats.apps.every((a) => a.running === 0)).toBe(true);
+    } finally {
+      await e.unload();
+    }
+  });
+});
+
 describe('device loss and startup calibration', () => {
   it('device.destroy() mid-run fails in-flight requests with DeviceLostError; a new engine works', async () => {
     const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });

@@ -181,6 +181,73 @@ describe('engine core', () => {
     expect(h.target.kv.usedPages()).toBe(0);
   });
 
+  it('recompute preemption when pages run out: every request still gets exactly its greedy tokens', async () => {
+    const cases = fixtureCases('tiny-qwen2').filter((c) => c.prompt.length <= 40);
+    const n = LIGHT ? 10 : 24;
+    // 6 pages of 16 tokens: the requests cannot all hold their KV at once.
+    const h = await harness(fcfs, { kvPages: 6 });
+    let preempted = 0;
+    const outs = cases.flatMap((c, i) =>
+      [0, 1].map((j) => {
+        const { sink, out } = collector();
+        h.core.submit(request(`p${i}.${j}`, c.prompt, n), sink);
+        return { c, out };
+      }),
+    );
+    for (let i = 0; i < 5000 && h.core.size > 0; i++) {
+      await h.core.runStep();
+      preempted = h.core.stats.snapshot({ pagesTotal: 0, pagesUsed: 0, pageSize: 16 }, '').steps.reduce((a, s) => a + s.preempted, 0);
+    }
+    expect(h.core.size).toBe(0);
+    expect(preempted).toBeGreaterThan(0);
+    for (const { c, out } of outs) expect(out.tokens.map((t) => t.id)).toEqual(c.greedy.slice(0, n));
+    expect(h.target.kv.usedPages()).toBe(0);
+  });
+
+  it("a stage marker token moves the request to its next stage (the scheduler's stageStartedAt)", async () => {
+    const c = fixtureCases('tiny-qwen2')[1]!;
+    const seen: number[] = [];
+    const h = await harness((kv, runner) => {
+      const inner = fcfs(kv, runner);
+      const complete = inner.complete.bind(inner);
+      inner.complete = (now, outcomes) => {
+        for (const o of outcomes) if (o.stageStartedAt !== undefined) seen.push(o.stageStartedAt);
+        complete(now, outcomes);
+      };
+      return inner;
+    });
+    const { sink, out } = collector();
+    const stages = [{ name: 'think', tpotMs: 10_000 }, { name: 'answer', tpotMs: 20_000 }];
+    // The marker is the greedy output's 3rd token (0-based 2): the answer starts at index 3.
+    h.core.submit(request('think', c.prompt, 8, { stages, stageMarkerIds: new Set([c.greedy[2]!]) }), sink);
+    await drain(h.core);
+    expect(out.tokens.map((t) => t.id)).toEqual(c.greedy.slice(0, 8));
+    expect(seen).toEqual([c.greedy.indexOf(c.greedy[2]!) + 1]);
+  });
+
+  it('speculation inside the engine (self draft, SLOs-Serve picks k): greedy tokens unchanged', async () => {
+    const cases = fixtureCases('tiny-qwen2').filter((c) => c.prompt.length <= 40);
+    const n = LIGHT ? 8 : 20;
+    const runner = await ModelRunner.create(rt, files, { kvPages: 256, poisonKv: true, maxTokensPerStep: 256 });
+    runners.push(runner);
+    const target = new RunnerSession(runner, { poisonFreedPages: true });
+    const spec = new SpecSession(target, { kind: 'self', layers: 1 });
+    const scheduler = new SlosScheduler({ model: paper, kv: { pages: runner.numPages, pageSize: runner.pageSize }, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 4 });
+    const core = new EngineCore({ spec, scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
+    const outs = cases.map((c, i) => {
+      const { sink, out } = collector();
+      // A TPOT the paper profile's plain decode step (~25 ms) misses: only speculation meets it.
+      core.submit(request(`s${i}`, c.prompt, n, { topLogprobs: 0, stages: [{ name: 'answer', tpotMs: 15 }] }), sink);
+      return out;
+    });
+    await drain(core);
+    cases.forEach((c, i) => expect(outs[i]!.tokens.map((t) => t.id)).toEqual(c.greedy.slice(0, n)));
+    const stats = core.snapshot();
+    expect(stats.speculation.drafted).toBeGreaterThan(0);
+    expect(stats.speculation.accepted).toBeGreaterThanOrEqual(0);
+    expect(target.kv.usedPages()).toBe(0);
+  });
+
   it('an over-long prompt fails fast with PromptTooLongError', async () => {
     const h = await harness(fcfs, { kvPages: 4 });
     expect(() => h.core.submit(request('long', Array.from({ length: 64 }, () => 5), 4), collector().sink)).toThrow(

@@ -286,6 +286,8 @@ export class SlosScheduler extends BaseScheduler {
     let draftSteps = 0;
     let keys = 0;
     for (const s of decoders) {
+      // The runner takes at most maxSeqs sequences per step: the rest decode next step.
+      if (entries.length >= this.maxSeqs) break;
       if (preempt.includes(s.id)) continue; // demoted and preempted for an earlier decode's pages
       if (this.dropIfTooLarge(s, 1, nowMs)) continue;
       let k = Math.min(plan.spec[tierIndex.get(s)!] ?? 0, Math.max(0, s.req.maxTokens - s.generated - 1));
@@ -303,7 +305,7 @@ export class SlosScheduler extends BaseScheduler {
     const prefills = admitted.filter((s) => s.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b));
     let rowsUsed = entries.reduce((n, e) => n + (e.kind === 'decode' ? 1 + e.draftTokens : e.tokens), 0);
     for (const s of prefills) {
-      if (rowsLeft <= 0) break;
+      if (rowsLeft <= 0 || entries.length >= this.maxSeqs) break;
       if (preempt.includes(s.id)) continue;
       let chunk = Math.min(s.remainingPrefill, rowsLeft);
       // Prefill rows read keys too: shrink the chunk until the step fits its length.
@@ -337,7 +339,7 @@ export class SlosScheduler extends BaseScheduler {
     // Best-effort: leftovers only; it never preempts admitted work.
     const idle = entries.length === 0;
     for (const s of all.filter((x) => x.service === 'best-effort').sort((a, b) => a.seq - b.seq)) {
-      if (rowsLeft <= 0) break;
+      if (rowsLeft <= 0 || entries.length >= this.maxSeqs) break;
       if (preempt.includes(s.id)) continue;
       let rows: number;
       if (!s.prefilling) rows = 1;
