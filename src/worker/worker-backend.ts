@@ -26,7 +26,18 @@ async function call<T>(p: Promise<T>): Promise<T> {
 
 export async function workerBackend(worker: Worker, options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<{ backend: EngineBackend; info: ModelInfo }> {
   const remote = Comlink.wrap<WorkerApi>(worker);
-  const info = await call(remote.load(options, onProgress ? Comlink.proxy(onProgress) : undefined));
+  // A worker that fails to load (a 404, a blocked script) never answers comlink: race its error event.
+  let onError: (ev: ErrorEvent) => void = () => {};
+  const crashed = new Promise<never>((_, reject) => {
+    onError = (ev) => reject(new Error(`the engine worker failed to start: ${ev.message || 'its script did not load'} (is webslo's lib/worker.js served beside lib/index.js?)`));
+    worker.addEventListener('error', onError);
+  });
+  let info: ModelInfo;
+  try {
+    info = await Promise.race([call(remote.load(options, onProgress ? Comlink.proxy(onProgress) : undefined)), crashed]);
+  } finally {
+    worker.removeEventListener('error', onError);
+  }
   let terminated = false;
   const backend: EngineBackend = {
     info: async () => info,

@@ -183,9 +183,9 @@ describe('engine core', () => {
 
   it('recompute preemption when pages run out: every request still gets exactly its greedy tokens', async () => {
     const cases = fixtureCases('tiny-qwen2').filter((c) => c.prompt.length <= 40);
-    const n = LIGHT ? 10 : 24;
-    // 6 pages of 16 tokens: the requests cannot all hold their KV at once.
-    const h = await harness(fcfs, { kvPages: 6 });
+    const n = 24;
+    // 4 pages of 16 tokens: each request fits alone (at most 37 + 24 tokens), never all at once.
+    const h = await harness(fcfs, { kvPages: 4 });
     let preempted = 0;
     const outs = cases.flatMap((c, i) =>
       [0, 1].map((j) => {
