@@ -5,7 +5,8 @@ export { createEngine, type CreateEngineOptions } from './api/create.js';
 export { Engine, DEFAULT_APP, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type RequestOptions } from './api/engine.js';
 export { engineFetch, type FetchLike } from './api/fetch-handler.js';
 export { AbortError, ChatTemplateError, DeviceLostError, EngineClosedError, EngineError, InvalidRequestError, PromptTooLongError, RemoteEngineError, RequestDeclinedError, SloError } from './api/errors.js';
-export { ModelConfigError, ModelFileError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
+// ModelLoadError: the base class of every model-loading error (instanceof catches them all).
+export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
 export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel } from './hub/index.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';

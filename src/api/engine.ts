@@ -62,6 +62,8 @@ export class Engine {
   };
   private readonly registrations = new Map<string, Promise<void>>();
   private readonly handles = new Map<string, AppHandle>();
+  /** Fail functions of requests still running. */
+  private readonly open = new Set<(e: Error) => void>();
   private unloaded = false;
 
   constructor(
@@ -104,7 +106,12 @@ export class Engine {
   async unload(): Promise<void> {
     if (this.unloaded) return;
     this.unloaded = true;
-    await this.backend.unload();
+    try {
+      await this.backend.unload();
+    } finally {
+      // Requests whose end never crossed back (a worker terminated mid-flight) end here.
+      for (const fail of [...this.open]) fail(fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' }));
+    }
   }
 
   /** Tests: destroy the GPU device under the engine (in-flight requests fail with DeviceLostError). */
@@ -125,8 +132,9 @@ export class Engine {
     if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     if (signal?.aborted) throw new AbortError();
     await (this.registrations.get(app) ?? Promise.resolve());
-    // Aborted while the app's registration was awaited (the listener below was not there yet).
+    // Aborted or unloaded while the app's registration was awaited (the listener below was not there yet).
     if (signal?.aborted) throw new AbortError();
+    if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     const id = `${prefix}-${++requestCounter}`;
     const events = new EventQueue<StreamEvent>();
     const req: HostRequest = {
@@ -142,27 +150,38 @@ export class Engine {
       stage: norm.stage,
     };
     let done = false;
-    const abort = (): void => {
+    // Every terminal path: settle the reader first, then let go of the signal and the open set.
+    const settle = (how: () => void): void => {
       if (done) return;
       done = true;
-      this.backend.cancel(id);
-      events.fail(new AbortError());
+      how();
+      signal?.removeEventListener('abort', abort);
+      this.open.delete(fail);
+    };
+    const fail = (e: Error): void => settle(() => events.fail(e));
+    const abort = (): void => {
+      if (done) return;
+      fail(new AbortError());
+      try {
+        this.backend.cancel(id);
+      } catch {
+        // The backend is gone (unloaded): nothing left to cancel.
+      }
     };
     signal?.addEventListener('abort', abort, { once: true });
-    this.backend.generate(req, (ev) => {
-      if (done) return;
-      if (ev.type === 'error') {
-        done = true;
-        events.fail(fromWire(ev.error));
-        return;
-      }
-      events.push(ev);
-      if (ev.type === 'done') {
-        done = true;
-        events.end();
-        signal?.removeEventListener('abort', abort);
-      }
-    });
+    this.open.add(fail);
+    try {
+      this.backend.generate(req, (ev) => {
+        if (done) return;
+        if (ev.type === 'error') fail(fromWire(ev.error));
+        else if (ev.type === 'done') {
+          events.push(ev);
+          settle(() => events.end());
+        } else events.push(ev);
+      });
+    } catch (e) {
+      fail(e instanceof Error ? e : new Error(String(e)));
+    }
     return { id, events, abort };
   }
 

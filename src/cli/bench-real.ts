@@ -104,11 +104,11 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         spec: new SpecSession(target, { kind: 'none' }),
         scheduler,
         maxContextTokens: files.config.maxPositionEmbeddings,
-        onStep: (plan, ms) => {
+        onStep: (plan, ms, executed) => {
           measured += ms;
           predicted += model.predictRaw(plan);
           steps++;
-          const next = refit.record(plan, ms);
+          const next = refit.record(plan, ms, executed);
           if (next) scheduler.setModel(next);
         },
       });

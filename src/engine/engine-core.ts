@@ -24,7 +24,7 @@ export interface EngineCoreOptions {
   clock?: Clock;
   timer?: StepTimer;
   /** Called after every executed step (the perf model's online samples, the demo's charts). */
-  onStep?: (plan: StepPlan, measuredMs: number, features: { tokens: number; attendedKeys: number }) => void;
+  onStep?: (plan: StepPlan, measuredMs: number, executed: { tokens: number; kvTokensRead: number }) => void;
 }
 
 interface Live {
@@ -134,7 +134,7 @@ export class EngineCore {
     this.applyEvents();
     this.settleAwaiting();
     this.stats.step(plan, end, measured);
-    this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, attendedKeys: res.verify.features.attendedKeys });
+    this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, kvTokensRead: res.verify.features.attendedKeys * this.o.spec.target.runner.numLayers });
     return 'ran';
   }
 
@@ -258,11 +258,13 @@ export class EngineCore {
     const before = r.generated.length;
     let finish: FinishReason | null = null;
     let kept = tokens.length;
+    let eos = false;
     for (let i = 0; i < tokens.length; i++) {
       if (r.spec.stopTokenIds.has(tokens[i]!.id)) {
         // EOS ends the request and is not part of the output.
         kept = i;
         finish = 'stop';
+        eos = true;
         break;
       }
       if (before + i + 1 >= r.spec.maxTokens) {
@@ -287,7 +289,7 @@ export class EngineCore {
       r.timeline.tokenTimes.push(atMs);
     }
     // An EOS counts as emitted for the scheduler (the request ends here, so its KV mirror is moot).
-    const emitted = out.length + (finish === 'stop' && kept < tokens.length ? 1 : 0);
+    const emitted = out.length + (eos ? 1 : 0);
     if (finish) this.finish(r, finish, atMs);
     return { id: r.spec.id, emitted, finished: finish !== null, ...(accepted !== undefined ? { accepted } : {}), ...(stageStartedAt !== undefined ? { stageStartedAt } : {}) };
   }
@@ -320,9 +322,10 @@ export class EngineCore {
       this.awaiting.set(r.spec.id, { r, reason, atMs });
       return;
     }
-    this.send(r, atMs);
+    // Held tokens go out now; a stop string among them makes the reason 'stop'.
+    const stopped = this.send(r, atMs);
     this.stats.ended(r.spec.app, 'completed', { id: r.spec.id, round: r.timeline, declined: r.decision === 'best-effort' });
-    r.sink.onFinish(reason, atMs);
+    r.sink.onFinish(stopped ? 'stop' : reason, atMs);
   }
 
   /** Requests that finished before their decision: no decline came with the step, so they count as served. */

@@ -29,9 +29,11 @@ export class OnlineRefit {
   ) {}
 
   /** Record a step; returns a refitted model when one is due. */
-  record(plan: StepPlan, measuredMs: number): PerformanceModel | null {
-    if (plan.tokens <= 0 || !(measuredMs > 0)) return null;
-    this.recent.push({ tokens: plan.tokens, draftSteps: plan.draftSteps, kvTokensRead: plan.kvTokensRead, ms: measuredMs });
+  record(plan: StepPlan, measuredMs: number, executed?: { tokens: number; kvTokensRead: number }): PerformanceModel | null {
+    // The executed batch's shape when known (a plan can lose entries to requests failed before it ran).
+    const tokens = executed?.tokens ?? plan.tokens;
+    if (tokens <= 0 || !(measuredMs > 0)) return null;
+    this.recent.push({ tokens, draftSteps: plan.draftSteps, kvTokensRead: executed?.kvTokensRead ?? plan.kvTokensRead, ms: measuredMs });
     const window = this.options.window ?? 512;
     if (this.recent.length > window) this.recent.splice(0, this.recent.length - window);
     if (++this.sinceFit < (this.options.every ?? 64)) return null;

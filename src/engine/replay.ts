@@ -77,10 +77,17 @@ export async function replayTrace(core: EngineCore, trace: ResolvedTrace, o: Rep
         else failure ??= e;
       },
     };
-    core.submit(
-      { id: spec.id, app: spec.app, prompt, maxTokens: round.maxTokens, ttftMs, stages: round.stages, sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort', stageBoundaries: boundaries, arrivalMs: arrival + t0 },
-      sink,
-    );
+    try {
+      core.submit(
+        { id: spec.id, app: spec.app, prompt, maxTokens: round.maxTokens, ttftMs, stages: round.stages, sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort', stageBoundaries: boundaries, arrivalMs: arrival + t0 },
+        sink,
+      );
+    } catch (e) {
+      // A prompt the engine can never hold is a miss, as the simulator's scheduler declines it.
+      if ((e as Error).name !== 'PromptTooLongError') throw e;
+      timeline.declined = true;
+      open--;
+    }
   };
 
   let next = 0;

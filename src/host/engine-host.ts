@@ -208,13 +208,16 @@ export class EngineHost {
         return stoppedByString ? { stopAfter: kept } : undefined;
       },
       onFinish: (reason, atMs) => {
+        let finishReason = reason;
         if (!stoppedByString) {
           const tail = detok ? detok.flush() : '';
           const r = stop.push(tail);
           const text = r.text + (r.stopped ? '' : stop.flush());
           if (text) emit({ type: 'delta', text, tokenIds: [], atMs });
+          // A stop string completed by the held-back tail (e.g. a last partial character) still ends as 'stop'.
+          if (r.stopped) finishReason = 'stop';
         }
-        emit({ type: 'done', finishReason: reason, promptTokens: prompt.length, completionTokens: completion, bestEffort, arrivalMs, firstTokenMs, endMs: atMs });
+        emit({ type: 'done', finishReason, promptTokens: prompt.length, completionTokens: completion, bestEffort, arrivalMs, firstTokenMs, endMs: atMs });
       },
       onError: (error) => emit({ type: 'error', error: toWire(error) }),
     };

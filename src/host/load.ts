@@ -97,14 +97,21 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     onProgress({ phase: 'upload', loaded: 0, total: 1, model: 'target' });
     const runner = await ModelRunner.create(rt, files, { kvPages, pageSize, ...(o.maxTokensPerStep ? { maxTokensPerStep: o.maxTokensPerStep } : {}) });
     runners.push(runner);
+    // The weights live on the GPU now: drop the CPU copies (the file bytes they view) for the engine's lifetime.
+    let weightsBytes = 0;
+    for (const t of files.tensors.values()) weightsBytes += t.data.byteLength;
+    files.tensors.clear();
     onProgress({ phase: 'upload', loaded: 1, total: 1, model: 'target' });
     const target = new RunnerSession(runner);
     let draft: DraftSource = { kind: 'none' };
     let draftRunner: ModelRunner | null = null;
     if (draftFiles) {
       // The draft's cache mirrors the target's: one draft sequence per decoding request.
-      draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: Math.max(1, Math.floor(kvBytes / 4 / (kvBytesPerToken(draftFiles) * pageSize))), pageSize, maxTokensPerStep: runner.maxTokens });
+      // The same token capacity as the target's cache: a decoding request holds its context in both.
+      draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: runner.numPages, pageSize, maxTokensPerStep: runner.maxTokens });
+      if (draftRunner.numPages < runner.numPages) throw new RangeError(`the draft model's KV cache fits ${draftRunner.numPages} pages, fewer than the model's ${runner.numPages}: lower kvCacheBytes`);
       runners.push(draftRunner);
+      draftFiles.tensors.clear();
       draft = { kind: 'model', session: new RunnerSession(draftRunner) };
     } else if (o.selfSpeculation) {
       draft = { kind: 'self', layers: o.selfSpeculation.layers };
@@ -149,23 +156,23 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
     // The planner's model follows what steps really cost: refitted on calibration + recent real steps.
     const refit = o.onlineRefit === false ? null : new OnlineRefit(calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+    // A draft model must hold every context too: the engine's limit is the smaller of the two.
+    const maxContextTokens = Math.min(files.config.maxPositionEmbeddings, draftFiles?.config.maxPositionEmbeddings ?? Infinity);
     const core: EngineCore = new EngineCore({
       spec,
       scheduler,
-      maxContextTokens: files.config.maxPositionEmbeddings,
-      onStep: (plan, ms) => {
-        const next = refit?.record(plan, ms);
+      maxContextTokens,
+      onStep: (plan, ms, executed) => {
+        const next = refit?.record(plan, ms, executed);
         if (next) core.scheduler.setModel(next);
       },
     });
     const tokenizer = files.tokenizerJson ? new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, [...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]) : null;
-    let weightsBytes = 0;
-    for (const t of files.tensors.values()) weightsBytes += t.data.byteLength;
     const info: ModelInfo = {
       model: describeModel(o.model),
       architecture: files.config.architecture,
       vocabSize: files.config.vocabSize,
-      contextLength: files.config.maxPositionEmbeddings,
+      contextLength: maxContextTokens,
       hasTokenizer: tokenizer !== null,
       hasChatTemplate: tokenizer !== null && tokenizer.chatTemplate !== null,
       adapter: describeCapabilities(rt.capabilities),

@@ -303,10 +303,13 @@ export class SpecSession {
     }
     if (draft.kind === 'model') {
       // A model draft that has not seen a long context yet (an adopted request) prefills it in chunks
-      // first, so the first draft pass stays one small row group per request.
+      // first, so the first draft pass stays one small row group per request; and when the first
+      // pass would still exceed the draft runner's step, every request catches up first.
+      const firstPass = reqs.filter((r) => r.k > 0).reduce((n, r) => n + r.tokens.length - r.draftCached, 0);
+      const limit = firstPass > draft.session.runner.maxTokens ? 0 : 16;
       for (const r of reqs) {
         const unseen = r.tokens.length - 1 - r.draftCached;
-        if (r.k > 0 && unseen > 16) {
+        if (r.k > 0 && unseen > limit) {
           await draft.session.prefill(r.draftId!, r.tokens.slice(r.draftCached, r.tokens.length - 1), undefined, { outputs: 'none' });
           r.draftCached = r.tokens.length - 1;
         }

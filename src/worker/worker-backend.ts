@@ -43,6 +43,10 @@ export async function workerBackend(worker: Worker, options: HostLoadOptions, on
     info: async () => info,
     registerApp: (name, slo) => call(remote.registerApp(name, slo)),
     generate(req, onEvent) {
+      if (terminated) {
+        onEvent({ type: 'error', error: { name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' } });
+        return;
+      }
       const channel = new MessageChannel();
       channel.port1.onmessage = (m: MessageEvent<StreamEvent>) => {
         onEvent(m.data);
@@ -54,7 +58,7 @@ export async function workerBackend(worker: Worker, options: HostLoadOptions, on
       });
     },
     cancel(id) {
-      void remote.cancel(id);
+      if (!terminated) void remote.cancel(id).catch(() => {});
     },
     stats: () => call(remote.stats()),
     setScheduler: (name) => call(remote.setScheduler(name)),

@@ -166,6 +166,27 @@ describe('a burst through the public API', () => {
   });
 });
 
+describe('speculative engines', () => {
+  it.skipIf(LIGHT)('a draft model and self-speculation leave greedy outputs unchanged', async () => {
+    const ask = async (e: Engine): Promise<string[]> => {
+      e.app('fast', { ttftMs: 60_000, tpotMs: 30 });
+      const prompts = ['one', 'two words', 'three words here', 'and four words now', 'five', 'six six'];
+      const out = await Promise.all(prompts.map((p) => e.chat.completions.create({ app: 'fast', messages: [{ role: 'user', content: p }], max_tokens: 12, ignore_eos: true })));
+      return out.map((r) => r.choices[0]!.message.content!);
+    };
+    const plainEngine = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    const plain = await ask(plainEngine);
+    await plainEngine.unload();
+    for (const extra of [{ draftModel: fixtureDir('tiny-mistral') }, { selfSpeculation: { layers: 1 } }]) {
+      const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, ...extra });
+      expect(e.info.speculation).toBe('draftModel' in extra ? 'draft-model' : 'self');
+      expect(await ask(e)).toEqual(plain);
+      expect((await e.stats()).kv.pagesUsed).toBe(0);
+      await e.unload();
+    }
+  });
+});
+
 describe('device loss and startup calibration', () => {
   it('device.destroy() mid-run fails in-flight requests with DeviceLostError; a new engine works', async () => {
     const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
