@@ -148,6 +148,7 @@ export class Engine {
       topLogprobs: norm.topLogprobs,
       ignoreEos: norm.ignoreEos,
       stage: norm.stage,
+      conversationId: norm.conversationId,
     };
     let done = false;
     // Every terminal path: settle the reader first, then let go of the signal and the open set.

@@ -12,6 +12,7 @@ import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
 import type { ExtraSequence, SpecSession } from '../spec/spec-session.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
+import { ConversationStore } from './conversations.js';
 import { logSoftmaxTop } from './logprobs.js';
 import type { CoreRequestSpec, EmittedToken, FinishReason, RequestSink } from './request.js';
 import { StatsCollector, type EngineStats } from './stats.js';
@@ -23,6 +24,11 @@ export interface EngineCoreOptions {
   maxContextTokens: number;
   clock?: Clock;
   timer?: StepTimer;
+  /**
+   * Prefix caching (the target's PagedKvCache must have been created with prefixCaching): prompts
+   * start from their longest cached prefix; conversations keep their KV for `conversationTtlMs`.
+   */
+  prefixCache?: { conversationTtlMs?: number };
   /** Called after every executed step (the perf model's online samples, the demo's charts). */
   onStep?: (plan: StepPlan, measuredMs: number, executed: { tokens: number; kvTokensRead: number }) => void;
 }
@@ -47,6 +53,10 @@ interface Live {
   unsent: EmittedToken[];
   /** Tokens handed to the sink. */
   sent: number;
+  /** Prompt tokens found in the prefix cache (or a kept conversation) at submit. */
+  cached: number;
+  /** Full KV pages already published to the prefix cache. */
+  publishedPages: number;
 }
 
 export class EngineCore {
@@ -54,6 +64,7 @@ export class EngineCore {
   private readonly live = new Map<string, Live>();
   private readonly cancels = new Map<string, Error>();
   private readonly awaiting = new Map<string, { r: Live; reason: FinishReason; atMs: number }>();
+  private readonly conversations: ConversationStore | null;
   private closedBy: Error | null = null;
   private readonly clock: Clock;
   private readonly timer: StepTimer;
@@ -61,6 +72,7 @@ export class EngineCore {
   constructor(private o: EngineCoreOptions) {
     this.clock = o.clock ?? wallClock;
     this.timer = o.timer ?? wallTimer;
+    this.conversations = o.prefixCache ? new ConversationStore(o.spec.target.kv, o.prefixCache.conversationTtlMs ?? 300_000) : null;
   }
 
   get scheduler(): Scheduler {
@@ -96,9 +108,13 @@ export class EngineCore {
     const now = this.clock.now();
     const arrival = spec.arrivalMs ?? now;
     const timeline = { arrivalMs: arrival, ttftSloMs: spec.ttftMs, stages: spec.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
-    this.live.set(spec.id, { spec: { ...spec, maxTokens }, sink, generated: [], seq: null, prefilled: 0, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0 });
+    // A prefix-cache hit (or a kept conversation) pins its pages now, so the scheduler can count on it.
+    const { seq, cached } = this.startFromCache(spec);
+    const r: Live = { spec: { ...spec, maxTokens }, sink, generated: [], seq, prefilled: cached, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0, cached, publishedPages: Math.floor(cached / runner.pageSize) };
+    this.live.set(spec.id, r);
     this.stats.submitted(spec.app);
-    this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
+    this.stats.prompt(spec.app, spec.prompt.length, cached);
+    this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
   }
 
   /** Abort a request: it fails with `error` at once; its KV is freed before the next step. */
@@ -123,6 +139,8 @@ export class EngineCore {
     if (plan.entries.some((e) => !this.live.has(e.id))) plan = { ...plan, entries: plan.entries.filter((e) => this.live.has(e.id)) };
     if (plan.entries.length === 0) return 'ran';
 
+    this.conversations?.expire(this.clock.now());
+    this.ensurePages(plan);
     const { decodeSeqs, extras, wantLogits } = this.buildBatch(plan);
     const t0 = performance.now();
     const res = await this.o.spec.step(decodeSeqs, extras, { logits: wantLogits });
@@ -130,6 +148,10 @@ export class EngineCore {
     this.timer.afterStep(plan, measured);
     const end = this.clock.now();
     const outcomes = this.collect(plan, res, end);
+    for (const e of plan.entries) {
+      const r = this.live.get(e.id);
+      if (r) this.publish(r);
+    }
     this.o.scheduler.complete(end, outcomes);
     this.applyEvents();
     this.settleAwaiting();
@@ -142,11 +164,55 @@ export class EngineCore {
   close(error: Error = new EngineClosedError()): void {
     if (!this.closedBy) this.closedBy = error instanceof EngineClosedError ? error : new EngineClosedError(`the engine stopped: ${error.message}`);
     for (const id of [...this.live.keys()]) this.fail(this.live.get(id)!, error, 'failed');
+    try {
+      this.conversations?.clear();
+    } catch {
+      // A lost device: the bookkeeping is moot.
+    }
   }
 
   snapshot(): EngineStats {
     const kv = this.o.spec.target.kv;
-    return this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize }, this.o.scheduler.name);
+    return this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.conversations?.size ?? 0 }, this.o.scheduler.name);
+  }
+
+  private namespace(spec: CoreRequestSpec): string {
+    return spec.cacheNamespace ?? spec.app;
+  }
+
+  private startFromCache(spec: CoreRequestSpec): { seq: number | null; cached: number } {
+    if (!this.conversations) return { seq: null, cached: 0 };
+    const ns = this.namespace(spec);
+    const kept = spec.conversationId ? this.conversations.take(spec.conversationId, ns, spec.prompt) : null;
+    if (kept) return kept;
+    const target = this.o.spec.target;
+    if (target.kv.lookupPrefix(ns, spec.prompt) === 0) return { seq: null, cached: 0 };
+    const { id, cached } = target.newSequenceWithPrefix(ns, spec.prompt);
+    return { seq: id, cached };
+  }
+
+  /** Register the request's newly full KV pages in the prefix cache. */
+  private publish(r: Live): void {
+    if (!this.conversations || r.seq === null) return;
+    const kv = this.o.spec.target.kv;
+    const inKv = kv.length(r.seq);
+    const full = Math.floor(inKv / kv.pageSize);
+    if (full <= r.publishedPages) return;
+    kv.publish(r.seq, this.namespace(r.spec), [...r.spec.prompt, ...r.generated].slice(0, full * kv.pageSize));
+    r.publishedPages = full;
+  }
+
+  /** Free kept conversations until the plan's new pages fit (the scheduler does not see them). */
+  private ensurePages(plan: StepPlan): void {
+    if (!this.conversations || this.conversations.size === 0) return;
+    const kv = this.o.spec.target.kv;
+    let need = 0;
+    for (const e of plan.entries) {
+      const r = this.live.get(e.id)!;
+      const rows = e.kind === 'prefill' ? e.tokens : 1 + e.draftTokens;
+      need += r.seq === null ? Math.ceil(rows / kv.pageSize) : kv.pagesNeeded(r.seq, rows);
+    }
+    this.conversations.releaseUntil(need);
   }
 
   private applyCancels(): void {
@@ -314,7 +380,7 @@ export class EngineCore {
   }
 
   private finish(r: Live, reason: FinishReason, atMs: number): void {
-    this.dropKv(r);
+    this.keepOrDrop(r, atMs);
     this.live.delete(r.spec.id);
     r.timeline.finished = true;
     if (!this.sendable(r)) {
@@ -344,6 +410,19 @@ export class EngineCore {
     r.sink.onError(error);
   }
 
+  /** A finished request's KV: published, then kept for its conversation's next round or freed. */
+  private keepOrDrop(r: Live, atMs: number): void {
+    this.publish(r);
+    const conv = r.spec.conversationId;
+    if (!this.conversations || !conv || r.seq === null) return this.dropKv(r);
+    const kv = this.o.spec.target.kv;
+    if (this.o.spec.has(r.seq)) this.o.spec.detach(r.seq);
+    this.conversations.keep(conv, r.seq, [...r.spec.prompt, ...r.generated].slice(0, kv.length(r.seq)), this.namespace(r.spec), atMs);
+    r.seq = null;
+    r.prefilled = 0;
+    r.decoding = false;
+  }
+
   /** Free a request's KV (finish, failure, recompute preemption): it prefills prompt + output again. */
   private dropKv(r: Live | undefined): void {
     if (!r || r.seq === null) return;
@@ -352,5 +431,6 @@ export class EngineCore {
     r.seq = null;
     r.prefilled = 0;
     r.decoding = false;
+    r.publishedPages = 0;
   }
 }

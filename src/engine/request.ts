@@ -50,4 +50,8 @@ export interface CoreRequestSpec {
   onDecline: 'error' | 'best-effort';
   /** Arrival on the engine clock (default: now). The trace driver passes the trace's time. */
   arrivalMs?: number;
+  /** Prefix-cache namespace (default: the app): only requests of one namespace share cached pages. */
+  cacheNamespace?: string;
+  /** Keep this request's KV after it ends for the conversation's next round. */
+  conversationId?: string;
 }

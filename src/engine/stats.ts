@@ -28,6 +28,11 @@ export interface AppStats {
   ttftMs: LatencySummary;
   /** Mean time per output token after the first, per request. */
   tpotMs: LatencySummary;
+  /** Prompt tokens submitted, and how many of them the prefix cache (or a kept conversation) held. */
+  promptTokens: number;
+  cachedPromptTokens: number;
+  /** cachedPromptTokens / promptTokens; null before any prompt. */
+  prefixHitRate: number | null;
 }
 
 export interface StepRecord {
@@ -48,7 +53,8 @@ export interface EngineStats {
   /** The most recent steps (at most STEP_HISTORY), oldest first. */
   steps: StepRecord[];
   totalSteps: number;
-  kv: { pagesTotal: number; pagesUsed: number; pageSize: number };
+  /** Pages referenced by requests or kept conversations; cached pages (registered prefixes), of which evictable are unreferenced. */
+  kv: { pagesTotal: number; pagesUsed: number; pageSize: number; cachedPages: number; evictablePages: number; conversations: number };
   /** Draft tokens proposed and accepted (speculation). */
   speculation: { drafted: number; accepted: number };
   scheduler: string;
@@ -75,6 +81,8 @@ interface AppRecord {
   judged: number;
   ttft: number[];
   tpot: number[];
+  prompt: number;
+  cached: number;
 }
 
 export class StatsCollector {
@@ -86,7 +94,7 @@ export class StatsCollector {
 
   private app(name: string): AppRecord {
     let a = this.apps.get(name);
-    if (!a) this.apps.set(name, (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [] }));
+    if (!a) this.apps.set(name, (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [], prompt: 0, cached: 0 }));
     return a;
   }
 
@@ -94,6 +102,12 @@ export class StatsCollector {
     const a = this.app(app);
     a.submitted++;
     a.running++;
+  }
+
+  prompt(app: string, tokens: number, cached: number): void {
+    const a = this.app(app);
+    a.prompt += tokens;
+    a.cached += cached;
   }
 
   bestEffort(app: string): void {
@@ -145,6 +159,9 @@ export class StatsCollector {
       attainment: a.judged > 0 ? a.met / a.judged : null,
       ttftMs: summarize(a.ttft),
       tpotMs: summarize(a.tpot),
+      promptTokens: a.prompt,
+      cachedPromptTokens: a.cached,
+      prefixHitRate: a.prompt > 0 ? a.cached / a.prompt : null,
     }));
     return { apps, steps: [...this.steps], totalSteps: this.totalSteps, kv, speculation: { drafted: this.drafted, accepted: this.accepted }, scheduler };
   }

@@ -235,6 +235,9 @@ export class EngineHost {
       topLogprobs: req.logprobs ? req.topLogprobs : null,
       stageMarkerIds: app.markerIds,
       onDecline: app.onDecline,
+      // Cached pages are per model and, unless shared on purpose, per app.
+      cacheNamespace: `${this.e.info.model}|${this.e.prefix?.shareAcrossApps ? '*' : app.name}`,
+      ...(req.conversationId !== null ? { conversationId: `${app.name}|${req.conversationId}` } : {}),
     };
     arrivalMs = this.e.core.now();
     this.e.core.submit(spec, sink);

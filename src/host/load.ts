@@ -34,8 +34,10 @@ export interface LoadedEngine {
   schedulerName: SchedulerName;
   core: EngineCore;
   info: ModelInfo;
-  /** The tightest TPOT the engine was set up for (Sarathi's budget); apps may tighten it later. */
+  /** Longest speculation per step (0 without a draft). */
   maxSpec: number;
+  /** Prefix caching as configured (null: off). */
+  prefix: { shareAcrossApps?: boolean; conversationTtlMs?: number } | null;
 }
 
 function describeModel(m: ModelSpec): string {
@@ -102,7 +104,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     for (const t of files.tensors.values()) weightsBytes += t.data.byteLength;
     files.tensors.clear();
     onProgress({ phase: 'upload', loaded: 1, total: 1, model: 'target' });
-    const target = new RunnerSession(runner);
+    const prefix = o.prefixCaching === false ? null : typeof o.prefixCaching === 'object' ? o.prefixCaching : {};
+    const target = new RunnerSession(runner, { prefixCaching: prefix !== null });
     let draft: DraftSource = { kind: 'none' };
     let draftRunner: ModelRunner | null = null;
     if (draftFiles) {
@@ -162,6 +165,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       spec,
       scheduler,
       maxContextTokens,
+      ...(prefix ? { prefixCache: { ...(prefix.conversationTtlMs !== undefined ? { conversationTtlMs: prefix.conversationTtlMs } : {}) } } : {}),
       onStep: (plan, ms, executed) => {
         const next = refit?.record(plan, ms, executed);
         if (next) core.scheduler.setModel(next);
@@ -185,7 +189,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       prefillMsPer512: model.zeroLoadPrefillMs(512),
       profileOrigin: origin,
     };
-    return { rt, files, runner, draftRunner, target, spec, tokenizer, model, scheduler, schedulerName, core, info, maxSpec };
+    return { rt, files, runner, draftRunner, target, spec, tokenizer, model, scheduler, schedulerName, core, info, maxSpec, prefix };
   } catch (e) {
     for (const r of runners) r.destroy();
     rt.destroy();

@@ -40,6 +40,13 @@ export interface HostLoadOptions {
   calibrationBudgetMs?: number;
   /** Refit the planner's performance model from measured steps as the engine runs (default true). */
   onlineRefit?: boolean;
+  /**
+   * Automatic prefix caching (default on): prompts reuse the KV of cached full pages of earlier
+   * prompts of the same app, and a conversation's KV is kept between rounds. `shareAcrossApps`
+   * lets apps share cached pages (off by default: a shared prefix would let one app learn, by
+   * timing, what another sent); `conversationTtlMs` bounds how long a conversation is kept idle.
+   */
+  prefixCaching?: boolean | { shareAcrossApps?: boolean; conversationTtlMs?: number };
   hubEndpoint?: string;
   revision?: string;
   accessToken?: string;
@@ -95,6 +102,8 @@ export interface HostRequest {
   ignoreEos: boolean;
   /** Start in this stage of the app (e.g. 'answer' when thinking was skipped); null = the first. */
   stage: string | null;
+  /** Continue this conversation's kept KV, and keep it for the next round. */
+  conversationId: string | null;
 }
 
 export interface WireError {

@@ -29,11 +29,12 @@ export class RunnerSession {
 
   constructor(
     readonly runner: ModelRunner,
-    options: { poisonFreedPages?: boolean } = {},
+    options: { poisonFreedPages?: boolean; prefixCaching?: boolean } = {},
   ) {
     this.kv = new PagedKvCache({
       numPages: runner.numPages,
       pageSize: runner.pageSize,
+      prefixCaching: options.prefixCaching ?? false,
       onPagesFreed: options.poisonFreedPages ? (pages) => runner.poisonPages(pages) : undefined,
     });
   }
@@ -42,6 +43,12 @@ export class RunnerSession {
     const id = this.nextId++;
     this.kv.addSequence(id);
     return id;
+  }
+
+  /** A new sequence starting from the longest cached prefix of `tokens` in `namespace` (prefix caching). */
+  newSequenceWithPrefix(namespace: string, tokens: readonly number[]): { id: number; cached: number } {
+    const id = this.nextId++;
+    return { id, cached: this.kv.addSequenceWithPrefix(id, namespace, tokens) };
   }
 
   /** `n` new sequences sharing `src`'s cached tokens (full pages shared, the partial one copied). */

@@ -241,6 +241,16 @@ export class SpecSession {
     return { emitted, verify };
   }
 
+  /**
+   * Forget a request but keep its target KV (a conversation kept for its next round); the model
+   * draft's cache is freed. The caller owns the target sequence from now on.
+   */
+  detach(id: number): void {
+    const r = this.get(id);
+    if (r.draftId !== null && this.draft.kind === 'model') this.draft.session.free(r.draftId);
+    this.requests.delete(id);
+  }
+
   /** Free both caches of a request. */
   finish(id: number): void {
     const r = this.get(id);

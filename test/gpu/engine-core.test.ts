@@ -196,7 +196,7 @@ describe('engine core', () => {
     );
     for (let i = 0; i < 5000 && h.core.size > 0; i++) {
       await h.core.runStep();
-      preempted = h.core.stats.snapshot({ pagesTotal: 0, pagesUsed: 0, pageSize: 16 }, '').steps.reduce((a, s) => a + s.preempted, 0);
+      preempted = h.core.snapshot().steps.reduce((a, s) => a + s.preempted, 0);
     }
     expect(h.core.size).toBe(0);
     expect(preempted).toBeGreaterThan(0);
