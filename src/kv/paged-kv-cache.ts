@@ -39,7 +39,6 @@ interface Sequence {
   namespace: string | undefined;
 }
 
-
 export class PagedKvCache {
   readonly numPages: number;
   readonly pageSize: number;
@@ -161,8 +160,8 @@ export class PagedKvCache {
   // ---- growing ----------------------------------------------------------------------------------
 
   /**
-   * Free pages that `reserve(id, n)` would take: new pages past the last one, plus one when the last
-   * page is partial and shared (it must be copied before it is written).
+   * Pages (free or evictable) that `reserve(id, n)` would take: new pages past the last one, plus
+   * one when the last page is partial and shared (it must be copied before it is written).
    */
   pagesNeeded(id: number, n: number): number {
     const seq = this.get(id, 'pagesNeeded');
@@ -253,7 +252,7 @@ export class PagedKvCache {
 
   // ---- sharing ----------------------------------------------------------------------------------
 
-  /** Free pages that fork(srcId, ...) would take: 1 when the source's last page is partial. */
+  /** Pages that fork(srcId, ...) would take: 1 when the source's last page is partial. */
   forkPagesNeeded(srcId: number): number {
     return this.get(srcId, 'forkPagesNeeded').length % this.pageSize === 0 ? 0 : 1;
   }
