@@ -12,7 +12,8 @@ export class KvError extends Error {
 export type KvAllocatingOp = 'reserve' | 'fork';
 
 /**
- * Not enough free pages for an operation. Recoverable: the call that threw changed NOTHING (no page
+ * Not enough free pages for an operation (with prefix caching, free plus evictable cached pages:
+ * `pagesFree` counts both). Recoverable: the call that threw changed NOTHING (no page
  * allocated, no refcount touched, no hook called), so the scheduler can preempt or evict a sequence
  * and retry the same call.
  */

@@ -57,10 +57,28 @@ export class PagePool {
 
   /** One block table let go of `page`; true when that was the last and the page is free again. */
   release(page: number): boolean {
+    if (this.unref(page) > 0) return false;
+    this.addFree(page);
+    return true;
+  }
+
+  /** One block table let go of `page`, which stays out of the free list (a cached page); the count left. */
+  unref(page: number): number {
     const r = this.refs[page]!;
-    if (r <= 0) throw new Error(`PagePool.release: page ${page} is already free`);
+    if (r <= 0) throw new Error(`PagePool.unref: page ${page} is already unreferenced`);
     this.refs[page] = r - 1;
-    if (r > 1) return false;
+    return r - 1;
+  }
+
+  /** Takes an unreferenced page that is NOT on the free list (an evictable cached page): refcount 1. */
+  claim(page: number): void {
+    if (this.refs[page] !== 0) throw new Error(`PagePool.claim: page ${page} is referenced`);
+    this.refs[page] = 1;
+  }
+
+  /** Puts an unreferenced page that is not on the free list (a dropped cached page) onto it. */
+  addFree(page: number): void {
+    if (this.refs[page] !== 0) throw new Error(`PagePool.addFree: page ${page} is referenced`);
     // Sift up.
     const heap = this.heap;
     let i = this.size++;
@@ -71,7 +89,6 @@ export class PagePool {
       i = p;
     }
     heap[i] = page;
-    return true;
   }
 
   /** The free page ids, ascending (a copy). */
