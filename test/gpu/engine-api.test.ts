@@ -166,6 +166,26 @@ describe('a burst through the public API', () => {
   });
 });
 
+describe('prefix caching through the API', () => {
+  it('a conversation round 2 reuses round 1 (hit rate in stats) and answers as a cold engine does', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me about the sea and the mountains, please' }];
+    const r1 = await engine.chat.completions.create({ app: 'chat', messages, max_tokens: 6, ignore_eos: true, conversationId: 'conv-1' });
+    const history = [...messages, { role: 'assistant' as const, content: r1.choices[0]!.message.content! }, { role: 'user' as const, content: 'And the rivers?' }];
+    const before = (await engine.stats()).apps.find((a) => a.app === 'chat')!;
+    const r2 = await engine.chat.completions.create({ app: 'chat', messages: history, max_tokens: 6, ignore_eos: true, conversationId: 'conv-1', logprobs: true });
+    const after = (await engine.stats()).apps.find((a) => a.app === 'chat')!;
+    expect(after.cachedPromptTokens - before.cachedPromptTokens).toBeGreaterThan(r1.usage!.prompt_tokens / 2);
+    expect(after.prefixHitRate).toBeGreaterThan(0);
+    const cold = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, prefixCaching: false });
+    cold.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
+    const c2 = await cold.chat.completions.create({ app: 'chat', messages: history, max_tokens: 6, ignore_eos: true, logprobs: true });
+    expect(r2.choices[0]!.message.content).toBe(c2.choices[0]!.message.content);
+    expect(r2.choices[0]!.logprobs!.content!.map((t) => t.logprob)).toEqual(c2.choices[0]!.logprobs!.content!.map((t) => t.logprob));
+    expect((await cold.stats()).apps[0]!.cachedPromptTokens).toBe(0);
+    await cold.unload();
+  });
+});
+
 describe('speculative engines', () => {
   it.skipIf(LIGHT)('a draft model and self-speculation leave greedy outputs unchanged', async () => {
     const ask = async (e: Engine): Promise<string[]> => {
