@@ -1,7 +1,9 @@
 // `webslo bench-sched`: serving capacity of SLOs-Serve and the baselines in the simulator.
 //   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|paper|default]
 //                      [--scheduler slos,fcfs,fcfs+sd,sarathi,edf] [--json] [--seeds 3] [--requests 600]
-//                      [--replicas 1] [--arrivals poisson|bursty] [--kv-tokens N] [--workers N] [--out DIR]
+//                      [--replicas 1] [--arrivals poisson|bursty] [--kv-tokens N] [--prefix-cache]
+//                      [--workers N] [--out DIR]
+// --prefix-cache runs the simulator with its model of the engine's prefix cache (src/sim/prefix-cache.ts).
 // Capacity searches run in worker processes (one per core by default). --json prints
 // [{"scenario", "scheduler", "capacity_rps", "attainment"}] (each scheduler at its best setting);
 // otherwise a markdown table. --out DIR also writes bench-sched-<profile>.{md,svg,json} there.
@@ -23,7 +25,7 @@ import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 
 export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
                      [--scheduler ${SCHEDULERS.join(',')}] [--json] [--seeds N] [--requests N]
-                     [--replicas N] [--arrivals poisson|bursty] [--kv-tokens N] [--workers N] [--out DIR]
+                     [--replicas N] [--arrivals poisson|bursty] [--kv-tokens N] [--prefix-cache] [--workers N] [--out DIR]
                      (serving capacity in the simulator; scenarios: ${SCENARIOS.join(', ')})`;
 
 export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
@@ -52,6 +54,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
     arrivals,
     contextTokens: 8192,
     alpha: 0.7,
+    ...(args.flags.has('prefix-cache') ? { prefixCache: true } : {}),
   };
   const schedulers = (stringFlag(args, 'scheduler') ?? SCHEDULERS.join(',')).split(',').map((s) => s.trim());
   for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`--scheduler ${s}: expected some of ${SCHEDULERS.join(',')}`);
@@ -86,14 +89,14 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   });
   process.stderr.write(`[webslo] bench-sched: ${jobs.length} capacity searches in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${workers} workers\n`);
 
-  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivals} arrivals, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens)`;
+  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivals} arrivals, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''})`;
   const markdown = markdownReport(results, title);
   const rows = bestRows(results).map((r) => ({ scenario: r.scenario, scheduler: r.scheduler, capacity_rps: r.capacityRps, attainment: r.attainment }));
   process.stdout.write(args.flags.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : markdown);
   const out = stringFlag(args, 'out');
   if (out) {
     await mkdir(out, { recursive: true });
-    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? '-bursty' : ''}`);
+    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? '-bursty' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`);
     await writeFile(`${stem}.md`, markdown);
     await writeFile(`${stem}.svg`, svgPlot(results, title));
     await writeFile(`${stem}.json`, `${JSON.stringify({ title, setup: { ...setup, profile: profileName }, results }, null, 1)}\n`);

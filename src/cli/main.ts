@@ -27,7 +27,7 @@ import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 
-const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real']);
+const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real', 'prefix-cache']);
 
 const USAGE = `usage:
   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
@@ -242,7 +242,10 @@ export async function main(argv: string[]): Promise<number> {
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
     else if (args.command === 'calibrate') await calibrateCommand(args);
-    else if (args.command === 'bench-sched' && args.flags.has('real')) await benchRealCommand(args);
+    else if (args.command === 'bench-sched' && args.flags.has('real')) {
+      if (args.flags.has('prefix-cache')) throw new UsageError('--prefix-cache models a prefix cache in the simulator; it does not apply to --real');
+      await benchRealCommand(args);
+    }
     else if (args.command === 'bench-sched') await benchSchedCommand(args);
     else throw new UsageError(`unknown command '${args.command}'`);
     return 0;

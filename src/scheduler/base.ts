@@ -249,6 +249,10 @@ function checkRequest(r: SchedRequest, states: ReadonlyMap<string, RequestState>
   };
   count('promptTokens', r.promptTokens, 1);
   count('maxTokens', r.maxTokens, 1);
+  if (r.cachedTokens !== undefined) {
+    count('cachedTokens', r.cachedTokens, 0);
+    if (r.cachedTokens >= r.promptTokens) throw new SchedulerInputError('cachedTokens', `of request '${r.id}' must be < promptTokens (${r.promptTokens}): at least one prompt token is computed, got ${r.cachedTokens}`);
+  }
   if (!Number.isFinite(r.arrivalMs)) throw new SchedulerInputError('arrivalMs', `of request '${r.id}' must be finite, got ${r.arrivalMs}`);
   if (!(r.ttftMs > 0) || !Number.isFinite(r.ttftMs)) throw new SchedulerInputError('ttftMs', `of request '${r.id}' must be a positive finite number, got ${r.ttftMs}`);
   if (r.stages.length === 0) throw new SchedulerInputError('stages', `of request '${r.id}' must name at least one decode stage`);

@@ -5,7 +5,10 @@
 //   chunk), then starts waiting requests in arrival order, all under `maxBatchedTokens` rows and
 //   `maxSeqs` sequences. When a running request needs a KV page and none is free, the most recently
 //   started running request is preempted (recompute) and goes back to the front of the queue; no new
-//   request starts in a step that preempted.
+//   request starts in a step that preempted. Prefix-cache hits (`cachedTokens`) of waiting requests
+//   hold pages too; they are reclaimed first, from the back of the queue (the request loses its hit
+//   and will prefill its whole prompt), before anything running is preempted, and also to start a
+//   request (vLLM evicts cached blocks nobody runs on before it preempts).
 // - `fcfs+sd`: the same with speculative decoding at a fixed k for every decode.
 // - `sarathi` (Sarathi-Serve's stall-free batching): decodes first, then ongoing (partial) prefills,
 //   then new prefills, under a fixed token budget, the largest whose step time fits the tightest
@@ -63,6 +66,21 @@ export class FcfsScheduler extends BaseScheduler {
     const preempt: string[] = [];
     let budget = this.budget;
     const scheduled = new Set<RequestState>();
+    // Waiting requests whose cached prefix was reclaimed in this step (their KV goes with the step's
+    // preemptions), and whether anything running was preempted.
+    const evicted = new Set<RequestState>();
+    let preemptedRunning = false;
+    const evictCache = (s: RequestState): boolean => {
+      for (let i = this.waiting.length - 1; i >= 0; i--) {
+        const w = this.waiting[i]!;
+        if (w === s || !w.onlyCached || evicted.has(w)) continue;
+        ledger.release(w);
+        preempt.push(w.id);
+        evicted.add(w);
+        return true;
+      }
+      return false;
+    };
 
     const serve = (s: RequestState, mayPreempt: boolean): boolean => {
       const decoding = !s.prefilling;
@@ -75,12 +93,14 @@ export class FcfsScheduler extends BaseScheduler {
         return false;
       }
       while (!ledger.take(s, rows)) {
+        if (evictCache(s)) continue;
         if (!mayPreempt) return false;
         // Preempt the most recently started running request that is not already in this step.
         const victim = [...this.running].reverse().find((r) => !scheduled.has(r));
         if (!victim) return false;
         ledger.release(victim);
         preempt.push(victim.id);
+        preemptedRunning = true;
         this.running = this.running.filter((r) => r !== victim);
         this.waiting.unshift(victim);
         if (victim === s) return false;
@@ -99,10 +119,10 @@ export class FcfsScheduler extends BaseScheduler {
       serve(s, true);
       for (let i = preempted.size; i < preempt.length; i++) preempted.add(preempt[i]!);
     }
-    if (preempt.length === 0) {
+    if (!preemptedRunning) {
       while (budget > 0 && this.waiting.length > 0 && this.running.length < this.maxSeqs) {
         const s = this.waiting[0]!;
-        if (!serve(s, false)) break;
+        if (evicted.has(s) || !serve(s, false)) break;
         this.waiting.shift();
         this.running.push(s);
       }

@@ -5,6 +5,10 @@
 // decode row plus k drafts appends k + 1 slots for the step and keeps accepted + 1 of them (= the
 // tokens emitted). Recompute preemption drops all KV and keeps the output: the request then prefills
 // prompt + generated tokens again, and that prefill's last row yields the next token.
+//
+// A prefix-cache hit (`cachedTokens`) starts the request with that much KV and prefill progress: it
+// holds those pages from the start and prefills only the rest. The recompute after a preemption runs
+// without the cache (all of prompt + generated).
 
 import type { SchedRequest } from './types.js';
 
@@ -25,6 +29,8 @@ export class RequestState {
   declined = false;
   /** Tokens of KV the admission reserved (prompt + expected output). */
   reservedTokens = 0;
+  /** Tokens of KV that came from the prefix cache and are still held (0 after a preemption). */
+  cachedTokens: number;
   /** Deadline of the last token of the previous stage, and that token's 1-based index (curve anchor). */
   private anchorMs = 0;
   private anchorToken = 1;
@@ -37,6 +43,9 @@ export class RequestState {
     seq: number,
   ) {
     this.prefillTarget = req.promptTokens;
+    this.cachedTokens = req.cachedTokens ?? 0;
+    this.kv = this.cachedTokens;
+    this.prefilled = this.cachedTokens;
     this.seq = seq;
   }
 
@@ -50,6 +59,15 @@ export class RequestState {
 
   get remainingPrefill(): number {
     return this.prefillTarget - this.prefilled;
+  }
+
+  /**
+   * The request holds KV but has computed none of it yet: all it holds is its cached prefix. Dropping
+   * that (a preemption) costs no work already done, only the hit, so policies evict such caches
+   * before they preempt computed KV (as an engine reclaims cached pages nobody is computing on).
+   */
+  get onlyCached(): boolean {
+    return this.cachedTokens > 0 && this.kv === this.cachedTokens;
   }
 
   /** Prefill deadline: arrival + TTFT budget. */
@@ -96,6 +114,7 @@ export class RequestState {
   preempt(): void {
     this.kv = 0;
     this.prefilled = 0;
+    this.cachedTokens = 0;
     this.prefillTarget = this.req.promptTokens + this.generated;
     this.preemptions++;
   }

@@ -23,6 +23,14 @@ export interface SchedRequest {
   arrivalMs: number;
   /** Tokens to prefill before the first output token. */
   promptTokens: number;
+  /**
+   * Leading prompt tokens already in KV when the request arrives (a prefix-cache hit; default 0).
+   * The engine pins those pages at submit, so they are the request's from the start: it holds their
+   * pages, prefills only the rest (its chunks attend to the cached context), and its TTFT feasibility
+   * counts only the rest. A recompute preemption drops them (the recompute runs without the cache).
+   * An integer in [0, promptTokens).
+   */
+  cachedTokens?: number;
   /** Output cap over all stages (the request never emits more). */
   maxTokens: number;
   /** Absolute TTFT budget, ms after arrival (slowdown SLOs are resolved before submit). */

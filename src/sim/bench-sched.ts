@@ -7,6 +7,9 @@
 //   decode step (50 and 100 ms under the paper's profile, whose decode step is 24.9 ms).
 // - Attainment at a rate pools every seed's requests, minus the first and last 10% by arrival.
 // - Speculation (slos, fcfs+sd) is used only with a profile that measured draft cost (some k2 > 0).
+// - With `prefixCache`, generated scenarios mark their shared prefixes (the same lengths and times as
+//   without) and the simulator models the engine's prefix cache over the whole KV budget
+//   (prefix-cache.ts): a tool round hits its conversation so far, a request its app's shared prefix.
 
 import { FcfsScheduler, sarathiBudget } from '../scheduler/fcfs.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
@@ -14,6 +17,7 @@ import { judgeRequest } from '../scheduler/attainment.js';
 import { SlosScheduler } from '../scheduler/slos/scheduler.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { findCapacity, type CapacityPoint } from './capacity.js';
+import type { PrefixCacheConfig } from './prefix-cache.js';
 import { generateScenario, type ScenarioName } from './scenarios.js';
 import { simulate } from './simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace, type Trace } from './trace.js';
@@ -41,6 +45,8 @@ export interface BenchSetup {
   contextTokens: number;
   /** Default acceptance rate where the trace gives none. */
   alpha: number;
+  /** Model the engine's prefix cache (default off). */
+  prefixCache?: boolean;
 }
 
 export interface Workload {
@@ -121,7 +127,7 @@ export function scenarioWorkload(name: ScenarioName, setup: BenchSetup): Workloa
   const { tight, loose } = tpotsFor(setup.profile);
   const traces = setup.seeds.map((seed) =>
     resolveTrace(
-      generateScenario(name, { requests: setup.requests, ratePerSec: 1, seed, arrivals: setup.arrivals, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256) }),
+      generateScenario(name, { requests: setup.requests, ratePerSec: 1, seed, arrivals: setup.arrivals, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256), ...(setup.prefixCache ? { prefixes: true } : {}) }),
       { contextTokens: setup.contextTokens },
     ),
   );
@@ -152,6 +158,11 @@ function tightestTpot(w: Workload): number {
   return t;
 }
 
+/** The simulator's prefix cache for a setup: over the whole KV budget, in the scheduler's pages. */
+export function prefixCacheConfig(setup: BenchSetup): PrefixCacheConfig {
+  return { enabled: true, capacityTokens: Math.floor(setup.kvTokens / setup.pageSize) * setup.pageSize, pageSize: setup.pageSize };
+}
+
 /** Pooled attainment over seeds at `rate` requests per second, the first and last 10% excluded. */
 /**
  * With `options.target`, a run stops as soon as the misses make the target unreachable and the
@@ -172,6 +183,7 @@ export function attainmentAt(w: Workload, v: Variant, setup: BenchSetup, rate: n
     const result = simulate({
       trace, clock: setup.profile, makeScheduler: () => makeScheduler(v, setup, tight, w.history), replicas: setup.replicas, seed: setup.seeds[i]!, alpha: setup.alpha,
       ...(Number.isFinite(allowed) ? { missBudget: { from, to, max: allowed } } : {}),
+      ...(setup.prefixCache ? { prefixCache: prefixCacheConfig(setup) } : {}),
     });
     // Upper bound: every request not yet known to miss counted as met.
     if (result.stoppedEarly !== undefined) return (total - (counted - met) - result.stoppedEarly) / total;

@@ -13,6 +13,10 @@
 // rate and arrival mode, and the arrival times at rate r are exactly those at rate 1 divided by r.
 // Arrival gaps have mean 1/rate: exponential (Poisson) or Gamma with coefficient of variation `cv`
 // (shape 1/cv^2, bursty). The first request arrives at t = 0.
+//
+// Shared prefixes (`prefixes: true`, for prefix caching): tool requests name the fixed system prompt
+// their first prompt starts with (prefix_id, prefix_tokens). Marking them draws no random numbers, so
+// the lengths and times are the same with and without it; without it the traces are as before.
 
 import { rngFor, type Rng } from './rng.js';
 import type { Trace, TraceApp, TraceRequest, TraceRound } from './trace.js';
@@ -32,6 +36,8 @@ export interface ScenarioOptions {
   /** Clip on any prompt, and on a tool request's whole context (default 8192). Keep it below the
    * model's context length, or resolveTrace will refuse requests that leave no room for output. */
   maxPromptTokens?: number;
+  /** Mark shared prompt prefixes (prefix_id, prefix_tokens) where the scenario has them: the tool app's system prompt. Default false. */
+  prefixes?: boolean;
 }
 
 /** A lognormal with this mean and std, clipped to [min, max] and rounded. */
@@ -103,8 +109,15 @@ export const LENGTHS = {
    * prompt (system prompt + API docs + query) mean 1,500, std 600; each later round appends the
    * API's response, mean 300, std 300; an inner output (ReAct thought + action + arguments) mean
    * 80, std 40; the final answer mean 150, std 100; a tool call takes mean 600 ms, std 600.
+   * The first prompt's fixed part, the same for every request (`prefixes`): ToolBench's system
+   * template (FORMAT_INSTRUCTIONS_SYSTEM_FUNCTION with its fixed TASK_DESCRIPTION, OpenBMB/ToolBench
+   * toolbench/inference/Prompts/ReAct_prompts.py, with the format line ToolLLaMA's inference adds)
+   * is about 1,430 characters in 252 words: ~330 tokens at 1.3 tokens per word, ~360 at 4 characters
+   * per token (estimates, not a tokenizer count); 350 assumed. The API docs after it vary per query,
+   * so only the template is shared (capped at the first prompt's length).
    */
   tool: {
+    systemPrompt: 350,
     callsMean: 3.71,
     maxCalls: 12,
     firstPrompt: { mean: 1500, std: 600, min: 200, max: 8192 },
@@ -165,13 +178,16 @@ function toolRounds(rng: Rng, maxContext: number): TraceRound[] {
   return rounds;
 }
 
-function request(app: AppKey, rng: Rng, maxPrompt: number): Omit<TraceRequest, 't_ms'> {
+function request(app: AppKey, rng: Rng, maxPrompt: number, prefixes: boolean): Omit<TraceRequest, 't_ms'> {
   const L = LENGTHS;
   switch (app) {
     case 'reason':
       return { app, prompt_tokens: drawLength(rng, L.reason.prompt, maxPrompt), stage_tokens: [drawLength(rng, L.reason.think), drawLength(rng, L.reason.answer)] };
-    case 'tool':
-      return { app, rounds: toolRounds(rng, maxPrompt) };
+    case 'tool': {
+      const rounds = toolRounds(rng, maxPrompt);
+      if (!prefixes) return { app, rounds };
+      return { app, rounds, prefix_id: 'toolbench-system', prefix_tokens: Math.min(L.tool.systemPrompt, (rounds[0] as TraceRound).prompt_tokens) };
+    }
     default:
       return { app, prompt_tokens: drawLength(rng, L[app].prompt, maxPrompt), output_tokens: drawLength(rng, L[app].output) };
   }
@@ -221,7 +237,7 @@ export function generateScenario(name: ScenarioName, opts: ScenarioOptions): Tra
   const pick = rngFor(opts.seed, 'mixed', 'app');
   const requests = times.map((t_ms, i): TraceRequest => {
     const app = keys.length === 1 ? (keys[0] as AppKey) : (keys[Math.floor(pick.uniform() * keys.length)] as AppKey);
-    return { t_ms, ...request(app, rngFor(opts.seed, 'lengths', app, i), maxPrompt) };
+    return { t_ms, ...request(app, rngFor(opts.seed, 'lengths', app, i), maxPrompt, opts.prefixes ?? false) };
   });
   return { apps, requests };
 }

@@ -5,11 +5,17 @@
 // request, round, draw index), so every scheduler sees the same random numbers for the same request.
 //
 // Tool-calling requests run their rounds as separate scheduler requests: round r arrives tool_ms after
-// round r-1 finished and prefills the whole conversation so far (its KV is not kept across rounds).
+// round r-1 finished and its prompt is the whole conversation so far. Without a prefix cache it
+// prefills all of it (its KV is not kept across rounds). With `prefixCache` (prefix-cache.ts, one per
+// replica) a round's prompt hits the cached conversation of the rounds before it, and any request
+// hits its app's shared prefix (prefix_id) once some request has prefilled it: the hit goes to the
+// scheduler as `cachedTokens`. The TTFT SLO stays what it is for the whole prompt (a hit makes it
+// easier, not tighter).
 
 import type { RequestTimeline, RoundTimeline } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
+import { PrefixCache, type PrefixCacheConfig, type PrefixCacheStats } from './prefix-cache.js';
 import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
 
 export interface SimConfig {
@@ -30,6 +36,8 @@ export interface SimConfig {
    * fails. The result then has `stoppedEarly` set and unfinished timelines.
    */
   missBudget?: { from: number; to: number; max: number };
+  /** Model the engine's prefix cache (default: none; every prompt is prefilled in full). */
+  prefixCache?: PrefixCacheConfig;
 }
 
 export interface SimResult {
@@ -41,9 +49,12 @@ export interface SimResult {
   /** Draft tokens proposed and accepted over the run. */
   drafted: number;
   accepted: number;
+  /** Requests whose KV a plan dropped (recompute preemptions; with a prefix cache, also reclaimed hits). */
   preemptions: number;
   /** Certain misses counted by missBudget when the run stopped early (else undefined). */
   stoppedEarly?: number;
+  /** With a prefix cache: hit, prompt and reclaimed tokens, and pages evicted, over all replicas. */
+  prefixCache?: PrefixCacheStats;
 }
 
 interface Live {
@@ -59,6 +70,8 @@ interface Live {
   /** Tokens this round prefills: the conversation so far plus the round's own prompt. */
   prompt: number;
   replica: number;
+  /** KV tokens held (the scheduler's accounting), tracked only with a prefix cache. */
+  kv: number;
 }
 
 interface Replica {
@@ -70,6 +83,7 @@ interface Replica {
 export function simulate(cfg: SimConfig): SimResult {
   const nReplicas = cfg.replicas ?? 1;
   const replicas: Replica[] = Array.from({ length: nReplicas }, (_, i) => ({ sched: cfg.makeScheduler(i), busyUntil: 0, plan: null }));
+  const caches = cfg.prefixCache?.enabled ? replicas.map(() => new PrefixCache(cfg.prefixCache!)) : null;
   const timelines = cfg.trace.requests.map((spec): RequestTimeline => ({ id: spec.id, app: spec.app, declined: false, rounds: [] }));
   const index = new Map(cfg.trace.requests.map((s, i) => [s.id, i]));
   const live = new Map<string, Live>();
@@ -117,20 +131,35 @@ export function simulate(cfg: SimConfig): SimResult {
     const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     timelines[index.get(spec.id)!]!.rounds.push(timeline);
     const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages };
-    const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0 };
+    const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0, kv: 0 };
     // A round without its first token by 1.05x its TTFT budget is a certain miss (missBudget).
     if (budget) firstTokenWatch.push({ at: t + 1.05 * ttftMs, st: state });
-    if (nReplicas === 1) {
-      replicas[0]!.sched.submit(req, t);
+    // The request as replica k sees it: with replica k's prefix-cache hit.
+    const forReplica = (k: number): SchedRequest => {
+      const cached = caches ? caches[k]!.lookup(spec.app, spec.id, spec.prefix, prompt) : 0;
+      return cached > 0 ? { ...req, cachedTokens: cached } : req;
+    };
+    const taken = (k: number, sent: SchedRequest): void => {
+      state.replica = k;
       live.set(id, state);
+      if (!caches) return;
+      const cached = caches[k]!.acquire(id, spec.app, spec.id, spec.prefix, prompt);
+      if (cached !== (sent.cachedTokens ?? 0)) throw new Error(`prefix cache: '${id}' was offered ${sent.cachedTokens ?? 0} cached tokens but holds ${cached}`);
+      state.prefilled = cached;
+      state.kv = cached;
+    };
+    if (nReplicas === 1) {
+      const sent = forReplica(0);
+      replicas[0]!.sched.submit(sent, t);
+      taken(0, sent);
       return;
     }
     const start = rr++ % nReplicas;
     for (let i = 0; i < nReplicas; i++) {
       const k = (start + i) % nReplicas;
-      if (replicas[k]!.sched.offer(req, t, i === nReplicas - 1)) {
-        state.replica = k;
-        live.set(id, state);
+      const sent = forReplica(k);
+      if (replicas[k]!.sched.offer(sent, t, i === nReplicas - 1)) {
+        taken(k, sent);
         collectEvents(replicas[k]!.sched);
         return;
       }
@@ -146,8 +175,25 @@ export function simulate(cfg: SimConfig): SimResult {
         if (!timelines[i]!.declined) noteMiss(i);
         timelines[i]!.declined = true;
       }
-      if (ev.decision === 'declined') live.delete(ev.id);
+      if (ev.decision === 'declined') {
+        live.delete(ev.id);
+        caches?.[st.replica]!.release(ev.id);
+      }
     }
+  };
+
+  const result = (): SimResult => {
+    const r: SimResult = { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions };
+    if (caches) {
+      r.prefixCache = { hitTokens: 0, promptTokens: 0, reclaimedTokens: 0, evictedPages: 0 };
+      for (const c of caches) {
+        r.prefixCache.hitTokens += c.stats.hitTokens;
+        r.prefixCache.promptTokens += c.stats.promptTokens;
+        r.prefixCache.reclaimedTokens += c.stats.reclaimedTokens;
+        r.prefixCache.evictedPages += c.stats.evictedPages;
+      }
+    }
+    return r;
   };
 
   const uniform = (st: Live): number => hashUniform(cfg.seed, index.get(st.spec.id)!, st.round, st.draws++);
@@ -162,6 +208,7 @@ export function simulate(cfg: SimConfig): SimResult {
       if (e.kind === 'prefill') {
         st.prefilled += e.tokens;
         if (st.prefilled >= st.target) emitted = 1;
+        if (caches) caches[st.replica]!.setKv(e.id, (st.kv += e.tokens));
       } else {
         const alpha = cfg.trace.apps.get(st.spec.app)!.alpha ?? cfg.alpha ?? 0.7;
         let a = 0;
@@ -172,6 +219,7 @@ export function simulate(cfg: SimConfig): SimResult {
         emitted = a + 1;
       }
       emitted = Math.min(emitted, st.total - st.generated);
+      if (caches && e.kind === 'decode') caches[st.replica]!.setKv(e.id, (st.kv += emitted));
       const before = st.generated;
       st.generated += emitted;
       for (let i = 0; i < emitted; i++) st.timeline.tokenTimes.push(t);
@@ -191,6 +239,8 @@ export function simulate(cfg: SimConfig): SimResult {
       if (finished) {
         st.timeline.finished = true;
         live.delete(e.id);
+        // Its KV (prompt + output, less the last token, never fed back) stays cached as its conversation.
+        caches?.[st.replica]!.release(e.id, { requestId: st.spec.id, tokens: st.prompt + st.generated - 1 });
         const next = st.round + 1;
         if (next < st.spec.rounds.length) {
           history.set(st.spec.id, st.prompt + st.generated);
@@ -214,10 +264,14 @@ export function simulate(cfg: SimConfig): SimResult {
       for (const id of plan.preempt) {
         const st = live.get(id);
         if (!st) continue;
-        // Recompute: the prompt and the output so far are prefilled again.
+        // Recompute: the prompt and the output so far are prefilled again (without the cache).
         st.prefilled = 0;
         st.target = st.prompt + st.generated;
         preemptions++;
+        if (caches) {
+          st.kv = 0;
+          caches[st.replica]!.preempted(id);
+        }
       }
       if (plan.entries.length === 0) continue;
       rep.plan = plan;
@@ -237,7 +291,7 @@ export function simulate(cfg: SimConfig): SimResult {
           firstTokenWatch.splice(w, 1);
         }
       }
-      if (missed.size > budget.max) return { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions, stoppedEarly: missed.size };
+      if (missed.size > budget.max) return { ...result(), stoppedEarly: missed.size };
     }
     now = Math.max(now, next);
     for (const rep of replicas) {
@@ -246,8 +300,10 @@ export function simulate(cfg: SimConfig): SimResult {
       rep.plan = null;
       rep.sched.complete(now, outcomes(plan, now));
     }
+    // KV grew and conversations were cached: evict what no longer fits beside the live requests.
+    if (caches) for (const c of caches) c.enforce();
   }
-  return { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions };
+  return result();
 }
 
 /** A uniform in [0, 1) from four integers (a 32-bit integer hash; independent per key). */

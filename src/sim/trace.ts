@@ -8,6 +8,12 @@
 // or requests with `rounds`) runs rounds of prefill + decode with a tool call of `tool_ms` between
 // them. A later round's `prompt_tokens` are the tokens it appends (the tool's result), not a resend.
 // Output counts are the truth only the simulator sees; the scheduler sees `maxTokens`.
+//
+// Shared prefixes (prefix caching): a request may give `prefix_id` and `prefix_tokens`: its prompt
+// (a tool request's first round) starts with `prefix_tokens` tokens that are the same for every
+// request of its app with that `prefix_id` (a shared system prompt); one id has one length. Prefix
+// ids are per app: two apps never share a prefix. A tool request's later rounds continue its
+// conversation (their context is everything before them), so they need no field to be cacheable.
 
 import type { StageSlo } from '../scheduler/types.js';
 
@@ -33,6 +39,9 @@ export interface TraceRequest {
   stage_tokens?: number[];
   rounds?: TraceRound[];
   max_tokens?: number;
+  /** A shared prefix: the first `prefix_tokens` prompt tokens are the same for every request of the app with this id. */
+  prefix_id?: string;
+  prefix_tokens?: number;
 }
 
 /** The raw JSON trace (snake_case), as written by people and by the scenario generators. */
@@ -65,12 +74,20 @@ export interface SimRound {
   toolMs: number;
 }
 
+/** A shared prompt prefix (the trace's prefix_id and prefix_tokens). */
+export interface SharedPrefix {
+  id: string;
+  tokens: number;
+}
+
 export interface SimRequestSpec {
   /** 'r<index>' in arrival order. */
   id: string;
   app: string;
   arrivalMs: number;
   rounds: SimRound[];
+  /** The shared prefix its (first round's) prompt starts with, if any. */
+  prefix?: SharedPrefix;
 }
 
 export interface ResolvedTrace {
@@ -94,7 +111,7 @@ type Obj = Record<string, unknown>;
 const TOP_KEYS = ['apps', 'requests'];
 const APP_KEYS = ['ttft_ms', 'ttft_slowdown', 'tpot_ms', 'stages', 'final_tpot_ms', 'max_tokens', 'alpha'];
 const STAGE_KEYS = ['name', 'tpot_ms'];
-const REQUEST_KEYS = ['t_ms', 'app', 'prompt_tokens', 'output_tokens', 'stage_tokens', 'rounds', 'max_tokens'];
+const REQUEST_KEYS = ['t_ms', 'app', 'prompt_tokens', 'output_tokens', 'stage_tokens', 'rounds', 'max_tokens', 'prefix_id', 'prefix_tokens'];
 const ROUND_KEYS = ['prompt_tokens', 'output_tokens', 'tool_ms'];
 
 function fail(path: string, problem: string): never {
@@ -229,6 +246,16 @@ function parseRequest(i: number, v: unknown, apps: Record<string, TraceApp>, kin
     });
   }
   if (o.max_tokens !== undefined) req.max_tokens = integer(o.max_tokens, `${path}.max_tokens`, 1);
+  if (o.prefix_id !== undefined || o.prefix_tokens !== undefined) {
+    if (o.prefix_id === undefined) fail(`${path}.prefix_id`, 'is required with prefix_tokens (the id of the shared prefix)');
+    if (o.prefix_tokens === undefined) fail(`${path}.prefix_tokens`, 'is required with prefix_id (how many leading prompt tokens are shared)');
+    if (typeof o.prefix_id !== 'string' || o.prefix_id === '') fail(`${path}.prefix_id`, `must be a non-empty string, got ${show(o.prefix_id)}`);
+    const prompt = kind === 'tool' ? (req.rounds?.[0] as TraceRound).prompt_tokens : (req.prompt_tokens as number);
+    const tokens = integer(o.prefix_tokens, `${path}.prefix_tokens`, 1);
+    if (tokens > prompt) fail(`${path}.prefix_tokens`, `must be <= the ${kind === 'tool' ? "first round's " : ''}prompt_tokens (${prompt}), got ${tokens}`);
+    req.prefix_id = o.prefix_id;
+    req.prefix_tokens = tokens;
+  }
   return req;
 }
 
@@ -253,7 +280,17 @@ export function parseTrace(json: unknown): Trace {
   const rawRequests = array(top.requests, 'requests');
   if (rawRequests.length === 0) fail('requests', 'must hold at least one request');
   const kinds = kindsOf(apps, rawRequests);
-  return { apps, requests: rawRequests.map((r, i) => parseRequest(i, r, apps, kinds)) };
+  const requests = rawRequests.map((r, i) => parseRequest(i, r, apps, kinds));
+  // One prefix id (per app) names one token sequence: every request gives it the same length.
+  const lengths = new Map<string, { tokens: number; at: number }>();
+  for (const [i, r] of requests.entries()) {
+    if (r.prefix_id === undefined) continue;
+    const key = `${r.app}\u0000${r.prefix_id}`;
+    const first = lengths.get(key);
+    if (!first) lengths.set(key, { tokens: r.prefix_tokens as number, at: i });
+    else if (first.tokens !== r.prefix_tokens) fail(`requests[${i}].prefix_tokens`, `prefix ${show(r.prefix_id)} of app '${r.app}' has ${first.tokens} tokens (requests[${first.at}]); got ${r.prefix_tokens}`);
+  }
+  return { apps, requests };
 }
 
 function resolveApp(name: string, app: TraceApp, kind: Kind): AppSpec {
@@ -314,7 +351,9 @@ export function resolveTrace(trace: Trace, opts: { contextTokens: number }): Res
       const stages = app.kind === 'tool' && last ? (app.finalStages as StageSlo[]) : app.stages;
       return { promptTokens: r.prompt, maxTokens, stageTokens, stages: stages.map((s) => ({ ...s })), toolMs: last ? 0 : r.toolMs };
     });
-    return { id: `r${index}`, app: req.app, arrivalMs: req.t_ms, rounds };
+    const spec: SimRequestSpec = { id: `r${index}`, app: req.app, arrivalMs: req.t_ms, rounds };
+    if (req.prefix_id !== undefined) spec.prefix = { id: req.prefix_id, tokens: req.prefix_tokens as number };
+    return spec;
   });
   return { apps, requests };
 }
@@ -338,6 +377,7 @@ export function compressTrace(trace: ResolvedTrace, factor: number): ResolvedTra
       ...r,
       arrivalMs: r.arrivalMs / factor,
       rounds: r.rounds.map((x) => ({ ...x, stageTokens: [...x.stageTokens], stages: x.stages.map((s) => ({ ...s })) })),
+      ...(r.prefix ? { prefix: { ...r.prefix } } : {}),
     })),
   };
 }
@@ -373,6 +413,10 @@ export function traceToJson(trace: ResolvedTrace): Trace {
       else req.output_tokens = first.stageTokens[0] as number;
     }
     req.max_tokens = Math.max(...r.rounds.map((x) => x.maxTokens));
+    if (r.prefix) {
+      req.prefix_id = r.prefix.id;
+      req.prefix_tokens = r.prefix.tokens;
+    }
     return req;
   });
   return { apps, requests };

@@ -1,5 +1,5 @@
 // Capacity search and the KV projection admission uses; and `webslo bench-sched` end to end on a
-// small run (its JSON rows, a trace file as a scenario).
+// small run (its JSON rows, a trace file as a scenario, --prefix-cache).
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -53,6 +53,21 @@ describe('webslo bench-sched', () => {
       expect(r.attainment).toBeGreaterThanOrEqual(0.9);
     }
   }, 300_000);
+
+  it('--prefix-cache raises the tool-calling scenario\'s capacity, and is refused with --real', () => {
+    const capacity = (extra: string[]): number => {
+      const out = execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--scenario', 'toolllm', '--requests', '40', '--seeds', '1', '--scheduler', 'fcfs', '--profile', 'paper', '--json', '--workers', '1', ...extra], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      return (JSON.parse(out) as { capacity_rps: number }[])[0]!.capacity_rps;
+    };
+    expect(capacity(['--prefix-cache'])).toBeGreaterThan(2 * capacity([]));
+    let err = '';
+    try {
+      execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--real', '--prefix-cache'], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+      err = String((e as { stderr?: string }).stderr);
+    }
+    expect(err).toMatch(/--prefix-cache .* does not apply to --real/);
+  }, 240_000);
 
   it('names a bad trace field and exits non-zero', () => {
     const dir = mkdtempSync(join(tmpdir(), 'webslo-bench-'));

@@ -156,6 +156,26 @@ describe('scenarios', () => {
     near(tool.flatMap((rs) => rs.slice(0, -1).map((x) => x.tool_ms as number)), LENGTHS.tool.toolMs);
   });
 
+  it('mark the tool app\'s shared system prompt only when asked, drawing nothing more', () => {
+    for (const name of ['toolllm', 'mixed'] as const) {
+      const plain = generateScenario(name, { requests: 200, ratePerSec: 1, seed: 9 });
+      const marked = generateScenario(name, { requests: 200, ratePerSec: 1, seed: 9, prefixes: true });
+      expect(plain.requests.some((r) => 'prefix_id' in r || 'prefix_tokens' in r)).toBe(false);
+      expect(marked.apps).toStrictEqual(plain.apps);
+      for (const [i, r] of marked.requests.entries()) {
+        const { prefix_id, prefix_tokens, ...rest } = r;
+        expect(rest).toStrictEqual(plain.requests[i]);
+        if (r.app === 'tool') {
+          expect(prefix_id).toBe('toolbench-system');
+          expect(prefix_tokens).toBe(Math.min(LENGTHS.tool.systemPrompt, r.rounds![0]!.prompt_tokens));
+        } else expect(prefix_id).toBeUndefined();
+      }
+      expect(parseTrace(JSON.parse(JSON.stringify(marked)))).toStrictEqual(marked);
+    }
+    // Other scenarios have no shared prefix to mark.
+    expect(generateScenario('chatbot', { requests: 50, ratePerSec: 1, seed: 9, prefixes: true })).toStrictEqual(generateScenario('chatbot', { requests: 50, ratePerSec: 1, seed: 9 }));
+  });
+
   it('clip prompts at maxPromptTokens and reject bad options', () => {
     const t = generateScenario('summarizer', { requests: 300, ratePerSec: 1, seed: 2, maxPromptTokens: 2048 });
     expect(Math.max(...t.requests.map((r) => r.prompt_tokens as number))).toBe(2048);

@@ -1,6 +1,6 @@
 // The simulator's JSON trace: the example parses and resolves exactly; every validation
-// error names the bad field; resolve sorts, defaults and clamps max_tokens; traceToJson round-trips;
-// compressTrace scales arrivals only.
+// error names the bad field; resolve sorts, defaults and clamps max_tokens; shared prefixes; traceToJson
+// round-trips; compressTrace scales arrivals only.
 
 import { describe, expect, it } from 'vitest';
 import { compressTrace, parseTrace, resolveTrace, traceToJson, TraceError, type ResolvedTrace } from '../../src/sim/trace.js';
@@ -89,6 +89,16 @@ describe('parse and resolve', () => {
     expect(tool).toMatchObject({ kind: 'tool', finalStages: [{ name: 'final', tpotMs: 50 }] });
   });
 
+  it('takes shared prefixes (prefix_id, prefix_tokens), per app', () => {
+    const t = example();
+    Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 300 });
+    Object.assign(t.requests[1], { prefix_id: 'sys', prefix_tokens: 90 }); // another app: another prefix
+    Object.assign(t.requests[2], { prefix_id: 'tools', prefix_tokens: 650 });
+    const r = resolveTrace(parseTrace(t), CTX);
+    expect(r.requests.map((q) => q.prefix)).toEqual([{ id: 'sys', tokens: 300 }, { id: 'sys', tokens: 90 }, { id: 'tools', tokens: 650 }]);
+    expect(resolveTrace(example(), CTX).requests.every((q) => !('prefix' in q))).toBe(true);
+  });
+
   it('accepts ttft_slowdown and alpha', () => {
     const t = example();
     t.apps.chat = { ttft_slowdown: 5, tpot_ms: 100, alpha: 0.7 };
@@ -140,6 +150,22 @@ describe('validation names the bad field', () => {
     ['zero max_tokens', (t) => (t.requests[0].max_tokens = 0), 'requests[0].max_tokens', /integer >= 1/],
     ['app max_tokens', (t) => (t.apps.chat.max_tokens = 1.5), 'apps.chat.max_tokens', /integer >= 1/],
     ['odd app name', (t) => (t.apps['my app'] = { ttft_ms: 1 }), 'apps["my app"].tpot_ms', /is required/],
+    ['prefix id without tokens', (t) => (t.requests[0].prefix_id = 'sys'), 'requests[0].prefix_tokens', /is required with prefix_id/],
+    ['prefix tokens without id', (t) => (t.requests[0].prefix_tokens = 5), 'requests[0].prefix_id', /is required with prefix_tokens/],
+    ['empty prefix id', (t) => Object.assign(t.requests[0], { prefix_id: '', prefix_tokens: 5 }), 'requests[0].prefix_id', /non-empty string, got ''/],
+    ['numeric prefix id', (t) => Object.assign(t.requests[0], { prefix_id: 7, prefix_tokens: 5 }), 'requests[0].prefix_id', /non-empty string, got 7/],
+    ['zero prefix tokens', (t) => Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 0 }), 'requests[0].prefix_tokens', /integer >= 1, got 0/],
+    ['prefix past the prompt', (t) => Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 311 }), 'requests[0].prefix_tokens', /<= the prompt_tokens \(310\), got 311/],
+    ['prefix past the first round', (t) => Object.assign(t.requests[2], { prefix_id: 'sys', prefix_tokens: 701 }), 'requests[2].prefix_tokens', /<= the first round's prompt_tokens \(700\), got 701/],
+    [
+      'one prefix id, two lengths',
+      (t) => {
+        Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 100 });
+        t.requests.push({ t_ms: 5, app: 'chat', prompt_tokens: 200, output_tokens: 5, prefix_id: 'sys', prefix_tokens: 50 });
+      },
+      'requests[3].prefix_tokens',
+      /prefix 'sys' of app 'chat' has 100 tokens \(requests\[0\]\); got 50/,
+    ],
   ];
   for (const [what, mutate, path, problem] of cases) {
     it(what, () => {
@@ -164,7 +190,10 @@ describe('round trip and compression', () => {
     delete t.apps.tool.final_tpot_ms;
     t.requests.push({ t_ms: 10, app: 'tool', max_tokens: 100, rounds: [{ prompt_tokens: 3900, output_tokens: 200, tool_ms: 5 }, { prompt_tokens: 10, output_tokens: 9 }] });
     t.requests.push({ t_ms: 5, app: 'reason', prompt_tokens: 8, stage_tokens: [5000, 10] });
+    t.requests.push({ t_ms: 7, app: 'tool', prefix_id: 'sys', prefix_tokens: 20, rounds: [{ prompt_tokens: 30, output_tokens: 3, tool_ms: 1 }, { prompt_tokens: 10, output_tokens: 9 }] });
+    Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 300 });
     const r = resolveTrace(t, CTX);
+    expect(r.requests.filter((q) => q.prefix).length).toBe(2);
     expect(roundTrip(r, 4096)).toStrictEqual(r);
     expect(roundTrip(roundTrip(r, 4096), 4096)).toStrictEqual(r);
   });
@@ -181,6 +210,13 @@ describe('round trip and compression', () => {
     expect(compressTrace(c, 0.25)).toStrictEqual(r);
     c.requests[0]!.rounds[0]!.stageTokens[0] = 1; // no shared arrays
     expect(r.requests[0]?.rounds[0]?.stageTokens[0]).toBe(120);
+    const t = example();
+    Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 30 });
+    const withPrefix = resolveTrace(t, CTX);
+    const cp = compressTrace(withPrefix, 2);
+    expect(cp.requests[0]?.prefix).toEqual({ id: 'sys', tokens: 30 });
+    cp.requests[0]!.prefix!.tokens = 1; // no shared objects
+    expect(withPrefix.requests[0]?.prefix?.tokens).toBe(30);
     expect(() => compressTrace(r, 0)).toThrow(RangeError);
     expect(() => compressTrace(r, Infinity)).toThrow(RangeError);
   });

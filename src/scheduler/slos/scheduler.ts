@@ -11,7 +11,13 @@
 //   3. The step: every admitted decode (with its tier's drafts), then admitted prefills in deadline
 //      order in the rows the step length leaves, then best-effort work in what is left (a prefill
 //      only if the whole remaining prompt fits, else one decode row each). KV for admitted work comes
-//      first from free pages, then from preempting best-effort requests (recompute).
+//      first from free pages, then from preempting best-effort requests (recompute), then from the
+//      cached prefixes of requests that have computed nothing yet (waiting for admission, or admitted
+//      with a later deadline): they lose the hit, not work.
+//
+// Prefix-cache hits (`cachedTokens`) need nothing special: a request starts with its cached KV and
+// prefill progress, so the DP sees only the uncached rest as prefill work (a hit shortens the time to
+// the first token) while the pages it asks for still cover the whole prompt.
 
 import { BaseScheduler, type SchedulerOptions } from '../base.js';
 import { keysRead, pagesFor, type RequestState } from '../request-state.js';
@@ -258,7 +264,15 @@ export class SlosScheduler extends BaseScheduler {
     const victims = (demote: boolean, self: RequestState): RequestState[] => {
       const pool = all.filter((s) => s !== self && s.kv > 0 && !inStep.has(s) && !preempt.includes(s.id) && s.service === 'best-effort');
       pool.sort((a, b) => b.seq - a.seq);
-      if (pool.length > 0 || !demote) return pool;
+      if (pool.length > 0) return pool;
+      // Cached prefixes nobody has computed on yet (only with prefix caching): those of requests
+      // waiting for admission, and of admitted ones due after `self`, latest deadline first. They
+      // keep their service; only admitted work reclaims them.
+      if (self.service === 'admitted') {
+        const cached = [...this.states.values()].filter((s) => s !== self && s.onlyCached && !inStep.has(s) && !preempt.includes(s.id) && (s.service === 'pending' || (s.service === 'admitted' && deadlineOf(s) > deadlineOf(self))));
+        if (cached.length > 0) return cached.sort((a, b) => deadlineOf(b) - deadlineOf(a) || b.seq - a.seq);
+      }
+      if (!demote) return pool;
       const adm = all.filter((s) => s !== self && s.kv > 0 && !inStep.has(s) && !preempt.includes(s.id) && s.service === 'admitted');
       const overrun = (s: RequestState): number => (s.kv >= s.reservedTokens ? 1 : 0);
       adm.sort((a, b) => overrun(b) - overrun(a) || b.nextDeadlineMs - a.nextDeadlineMs);
@@ -274,7 +288,7 @@ export class SlosScheduler extends BaseScheduler {
         if (!v) return false;
         ledger.release(v);
         preempt.push(v.id);
-        if (v.service === 'admitted') {
+        if (v.service === 'admitted' && !v.onlyCached) {
           v.service = 'best-effort';
           v.declined = true;
           this.emit(v, 'best-effort', nowMs);
