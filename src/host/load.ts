@@ -138,23 +138,60 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       if (decodeContexts.length === 0 || decodeBatches.length === 0) {
         throw new RangeError(`the KV cache (${runner.numPages} pages of ${pageSize} tokens) is too small to calibrate in: give more kvCacheBytes, or pass a profile`);
       }
-      const result = await calibrate(target, {
+      const base = {
         adapter: adapterName(rt.capabilities),
         model: describeModel(o.model),
-        prefillChunks: [16, 64, widest],
-        prefillContexts: [0, Math.min(...decodeContexts)],
-        decodeBatches,
-        decodeContexts,
-        verifyKs: maxSpec > 0 ? [2, 4] : [],
+        ...(draft.kind === 'self' ? { draftLayers: draft.layers } : {}),
+      };
+      const started = performance.now();
+      // Phase 1, whatever the budget: the fewest shapes a fit stands on (prefill and decode sizes,
+      // a verify when speculating), so a slow adapter still gets a usable model.
+      const first = await calibrate(target, {
+        ...base,
+        prefillChunks: [16, 64],
+        prefillContexts: [0],
+        decodeBatches: decodeBatches.slice(0, 2),
+        decodeContexts: [Math.min(...decodeContexts)],
+        verifyKs: maxSpec > 0 ? [2] : [],
         verifyBatches: [1],
         repeats: 2,
-        timeBudgetMs: budget,
-        ...(draft.kind === 'self' ? { draftLayers: draft.layers } : {}),
         onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
       });
-      model = result.model;
-      calibrationSamples = result.samples;
-      origin = `startup calibration on ${adapterName(rt.capabilities)} (${result.samples.length} samples${result.skipped.length ? `, ${result.skipped.length} shapes skipped for time` : ''})`;
+      let samples = [...first.samples];
+      let skipped = 0;
+      // Phase 2, in the time left: the wider sweep; its samples join phase 1's in one fit.
+      const left = budget - (performance.now() - started);
+      if (left > 0) {
+        try {
+          const wide = await calibrate(target, {
+            ...base,
+            prefillChunks: [16, 64, widest],
+            prefillContexts: [0, Math.min(...decodeContexts)],
+            decodeBatches,
+            decodeContexts,
+            verifyKs: maxSpec > 0 ? [2, 4] : [],
+            verifyBatches: [1],
+            repeats: 2,
+            timeBudgetMs: left,
+            onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
+          });
+          samples = [...samples, ...wide.samples];
+          skipped = wide.skipped.length;
+        } catch (e) {
+          // Too few samples of its own to fit: phase 1's model stands.
+          if ((e as Error).name !== 'PerfFitError' && (e as Error).name !== 'CalibrationError') throw e;
+        }
+      }
+      model = first.model;
+      if (samples.length > first.samples.length) {
+        try {
+          model = PerformanceModel.fit(samples, { adapter: base.adapter, model: base.model, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+        } catch {
+          samples = [...first.samples];
+        }
+      }
+      calibrationSamples = samples;
+      origin = `startup calibration on ${adapterName(rt.capabilities)} (${samples.length} samples${skipped ? `, ${skipped} shapes skipped for time` : ''})`;
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
     // The planner's model follows what steps really cost: refitted on calibration + recent real steps.

@@ -229,9 +229,10 @@ describe('device loss and startup calibration', () => {
     await fresh.unload();
   });
 
-  it.skipIf(LIGHT)('without a profile, createEngine calibrates on this adapter and reports its step times', async () => {
+  it('without a profile, createEngine calibrates on this adapter and reports its step times (any budget)', async () => {
     const stages: string[] = [];
-    const e = await createEngine({ model: MODEL, worker: false, calibrationBudgetMs: 1500, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => void stages.push(p.phase) });
+    // On SwiftShader a 1 ms budget: only the minimal sweep runs, and it must still give a model.
+    const e = await createEngine({ model: MODEL, worker: false, calibrationBudgetMs: LIGHT ? 1 : 1500, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => void stages.push(p.phase) });
     expect(stages).toContain('calibrate');
     expect(e.info.profileOrigin).toMatch(/startup calibration/);
     expect(e.info.decodeStepMs).toBeGreaterThan(0);
