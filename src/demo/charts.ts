@@ -65,7 +65,7 @@ export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSl
 
 const W = 480;
 const H = 170;
-const PAD = { l: 36, r: 8, t: 10, b: 24 };
+const PAD = { l: 48, r: 8, t: 10, b: 24 };
 const COLORS = { p50: '#3b6fd8', p90: '#9db7ee', prefill: '#3b6fd8', decode: '#2a9d63', draft: '#e08a1e', ms: '#c2410c', predicted: '#6b7280', slo: '#b91c1c', used: '#3b6fd8', cached: '#9db7ee' };
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -5,6 +5,9 @@
 import type { ChatCompletionChunk, Engine } from '../index.js';
 import type { DemoApp } from './apps.js';
 
+/** The load generator's requests are short: a slow GPU (software rendering) still drains a burst. */
+export const LOAD_MAX_TOKENS = 8;
+
 export interface ClientCounts {
   sent: number;
   ok: number;
@@ -80,7 +83,7 @@ export class Traffic {
 
   /** One load-generator request (not streamed). */
   fire(app: DemoApp, i: number): Promise<unknown> {
-    return this.track(app.name, () => this.engine.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: app.maxTokens, ignore_eos: true }));
+    return this.track(app.name, () => this.engine.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: Math.min(app.maxTokens, LOAD_MAX_TOKENS), ignore_eos: true }));
   }
 
   /** `n` requests at once; resolves when all have ended. */
