@@ -5,6 +5,7 @@
 // no network and no download. Deterministic; skipped when the folder already holds this config.
 // Plain Node (no TypeScript): `npm start`, `npm run build` and `npm run test:e2e` run it first.
 
+import { Buffer } from 'node:buffer';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,7 +139,7 @@ function upToDate(configText) {
 }
 
 const configText = `${JSON.stringify(CONFIG, null, 2)}\n`;
-let fresh = false;
+let fresh;
 try {
   fresh = upToDate(configText);
 } catch {
