@@ -267,6 +267,19 @@ test('without WebGPU it says what to do', async ({ page }) => {
   await expect(page.getByTestId('error-help')).toContainText('--enable-unsafe-webgpu');
 });
 
+test('a model that fails to load says what went wrong and what to do', async ({ page }) => {
+  await page.goto('/?load=none');
+  await page.getByLabel('Model', { exact: true }).selectOption('hub');
+  await page.getByLabel('Repo id').fill('no-such/model');
+  await page.getByLabel('Endpoint').fill(`${new URL(page.url()).origin}/models`);
+  await page.getByRole('button', { name: 'Load' }).click();
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'error', { timeout: 30_000 });
+  await expect(page.getByTestId('error-message')).toContainText('no-such/model/resolve/main/config.json: not found');
+  await expect(page.getByTestId('error-help')).toContainText('check the repo id and the endpoint');
+  // The form is usable again: another model can be picked.
+  await expect(page.getByRole('button', { name: 'Load' })).toBeEnabled();
+});
+
 test('the offline guard really blocks remote requests', async ({ page, watch }) => {
   // Proves the blockedRequests assertions above can fail.
   await page.goto('/?load=none');
