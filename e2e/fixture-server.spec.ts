@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURE_MODELS, fixtureDir } from '../test/helpers/fixtures.js';
 import { FIXTURE_ROUTE, fixtureModelsMiddleware } from './fixture-server.js';
@@ -111,6 +111,19 @@ test.describe('fixture models on the preview server', () => {
     expect((await raw(base, 'GET', fileUrl('tiny-qwen2', 'nested/config.json'))).status).toBe(404);
   });
 
+  test("serves the demo page's generated model as a plain folder, with 404s for missing files", async () => {
+    const demo = fileURLToPath(new URL('../public/models/webslo-demo', import.meta.url));
+    const config = await raw(base, 'GET', `${FIXTURE_ROUTE}/webslo-demo/config.json`);
+    expect(config.status).toBe(200);
+    expect(config.body.equals(readFileSync(join(demo, 'config.json')))).toBe(true);
+    const head = await raw(base, 'HEAD', `${FIXTURE_ROUTE}/webslo-demo/model.safetensors`);
+    expect(head.headers['content-length']).toBe(String(statSync(join(demo, 'model.safetensors')).size));
+    // Not the preview server's SPA fallback (index.html with 200): optional files are really absent.
+    for (const path of ['generation_config.json', 'model.safetensors.index.json', '../tiny-qwen2/config.json']) {
+      expect((await raw(base, 'GET', `${FIXTURE_ROUTE}/webslo-demo/${path}`)).status, path).toBe(path.startsWith('..') ? 400 : 404);
+    }
+  });
+
   test('the fixtures are served from disk, not shipped in the build', () => {
     const files: string[] = [];
     const walk = (dir: string): void => {
@@ -121,8 +134,12 @@ test.describe('fixture models on the preview server', () => {
     };
     walk(DIST);
     expect(files.length).toBeGreaterThan(0);
-    expect(files.filter((f) => /safetensors|reference\.json|tokenizer/.test(f) || f.startsWith(join(DIST, 'models')))).toEqual([]);
-    const total = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    // The demo page's own generated model (public/models/webslo-demo) is shipped on purpose: the
+    // built page runs offline. No fixture is.
+    const demoModel = join(DIST, 'models', 'webslo-demo');
+    const shipped = files.filter((f) => !f.startsWith(demoModel + sep));
+    expect(shipped.filter((f) => /safetensors|reference\.json|tokenizer/.test(f) || f.startsWith(join(DIST, 'models')))).toEqual([]);
+    const total = shipped.reduce((sum, f) => sum + statSync(f).size, 0);
     expect(total, 'bytes in dist/').toBeLessThan(4 << 20);
   });
 });

@@ -9,6 +9,8 @@
 //   a missing file (or a directory)               404, x-error-code: EntryNotFound
 //   '..', '.', empty or encoded-slash segments    400 (never resolved against the disk)
 //   other methods                                 405
+//   GET|HEAD /models/<name>/<file>                  a plain folder public/models/<name> (the demo's
+//                                                 generated model) when no fixture has that name
 //
 // Node-only: vite.config.ts imports it; browser code never does.
 
@@ -26,6 +28,8 @@ export const FIXTURE_ROUTE = '/models';
 export const FIXTURE_REVISION = 'main';
 /** test/fixtures, relative to this file. */
 export const FIXTURES_DIR = fileURLToPath(new URL('../test/fixtures', import.meta.url));
+/** public/models: the demo's generated model folder(s), served as plain folders at /models/<name>/<file>. */
+export const PUBLIC_MODELS_DIR = fileURLToPath(new URL('../public/models', import.meta.url));
 
 const CONTENT_TYPES: Record<string, string> = {
   json: 'application/json; charset=utf-8',
@@ -94,6 +98,16 @@ async function serve(root: string, req: IncomingMessage, res: ServerResponse): P
   }
 
   const [name, resolve, revision, ...file] = segments;
+  // Not the hub layout and no fixture of that name: a plain folder under public/models/ (the demo
+  // page's generated model, scripts/make-demo-model.mjs). Served here, not by Vite's static
+  // handler, so a missing file is a 404 (the preview server's SPA fallback would answer index.html).
+  if (name !== undefined && resolve !== 'resolve' && !(await isDirectory(join(root, name)))) {
+    const folder = join(PUBLIC_MODELS_DIR, name);
+    const inFolder = segments.slice(1);
+    const hit = inFolder.length > 0 && (await isDirectory(folder)) ? await regularFile(join(folder, ...inFolder)) : null;
+    if (!hit || !hit.real.startsWith((await realpath(folder)) + sep)) return reply(res, 404, `no file '${inFolder.join('/')}' in ${name}`);
+    return sendFile(req, res, hit);
+  }
   if (name === undefined || resolve !== 'resolve' || revision === undefined || file.length === 0) {
     return reply(res, 404, `expected ${FIXTURE_ROUTE}/<model>/resolve/${FIXTURE_REVISION}/<file>`);
   }
@@ -108,6 +122,10 @@ async function serve(root: string, req: IncomingMessage, res: ServerResponse): P
     return reply(res, 404, `${name} has no file '${file.join('/')}'`, { 'x-error-code': 'EntryNotFound' });
   }
 
+  return sendFile(req, res, found);
+}
+
+async function sendFile(req: IncomingMessage, res: ServerResponse, found: { real: string; size: number }): Promise<void> {
   const ext = found.real.slice(found.real.lastIndexOf('.') + 1).toLowerCase();
   res.writeHead(200, {
     'content-type': CONTENT_TYPES[ext] ?? 'application/octet-stream',

@@ -1,0 +1,144 @@
+// One app's panel: its SLO form (re-registers the app with engine.app on change), a prompt and
+// Send (streamed output, appended once per animation frame), per-app numbers from engine.stats(),
+// and the load generator's rate and Burst controls.
+
+import type { AppStats, Engine } from '../index.js';
+import { sloInput, type DemoApp, type DemoSlo } from './apps.js';
+import { el, fmtMs, fmtPct, frameBatcher } from './dom.js';
+import type { Traffic } from './traffic.js';
+
+export class AppPanel {
+  readonly root: HTMLElement;
+  slo: DemoSlo;
+  private readonly ttft: HTMLInputElement;
+  private readonly tpot: HTMLInputElement[];
+  private readonly prompt: HTMLTextAreaElement;
+  private readonly output: HTMLElement;
+  private readonly sloMsg: HTMLElement;
+  private readonly nums = new Map<string, HTMLElement>();
+  private pending = '';
+  private readonly flush = frameBatcher(() => {
+    this.output.textContent += this.pending;
+    this.pending = '';
+  });
+
+  constructor(
+    readonly app: DemoApp,
+    defaults: DemoSlo,
+    private readonly engine: Engine,
+    private readonly traffic: Traffic,
+    /** The load generator's burst size (the page's "Burst size" field). */
+    private readonly burstSize: () => number,
+  ) {
+    this.slo = { ttftMs: defaults.ttftMs, tpotMs: [...defaults.tpotMs] };
+    const id = (s: string): string => `${app.name}-${s}`;
+    const numberInput = (name: string, value: number): HTMLInputElement => el('input', { id: id(name), type: 'number', min: '1', step: '1', value: String(value), inputmode: 'numeric' });
+    this.ttft = numberInput('ttft', this.slo.ttftMs);
+    const tpotNames = app.stages ? app.stages.map((s) => `${s} TPOT (ms)`) : ['TPOT (ms)'];
+    this.tpot = tpotNames.map((_, i) => numberInput(`tpot${i}`, this.slo.tpotMs[i]!));
+    this.sloMsg = el('p', { class: 'slo-msg', role: 'status', 'data-testid': id('slo-msg') });
+    const sloFields = el(
+      'fieldset',
+      { class: 'slo' },
+      el('legend', { text: 'SLO' }),
+      el('label', { for: id('ttft') }, 'TTFT (ms)'),
+      this.ttft,
+      ...tpotNames.flatMap((name, i) => [el('label', { for: id(`tpot${i}`) }, name), this.tpot[i]!]),
+    );
+    for (const input of [this.ttft, ...this.tpot]) input.addEventListener('change', () => this.applySlo());
+
+    this.prompt = el('textarea', { id: id('prompt'), rows: '2' });
+    this.prompt.value = app.prompt;
+    const send = el('button', { type: 'button', 'data-testid': id('send') }, 'Send');
+    this.output = el('pre', { class: 'output', 'data-testid': id('output'), 'aria-label': `${app.title} output` });
+    send.addEventListener('click', () => this.send());
+
+    const table = el('table', { class: 'nums' });
+    const row = (key: string, label: string): void => {
+      const td = el('td', { 'data-testid': id(`num-${key}`), text: '–' });
+      this.nums.set(key, td);
+      table.append(el('tr', {}, el('th', { scope: 'row', text: label }), td));
+    };
+    row('ttft', 'TTFT p50 / p90');
+    row('tpot', 'TPOT p50 / p90');
+    row('attainment', 'SLO attainment');
+    row('done', 'completed / submitted');
+    row('declined', 'declined (SloError)');
+    row('besteffort', 'best-effort');
+    row('prefix', 'prefix-cache hit rate');
+    row('client', 'client: sent / ok / declined / failed');
+
+    const rate = el('input', { id: id('rate'), type: 'number', min: '0', step: '0.5', value: '0' });
+    rate.addEventListener('change', () => this.traffic.setRate(app, Number(rate.value)));
+    const burst = el('button', { type: 'button', 'data-testid': id('burst') }, 'Burst');
+    burst.addEventListener('click', () => void this.traffic.burst(app, this.burstSize()));
+    const load = el('div', { class: 'load' }, el('label', { for: id('rate') }, 'Poisson rate (req/s)'), rate, burst);
+
+    const headingId = id('heading');
+    this.root = el(
+      'section',
+      { class: 'app', 'aria-labelledby': headingId, 'data-app': app.name },
+      el('h3', { id: headingId, text: app.title }),
+      el('p', { class: 'blurb', text: app.blurb }),
+      sloFields,
+      this.sloMsg,
+      el('label', { for: id('prompt') }, 'Prompt'),
+      this.prompt,
+      el('div', { class: 'actions' }, send),
+      this.output,
+      table,
+      load,
+    );
+    this.register();
+  }
+
+  private register(): void {
+    this.engine.app(this.app.name, sloInput(this.app, this.slo));
+  }
+
+  private applySlo(): void {
+    const next: DemoSlo = { ttftMs: Number(this.ttft.value), tpotMs: this.tpot.map((t) => Number(t.value)) };
+    try {
+      this.engine.app(this.app.name, sloInput(this.app, next));
+      this.slo = next;
+      this.sloMsg.textContent = '';
+    } catch (e) {
+      this.sloMsg.textContent = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  send(): Promise<void> {
+    this.output.textContent = '';
+    this.pending = '';
+    return this.traffic.stream(
+      this.app,
+      this.prompt.value,
+      (t) => {
+        this.pending += t;
+        this.flush();
+      },
+      (e) => {
+        this.pending += `\n[${e.name}: ${e.message}]`;
+        this.flush();
+      },
+    );
+  }
+
+  /** The per-app numbers from one stats snapshot (and the client-side counts). */
+  update(a: AppStats | undefined): void {
+    const set = (k: string, v: string): void => {
+      const e = this.nums.get(k)!;
+      if (e.textContent !== v) e.textContent = v;
+    };
+    const c = this.traffic.count(this.app.name);
+    set('client', `${c.sent} / ${c.ok} / ${c.declined} / ${c.failed}`);
+    if (!a) return;
+    set('ttft', `${fmtMs(a.ttftMs.p50)} / ${fmtMs(a.ttftMs.p90)}`);
+    set('tpot', `${fmtMs(a.tpotMs.p50)} / ${fmtMs(a.tpotMs.p90)}`);
+    set('attainment', fmtPct(a.attainment));
+    set('done', `${a.completed} / ${a.submitted}`);
+    set('declined', String(a.declined));
+    set('besteffort', String(a.bestEffort));
+    set('prefix', fmtPct(a.prefixHitRate));
+  }
+}
