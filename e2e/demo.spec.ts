@@ -253,6 +253,15 @@ test('a hub-layout model downloads with progress once; after a reload the Cache 
   const second = await page.evaluate(() => window.__demo!.downloaded);
   expect(second).toEqual({ network: 0, cache: first.network });
   expect(downloads).toBe(1);
+
+  // Cache management: the model is listed with its size, and Delete removes it.
+  await page.getByText('Cached models').click();
+  const row = page.getByTestId('cache-table').locator('tr[data-repo="tiny-qwen2"]');
+  await expect(row).toBeVisible();
+  await expect(row).toContainText('main');
+  await row.getByRole('button', { name: 'Delete tiny-qwen2 from the cache' }).click();
+  await expect(row).toHaveCount(0);
+  await expect(page.getByTestId('cache-table')).toBeHidden();
   expect(watch.blockedRequests).toEqual([]);
   expect(realErrors(watch.consoleErrors)).toEqual([]);
 });

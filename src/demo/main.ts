@@ -9,6 +9,7 @@ import { AppPanel } from './app-panel.js';
 import { chartSeries, renderCharts, type ChartSeries, type ChartTargets } from './charts.js';
 import { byId, el, fmtBytes, fmtMs } from './dom.js';
 import { explainError } from './error-help.js';
+import { CachePanel } from './cache-panel.js';
 import { ModelPicker } from './model-picker.js';
 import { Traffic } from './traffic.js';
 
@@ -37,6 +38,7 @@ const charts: ChartTargets = {
   speculation: byId('chart-speculation'),
 };
 const picker = new ModelPicker();
+const cachePanel = new CachePanel(() => picker.endpoint.value.trim().replace(/\/+$/, '') || undefined);
 
 interface DemoState {
   engine: Engine | null;
@@ -135,6 +137,7 @@ async function load(): Promise<void> {
     showError(e);
   } finally {
     picker.setBusy(false);
+    void cachePanel.refresh();
   }
 }
 

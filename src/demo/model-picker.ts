@@ -13,6 +13,7 @@ export type ModelChoice = 'demo' | 'hub' | 'files';
 export class ModelPicker {
   readonly select = byId<HTMLSelectElement>('model-choice');
   readonly repo = byId<HTMLInputElement>('hub-repo');
+  readonly draft = byId<HTMLInputElement>('hub-draft');
   readonly endpoint = byId<HTMLInputElement>('hub-endpoint');
   readonly files = byId<HTMLInputElement>('model-files');
   readonly load = byId<HTMLButtonElement>('load-model');
@@ -34,7 +35,7 @@ export class ModelPicker {
   }
 
   /** The model part of createEngine's options, or a message saying what is missing. */
-  options(): Pick<CreateEngineOptions, 'model' | 'hubEndpoint'> | string {
+  options(): Pick<CreateEngineOptions, 'model' | 'hubEndpoint' | 'draftModel'> | string {
     switch (this.choice) {
       case 'demo':
         return { model: `${location.origin}${DEMO_MODEL_PATH}` };
@@ -42,7 +43,9 @@ export class ModelPicker {
         const repo = this.repo.value.trim();
         if (!repo) return 'Enter a repo id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.';
         const endpoint = this.endpoint.value.trim().replace(/\/+$/, '');
-        return { model: repo, ...(endpoint ? { hubEndpoint: endpoint } : {}) };
+        // A smaller model of the same family drafts tokens for speculative decoding.
+        const draft = this.draft.value.trim();
+        return { model: repo, ...(endpoint ? { hubEndpoint: endpoint } : {}), ...(draft ? { draftModel: draft } : {}) };
       }
       case 'files': {
         const list = [...(this.files.files ?? [])];
@@ -53,6 +56,6 @@ export class ModelPicker {
   }
 
   setBusy(busy: boolean): void {
-    for (const c of [this.select, this.repo, this.endpoint, this.files, this.load]) c.disabled = busy;
+    for (const c of [this.select, this.repo, this.draft, this.endpoint, this.files, this.load]) c.disabled = busy;
   }
 }
