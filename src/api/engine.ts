@@ -25,6 +25,11 @@ import { validateAppSlo } from '../scheduler/slo.js';
 export interface AppHandle {
   readonly name: string;
   readonly slo: Readonly<AppSloInput>;
+  /**
+   * Settles when the engine has checked the SLO against this model: rejects with SloError when it
+   * is impossible here (then the app's requests fail with that error until it is declared again).
+   */
+  readonly ready: Promise<void>;
 }
 
 /** Request options as the OpenAI SDK takes them (second argument). */
@@ -84,9 +89,9 @@ export class Engine {
   app(name: string, slo: AppSloInput): AppHandle {
     const stages = slo.stages ?? (slo.tpotMs !== undefined ? [{ name: 'answer', tpotMs: slo.tpotMs }] : undefined);
     validateAppSlo(name, { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages });
-    const handle: AppHandle = Object.freeze({ name, slo: Object.freeze({ ...slo }) });
     const registration = this.backend.registerApp(name, { ...slo });
-    registration.catch(() => {}); // surfaced by the app's requests
+    registration.catch(() => {}); // surfaced by the app's requests (and by `ready` to whoever awaits it)
+    const handle: AppHandle = Object.freeze({ name, slo: Object.freeze({ ...slo }), ready: registration });
     this.registrations.set(name, registration);
     this.handles.set(name, handle);
     return handle;

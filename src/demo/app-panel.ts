@@ -98,12 +98,23 @@ export class AppPanel {
 
   private applySlo(): void {
     const next: DemoSlo = { ttftMs: Number(this.ttft.value), tpotMs: this.tpot.map((t) => Number(t.value)) };
-    try {
-      this.engine.app(this.app.name, sloInput(this.app, next));
-      this.slo = next;
-      this.sloMsg.textContent = '';
-    } catch (e) {
+    const previous = this.slo;
+    const refuse = (e: unknown): void => {
+      // The engine keeps the app as it was: say why, and put the form back.
       this.sloMsg.textContent = e instanceof Error ? e.message : String(e);
+      this.ttft.value = String(previous.ttftMs);
+      this.tpot.forEach((t, i) => (t.value = String(previous.tpotMs[i])));
+      this.engine.app(this.app.name, sloInput(this.app, previous));
+    };
+    try {
+      // Shape errors throw here; whether this model can meet it is the engine's answer (`ready`).
+      const handle = this.engine.app(this.app.name, sloInput(this.app, next));
+      handle.ready.then(() => {
+        this.slo = next;
+        this.sloMsg.textContent = '';
+      }, refuse);
+    } catch (e) {
+      refuse(e);
     }
   }
 

@@ -25,7 +25,9 @@ export class CachePanel {
         remove.setAttribute('aria-label', `Delete ${m.repoId} from the cache`);
         remove.addEventListener('click', () => {
           remove.disabled = true;
-          void deleteCachedModel(m.repoId, { revision: m.revision, endpoint: m.endpoint }).then(() => this.refresh());
+          void deleteCachedModel(m.repoId, { revision: m.revision, endpoint: m.endpoint })
+            .catch(() => undefined) // the list below shows what is still there
+            .then(() => this.refresh());
         });
         const row = el('tr', { 'data-repo': m.repoId });
         row.append(el('td', {}, m.repoId), el('td', {}, m.revision), el('td', {}, fmtBytes(m.bytes)), el('td', {}, remove));

@@ -153,9 +153,13 @@ function start(engine: Engine): void {
 }
 
 /** The scheduler can only change while no request runs: the select is disabled otherwise. */
+/** Set while a switch is on its way to the worker: the select stays disabled until it lands. */
+let switching = false;
+const SCHEDULER_NOTE = byId('scheduler-note').textContent ?? '';
+
 function syncScheduler(): void {
   const engine = state.engine;
-  const idle = !!engine && (state.traffic?.inFlight ?? 0) === 0;
+  const idle = !!engine && !switching && (state.traffic?.inFlight ?? 0) === 0;
   if (schedulerSelect.disabled === idle) schedulerSelect.disabled = !idle;
   schedulerSelect.dataset.idle = String(idle);
   if (engine) schedulerActive.value = engine.info.scheduler;
@@ -165,13 +169,21 @@ schedulerSelect.addEventListener('change', () => {
   const engine = state.engine;
   if (!engine) return;
   schedulerSelect.disabled = true;
+  switching = true;
+  const note = byId('scheduler-note');
   engine
     .setScheduler(schedulerSelect.value as SchedulerName)
-    .catch((e: unknown) => {
-      schedulerSelect.value = engine.info.scheduler;
-      byId('scheduler-note').textContent = e instanceof Error ? e.message : String(e);
-    })
-    .finally(() => syncScheduler());
+    .then(
+      () => void (note.textContent = SCHEDULER_NOTE),
+      (e: unknown) => {
+        schedulerSelect.value = engine.info.scheduler;
+        note.textContent = e instanceof Error ? e.message : String(e);
+      },
+    )
+    .finally(() => {
+      switching = false;
+      syncScheduler();
+    });
 });
 
 /** One stats snapshot, drawn synchronously: the numbers and charts show exactly `stats`. */

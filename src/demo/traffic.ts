@@ -21,6 +21,8 @@ export class Traffic {
   inFlight = 0;
   private readonly timers = new Map<string, number>();
   private convo = 0;
+  /** The engine is gone (unloaded for another model): no new rounds. */
+  private closed = false;
 
   constructor(
     private readonly engine: Engine,
@@ -62,6 +64,8 @@ export class Traffic {
       if (round > 0) {
         onText(`\n[tool call… 300 ms]\n`);
         await new Promise((r) => setTimeout(r, 300));
+        // The engine was unloaded (another model, a reload) during the tool call: stop here.
+        if (this.closed) return;
         messages.push({ role: 'user', content: `Tool result ${round}: 18°C, light wind.` });
       }
       let answer = '';
@@ -112,6 +116,7 @@ export class Traffic {
   }
 
   stopAll(): void {
+    this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }

@@ -38,10 +38,14 @@ export class ConversationStore {
    * with `prompt` (at least one prompt token is left to compute). Null (and the sequence freed)
    * when nothing is shared or the namespace differs.
    */
-  take(id: string, namespace: string, prompt: readonly number[]): { seq: number; cached: number } | null {
+  take(id: string, namespace: string, prompt: readonly number[], nowMs: number): { seq: number; cached: number } | null {
     const k = this.kept.get(id);
     if (!k) return null;
     this.kept.delete(id);
+    if (nowMs - k.lastUsedMs > this.ttlMs) {
+      this.kv.free(k.seq);
+      return null;
+    }
     let common = 0;
     const limit = Math.min(k.tokens.length, prompt.length - 1);
     while (common < limit && k.tokens[common] === prompt[common]) common++;

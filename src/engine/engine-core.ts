@@ -111,10 +111,17 @@ export class EngineCore {
     // A prefix-cache hit (or a kept conversation) pins its pages now, so the scheduler can count on it.
     const { seq, cached } = this.startFromCache(spec);
     const r: Live = { spec: { ...spec, maxTokens }, sink, generated: [], seq, prefilled: cached, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0, cached, publishedPages: Math.floor(cached / runner.pageSize) };
+    try {
+      this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
+    } catch (e) {
+      // Refused by the scheduler (a bad field): nothing of it may stay, the pinned pages included.
+      r.cached = 0;
+      this.dropKv(r);
+      throw e;
+    }
     this.live.set(spec.id, r);
     this.stats.submitted(spec.app);
     this.stats.prompt(spec.app, spec.prompt.length, cached);
-    this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
   }
 
   /** Abort a request: it fails with `error` at once; its KV is freed before the next step. */
@@ -130,6 +137,7 @@ export class EngineCore {
    */
   async runStep(): Promise<'ran' | 'idle'> {
     this.applyCancels();
+    this.conversations?.expire(this.clock.now());
     if (this.o.scheduler.size === 0) return 'idle';
     let plan = this.o.scheduler.step(this.clock.now());
     this.applyEvents();
@@ -139,7 +147,6 @@ export class EngineCore {
     if (plan.entries.some((e) => !this.live.has(e.id))) plan = { ...plan, entries: plan.entries.filter((e) => this.live.has(e.id)) };
     if (plan.entries.length === 0) return 'ran';
 
-    this.conversations?.expire(this.clock.now());
     this.ensurePages(plan);
     const { decodeSeqs, extras, wantLogits } = this.buildBatch(plan);
     const t0 = performance.now();
@@ -183,7 +190,7 @@ export class EngineCore {
   private startFromCache(spec: CoreRequestSpec): { seq: number | null; cached: number } {
     if (!this.conversations) return { seq: null, cached: 0 };
     const ns = this.namespace(spec);
-    const kept = spec.conversationId ? this.conversations.take(spec.conversationId, ns, spec.prompt) : null;
+    const kept = spec.conversationId ? this.conversations.take(spec.conversationId, ns, spec.prompt, this.clock.now()) : null;
     if (kept) return kept;
     const target = this.o.spec.target;
     if (target.kv.lookupPrefix(ns, spec.prompt) === 0) return { seq: null, cached: 0 };
@@ -426,6 +433,11 @@ export class EngineCore {
   /** Free a request's KV (finish, failure, recompute preemption): it prefills prompt + output again. */
   private dropKv(r: Live | undefined): void {
     if (!r || r.seq === null) return;
+    // A hit dropped before any of it was used (preempted or failed before its first chunk) saved nothing.
+    if (r.cached > 0 && r.prefilled === r.cached && !r.decoding && r.generated.length === 0) {
+      this.stats.prompt(r.spec.app, 0, -r.cached);
+      r.cached = 0;
+    }
     if (this.o.spec.has(r.seq)) this.o.spec.finish(r.seq);
     else this.o.spec.target.free(r.seq);
     r.seq = null;

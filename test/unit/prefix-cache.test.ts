@@ -322,3 +322,37 @@ describe('the simulator with a prefix cache', () => {
     expect(warm).toBeGreaterThanOrEqual(0.9);
   });
 });
+
+describe('scheduler: pinned hits with tied deadlines', () => {
+  it('EDF never stalls when requests with equal deadlines pin more cached pages than are free', () => {
+    // 8 pages; 4 requests arriving together, each pinning 2 pages of a cached 32-token prefix: no
+    // page is free and their TTFT deadlines are equal. Every one must still finish.
+    const kv: KvBudget = { pages: 8, pageSize: 16 };
+    const s = new SlosScheduler({ model, kv, admission: false });
+    const prompt = 40;
+    const maxTokens = 3;
+    const progress = new Map(['a', 'b', 'c', 'd'].map((id) => [id, { prefilled: 32, generated: 0 }]));
+    for (const id of progress.keys()) s.submit(req(id, { promptTokens: prompt, cachedTokens: 32, maxTokens }), 0);
+    let now = 0;
+    for (let i = 0; i < 500 && s.size > 0; i++) {
+      const plan = s.step(now);
+      expect(plan, `step ${i}: nothing planned with ${s.size} requests left`).not.toBeNull();
+      for (const id of plan!.preempt) Object.assign(progress.get(id)!, { prefilled: 0 });
+      now += 10;
+      s.complete(
+        now,
+        plan!.entries.map((e) => {
+          const p = progress.get(e.id)!;
+          let emitted = 1;
+          if (e.kind === 'prefill') {
+            p.prefilled += e.tokens;
+            emitted = p.prefilled >= prompt + p.generated ? 1 : 0;
+          }
+          p.generated += emitted;
+          return { id: e.id, emitted, finished: p.generated >= maxTokens };
+        }),
+      );
+    }
+    expect(s.size).toBe(0);
+  });
+});

@@ -266,10 +266,11 @@ export class SlosScheduler extends BaseScheduler {
       pool.sort((a, b) => b.seq - a.seq);
       if (pool.length > 0) return pool;
       // Cached prefixes nobody has computed on yet (only with prefix caching): those of requests
-      // waiting for admission, and of admitted ones due after `self`, latest deadline first. They
+      // waiting for admission, and of admitted ones due after `self` (ties: arrived after it, so two
+      // tied requests never block each other), latest deadline first. They
       // keep their service; only admitted work reclaims them.
       if (self.service === 'admitted') {
-        const cached = [...this.states.values()].filter((s) => s !== self && s.onlyCached && !inStep.has(s) && !preempt.includes(s.id) && (s.service === 'pending' || (s.service === 'admitted' && deadlineOf(s) > deadlineOf(self))));
+        const cached = [...this.states.values()].filter((s) => s !== self && s.onlyCached && !inStep.has(s) && !preempt.includes(s.id) && (s.service === 'pending' || (s.service === 'admitted' && (deadlineOf(s) > deadlineOf(self) || (deadlineOf(s) === deadlineOf(self) && s.seq > self.seq)))));
         if (cached.length > 0) return cached.sort((a, b) => deadlineOf(b) - deadlineOf(a) || b.seq - a.seq);
       }
       if (!demote) return pool;
