@@ -239,7 +239,6 @@ test('a hub-layout model downloads with progress once; after a reload the Cache 
     await expect(page.getByTestId('info-model')).toContainText('tiny-qwen2');
     const bar = page.getByTestId('load-progress');
     await expect(bar).toHaveAttribute('data-state', 'done');
-    expect(await bar.evaluate((p: HTMLProgressElement) => [p.value, p.max])).toEqual([expect.any(Number), expect.any(Number)]);
     const [value, max] = await bar.evaluate((p: HTMLProgressElement) => [p.value, p.max]);
     expect(value).toBe(max);
     expect(max).toBeGreaterThan(1000);

@@ -276,9 +276,12 @@ export class EngineCore {
         continue;
       }
       if (r.seq === null) r.seq = this.o.spec.target.newSequence();
-      const target = [...r.spec.prompt, ...r.generated];
-      const tokens = target.slice(r.prefilled, r.prefilled + e.tokens);
-      const final = r.prefilled + e.tokens >= target.length;
+      // The chunk of prompt + output (after a recompute) without copying the whole sequence each step.
+      const prompt = r.spec.prompt;
+      const total = prompt.length + r.generated.length;
+      const tokens: number[] = [];
+      for (let i = r.prefilled; i < Math.min(total, r.prefilled + e.tokens); i++) tokens.push(i < prompt.length ? prompt[i]! : r.generated[i - prompt.length]!);
+      const final = r.prefilled + e.tokens >= total;
       const extra: ExtraSequence = { id: r.seq, tokens, outputs: final ? 'last' : 'none' };
       if (final && r.spec.sampling) extra.sampling = { ...r.spec.sampling, tokenIndex: r.generated.length };
       extras.push(extra);
