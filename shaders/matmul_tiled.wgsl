@@ -2,13 +2,16 @@
 //
 // Same reduction order as matvec.wgsl, so the two give bitwise identical rows: lane l accumulates
 // the vec4 groups g = l, l+LANES, ... in increasing g (fma x, y, z, w), then a binary lane tree.
-// A workgroup computes a TM x TN tile with WG = LANES * (TM/4) * (TN/4) threads; each thread owns a
-// 4x4 micro tile for one lane. Per k-step, GROUPS_PER_STEP groups of X and W go through workgroup
-// memory; lane l takes local groups l, l+LANES, ... so each lane still sees its groups in order.
+// A workgroup computes a TM x TN tile with WG = LANES * MX * MY threads; each thread owns an RM x RN
+// micro tile (register tiling: RM + RN vec4 reads from workgroup memory feed RM * RN * 4 fma's) for
+// one lane. Per k-step, GROUPS_PER_STEP groups of X and W go through workgroup memory; lane l takes
+// local groups l, l+LANES, ... so each lane still sees its groups in order. Tile rows are PAD vec4
+// longer than a k-step so that threads reading different rows of a tile hit different banks.
 //
-// Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16 / W_BF16 / SHADER_F16
-// (weight storage, see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group
-// products in f16, lib/group_dot16.wgsl), ENABLE_F16.
+// Defines: LANES, RM, RN (micro tile, multiples of 4), MX, MY (micro tiles across, down),
+// GROUPS_PER_STEP (a multiple of LANES), PAD (0 or 1), W_F16 / W_BF16 / SHADER_F16 (weight storage,
+// see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group products in f16, lib/group_dot16.wgsl),
+// ENABLE_F16.
 
 #if ENABLE_F16
 enable f16;
@@ -40,12 +43,15 @@ struct Params {
 #endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
-const MX: u32 = TN / 4u;        // micro tiles across
-const MY: u32 = TM / 4u;        // micro tiles down
+const TM: u32 = MY * RM;
+const TN: u32 = MX * RN;
 const WG: u32 = LANES * MX * MY;
-const A_SIZE: u32 = TM * GROUPS_PER_STEP;
-const B_SIZE: u32 = TN * GROUPS_PER_STEP;
-// The tiles, reused as the lane-tree scratch after the K loop (WG * 4 vec4).
+const CN: u32 = RN / 4u;        // vec4 columns of a micro tile
+const ACC: u32 = RM * CN;       // vec4 accumulators per thread
+const ROW: u32 = GROUPS_PER_STEP + PAD;
+const A_SIZE: u32 = TM * ROW;
+const B_SIZE: u32 = TN * ROW;
+// The tiles, reused as the lane-tree scratch after the K loop (WG * 4 vec4 per round).
 const SHARED: u32 = max(A_SIZE + B_SIZE, WG * 4u);
 var<workgroup> tile: array<vec4<f32>, SHARED>;
 
@@ -88,52 +94,58 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   let groups = (p.K + 3u) / 4u;
   let steps = (groups + GROUPS_PER_STEP - 1u) / GROUPS_PER_STEP;
 
-  // acc[i][j]: row my*4+i, column mx*4+j of the tile.
-  var acc: array<vec4<f32>, 4>;
+  // acc[i * CN + j]: row my*RM+i, columns mx*RN+4j .. +3 of the tile.
+  var acc: array<vec4<f32>, ACC>;
   for (var s = 0u; s < steps; s++) {
     let g0 = s * GROUPS_PER_STEP;
     // Stage the X rows and W rows of this k-step; groups past K (and rows past M, N) are zero.
-    for (var i = t; i < A_SIZE; i += WG) {
+    for (var i = t; i < TM * GROUPS_PER_STEP; i += WG) {
       let r = i / GROUPS_PER_STEP;
-      let g = g0 + i % GROUPS_PER_STEP;
+      let u = i % GROUPS_PER_STEP;
       var v = vec4<f32>(0.0);
-      if (m0 + r < p.M && g < groups) { v = load_x(m0 + r, g); }
-      tile[i] = v;
+      if (m0 + r < p.M && g0 + u < groups) { v = load_x(m0 + r, g0 + u); }
+      tile[r * ROW + u] = v;
     }
-    for (var i = t; i < B_SIZE; i += WG) {
+    for (var i = t; i < TN * GROUPS_PER_STEP; i += WG) {
       let c = i / GROUPS_PER_STEP;
-      let g = g0 + i % GROUPS_PER_STEP;
+      let u = i % GROUPS_PER_STEP;
       var v = vec4<f32>(0.0);
-      if (n0 + c < p.N && g < groups) { v = load_w(n0 + c, g); }
-      tile[A_SIZE + i] = v;
+      if (n0 + c < p.N && g0 + u < groups) { v = load_w(n0 + c, g0 + u); }
+      tile[A_SIZE + c * ROW + u] = v;
     }
     workgroupBarrier();
     for (var q = 0u; q < GROUPS_PER_STEP / LANES; q++) {
       let u = lane + q * LANES;
       // Groups past K must not be accumulated at all (matvec skips them): same op sequence.
       if (g0 + u < groups) {
-        var a: array<vec4<f32>, 4>;
-        var b: array<vec4<f32>, 4>;
-        for (var i = 0u; i < 4u; i++) {
-          a[i] = tile[(my * 4u + i) * GROUPS_PER_STEP + u];
-          b[i] = tile[A_SIZE + (mx * 4u + i) * GROUPS_PER_STEP + u];
-        }
-        let bx = vec4<f32>(b[0].x, b[1].x, b[2].x, b[3].x);
-        let by = vec4<f32>(b[0].y, b[1].y, b[2].y, b[3].y);
-        let bz = vec4<f32>(b[0].z, b[1].z, b[2].z, b[3].z);
-        let bw = vec4<f32>(b[0].w, b[1].w, b[2].w, b[3].w);
-        for (var i = 0u; i < 4u; i++) {
-#if F16_MATH
-          let c0 = acc[i];
-          acc[i] = vec4<f32>(group_dot16(a[i], b[0], c0.x), group_dot16(a[i], b[1], c0.y), group_dot16(a[i], b[2], c0.z), group_dot16(a[i], b[3], c0.w));
-#else
-          var c = acc[i];
-          c = fma(vec4<f32>(a[i].x), bx, c);
-          c = fma(vec4<f32>(a[i].y), by, c);
-          c = fma(vec4<f32>(a[i].z), bz, c);
-          c = fma(vec4<f32>(a[i].w), bw, c);
-          acc[i] = c;
+        var a: array<vec4<f32>, RM>;
+        var b: array<vec4<f32>, RN>;
+        for (var i = 0u; i < RM; i++) { a[i] = tile[(my * RM + i) * ROW + u]; }
+        for (var j = 0u; j < RN; j++) { b[j] = tile[A_SIZE + (mx * RN + j) * ROW + u]; }
+        for (var j = 0u; j < CN; j++) {
+          let b0 = b[4u * j];
+          let b1 = b[4u * j + 1u];
+          let b2 = b[4u * j + 2u];
+          let b3 = b[4u * j + 3u];
+#if !F16_MATH
+          let bx = vec4<f32>(b0.x, b1.x, b2.x, b3.x);
+          let by = vec4<f32>(b0.y, b1.y, b2.y, b3.y);
+          let bz = vec4<f32>(b0.z, b1.z, b2.z, b3.z);
+          let bw = vec4<f32>(b0.w, b1.w, b2.w, b3.w);
 #endif
+          for (var i = 0u; i < RM; i++) {
+#if F16_MATH
+            let c0 = acc[i * CN + j];
+            acc[i * CN + j] = vec4<f32>(group_dot16(a[i], b0, c0.x), group_dot16(a[i], b1, c0.y), group_dot16(a[i], b2, c0.z), group_dot16(a[i], b3, c0.w));
+#else
+            var c = acc[i * CN + j];
+            c = fma(vec4<f32>(a[i].x), bx, c);
+            c = fma(vec4<f32>(a[i].y), by, c);
+            c = fma(vec4<f32>(a[i].z), bz, c);
+            c = fma(vec4<f32>(a[i].w), bw, c);
+            acc[i * CN + j] = c;
+#endif
+          }
         }
       }
     }
@@ -143,25 +155,28 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   // Lane tree, strides LANES/2 .. 1, exactly as in matvec.
 #if SUBGROUPS
   for (var s = LANES / 2u; s > 0u; s = s / 2u) {
-    for (var i = 0u; i < 4u; i++) { acc[i] = acc[i] + subgroupShuffleXor(acc[i], s); }
+    for (var i = 0u; i < ACC; i++) { acc[i] = acc[i] + subgroupShuffleXor(acc[i], s); }
   }
 #else
-  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
-    for (var i = 0u; i < 4u; i++) { tile[t * 4u + i] = acc[i]; }
-    workgroupBarrier();
-    if (lane < s) {
-      for (var i = 0u; i < 4u; i++) { acc[i] = acc[i] + tile[(t + s) * 4u + i]; }
+  // Through workgroup memory, four accumulators per round (the scratch holds WG * 4 vec4).
+  for (var r0 = 0u; r0 < ACC; r0 += 4u) {
+    for (var s = LANES / 2u; s > 0u; s = s / 2u) {
+      for (var i = 0u; i < 4u; i++) { tile[t * 4u + i] = acc[r0 + i]; }
+      workgroupBarrier();
+      if (lane < s) {
+        for (var i = 0u; i < 4u; i++) { acc[r0 + i] = acc[r0 + i] + tile[(t + s) * 4u + i]; }
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
   }
 #endif
 
   if (lane == 0u) {
-    for (var i = 0u; i < 4u; i++) {
-      let m = m0 + my * 4u + i;
-      for (var j = 0u; j < 4u; j++) {
-        let n = n0 + mx * 4u + j;
-        if (m < p.M && n < p.N) { Y[m * p.y_stride + p.y_col_offset + n] = acc[i][j]; }
+    for (var i = 0u; i < RM; i++) {
+      let m = m0 + my * RM + i;
+      for (var j = 0u; j < RN; j++) {
+        let n = n0 + mx * RN + j;
+        if (m < p.M && n < p.N) { Y[m * p.y_stride + p.y_col_offset + n] = acc[i * CN + j / 4u][j % 4u]; }
       }
     }
   }

@@ -63,6 +63,32 @@ export interface MatmulDims {
   yColOffset?: number;
 }
 
+/**
+ * The tiled kernel's shape: each thread owns an `rm` x `rn` micro tile (register tiling) for one
+ * reduction lane; a workgroup is `lanes * mx * my` threads and covers (my*rm) x (mx*rn) outputs.
+ * `pad` vec4 per staged row keeps threads reading different rows off the same banks. Every
+ * geometry follows the same reduction order, so they are bitwise interchangeable; only speed differs.
+ */
+export interface TiledGeometry {
+  rm: 4 | 8;
+  rn: 4 | 8;
+  /** Micro tiles across (columns of Y). */
+  mx: number;
+  /** Groups of four K values staged per k-step (a multiple of the reduction lanes). */
+  groupsPerStep: number;
+  pad: 0 | 1;
+}
+
+/** Named geometries: 'compact' is the original 4x4 micro tile; 'wide' the 8x8 register tile. */
+export const TILED_VARIANTS = ['compact', 'wide'] as const;
+export type TiledVariant = (typeof TILED_VARIANTS)[number];
+
+function tiledGeometryOf(variant: TiledVariant, lanes: number): TiledGeometry {
+  return variant === 'wide'
+    ? { rm: 8, rn: 8, mx: 8, groupsPerStep: Math.max(8, lanes), pad: 1 }
+    : { rm: 4, rn: 4, mx: 8, groupsPerStep: Math.max(16, lanes), pad: 0 };
+}
+
 interface Geometry {
   matvecWg: number;
   tiledTm: number;
@@ -75,6 +101,7 @@ export class MatmulKernels {
   private constructor(
     readonly dtype: WeightDType,
     readonly f16Math: boolean,
+    readonly variant: TiledVariant,
     private readonly geometry: Geometry,
     private readonly pipelines: Map<string, PreparedPipeline>,
     readonly defines: { matvec: WgslDefines; tiled: WgslDefines },
@@ -82,8 +109,9 @@ export class MatmulKernels {
 
   /**
    * @param f16Math group products in f16 (needs shader-f16); the default is f32 math.
+   * @param variant the tiled kernel's geometry (see TiledGeometry).
    */
-  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false): Promise<MatmulKernels> {
+  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false, variant: TiledVariant = 'compact'): Promise<MatmulKernels> {
     const caps = rt.capabilities;
     if (f16Math && !caps.features.shaderF16) {
       throw new GpuLimitError(`f16 math needs the 'shader-f16' feature, which this device ${caps.ignored.shaderF16 ? 'was told to ignore' : 'lacks'}; use f32 math`);
@@ -93,17 +121,22 @@ export class MatmulKernels {
     if (wg % lanes !== 0 || lanes > 32) {
       throw new GpuLimitError(`reduceLanes ${lanes} does not fit a ${wg}-thread workgroup (valid: 1..32, dividing ${wg})`);
     }
-    const tiledTn = 32;
-    const tiledTm = 4 * (wg / (lanes * (tiledTn / 4)));
-    if (!Number.isInteger(tiledTm) || tiledTm < 4) {
-      throw new GpuLimitError(`no tiled-matmul geometry for ${lanes} lanes in ${wg} threads`);
+    if (!(TILED_VARIANTS as readonly string[]).includes(variant)) {
+      throw new GpuUsageError(`unknown tiled matmul variant '${String(variant)}' (valid: ${TILED_VARIANTS.join(', ')})`);
     }
-    const groupsPerStep = Math.max(16, lanes);
-    const sharedBytes = 16 * Math.max((tiledTm + tiledTn) * groupsPerStep, wg * 4);
+    const geo = tiledGeometryOf(variant, lanes);
+    const my = wg / (lanes * geo.mx);
+    if (!Number.isInteger(my) || my < 1) {
+      throw new GpuLimitError(`no tiled-matmul geometry '${variant}' for ${lanes} lanes in ${wg} threads`);
+    }
+    const tiledTn = geo.mx * geo.rn;
+    const tiledTm = my * geo.rm;
+    const groupsPerStep = geo.groupsPerStep;
+    const sharedBytes = 16 * Math.max((tiledTm + tiledTn) * (groupsPerStep + geo.pad), wg * 4);
     const sharedBytesMatvec = 16 * wg;
     if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
       throw new GpuLimitError(
-        `matmul needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
+        `matmul '${variant}' needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
       );
     }
     // Subgroup shuffles stay within a lane group only if every subgroup holds whole lane groups.
@@ -111,7 +144,7 @@ export class MatmulKernels {
     const shaderF16 = dtype === 'f16' && caps.features.shaderF16;
     const common = { LANES: lanes, ...weightDefines(dtype, shaderF16), W_BINDING: 2, SUBGROUPS: subgroups, F16_MATH: f16Math, ENABLE_F16: shaderF16 || f16Math };
     const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS };
-    const tiled: WgslDefines = { ...common, TM: tiledTm, TN: tiledTn, GROUPS_PER_STEP: groupsPerStep };
+    const tiled: WgslDefines = { ...common, RM: geo.rm, RN: geo.rn, MX: geo.mx, MY: my, GROUPS_PER_STEP: groupsPerStep, PAD: geo.pad };
     const pipelines = new Map<string, PreparedPipeline>();
     await Promise.all(
       [false, true].flatMap((vec4) => [
@@ -119,7 +152,7 @@ export class MatmulKernels {
         rt.prepare(MATMUL_TILED_KERNEL, { ...tiled, VEC4: vec4 }).then((p) => pipelines.set(`tiled|${vec4}`, p)),
       ]),
     );
-    return new MatmulKernels(dtype, f16Math, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
+    return new MatmulKernels(dtype, f16Math, variant, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
   }
 
   /** The path `auto` takes for M rows. */

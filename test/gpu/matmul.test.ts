@@ -147,3 +147,40 @@ describe.each(['f32', 'f16', 'bf16'] as const)('matmul, %s weights', (dtype) => 
     for (const b of [whole, xb, yb, ...chunks]) rt.destroyBuffer(b);
   });
 });
+
+// The register-tiled geometry ('wide': 8x8 micro tiles, padded rows) must be bitwise the same as
+// matvec (and so as 'compact'), on every dtype, across tile tails and k-steps.
+const wideKernels = new Map<WeightDType, Promise<MatmulKernels>>();
+function wideOf(dtype: WeightDType): Promise<MatmulKernels> {
+  let k = wideKernels.get(dtype);
+  if (!k) wideKernels.set(dtype, (k = MatmulKernels.create(rt, dtype, false, 'wide')));
+  return k;
+}
+
+describe.each(['f32', 'f16', 'bf16'] as const)("tiled variant 'wide', %s weights", (dtype) => {
+  it.each(CASES.filter((c) => c.M * c.N * c.K <= 2_000_000))('M=$M N=$N K=$K: bitwise equal to matvec', async (c) => {
+    const wide = await wideOf(dtype);
+    expect(wide.variant).toBe('wide');
+    const x = randomF32(c.M * c.K, 3000 + c.K, 1);
+    const w = makeWeights(dtype, c.N, c.K, 4000 + c.N);
+    const viaMatvec = await run(kernels.get(dtype)!, x, w.gpu, c, 'matvec');
+    const viaWide = await run(wide, x, w.gpu, c, 'tiled');
+    expect(bitsOf(viaWide)).toEqual(bitsOf(viaMatvec));
+    rt.destroyBuffer(w.gpu);
+  });
+
+  it('a larger prefill shape (several 64x64 tiles, many k-steps)', async () => {
+    const wide = await wideOf(dtype);
+    const c = { M: 130, N: 200, K: 516 };
+    const x = randomF32(c.M * c.K, 91, 1);
+    const w = makeWeights(dtype, c.N, c.K, 92);
+    const viaCompact = await run(kernels.get(dtype)!, x, w.gpu, c, 'tiled');
+    const viaWide = await run(wide, x, w.gpu, c, 'tiled');
+    expect(bitsOf(viaWide)).toEqual(bitsOf(viaCompact));
+    rt.destroyBuffer(w.gpu);
+  });
+});
+
+it('an unknown tiled variant is a typed error naming the valid ones', async () => {
+  await expect(MatmulKernels.create(rt, 'f32', false, 'huge' as never)).rejects.toThrow(/unknown tiled matmul variant 'huge' \(valid: compact, wide\)/);
+});
