@@ -27,7 +27,7 @@ struct Params {
   x_stride: u32,
   y_stride: u32,
   y_col_offset: u32,
-  _pad0: u32,
+  flags: u32,
   _pad1: u32,
 }
 
@@ -42,6 +42,7 @@ struct Params {
 #include group_dot16
 #endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+#include epilogue
 
 const TM: u32 = MY * RM;
 const TN: u32 = MX * RN;
@@ -176,7 +177,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
       let m = m0 + my * RM + i;
       for (var j = 0u; j < RN; j++) {
         let n = n0 + mx * RN + j;
-        if (m < p.M && n < p.N) { Y[m * p.y_stride + p.y_col_offset + n] = acc[i * CN + j / 4u][j % 4u]; }
+        if (m < p.M && n < p.N) { store_y(m, n, acc[i * CN + j / 4u][j % 4u]); }
       }
     }
   }

@@ -24,7 +24,7 @@ struct Params {
   x_stride: u32,
   y_stride: u32,
   y_col_offset: u32,
-  _pad0: u32,
+  flags: u32,
   _pad1: u32,
 }
 
@@ -39,6 +39,7 @@ struct Params {
 #include group_dot16
 #endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+#include epilogue
 
 const OUTS: u32 = WG / LANES;
 
@@ -125,7 +126,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   if (lane == 0u && n_ok) {
     for (var r = 0u; r < ROWS; r++) {
       let m = m0 + r;
-      if (m < p.M) { Y[m * p.y_stride + p.y_col_offset + n] = acc[r]; }
+      if (m < p.M) { store_y(m, n, acc[r]); }
     }
   }
 }

@@ -8,6 +8,7 @@ import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matmulTiledSource from '../../shaders/matmul_tiled.wgsl?raw';
 import groupDot16Lib from '../../shaders/lib/group_dot16.wgsl?raw';
 import weightsLib from '../../shaders/lib/weights.wgsl?raw';
+import epilogueLib from '../../shaders/lib/epilogue.wgsl?raw';
 import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
 import type { StorageArg } from '../gpu/bind-groups.js';
 import type { KernelSpec, PreparedPipeline } from '../gpu/pipelines.js';
@@ -23,17 +24,17 @@ const PARAMS_BYTES = 32;
 export const MATVEC_KERNEL: KernelSpec = {
   name: 'matvec',
   source: matvecSource,
-  storage: ['read', 'read', 'read_write'],
+  storage: ['read', 'read', 'read_write', 'read'],
   paramsBytes: PARAMS_BYTES,
-  includes: { weights: weightsLib, group_dot16: groupDot16Lib },
+  includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
 };
 
 export const MATMUL_TILED_KERNEL: KernelSpec = {
   name: 'matmul_tiled',
   source: matmulTiledSource,
-  storage: ['read', 'read', 'read_write'],
+  storage: ['read', 'read', 'read_write', 'read'],
   paramsBytes: PARAMS_BYTES,
-  includes: { weights: weightsLib, group_dot16: groupDot16Lib },
+  includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
 };
 
 /** The lib/weights.wgsl booleans for a weight dtype. */
@@ -61,6 +62,10 @@ export interface MatmulDims {
   yStride?: number;
   /** Column of Y where this W's output starts (a W split by rows writes into one Y). */
   yColOffset?: number;
+  /** Add this f32 vector (indexed by Y's column) to the product: a fused bias. */
+  bias?: StorageArg;
+  /** Y += the product (+ bias): a fused residual add. Default: Y = the product. */
+  accumulate?: boolean;
 }
 
 /**
@@ -105,6 +110,8 @@ export class MatmulKernels {
     private readonly geometry: Geometry,
     private readonly pipelines: Map<string, PreparedPipeline>,
     readonly defines: { matvec: WgslDefines; tiled: WgslDefines },
+    /** Bound as the bias when a dispatch has none (WebGPU needs every binding). */
+    private readonly noBias: GPUBuffer,
   ) {}
 
   /**
@@ -152,7 +159,8 @@ export class MatmulKernels {
         rt.prepare(MATMUL_TILED_KERNEL, { ...tiled, VEC4: vec4 }).then((p) => pipelines.set(`tiled|${vec4}`, p)),
       ]),
     );
-    return new MatmulKernels(dtype, f16Math, variant, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled });
+    const noBias = rt.createBuffer(16, GPUBufferUsage.STORAGE, 'matmul: no bias');
+    return new MatmulKernels(dtype, f16Math, variant, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled }, noBias);
   }
 
   /** The path `auto` takes for M rows. */
@@ -160,7 +168,7 @@ export class MatmulKernels {
     return M <= MATVEC_MAX_ROWS ? 'matvec' : 'tiled';
   }
 
-  /** Record Y[:, yColOffset : yColOffset+N] = X W^T into `step`. */
+  /** Record Y[:, yColOffset : yColOffset+N] = X W^T (+ bias) (+ Y when accumulating) into `step`. */
   record(step: StepRecorder, x: StorageArg, w: StorageArg, y: StorageArg, dims: MatmulDims, path: MatmulPath = 'auto'): void {
     const { M, N, K } = dims;
     const xStride = dims.xStride ?? K;
@@ -175,12 +183,13 @@ export class MatmulKernels {
     const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
     const vec4 = K % 4 === 0 && xStride % 4 === 0;
     const prepared = this.pipelines.get(`${use}|${vec4}`)!;
-    const params = new Uint32Array([M, N, K, xStride, yStride, yColOffset, 0, 0]);
+    const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0);
+    const params = new Uint32Array([M, N, K, xStride, yStride, yColOffset, flags, 0]);
     const g = this.geometry;
     const workgroups: [number, number] =
       use === 'matvec'
         ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
         : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
-    step.dispatch(prepared, params, [x, w, y], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
+    step.dispatch(prepared, params, [x, w, y, dims.bias ?? this.noBias], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
   }
 }

@@ -147,7 +147,13 @@ export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: Read
   return { embed, layers, finalNorm, lmHead, bytes: up.bytes };
 }
 
-/** Y[:, :] = X W^T over all of W's chunks (each writes its own column range of Y). */
+/** What a matmul adds to its product before storing: a bias, and/or the old Y (a residual). */
+export interface MatrixEpilogue {
+  bias?: GPUBuffer | null;
+  accumulate?: boolean;
+}
+
+/** Y[:, :] = X W^T (+ epilogue) over all of W's chunks (each writes its own column range of Y). */
 export function recordMatrix(
   step: StepRecorder,
   kernels: ReadonlyMap<WeightDType, MatmulKernels>,
@@ -157,10 +163,12 @@ export function recordMatrix(
   M: number,
   path: MatmulPath = 'auto',
   yStride = w.rows,
+  epilogue: MatrixEpilogue = {},
 ): void {
   const k = kernels.get(w.dtype)!;
+  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}) };
   for (const c of w.chunks) {
-    k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart }, path);
+    k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart, ...fused }, path);
   }
 }
 

@@ -6,7 +6,7 @@ import { GpuLimitError } from '../gpu/errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
 import { LayerKernels } from '../kernels/layers.js';
-import { MatmulKernels, type WeightDType } from '../kernels/matmul.js';
+import { MatmulKernels, type TiledVariant, type WeightDType } from '../kernels/matmul.js';
 import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
@@ -30,6 +30,8 @@ export interface RunnerOptions {
   /** 'f32' (default) or 'f16': matmul group products in f16 (needs shader-f16); norms, softmax
    * and all accumulation stay f32. */
   math?: 'f32' | 'f16';
+  /** The prefill matmul's geometry (bitwise the same results; only speed differs). Default 'compact'. */
+  tiledMatmul?: TiledVariant;
 }
 
 /** What a performance model needs to know about a step, with its measured time. */
@@ -80,7 +82,6 @@ interface Activations {
   h: GPUBuffer;
   qkv: GPUBuffer;
   attn: GPUBuffer;
-  tmp: GPUBuffer;
   gateUp: GPUBuffer;
   act: GPUBuffer;
   rowsHidden: GPUBuffer;
@@ -154,7 +155,6 @@ export class ModelRunner {
       h: f32(T * c.hiddenSize, 'h'),
       qkv: f32(T * this.qkvDim, 'qkv'),
       attn: f32(T * this.qDim, 'attn'),
-      tmp: f32(T * c.hiddenSize, 'tmp'),
       gateUp: f32(T * 2 * c.intermediateSize, 'gate_up'),
       act: f32(T * c.intermediateSize, 'act'),
       rowsHidden: f32(this.logitRowsPerChunk * c.hiddenSize, 'rows hidden'),
@@ -176,7 +176,7 @@ export class ModelRunner {
   static async fromWeights(rt: GpuRuntime, config: ModelConfig, weights: ModelWeights, options: RunnerOptions = {}): Promise<ModelRunner> {
     const dtypes = new Set<WeightDType>([weights.embed.dtype, weights.lmHead.dtype, ...weights.layers.flatMap((l) => [l.qkv.dtype, l.o.dtype, l.gateUp.dtype, l.down.dtype])]);
     const matmul = new Map<WeightDType, MatmulKernels>();
-    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d, options.math === 'f16'));
+    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d, options.math === 'f16', options.tiledMatmul));
     const layerKernels = await LayerKernels.create(rt, [weights.embed.dtype]);
     return new ModelRunner(rt, config, weights, matmul, layerKernels, options);
   }
@@ -281,8 +281,8 @@ export class ModelRunner {
     const T = flat.T;
     const H = c.hiddenSize;
     this.layers.rmsnorm(step, a.x, w.inputNorm, a.h, T, H, c.rmsNormEps);
-    recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T);
-    if (w.qkvBias) this.layers.bias(step, w.qkvBias, a.qkv, T, this.qkvDim, this.qkvDim);
+    // Biases and residual adds ride in the matmuls' epilogues (same arithmetic as separate passes).
+    recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias });
     const rope = { T, headDim: c.headDim, rowStride: this.qkvDim };
     this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numHeads, colOffset: 0 }, w.qNorm ? { weight: w.qNorm, eps: c.rmsNormEps } : undefined);
     this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numKvHeads, colOffset: this.qDim }, w.kNorm ? { weight: w.kNorm, eps: c.rmsNormEps } : undefined);
@@ -292,14 +292,11 @@ export class ModelRunner {
       { q: a.qkv, kCache: this.kCache[l]!, vCache: this.vCache[l]!, positions: a.positions, seqOfToken: a.seqOfToken, blockTables: a.blockTables, out: a.attn },
       { T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pageSize: this.pageSize, maxBlocks: flat.maxBlocks, qStride: this.qkvDim, outStride: this.qDim },
     );
-    recordMatrix(step, this.matmul, a.attn, w.o, a.tmp, T);
-    if (w.oBias) this.layers.bias(step, w.oBias, a.tmp, T, H, H);
-    this.layers.add(step, a.tmp, a.x, T * H);
+    recordMatrix(step, this.matmul, a.attn, w.o, a.x, T, 'auto', w.o.rows, { bias: w.oBias, accumulate: true });
     this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);
     recordMatrix(step, this.matmul, a.h, w.gateUp, a.gateUp, T);
     this.layers.siluMul(step, a.gateUp, a.act, T, c.intermediateSize);
-    recordMatrix(step, this.matmul, a.act, w.down, a.tmp, T);
-    this.layers.add(step, a.tmp, a.x, T * H);
+    recordMatrix(step, this.matmul, a.act, w.down, a.x, T, 'auto', w.down.rows, { accumulate: true });
   }
 
   /** Sampling params laid out per logits chunk (binding offsets must be aligned). */

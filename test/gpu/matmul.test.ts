@@ -184,3 +184,47 @@ describe.each(['f32', 'f16', 'bf16'] as const)("tiled variant 'wide', %s weights
 it('an unknown tiled variant is a typed error naming the valid ones', async () => {
   await expect(MatmulKernels.create(rt, 'f32', false, 'huge' as never)).rejects.toThrow(/unknown tiled matmul variant 'huge' \(valid: compact, wide\)/);
 });
+
+// The epilogue (bias, residual accumulate) must be exactly the separate passes it replaces:
+// (X W^T + bias) rounded to f32, then Y + that rounded to f32 (checked with Math.fround).
+describe.each(['matvec', 'tiled'] as const)('matmul epilogue via %s', (path) => {
+  it.each([
+    { M: 3, N: 37, K: 64 },
+    { M: 20, N: 70, K: 130 },
+  ])('M=$M N=$N K=$K: bias and accumulate equal the separate f32 adds bitwise, per chunk column', async (c) => {
+    const k = kernels.get('f16')!;
+    const x = randomF32(c.M * c.K, 11, 1);
+    const w = makeWeights('f16', c.N, c.K, 12);
+    const bias = randomF32(c.N + 5, 13, 1);
+    const y0 = randomF32(c.M * c.N, 14, 2);
+    const product = await run(k, x, w.gpu, c, path);
+    const xb = rt.upload(x, 'X');
+    const bb = rt.upload(bias, 'bias');
+    const expectFused = async (opts: { bias?: boolean; accumulate?: boolean }, expected: (i: number, n: number) => number): Promise<void> => {
+      const yb = rt.upload(y0, 'Y');
+      const step = rt.beginStep('epilogue');
+      // Two chunks of W's rows: the bias is indexed by Y's column (yColOffset + n).
+      const split = 17;
+      const chunks = [makeChunk(w, 0, split, c.K), makeChunk(w, split, c.N, c.K)];
+      chunks.forEach((ch, i) =>
+        k.record(step, xb, ch, yb, { M: c.M, N: i === 0 ? split : c.N - split, K: c.K, yStride: c.N, yColOffset: i === 0 ? 0 : split, ...(opts.bias ? { bias: bb } : {}), accumulate: opts.accumulate ?? false }, path),
+      );
+      const out = step.read(yb);
+      await step.submit();
+      const got = new Float32Array(await out);
+      const want = Float32Array.from(got, (_, i) => expected(i, i % c.N));
+      expect(bitsOf(got), JSON.stringify(opts)).toEqual(bitsOf(want));
+      for (const b of [yb, ...chunks]) rt.destroyBuffer(b);
+    };
+    await expectFused({ bias: true }, (i, n) => Math.fround(product[i]! + bias[n]!));
+    await expectFused({ accumulate: true }, (i) => Math.fround(y0[i]! + product[i]!));
+    await expectFused({ bias: true, accumulate: true }, (i, n) => Math.fround(y0[i]! + Math.fround(product[i]! + bias[n]!)));
+    for (const b of [xb, bb, w.gpu]) rt.destroyBuffer(b);
+  });
+});
+
+/** Rows [a, b) of an f16 weight buffer as their own buffer. */
+function makeChunk(w: Weights, a: number, b: number, K: number): GPUBuffer {
+  const bits = toF16Array(new Float32Array(w.exact.subarray(a * K, b * K)));
+  return rt.upload(bits, `W rows ${a}..${b}`);
+}
