@@ -33,6 +33,8 @@ export const RMSNORM = spec('rmsnorm', rmsnormSource, ['read', 'read', 'read_wri
 export const RMSNORM_GATHER = spec('rmsnorm_gather', rmsnormSource, ['read', 'read', 'read_write', 'read'], 32, sumSquares);
 export const ROPE = spec('rope', ropeSource, ['read_write', 'read', 'read'], 32, sumSquares);
 export const ROPE_QK_NORM = spec('rope_qk_norm', ropeSource, ['read_write', 'read', 'read', 'read'], 32, sumSquares);
+export const ROPE_KV_APPEND = spec('rope_kv_append', ropeSource, ['read_write', 'read', 'read', 'read', 'read_write', 'read_write'], 32, sumSquares);
+export const ROPE_QK_NORM_KV_APPEND = spec('rope_qk_norm_kv_append', ropeSource, ['read_write', 'read', 'read', 'read', 'read_write', 'read_write', 'read', 'read'], 32, sumSquares);
 export const KV_APPEND = spec('kv_append', kvAppendSource, ['read', 'read', 'read_write', 'read_write'], 32);
 export const ATTENTION = spec('attention_paged', attentionSource, ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], 48);
 export const ADD = spec('add', elementwiseSource, ['read', 'read_write'], 16);
@@ -90,8 +92,10 @@ export class LayerKernels {
     const jobs: [string, KernelSpec, WgslDefines][] = [
       ['rmsnorm', RMSNORM, { WG: wg, GATHER: false }],
       ['rmsnorm_gather', RMSNORM_GATHER, { WG: wg, GATHER: true }],
-      ['rope', ROPE, { WG: 64, QK_NORM: false }],
-      ['rope_qk_norm', ROPE_QK_NORM, { WG: 64, QK_NORM: true }],
+      ['rope', ROPE, { WG: 64, QK_NORM: false, KV_APPEND: false }],
+      ['rope_qk_norm', ROPE_QK_NORM, { WG: 64, QK_NORM: true, KV_APPEND: false }],
+      ['rope_kv_append', ROPE_KV_APPEND, { WG: 64, QK_NORM: false, KV_APPEND: true }],
+      ['rope_qk_norm_kv_append', ROPE_QK_NORM_KV_APPEND, { WG: 64, QK_NORM: true, KV_APPEND: true }],
       ['kv_append', KV_APPEND, { WG: wg }],
       ['attention', ATTENTION, { CHUNK: ATTENTION_CHUNK, D_MAX: ATTENTION_MAX_HEAD_DIM }],
       ['add', ADD, { WG: wg, ADD: true, SILU_MUL: false, BIAS: false }],
@@ -132,6 +136,24 @@ export class LayerKernels {
     const params = mixed([d.T, d.heads, d.headDim, d.rowStride, d.colOffset, qkNorm?.eps ?? 0, 0, 0], 5);
     if (qkNorm) step.dispatch(this.get('rope_qk_norm'), params, [x, positions, table, qkNorm.weight], [d.heads, d.T]);
     else step.dispatch(this.get('rope'), params, [x, positions, table], [d.heads, d.T]);
+  }
+
+  /**
+   * RoPE (+ q/k norm) on every q and K head of the fused qkv rows and the KV-cache append, in one
+   * dispatch: the same values `rope` (twice) and `kvAppend` produce, with two passes fewer.
+   */
+  ropeKvAppend(
+    step: StepRecorder,
+    b: { qkv: StorageArg; positions: StorageArg; table: StorageArg; slots: StorageArg; kCache: StorageArg; vCache: StorageArg },
+    d: { T: number; heads: number; kvHeads: number; headDim: number; rowStride: number },
+    qkNorm?: { q: StorageArg; k: StorageArg; eps: number },
+  ): void {
+    const groups = d.heads + 2 * d.kvHeads;
+    if (d.T > this.maxDim || groups > this.maxDim) throw new GpuLimitError(`rope: ${d.T} tokens x ${groups} heads exceeds ${this.maxDim} workgroups per dimension`);
+    const params = mixed([d.T, d.heads, d.headDim, d.rowStride, 0, qkNorm?.eps ?? 0, d.kvHeads, 0], 5);
+    const common = [b.qkv, b.positions, b.table, b.slots, b.kCache, b.vCache];
+    if (qkNorm) step.dispatch(this.get('rope_qk_norm_kv_append'), params, [...common, qkNorm.q, qkNorm.k], [groups, d.T]);
+    else step.dispatch(this.get('rope_kv_append'), params, common, [groups, d.T]);
   }
 
   kvAppend(step: StepRecorder, qkv: StorageArg, slots: StorageArg, kCache: StorageArg, vCache: StorageArg, d: { T: number; kvDim: number; rowStride: number; kOffset: number; vOffset: number }): void {

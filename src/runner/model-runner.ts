@@ -283,10 +283,12 @@ export class ModelRunner {
     this.layers.rmsnorm(step, a.x, w.inputNorm, a.h, T, H, c.rmsNormEps);
     // Biases and residual adds ride in the matmuls' epilogues (same arithmetic as separate passes).
     recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias });
-    const rope = { T, headDim: c.headDim, rowStride: this.qkvDim };
-    this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numHeads, colOffset: 0 }, w.qNorm ? { weight: w.qNorm, eps: c.rmsNormEps } : undefined);
-    this.layers.rope(step, a.qkv, a.positions, this.rope.buffer, { ...rope, heads: c.numKvHeads, colOffset: this.qDim }, w.kNorm ? { weight: w.kNorm, eps: c.rmsNormEps } : undefined);
-    this.layers.kvAppend(step, a.qkv, a.slots, this.kCache[l]!, this.vCache[l]!, { T, kvDim: this.kvDim, rowStride: this.qkvDim, kOffset: this.qDim, vOffset: this.qDim + this.kvDim });
+    this.layers.ropeKvAppend(
+      step,
+      { qkv: a.qkv, positions: a.positions, table: this.rope.buffer, slots: a.slots, kCache: this.kCache[l]!, vCache: this.vCache[l]! },
+      { T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, rowStride: this.qkvDim },
+      w.qNorm && w.kNorm ? { q: w.qNorm, k: w.kNorm, eps: c.rmsNormEps } : undefined,
+    );
     this.layers.attention(
       step,
       { q: a.qkv, kCache: this.kCache[l]!, vCache: this.vCache[l]!, positions: a.positions, seqOfToken: a.seqOfToken, blockTables: a.blockTables, out: a.attn },

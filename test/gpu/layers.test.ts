@@ -130,6 +130,56 @@ describe('rope', () => {
   });
 });
 
+describe('rope + kv append, fused', () => {
+  // The fused pass must write exactly what rope (q heads, K heads) then kv_append write.
+  it.each([false, true])('equals rope, rope, kv_append bitwise: qkv rows and both caches (qk norm %s)', async (qkNorm) => {
+    const T = 5;
+    const heads = 4;
+    const kvHeads = 2;
+    const headDim = 32;
+    const qDim = heads * headDim;
+    const kvDim = kvHeads * headDim;
+    const rowStride = qDim + 2 * kvDim;
+    const positions = new Uint32Array([0, 1, 17, 300, 301]);
+    const slots = new Uint32Array([3, 9, 0xffffffff, 0, 7]);
+    const cacheSlots = 12;
+    const table = new RopeTable(rt, headDim, 1e6, null, 16);
+    table.ensure(301);
+    const x = randomF32(T * rowStride, 123);
+    const cache0 = randomF32(cacheSlots * kvDim, 124);
+    const qn = rt.upload(randomF32(headDim, 125), 'q norm');
+    const kn = rt.upload(randomF32(headDim, 126), 'k norm');
+    const pos = rt.upload(positions, 'pos');
+    const sl = rt.upload(slots, 'slots');
+    const runBoth = async (fused: boolean): Promise<Float32Array[]> => {
+      const xb = rt.upload(x, 'qkv');
+      const kc = rt.upload(cache0, 'k');
+      const vc = rt.upload(cache0, 'v');
+      const step = rt.beginStep('rope kv');
+      if (fused) {
+        k.ropeKvAppend(step, { qkv: xb, positions: pos, table: table.buffer, slots: sl, kCache: kc, vCache: vc }, { T, heads, kvHeads, headDim, rowStride }, qkNorm ? { q: qn, k: kn, eps: 1e-6 } : undefined);
+      } else {
+        const d = { T, headDim, rowStride };
+        k.rope(step, xb, pos, table.buffer, { ...d, heads, colOffset: 0 }, qkNorm ? { weight: qn, eps: 1e-6 } : undefined);
+        k.rope(step, xb, pos, table.buffer, { ...d, heads: kvHeads, colOffset: qDim }, qkNorm ? { weight: kn, eps: 1e-6 } : undefined);
+        k.kvAppend(step, xb, sl, kc, vc, { T, kvDim, rowStride, kOffset: qDim, vOffset: qDim + kvDim });
+      }
+      const reads = [step.read(xb), step.read(kc), step.read(vc)];
+      await step.submit();
+      const out = await Promise.all(reads);
+      for (const b of [xb, kc, vc]) rt.destroyBuffer(b);
+      return out.map((a) => new Float32Array(a));
+    };
+    const separate = await runBoth(false);
+    const fused = await runBoth(true);
+    const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer);
+    for (let i = 0; i < 3; i++) expect(bits(fused[i]!), ['qkv', 'k cache', 'v cache'][i]).toEqual(bits(separate[i]!));
+    // (Equality with kv_append also covers the padding row's skipped slot.) The rows did change:
+    expect(bits(fused[0]!)).not.toEqual(bits(x));
+    table.destroy();
+  });
+});
+
 /** A paged cache with random page assignment, for kv_append and attention. */
 function pagedSetup(seqLens: number[], pageSize: number, kvDim: number, numPages: number, seed: number) {
   const r = rng(seed);
