@@ -26,6 +26,8 @@ export function asBinding(arg: StorageArg): StorageBinding {
 export class ParamsPages {
   readonly pageBytes: number;
   private readonly pages: GPUBuffer[] = [];
+  /** CPU staging arrays of finished steps, reused so that a step allocates none. */
+  private readonly spare: Uint8Array[] = [];
 
   constructor(
     private readonly device: GPUDevice,
@@ -52,6 +54,15 @@ export class ParamsPages {
     return this.pages.length;
   }
 
+  /** A page-sized CPU array (contents arbitrary), back with `giveBack` once written. */
+  borrow(): Uint8Array {
+    return this.spare.pop() ?? new Uint8Array(this.pageBytes);
+  }
+
+  giveBack(data: Uint8Array): void {
+    if (this.spare.length < 64) this.spare.push(data);
+  }
+
   destroy(): void {
     for (const p of this.pages) p.destroy();
     this.pages.length = 0;
@@ -66,30 +77,33 @@ export class StepParams {
 
   constructor(private readonly pages: ParamsPages) {}
 
-  /** Place `bytes` and return where they went. */
-  push(bytes: Uint8Array): { page: number; offset: number } {
+  /** Place `size` bytes (`bytes`, zero-padded) and return where they went. */
+  push(bytes: ArrayBufferView, size = bytes.byteLength): { page: number; offset: number } {
     const { pageBytes, alignment } = this.pages;
-    if (bytes.byteLength > pageBytes) {
-      throw new GpuLimitError(`a ${bytes.byteLength}-byte params struct exceeds the ${pageBytes}-byte uniform page`);
+    if (size > pageBytes || bytes.byteLength > size) {
+      throw new GpuLimitError(`a ${size}-byte params struct (${bytes.byteLength} given) exceeds the ${pageBytes}-byte uniform page or its own size`);
     }
     let offset = Math.ceil(this.used / alignment) * alignment;
-    if (offset + bytes.byteLength > pageBytes) {
+    if (offset + size > pageBytes) {
       this.page++;
       offset = 0;
     }
     let buf = this.data[this.page];
-    if (!buf) this.data[this.page] = buf = new Uint8Array(pageBytes);
-    buf.set(bytes, offset);
-    this.used = offset + bytes.byteLength;
+    if (!buf) this.data[this.page] = buf = this.pages.borrow();
+    buf.set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset);
+    buf.fill(0, offset + bytes.byteLength, offset + size);
+    this.used = offset + size;
     return { page: this.page, offset };
   }
 
-  /** Queue the writes; call right before submitting the step's command buffer. */
+  /** Queue the writes (call right before submitting the step's command buffer); the arrays go back. */
   write(queue: GPUQueue): void {
     this.data.forEach((buf, i) => {
       const end = i === this.page ? Math.ceil(this.used / 4) * 4 : buf.byteLength;
       if (end > 0) queue.writeBuffer(this.pages.page(i), 0, buf, 0, end);
+      this.pages.giveBack(buf);
     });
+    this.data.length = 0;
   }
 }
 

@@ -93,9 +93,7 @@ export class StepRecorder {
     }
     if (x * y * z === 0) return;
 
-    const bytes = new Uint8Array(kernel.paramsBytes);
-    bytes.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
-    const { page, offset } = this.params.push(bytes);
+    const { page, offset } = this.params.push(params, kernel.paramsBytes);
     const group = this.rt.bindGroups.get(
       prepared.bindGroupLayout,
       `${kernel.paramsBytes}|${kernel.storage.join(',')}`,
