@@ -172,7 +172,16 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   }
 #endif
 
-  if (lane == 0u) {
+  if (lane == 0u && (p.flags & FLAG_SWIGLU) != 0u) {
+    // Gate and up columns are neighbours (n even, n + 1), both in this micro tile (RN is even).
+    for (var i = 0u; i < RM; i++) {
+      let m = m0 + my * RM + i;
+      for (var j = 0u; j < RN; j += 2u) {
+        let n = n0 + mx * RN + j;
+        if (m < p.M && n < p.N) { store_swiglu(m, n, acc[i * CN + j / 4u][j % 4u], acc[i * CN + j / 4u][j % 4u + 1u]); }
+      }
+    }
+  } else if (lane == 0u) {
     for (var i = 0u; i < RM; i++) {
       let m = m0 + my * RM + i;
       for (var j = 0u; j < RN; j++) {

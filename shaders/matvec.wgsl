@@ -46,6 +46,8 @@ const OUTS: u32 = WG / LANES;
 #if !SUBGROUPS
 var<workgroup> red: array<vec4<f32>, WG>;
 #endif
+// SWIGLU: each output's sums, so the thread of a gate column reads its up column's.
+var<workgroup> outs: array<vec4<f32>, OUTS>;
 
 // Element k of row m of X, 0 beyond K.
 fn load_x(m: u32, g: u32) -> vec4<f32> {
@@ -123,6 +125,20 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   }
 #endif
 
+  if ((p.flags & FLAG_SWIGLU) != 0u) {
+    // Gate and up columns are neighbours (n even, n + 1), both in this workgroup (OUTS is even).
+    let o = t / LANES;
+    if (lane == 0u) { outs[o] = acc; }
+    workgroupBarrier();
+    if (lane == 0u && n_ok && (n & 1u) == 0u) {
+      let up = outs[o + 1u];
+      for (var r = 0u; r < ROWS; r++) {
+        let m = m0 + r;
+        if (m < p.M) { store_swiglu(m, n, acc[r], up[r]); }
+      }
+    }
+    return;
+  }
   if (lane == 0u && n_ok) {
     for (var r = 0u; r < ROWS; r++) {
       let m = m0 + r;

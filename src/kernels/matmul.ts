@@ -66,6 +66,11 @@ export interface MatmulDims {
   bias?: StorageArg;
   /** Y += the product (+ bias): a fused residual add. Default: Y = the product. */
   accumulate?: boolean;
+  /**
+   * W's rows are gate and up interleaved (gate_i, up_i): store Y[m, (yColOffset + n) / 2] =
+   * silu(gate) * up instead of the product (N and yColOffset even; yStride is Y's row).
+   */
+  swiglu?: boolean;
 }
 
 /**
@@ -140,7 +145,7 @@ export class MatmulKernels {
     const tiledTm = my * geo.rm;
     const groupsPerStep = geo.groupsPerStep;
     const sharedBytes = 16 * Math.max((tiledTm + tiledTn) * (groupsPerStep + geo.pad), wg * 4);
-    const sharedBytesMatvec = 16 * wg;
+    const sharedBytesMatvec = 16 * (wg + wg / lanes);
     if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
       throw new GpuLimitError(
         `matmul '${variant}' needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
@@ -177,13 +182,16 @@ export class MatmulKernels {
     for (const [name, v] of Object.entries({ M, N, K, xStride, yStride, yColOffset })) {
       if (!Number.isInteger(v) || v < 0) throw new GpuUsageError(`matmul: ${name} must be a non-negative integer, got ${v}`);
     }
-    if (K === 0 || xStride < K || yStride < yColOffset + N) {
+    if (K === 0 || xStride < K || (!dims.swiglu && yStride < yColOffset + N)) {
       throw new GpuUsageError(`matmul: bad strides (K ${K}, xStride ${xStride}, yStride ${yStride}, yColOffset ${yColOffset}, N ${N})`);
     }
     const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
     const vec4 = K % 4 === 0 && xStride % 4 === 0;
     const prepared = this.pipelines.get(`${use}|${vec4}`)!;
-    const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0);
+    if (dims.swiglu && (dims.accumulate || dims.bias || N % 2 !== 0 || yColOffset % 2 !== 0 || yStride < (yColOffset + N) / 2)) {
+      throw new GpuUsageError(`matmul: swiglu needs even N and yColOffset, no bias or accumulate, yStride >= (yColOffset + N) / 2 (N ${N}, yColOffset ${yColOffset}, yStride ${yStride})`);
+    }
+    const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0) | (dims.swiglu ? 4 : 0);
     const params = new Uint32Array([M, N, K, xStride, yStride, yColOffset, flags, 0]);
     const g = this.geometry;
     const workgroups: [number, number] =

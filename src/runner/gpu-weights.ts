@@ -24,6 +24,11 @@ export interface GpuMatrix {
   rows: number;
   cols: number;
   chunks: MatrixChunk[];
+  /**
+   * Rows of two equal tensors interleaved (row 2i from the first, 2i + 1 from the second), chunks
+   * split at even rows: gate and up this way let the matmul apply SiLU * up as it stores.
+   */
+  interleaved?: boolean;
 }
 
 export interface LayerWeights {
@@ -56,6 +61,17 @@ function dtypeOf(t: Tensor, name: string): WeightDType {
   throw new UnsupportedModelError(`dtype ${String(t.dtype)} (tensor ${name})`, ['F32', 'F16', 'BF16']);
 }
 
+/** Interleave the rows of two row-major tensors of one shape and dtype: a0, b0, a1, b1, ... */
+function interleaveRows(a: Tensor, b: Tensor): Uint8Array {
+  const rowBytes = a.data.byteLength / a.shape[0]!;
+  const out = new Uint8Array(a.data.byteLength + b.data.byteLength);
+  for (let r = 0; r < a.shape[0]!; r++) {
+    out.set(a.data.subarray(r * rowBytes, (r + 1) * rowBytes), 2 * r * rowBytes);
+    out.set(b.data.subarray(r * rowBytes, (r + 1) * rowBytes), (2 * r + 1) * rowBytes);
+  }
+  return out;
+}
+
 /** Concatenate row-major tensors of one dtype along rows (their bytes, as the file has them). */
 function concatRows(parts: Tensor[]): Uint8Array {
   const total = parts.reduce((n, p) => n + p.data.byteLength, 0);
@@ -84,17 +100,22 @@ export class WeightUploader {
   }
 
   /** Rows of one or more tensors (same dtype and columns) as one chunked matrix. */
-  matrix(label: string, names: string[]): GpuMatrix {
+  matrix(label: string, names: string[], opts: { interleave?: boolean } = {}): GpuMatrix {
     const parts = names.map((n) => this.tensor(n));
     const dtypes = new Set(parts.map((p, i) => dtypeOf(p, names[i]!)));
     if (dtypes.size !== 1) throw new UnsupportedModelError(`mixed dtypes ${[...dtypes].join(', ')} in ${names.join(', ')}`, ['one dtype per fused matrix']);
     const dtype = [...dtypes][0]!;
     const cols = parts[0]!.shape[1]!;
     const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
-    const bytes = concatRows(parts);
+    const interleave = opts.interleave ?? false;
+    if (interleave && (parts.length !== 2 || parts[0]!.shape[0] !== parts[1]!.shape[0] || parts[0]!.shape[1] !== parts[1]!.shape[1])) {
+      throw new UnsupportedModelError(`${label}: interleaving ${names.join(', ')} (shapes ${parts.map((p) => `[${p.shape.join(', ')}]`).join(', ')})`, ['two tensors of one shape']);
+    }
+    const bytes = interleave ? interleaveRows(parts[0]!, parts[1]!) : concatRows(parts);
     const rowBytes = cols * weightBytes(dtype);
     const limits = this.rt.capabilities.limits;
-    const maxRows = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / rowBytes);
+    const fit = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / rowBytes);
+    const maxRows = interleave ? fit - (fit % 2) : fit;
     if (maxRows < 1) throw new UnsupportedModelError(`${label}: a row of ${rowBytes} bytes`, [`rows up to ${limits.maxStorageBufferBindingSize} bytes (this device's storage binding limit)`]);
     const chunks: MatrixChunk[] = [];
     for (let start = 0; start < rows; start += maxRows) {
@@ -104,7 +125,7 @@ export class WeightUploader {
       this.bytes += buffer.size;
       chunks.push({ buffer, rowStart: start, rows: n });
     }
-    return { name: label, dtype, rows, cols, chunks };
+    return { name: label, dtype, rows, cols, chunks, ...(interleave ? { interleaved: true } : {}) };
   }
 
   /** Small tensors (norms, biases) widened to f32, optionally concatenated. */
@@ -138,7 +159,7 @@ export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: Read
       o: up.matrix(`layer ${l} o`, [`${a}o_proj.weight`]),
       oBias: config.oProjBias ? up.vector([`${a}o_proj.bias`]) : null,
       postNorm: up.vector([`${p}post_attention_layernorm.weight`]),
-      gateUp: up.matrix(`layer ${l} gate_up`, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+      gateUp: up.matrix(`layer ${l} gate_up`, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], { interleave: true }),
       down: up.matrix(`layer ${l} down`, [`${p}mlp.down_proj.weight`]),
     });
   }
@@ -151,6 +172,8 @@ export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: Read
 export interface MatrixEpilogue {
   bias?: GPUBuffer | null;
   accumulate?: boolean;
+  /** An interleaved gate/up matrix stores silu(gate) * up (Y's row is then rows / 2 wide). */
+  swiglu?: boolean;
 }
 
 /** Y[:, :] = X W^T (+ epilogue) over all of W's chunks (each writes its own column range of Y). */
@@ -166,7 +189,8 @@ export function recordMatrix(
   epilogue: MatrixEpilogue = {},
 ): void {
   const k = kernels.get(w.dtype)!;
-  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}) };
+  if (epilogue.swiglu && !w.interleaved) throw new UnsupportedModelError(`${w.name}: a SwiGLU epilogue`, ['a matrix with interleaved gate/up rows']);
+  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}), ...(epilogue.swiglu ? { swiglu: true } : {}) };
   for (const c of w.chunks) {
     k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart, ...fused }, path);
   }

@@ -155,7 +155,8 @@ export class ModelRunner {
       h: f32(T * c.hiddenSize, 'h'),
       qkv: f32(T * this.qkvDim, 'qkv'),
       attn: f32(T * this.qDim, 'attn'),
-      gateUp: f32(T * 2 * c.intermediateSize, 'gate_up'),
+      // Only matrices without interleaved gate/up rows (e.g. a benchmark's) go through it.
+      gateUp: f32(weights.layers.every((l) => l.gateUp.interleaved) ? 1 : T * 2 * c.intermediateSize, 'gate_up'),
       act: f32(T * c.intermediateSize, 'act'),
       rowsHidden: f32(this.logitRowsPerChunk * c.hiddenSize, 'rows hidden'),
       logits: f32(this.logitRowsPerChunk * c.vocabSize, 'logits'),
@@ -296,8 +297,12 @@ export class ModelRunner {
     );
     recordMatrix(step, this.matmul, a.attn, w.o, a.x, T, 'auto', w.o.rows, { bias: w.oBias, accumulate: true });
     this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);
-    recordMatrix(step, this.matmul, a.h, w.gateUp, a.gateUp, T);
-    this.layers.siluMul(step, a.gateUp, a.act, T, c.intermediateSize);
+    if (w.gateUp.interleaved) {
+      recordMatrix(step, this.matmul, a.h, w.gateUp, a.act, T, 'auto', c.intermediateSize, { swiglu: true });
+    } else {
+      recordMatrix(step, this.matmul, a.h, w.gateUp, a.gateUp, T);
+      this.layers.siluMul(step, a.gateUp, a.act, T, c.intermediateSize);
+    }
     recordMatrix(step, this.matmul, a.act, w.down, a.x, T, 'auto', w.down.rows, { accumulate: true });
   }
 

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../src/gpu/index.js';
+import { LayerKernels } from '../../src/kernels/layers.js';
 import { MatmulKernels, type MatmulPath, type WeightDType } from '../../src/kernels/matmul.js';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from '../../src/numeric/half.js';
 import { matmulAbsReference, matmulErrorBound, matmulReference } from '../../src/reference/matmul.js';
@@ -228,3 +229,57 @@ function makeChunk(w: Weights, a: number, b: number, K: number): GPUBuffer {
   const bits = toF16Array(new Float32Array(w.exact.subarray(a * K, b * K)));
   return rt.upload(bits, `W rows ${a}..${b}`);
 }
+
+let layersOnce: Promise<LayerKernels> | undefined;
+
+// SWIGLU epilogue: with W's rows interleaved (gate_i, up_i), the matmul stores silu(gate) * up,
+// exactly what the silu_mul pass computes from the plain product ([gate | up] columns).
+describe.each(['matvec', 'tiled'] as const)('matmul swiglu epilogue via %s', (path) => {
+  it.each([
+    { M: 1, I: 37, K: 64 },
+    { M: 5, I: 40, K: 36 },
+    { M: 19, I: 66, K: 128 },
+  ])('M=$M I=$I K=$K: equals matmul then silu_mul, bitwise, across row chunks', async ({ M, I, K }) => {
+    layersOnce ??= LayerKernels.create(rt, []);
+    const layers = await layersOnce;
+    const k = kernels.get('f32')!;
+    const N = 2 * I;
+    const x = randomF32(M * K, 21, 1);
+    const w = randomF32(N * K, 22, 0.5); // rows interleaved: 2i = gate_i, 2i + 1 = up_i
+    const wb = rt.upload(w, 'W');
+    const product = await run(k, x, wb, { M, N, K }, path);
+    // The same product as [gate | up] columns, through the silu_mul kernel.
+    const gu = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) for (let i = 0; i < I; i++) {
+      gu[m * N + i] = product[m * N + 2 * i]!;
+      gu[m * N + I + i] = product[m * N + 2 * i + 1]!;
+    }
+    const gub = rt.upload(gu, 'gate|up');
+    const act = rt.createBuffer(4 * M * I, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'act');
+    let step = rt.beginStep('silu_mul');
+    layers.siluMul(step, gub, act, M, I);
+    const expected = step.read(act);
+    await step.submit();
+    // Fused, with W split into two row chunks at an even row.
+    const xb = rt.upload(x, 'X');
+    const fusedOut = rt.createBuffer(4 * M * I, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'fused');
+    const split = 2 * Math.floor(I / 2);
+    const chunks = [rt.upload(w.subarray(0, split * K), 'W a'), rt.upload(w.subarray(split * K), 'W b')];
+    step = rt.beginStep('swiglu');
+    k.record(step, xb, chunks[0]!, fusedOut, { M, N: split, K, yStride: I, yColOffset: 0, swiglu: true }, path);
+    k.record(step, xb, chunks[1]!, fusedOut, { M, N: N - split, K, yStride: I, yColOffset: split, swiglu: true }, path);
+    const got = step.read(fusedOut);
+    await step.submit();
+    expect(bitsOf(new Float32Array(await got))).toEqual(bitsOf(new Float32Array(await expected)));
+    for (const b of [wb, gub, act, xb, fusedOut, ...chunks]) rt.destroyBuffer(b);
+  });
+
+  it('refuses an odd split or a bias with swiglu', async () => {
+    const k = kernels.get('f32')!;
+    const b = rt.createBuffer(4096, GPUBufferUsage.STORAGE, 'b');
+    const step = rt.beginStep('bad');
+    expect(() => k.record(step, b, b, b, { M: 1, N: 3, K: 4, yStride: 2, swiglu: true }, path)).toThrow(/swiglu needs even N/);
+    expect(() => k.record(step, b, b, b, { M: 1, N: 4, K: 4, yStride: 2, swiglu: true, bias: b }, path)).toThrow(/no bias/);
+    rt.destroyBuffer(b);
+  });
+});
