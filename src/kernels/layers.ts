@@ -4,6 +4,7 @@
 
 import argmaxSource from '../../shaders/argmax.wgsl?raw';
 import attentionSource from '../../shaders/attention_paged.wgsl?raw';
+import attentionCombineSource from '../../shaders/attention_combine.wgsl?raw';
 import elementwiseSource from '../../shaders/elementwise.wgsl?raw';
 import embeddingSource from '../../shaders/embedding.wgsl?raw';
 import kvAppendSource from '../../shaders/kv_append.wgsl?raw';
@@ -37,6 +38,8 @@ export const ROPE_KV_APPEND = spec('rope_kv_append', ropeSource, ['read_write', 
 export const ROPE_QK_NORM_KV_APPEND = spec('rope_qk_norm_kv_append', ropeSource, ['read_write', 'read', 'read', 'read', 'read_write', 'read_write', 'read', 'read'], 32, sumSquares);
 export const KV_APPEND = spec('kv_append', kvAppendSource, ['read', 'read', 'read_write', 'read_write'], 32);
 export const ATTENTION = spec('attention_paged', attentionSource, ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], 48);
+export const ATTENTION_PARTIAL = spec('attention_paged_partial', attentionSource, ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], 48);
+export const ATTENTION_COMBINE = spec('attention_combine', attentionCombineSource, ['read', 'read', 'read_write'], 32);
 export const ADD = spec('add', elementwiseSource, ['read', 'read_write'], 16);
 export const SILU_MUL = spec('silu_mul', elementwiseSource, ['read', 'read_write'], 16);
 export const BIAS = spec('bias', elementwiseSource, ['read', 'read_write'], 16);
@@ -45,6 +48,13 @@ export const ARGMAX = spec('argmax', argmaxSource, ['read', 'read_write'], 16);
 /** Keys per attention chunk: fixed (not adapter-dependent) so chunk boundaries never move. */
 export const ATTENTION_CHUNK = 64;
 export const ATTENTION_MAX_HEAD_DIM = 256;
+/** Chunks per attention split (fixed, like the chunk: split boundaries are absolute positions). */
+export const ATTENTION_SPLIT_CHUNKS = 8;
+
+/** Splits of a token at absolute position `pos` (it attends to pos + 1 keys). */
+export function attentionSplits(pos: number): number {
+  return Math.ceil(Math.ceil((pos + 1) / ATTENTION_CHUNK) / ATTENTION_SPLIT_CHUNKS);
+}
 
 /** Workgroups for `n` items of `perGroup` each, folded into 2D when over the per-dimension limit. */
 export function foldGroups(n: number, perGroup: number, maxPerDim: number): [number, number] {
@@ -97,7 +107,9 @@ export class LayerKernels {
       ['rope_kv_append', ROPE_KV_APPEND, { WG: 64, QK_NORM: false, KV_APPEND: true }],
       ['rope_qk_norm_kv_append', ROPE_QK_NORM_KV_APPEND, { WG: 64, QK_NORM: true, KV_APPEND: true }],
       ['kv_append', KV_APPEND, { WG: wg }],
-      ['attention', ATTENTION, { CHUNK: ATTENTION_CHUNK, D_MAX: ATTENTION_MAX_HEAD_DIM }],
+      ['attention', ATTENTION, { CHUNK: ATTENTION_CHUNK, D_MAX: ATTENTION_MAX_HEAD_DIM, SPLIT_CHUNKS: ATTENTION_SPLIT_CHUNKS, PARTIAL: false }],
+      ['attention_partial', ATTENTION_PARTIAL, { CHUNK: ATTENTION_CHUNK, D_MAX: ATTENTION_MAX_HEAD_DIM, SPLIT_CHUNKS: ATTENTION_SPLIT_CHUNKS, PARTIAL: true }],
+      ['attention_combine', ATTENTION_COMBINE, { WG: 64, CHUNK: ATTENTION_CHUNK, SPLIT_CHUNKS: ATTENTION_SPLIT_CHUNKS }],
       ['add', ADD, { WG: wg, ADD: true, SILU_MUL: false, BIAS: false }],
       ['silu_mul', SILU_MUL, { WG: wg, ADD: false, SILU_MUL: true, BIAS: false }],
       ['bias', BIAS, { WG: wg, ADD: false, SILU_MUL: false, BIAS: true }],
@@ -160,17 +172,31 @@ export class LayerKernels {
     step.dispatch(this.get('kv_append'), u32(d.T, d.kvDim, d.rowStride, d.kOffset, d.vOffset, 0, 0, 0), [qkv, slots, kCache, vCache], foldGroups(d.T * d.kvDim, this.wg, this.maxDim));
   }
 
+  /**
+   * Causal paged attention. With `split` (scratch for the splits' partial results) and a batch
+   * whose longest context has several splits, one workgroup per (head, token, split) and a combine
+   * pass: the same bits as the one-workgroup form, with far more parallelism for long contexts.
+   */
   attention(
     step: StepRecorder,
     buffers: { q: StorageArg; kCache: StorageArg; vCache: StorageArg; positions: StorageArg; seqOfToken: StorageArg; blockTables: StorageArg; out: StorageArg },
     d: { T: number; heads: number; kvHeads: number; headDim: number; pageSize: number; maxBlocks: number; qStride: number; outStride: number },
+    split?: { partials: GPUBuffer; maxPosition: number },
   ): void {
     if (d.headDim > ATTENTION_MAX_HEAD_DIM) throw new GpuLimitError(`attention supports head_dim <= ${ATTENTION_MAX_HEAD_DIM}, got ${d.headDim}`);
     if (d.heads % d.kvHeads !== 0) throw new GpuUsageError(`attention: ${d.heads} heads not divisible by ${d.kvHeads} KV heads`);
     if (d.T > this.maxDim) throw new GpuLimitError(`attention: ${d.T} tokens in one step exceeds ${this.maxDim}`);
-    const params = mixed([d.T, d.heads, d.kvHeads, d.headDim, d.pageSize, d.maxBlocks, d.qStride, d.outStride, 1 / Math.sqrt(d.headDim), 0, 0, 0], 8);
     const b = buffers;
-    step.dispatch(this.get('attention'), params, [b.q, b.kCache, b.vCache, b.positions, b.seqOfToken, b.blockTables, b.out], [d.heads, d.T]);
+    const maxSplits = split ? attentionSplits(split.maxPosition) : 1;
+    const partialFloats = d.T * d.heads * maxSplits * (d.headDim + 2);
+    const useSplit = split !== undefined && maxSplits > 1 && maxSplits <= this.maxDim && 4 * partialFloats <= split.partials.size;
+    const params = mixed([d.T, d.heads, d.kvHeads, d.headDim, d.pageSize, d.maxBlocks, d.qStride, d.outStride, 1 / Math.sqrt(d.headDim), useSplit ? maxSplits : 1, 0, 0], 8);
+    if (!useSplit) {
+      step.dispatch(this.get('attention'), params, [b.q, b.kCache, b.vCache, b.positions, b.seqOfToken, b.blockTables, b.out], [d.heads, d.T]);
+      return;
+    }
+    step.dispatch(this.get('attention_partial'), params, [b.q, b.kCache, b.vCache, b.positions, b.seqOfToken, b.blockTables, split.partials], [d.heads, d.T, maxSplits]);
+    step.dispatch(this.get('attention_combine'), u32(d.T, d.heads, d.headDim, maxSplits, d.outStride, 0, 0, 0), [split.partials, b.positions, b.out], [d.heads, d.T]);
   }
 
   /** y += x over `count` floats. */

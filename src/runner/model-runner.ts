@@ -5,7 +5,7 @@
 import { GpuLimitError } from '../gpu/errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
-import { LayerKernels } from '../kernels/layers.js';
+import { attentionSplits, LayerKernels } from '../kernels/layers.js';
 import { MatmulKernels, type TiledVariant, type WeightDType } from '../kernels/matmul.js';
 import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
 import { RopeTable } from '../kernels/rope-table.js';
@@ -89,6 +89,8 @@ interface Activations {
   ids: GPUBuffer;
   /** Sampling params per output row, one 256-byte-aligned region per logits chunk. */
   sampling: GPUBuffer;
+  /** Split attention's partial results (see LayerKernels.attention). */
+  attnPartials: GPUBuffer;
 }
 
 export class ModelRunner {
@@ -162,6 +164,12 @@ export class ModelRunner {
       logits: f32(this.logitRowsPerChunk * c.vocabSize, 'logits'),
       ids: f32(T, 'ids'),
       sampling: f32((Math.ceil(T / this.logitRowsPerChunk) * this.samplingChunkBytes) / 4, 'sampling params'),
+      // Enough for every decode row at the longest context, up to 16 MiB; a step that needs more
+      // runs the one-workgroup attention (the same bits, less parallel).
+      attnPartials: f32(
+        Math.min(binding, 16 * 2 ** 20, 4 * this.maxSequences * c.numHeads * attentionSplits(c.maxPositionEmbeddings - 1) * (c.headDim + 2)) / 4,
+        'attention partials',
+      ),
     };
     this.rope = new RopeTable(rt, c.headDim, c.ropeTheta, c.ropeScaling);
     if (options.poisonKv) this.poisonPages(Array.from({ length: this.numPages }, (_, i) => i));
@@ -294,6 +302,7 @@ export class ModelRunner {
       step,
       { q: a.qkv, kCache: this.kCache[l]!, vCache: this.vCache[l]!, positions: a.positions, seqOfToken: a.seqOfToken, blockTables: a.blockTables, out: a.attn },
       { T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pageSize: this.pageSize, maxBlocks: flat.maxBlocks, qStride: this.qkvDim, outStride: this.qDim },
+      { partials: a.attnPartials, maxPosition: flat.maxPosition },
     );
     recordMatrix(step, this.matmul, a.attn, w.o, a.x, T, 'auto', w.o.rows, { bias: w.oBias, accumulate: true });
     this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);

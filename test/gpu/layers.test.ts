@@ -2,7 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../src/gpu/index.js';
-import { LayerKernels } from '../../src/kernels/layers.js';
+import { attentionSplits, LayerKernels } from '../../src/kernels/layers.js';
 import { RopeTable } from '../../src/kernels/rope-table.js';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from '../../src/numeric/half.js';
 import { argmaxRef, attentionRef, rmsNormRef, ropeInvFreq, ropeRef, siluMulRef } from '../../src/reference/ops.js';
@@ -192,8 +192,8 @@ function pagedSetup(seqLens: number[], pageSize: number, kvDim: number, numPages
   return { tables, flat, maxBlocks, slot, kvDim };
 }
 
-describe('kv_append + attention_paged', () => {
-  it('appends K/V to their slots and attends over paged history (GQA, ragged, chunk boundaries)', async () => {
+/** kv_append then attention (one-workgroup form, or split + combine) against the float64 reference. */
+async function attentionCase(seqLens: number[], newCounts: number[], numPages: number, split: boolean): Promise<Float32Array> {
     const heads = 4;
     const kvHeads = 2;
     const d = 40;
@@ -201,10 +201,6 @@ describe('kv_append + attention_paged', () => {
     const kvDim = kvHeads * d;
     const qDim = heads * d;
     const rowStride = qDim + 2 * kvDim;
-    // Three sequences; the new tokens of this step are at the ends of their histories.
-    const seqLens = [150, 7, 65];
-    const newCounts = [3, 7, 1];
-    const numPages = 40;
     const ps = pagedSetup(seqLens, pageSize, kvDim, numPages, 3);
     const cacheFloats = numPages * pageSize * kvDim;
     // History K/V in the cache (random), NaN in every slot no sequence owns.
@@ -234,7 +230,10 @@ describe('kv_append + attention_paged', () => {
     const o = out(T * qDim);
     const step = rt.beginStep('attention');
     k.kvAppend(step, qkvb, slots, kCache, vCache, { T, kvDim, rowStride, kOffset: qDim, vOffset: qDim + kvDim });
-    k.attention(step, { q: qkvb, kCache, vCache, positions, seqOfToken: seqOf, blockTables: tables, out: o }, { T, heads, kvHeads, headDim: d, pageSize, maxBlocks: ps.maxBlocks, qStride: rowStride, outStride: qDim });
+    const maxPosition = Math.max(...tokens.map((t) => t.pos));
+    const partials = split ? out(T * heads * attentionSplits(maxPosition) * (d + 2)) : null;
+    k.attention(step, { q: qkvb, kCache, vCache, positions, seqOfToken: seqOf, blockTables: tables, out: o }, { T, heads, kvHeads, headDim: d, pageSize, maxBlocks: ps.maxBlocks, qStride: rowStride, outStride: qDim }, partials ? { partials, maxPosition } : undefined);
+    if (split) expect(step.dispatches, 'kv_append, partial, combine').toBe(attentionSplits(maxPosition) > 1 ? 3 : 2);
     const gotK = step.read(kCache);
     const got = step.read(o);
     await step.submit();
@@ -257,7 +256,23 @@ describe('kv_append + attention_paged', () => {
       const sl = ps.slot(tokens[t]!.s, pos);
       return { k: kAll.subarray(sl * kvDim + kvh * d, sl * kvDim + (kvh + 1) * d), v: vAll.subarray(sl * kvDim + kvh * d, sl * kvDim + (kvh + 1) * d) };
     });
-    expectClose(new Float32Array(await got), ref, 2e-6, 1e-4, 'attention');
+    const result = new Float32Array(await got);
+    expectClose(result, ref, 2e-6, 1e-4, 'attention');
+    return result;
+}
+
+describe('kv_append + attention_paged', () => {
+  it('appends K/V to their slots and attends over paged history (GQA, ragged, chunk boundaries)', async () => {
+    // Three sequences; the new tokens of this step are at the ends of their histories.
+    await attentionCase([150, 7, 65], [3, 7, 1], 40, false);
+  });
+
+  it('long contexts: split + combine is bitwise the one-workgroup form (and both match the reference)', async () => {
+    // Contexts across several 512-key splits, a split boundary, and one short sequence.
+    const cases: [number[], number[], number] = [[1300, 512, 513, 20], [2, 1, 2, 3], 160];
+    const whole = await attentionCase(...cases, false);
+    const split = await attentionCase(...cases, true);
+    expect(new Uint32Array(split.buffer)).toEqual(new Uint32Array(whole.buffer));
   });
 });
 
