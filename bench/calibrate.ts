@@ -7,7 +7,7 @@
 // model's summary and R^2, and writes the profile JSON (PerformanceModel.toJson: what the scheduler
 // loads).
 //
-// Options: --shape qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b (default qwen2.5-0.5b),
+// Options: --shape qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b|llama-3.2-3b (default qwen2.5-0.5b),
 //          --dtype f16|f32|bf16 (weights; default f16), --math f32|f16 (the runner's matmul math,
 //            default f32 as ModelRunner's),
 //          --layers N (default: 2 on software adapters, else all), --draft-layers N (default layers/4,

@@ -4,11 +4,12 @@
 // weight bytes a decode step streams beside the bandwidth ceiling measured in the same run.
 // Prints a table and writes bench/results/.
 //
-// Options: --shape qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b (default qwen2.5-0.5b),
+// Options: --shape qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b|llama-3.2-3b (default qwen2.5-0.5b),
 //          --dtype f32|f16|bf16 (default f16),
 //          --layers N (default: 2 on software adapters, else all),
 //          --trials N (fewest timed trials per case: default 2 on software adapters, else 5; quick
 //            steps get more, up to 10, while the case has run under 20 s / 2 s),
+//          --budget-ms MS (the extra-trials budget per case; default 20000 on software, else 2000),
 //          --prompt N (tokens of each sequence before decode, default 16), --batches 1,8,32,
 //          --prefill N (the prefill chunk, default 512; less if maxTokensPerStep is lower),
 //          --out FILE (default bench/results/forward-<adapter>-<shape>.json, with -<dtype> and
@@ -119,18 +120,40 @@ function tokenIds(n: number, salt: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (1000 + (salt * 7919 + i) * 104729) % vocab);
 }
 
+export type BandwidthProbe = Awaited<ReturnType<typeof bandwidthCeiling>>;
+export type ForwardRecord = Awaited<ReturnType<typeof forwardBench>>['record'];
+
 export async function main(args: string[]): Promise<number> {
   const benchStart = performance.now();
+  const rt = await GpuRuntime.create({ maxInFlightSubmits: 2 });
+  const { record, out } = await forwardBench(rt, args);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
+  console.log(`wrote ${out} (${((performance.now() - benchStart) / 1000).toFixed(0)} s in all)`);
+  rt.destroy();
+  if (record.gpuErrors.length) {
+    console.error(`GPU errors: ${record.gpuErrors.join('\n')}`);
+    return 1;
+  }
+  return 0;
+}
+
+/**
+ * The forward benchmark on `rt` (options as above; `bw`: a bandwidth ceiling measured already in
+ * this run, else measured here). Prints its tables; returns the record and its default file name.
+ * The weights and runners are destroyed before it returns.
+ */
+export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: BandwidthProbe) {
   const { shape, dtype } = shapeArgs(args);
   const prompt = positiveInt(arg(args, '--prompt'), '--prompt', 16);
   const prefillChunk = positiveInt(arg(args, '--prefill'), '--prefill', 512);
   const batchesArg = (arg(args, '--batches') ?? '1,8,32').split(',').map((b) => positiveInt(b, '--batches', 1));
 
-  const rt = await GpuRuntime.create({ maxInFlightSubmits: 2 });
   const caps = rt.capabilities;
   const software = isSoftwareAdapter(caps);
   const trials = positiveInt(arg(args, '--trials'), '--trials', software ? 2 : 5);
-  const budget: TrialBudget = { minTrials: trials, budgetMs: software ? 20000 : 2000, maxTrials: Math.max(trials, 10) };
+  const budgetMs = Number(arg(args, '--budget-ms') ?? (software ? 20000 : 2000));
+  const budget: TrialBudget = { minTrials: trials, budgetMs, maxTrials: Math.max(trials, 10) };
   const config: ModelConfig = shapeConfig(shape);
   const defaultLayers = software ? Math.min(2, config.numLayers) : config.numLayers;
   const layers = Math.min(positiveInt(arg(args, '--layers'), '--layers', defaultLayers), config.numLayers);
@@ -146,7 +169,7 @@ export async function main(args: string[]): Promise<number> {
   );
 
   // 1. The bandwidth ceiling, before the weights take memory.
-  const bw = await bandwidthCeiling(rt, !software, trials);
+  const bw = bw0 ?? (await bandwidthCeiling(rt, !software, trials));
   const ceiling = Math.max(bw.copyGBps, bw.streamGBps);
 
   // 2. The synthetic model.
@@ -327,7 +350,6 @@ export async function main(args: string[]): Promise<number> {
   const slug = adapterSlug(caps);
   const suffix = `${dtype === 'f16' ? '' : `-${dtype}`}${layers === defaultLayers ? '' : `-${layers}l`}`;
   const out = arg(args, '--out') ?? `bench/results/forward-${slug}-${shape}${suffix}.json`;
-  mkdirSync(dirname(out), { recursive: true });
   const record = {
     date: new Date().toISOString(),
     adapter: caps.adapter,
@@ -375,12 +397,7 @@ export async function main(args: string[]): Promise<number> {
     impliedAtBatch1: implied,
     gpuErrors: errors,
   };
-  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
-  console.log(`wrote ${out} (${((performance.now() - benchStart) / 1000).toFixed(0)} s in all)`);
-  rt.destroy();
-  if (errors.length) {
-    console.error(`GPU errors: ${errors.join('\n')}`);
-    return 1;
-  }
-  return 0;
+  oneRunner?.destroy();
+  runner.destroy();
+  return { record, out };
 }

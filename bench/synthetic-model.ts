@@ -83,6 +83,26 @@ export const SHAPES = {
     bosTokenId: 128000,
     eosTokenIds: [128001],
   },
+  // Llama-3.2-3B's shapes (tied embeddings, as the checkpoint).
+  'llama-3.2-3b': {
+    ...base,
+    architecture: 'llama',
+    vocabSize: 128256,
+    hiddenSize: 3072,
+    intermediateSize: 8192,
+    numLayers: 28,
+    numHeads: 24,
+    numKvHeads: 8,
+    headDim: 128,
+    rmsNormEps: 1e-5,
+    ropeTheta: 5e5,
+    ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    maxPositionEmbeddings: 131072,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    bosTokenId: 128000,
+    eosTokenIds: [128001],
+  },
 } satisfies Record<string, ModelConfig>;
 
 export type ShapeName = keyof typeof SHAPES;
@@ -128,6 +148,26 @@ export function fillValue(seed: number, index: number, center: number, halfWidth
   const h = pcgHash((index ^ pcgHash(seed)) >>> 0);
   const u = Math.fround((h >>> 8) * (2 / 16777216) - 1);
   return Math.fround(center + Math.fround(halfWidth * u));
+}
+
+/**
+ * Fill `buffers` on the GPU with the hash's values (center +- halfWidth) in `dtype`'s layout (f16 /
+ * bf16: two halves per word; any other dtype: f32 words), one step, waited for.
+ */
+export async function gpuFill(rt: GpuRuntime, buffers: readonly GPUBuffer[], dtype: WeightDType, center: number, halfWidth: number, seed = 1): Promise<void> {
+  const caps = rt.capabilities;
+  const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
+  const pipeline = await rt.prepare(FILL, { WG: wg, F16: dtype === 'f16', BF16: dtype === 'bf16' });
+  const groups = Math.min(caps.limits.maxComputeWorkgroupsPerDimension, 4096);
+  const step = rt.beginStep('bench fill');
+  buffers.forEach((buffer, i) => {
+    const params = new Uint32Array(8);
+    params.set([buffer.size / 4, seed + i, groups * wg, 0]);
+    new Float32Array(params.buffer).set([center, halfWidth], 4);
+    step.dispatch(pipeline, params, [buffer], [groups], `fill ${buffer.label}`);
+  });
+  await step.submit();
+  await rt.flush();
 }
 
 interface FillRecord {

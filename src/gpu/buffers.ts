@@ -44,6 +44,8 @@ export class BufferPool {
   private readonly owned = new Map<GPUBuffer, string>();
   private readonly inUse = new Set<GPUBuffer>();
   private bytes = 0;
+  /** Buffers created so far (a steady-state step creates none: everything comes from the free lists). */
+  created = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -66,6 +68,7 @@ export class BufferPool {
       return reused;
     }
     const buffer = this.device.createBuffer({ size, usage, label: `${label} (${size} B)` });
+    this.created++;
     this.owned.set(buffer, key);
     this.inUse.add(buffer);
     this.bytes += size;

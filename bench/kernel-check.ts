@@ -1,0 +1,188 @@
+// A standalone kernel correctness check at real sizes for a new adapter (no Vitest; bundled for the
+// GPU machine like gpu-check): the matmul kernels (matvec and tiled, f32 and f16 weights) against
+// the float64 reference within the reduction-order error bound, matvec and tiled bitwise equal, at
+// decode/prefill shapes of real models and one weight binding over 128 MiB (a whole LM head) where
+// the device allows it; paged attention against the float64 reference at several contexts (KV
+// scattered over pages in reverse order); argmax over a real vocabulary. Inputs are filled on the
+// GPU and read back, so the reference sees exactly what the kernels read. Reports the subgroup size
+// and storage binding the device granted; PASS/FAIL per check; exits 1 on any failure.
+//
+// Options: --quick (small sizes: a local smoke run on a software adapter).
+
+import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
+import { LayerKernels } from '../src/kernels/layers.js';
+import { MatmulKernels, weightBytes, type MatmulPath, type WeightDType } from '../src/kernels/matmul.js';
+import { fromF16Array } from '../src/numeric/half.js';
+import { matmulAbsReference, matmulErrorBound, matmulReference } from '../src/reference/matmul.js';
+import { argmaxRef, attentionRef } from '../src/reference/ops.js';
+import { attentionCase, kvCacheBytes, PAGE_SIZE, setupAttention } from './attention.js';
+import { gpuFill, shapeConfig, WEIGHT_HALF_WIDTH } from './synthetic-model.js';
+
+const ATTENTION_TOLERANCE = 1e-4;
+
+interface Outcome {
+  ok: boolean;
+  detail: string;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const start = performance.now();
+  const quick = args.includes('--quick');
+  const rt = await GpuRuntime.create({ maxInFlightSubmits: 2 });
+  const caps = rt.capabilities;
+  const lim = caps.limits;
+  const binding = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+  console.log(`adapter: ${describeCapabilities(caps)}`);
+  console.log(
+    `granted: subgroups ${caps.features.subgroups ? `${caps.subgroupMinSize}-${caps.subgroupMaxSize}` : 'none'}, reduce lanes ${caps.reduceLanes}, ` +
+      `max storage binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${quick ? '; --quick sizes' : ''}`,
+  );
+  let failed = 0;
+  let passed = 0;
+  const check = async (name: string, f: () => Promise<Outcome | null>): Promise<void> => {
+    const t0 = performance.now();
+    let o: Outcome | null;
+    try {
+      o = await f();
+    } catch (e) {
+      o = { ok: false, detail: `error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
+    }
+    const s = ((performance.now() - t0) / 1000).toFixed(1);
+    if (o === null) return;
+    if (o.ok) passed++;
+    else failed++;
+    console.log(`${o.ok ? 'PASS' : 'FAIL'} ${name.padEnd(40)} ${o.detail} (${s} s)`);
+  };
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const readF32 = async (b: GPUBuffer): Promise<Float32Array> => new Float32Array(await rt.read(b));
+
+  // 1. Matmul: decode (1 row, 8 rows), prefill (64 rows) shapes, and one big binding.
+  const shapes = quick
+    ? [
+        { M: 1, N: 256, K: 1536 },
+        { M: 8, N: 512, K: 1536 },
+        { M: 64, N: 256, K: 256 },
+      ]
+    : [
+        { M: 1, N: 1536, K: 1536 },
+        { M: 8, N: 8960, K: 1536 },
+        { M: 64, N: 2048, K: 1536 },
+      ];
+  const big = { M: 1, N: 151936, K: 1536 }; // Qwen2.5-1.5B's LM head: 890 MiB f32, 445 MiB f16
+  for (const dtype of ['f32', 'f16'] as WeightDType[]) {
+    let k: MatmulKernels;
+    try {
+      k = await MatmulKernels.create(rt, dtype);
+    } catch (e) {
+      await check(`matmul ${dtype}`, async () => ({ ok: false, detail: `kernels not created: ${e instanceof Error ? e.message : String(e)}` }));
+      continue;
+    }
+    const cases = [...shapes.map((s) => ({ ...s, big: false })), { ...big, big: true }];
+    for (const c of cases) {
+      const wBytes = c.N * c.K * weightBytes(dtype);
+      await check(`matmul ${dtype} ${c.M}x${c.N}x${c.K}${c.big ? ` (${(wBytes / 2 ** 20).toFixed(0)} MiB binding)` : ''}`, async () => {
+        if (c.big && (quick || wBytes > binding)) {
+          console.log(`skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`);
+          return null;
+        }
+        const w = rt.createBuffer(wBytes, usage, 'W');
+        const x = rt.createBuffer(4 * c.M * c.K, usage, 'X');
+        const y = rt.createBuffer(4 * c.M * c.N, usage, 'Y');
+        try {
+          await gpuFill(rt, [w], dtype, 0, WEIGHT_HALF_WIDTH, 11);
+          await gpuFill(rt, [x], 'f32', 0, 1, 12);
+          const raw = await rt.read(w);
+          const wv = dtype === 'f16' ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
+          const xv = await readF32(x);
+          const ref = matmulReference(xv, wv, c);
+          const abs = matmulAbsReference(xv, wv, c);
+          const got: Partial<Record<MatmulPath, Float32Array>> = {};
+          let worst = 0;
+          let bad = 0;
+          for (const path of ['matvec', 'tiled'] as const) {
+            const step = rt.beginStep('check');
+            k.record(step, x, w, y, c, path);
+            await step.submit();
+            const out = await readF32(y);
+            got[path] = out;
+            for (let i = 0; i < ref.length; i++) {
+              const r = Math.abs(out[i]! - ref[i]!) / matmulErrorBound(c.K, caps.reduceLanes, abs[i]!);
+              if (!(r <= 1)) bad++;
+              worst = Math.max(worst, Number.isNaN(r) ? Infinity : r);
+            }
+          }
+          const a = new Uint32Array(got.matvec!.buffer);
+          const b = new Uint32Array(got.tiled!.buffer);
+          const differ = a.reduce((n, v, i) => n + (v === b[i] ? 0 : 1), 0);
+          return { ok: bad === 0 && differ === 0, detail: `worst error ${worst.toFixed(3)} of the bound, ${bad} outside; matvec vs tiled: ${differ === 0 ? 'bitwise equal' : `${differ} outputs differ`}` };
+        } finally {
+          for (const b of [w, x, y]) rt.destroyBuffer(b);
+        }
+      });
+    }
+  }
+
+  // 2. Paged attention at real head shapes.
+  const layers = await LayerKernels.create(rt, ['f32']);
+  const contexts = quick ? [64, 300] : [64, 1000, 4096, 16384];
+  for (const shape of ['qwen2.5-1.5b', 'llama-3.2-3b'] as const) {
+    for (const ctx of contexts) {
+      const c = attentionCase(shape, shapeConfig(shape), ctx, 2);
+      await check(`attention ${shape} B=2 ctx ${ctx}`, async () => {
+        if (kvCacheBytes(c) > binding) return { ok: false, detail: 'the KV exceeds the storage binding' };
+        const s = await setupAttention(rt, layers, c, 100 + ctx);
+        try {
+          const step = rt.beginStep('check');
+          s.record(step);
+          await step.submit();
+          const [q, k, v, out] = [await readF32(s.q), await readF32(s.k), await readF32(s.v), await readF32(s.out)];
+          const kvDim = c.kvHeads * c.headDim;
+          const kv = (t: number, pos: number, kvh: number): { k: Float32Array; v: Float32Array } => {
+            const page = s.blockTables[t * s.maxBlocks + Math.floor(pos / PAGE_SIZE)]!;
+            const base = (page * PAGE_SIZE + (pos % PAGE_SIZE)) * kvDim + kvh * c.headDim;
+            return { k: k.subarray(base, base + c.headDim), v: v.subarray(base, base + c.headDim) };
+          };
+          const ref = attentionRef(q, s.positions, c.heads, c.kvHeads, c.headDim, kv);
+          let worst = 0;
+          for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Number.isNaN(out[i]!) ? Infinity : Math.abs(out[i]! - ref[i]!));
+          return { ok: worst <= ATTENTION_TOLERANCE, detail: `max |out - ref| ${worst.toExponential(2)} (tol ${ATTENTION_TOLERANCE})` };
+        } finally {
+          s.destroy();
+        }
+      });
+    }
+  }
+
+  // 3. Argmax over a real vocabulary (ties to the lowest id; a planted maximum per row).
+  await check('argmax 4 rows x 151936', async () => {
+    const rows = 4;
+    const vocab = 151936;
+    const logits = rt.createBuffer(4 * rows * vocab, usage, 'logits');
+    const ids = rt.createBuffer(4 * rows, usage, 'ids');
+    try {
+      await gpuFill(rt, [logits], 'f32', 0, 10, 21);
+      const step = rt.beginStep('check');
+      // Row r gets its maximum duplicated at two ids (ties go to the lower).
+      for (let r = 0; r < rows; r++) for (const id of [1000 + 37 * r, 150000 - r]) step.write(logits, 4 * (r * vocab + id), new Float32Array([100]));
+      layers.argmax(step, logits, ids, rows, vocab, vocab, 0);
+      await step.submit();
+      const lv = await readF32(logits);
+      const got = new Uint32Array(await rt.read(ids));
+      const want = Array.from({ length: rows }, (_, r) => argmaxRef(lv, r * vocab, vocab));
+      const ok = want.every((w, r) => w === got[r] && w === 1000 + 37 * r);
+      return { ok, detail: `ids ${[...got].join(',')}, reference ${want.join(',')}` };
+    } finally {
+      rt.destroyBuffer(logits);
+      rt.destroyBuffer(ids);
+    }
+  });
+
+  const errors = rt.takeErrors();
+  rt.destroy();
+  if (errors.length) {
+    console.log(`FAIL GPU errors: ${errors.join('; ')}`);
+    failed++;
+  }
+  console.log(`kernel-check: ${passed} PASS, ${failed} FAIL (${((performance.now() - start) / 1000).toFixed(1)} s)`);
+  return failed ? 1 : 0;
+}
