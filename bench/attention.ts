@@ -7,7 +7,7 @@
 // bench/kernel-check.ts (which reads the buffers back for the float64 reference).
 
 import type { GpuRuntime } from '../src/gpu/index.js';
-import { LayerKernels } from '../src/kernels/layers.js';
+import { attentionSplits, LayerKernels } from '../src/kernels/layers.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { timeSteps } from './common.js';
 import { gpuFill } from './synthetic-model.js';
@@ -22,6 +22,8 @@ export interface AttentionCase {
   headDim: number;
   context: number;
   batch: number;
+  /** 'split': one workgroup per (head, token, 512-key split) + combine (what the engine runs); 'whole': one per (head, token). */
+  form: 'split' | 'whole';
 }
 
 export interface AttentionRow extends AttentionCase {
@@ -46,8 +48,8 @@ export interface AttentionSetup {
   destroy: () => void;
 }
 
-export function attentionCase(shape: string, config: ModelConfig, context: number, batch: number): AttentionCase {
-  return { shape, heads: config.numHeads, kvHeads: config.numKvHeads, headDim: config.headDim, context, batch };
+export function attentionCase(shape: string, config: ModelConfig, context: number, batch: number, form: AttentionCase['form'] = 'split'): AttentionCase {
+  return { shape, heads: config.numHeads, kvHeads: config.numKvHeads, headDim: config.headDim, context, batch, form };
 }
 
 /** Bytes of one layer's K cache for the case (V the same). */
@@ -67,6 +69,7 @@ export async function setupAttention(rt: GpuRuntime, kernels: LayerKernels, c: A
   const k = rt.createBuffer(cacheBytes, usage, 'attn K');
   const v = rt.createBuffer(cacheBytes, usage, 'attn V');
   const out = rt.createBuffer(4 * c.batch * qDim, usage, 'attn out');
+  const partials = rt.createBuffer(c.form === 'split' ? 4 * c.batch * c.heads * attentionSplits(c.context - 1) * (c.headDim + 2) : 4, usage, 'attn partials');
   // Queries of norm ~1 per head after scaling keep the softmax neither flat nor one-hot.
   await gpuFill(rt, [q], 'f32', 0, 2, seed);
   await gpuFill(rt, [k, v], 'f32', 0, 1, seed + 1);
@@ -81,9 +84,10 @@ export async function setupAttention(rt: GpuRuntime, kernels: LayerKernels, c: A
       step,
       { q, kCache: k, vCache: v, positions: pos, seqOfToken: seqs, blockTables: tables, out },
       { T: c.batch, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, pageSize: PAGE_SIZE, maxBlocks, qStride: qDim, outStride: qDim },
+      c.form === 'split' ? { partials, maxPosition: c.context - 1 } : undefined,
     );
   const destroy = (): void => {
-    for (const b of [q, k, v, out, pos, seqs, tables]) rt.destroyBuffer(b);
+    for (const b of [q, k, v, out, partials, pos, seqs, tables]) rt.destroyBuffer(b);
   };
   return { c, q, k, v, out, positions, blockTables, maxBlocks, record, destroy };
 }

@@ -69,62 +69,79 @@ export async function main(args: string[]): Promise<number> {
         { M: 64, N: 2048, K: 1536 },
       ];
   const big = { M: 1, N: 151936, K: 1536 }; // Qwen2.5-1.5B's LM head: 890 MiB f32, 445 MiB f16
-  for (const dtype of ['f32', 'f16'] as WeightDType[]) {
-    let k: MatmulKernels;
-    try {
-      k = await MatmulKernels.create(rt, dtype);
-    } catch (e) {
-      await check(`matmul ${dtype}`, async () => ({ ok: false, detail: `kernels not created: ${e instanceof Error ? e.message : String(e)}` }));
-      continue;
-    }
-    const cases = [...shapes.map((s) => ({ ...s, big: false })), { ...big, big: true }];
-    for (const c of cases) {
-      const wBytes = c.N * c.K * weightBytes(dtype);
-      await check(`matmul ${dtype} ${c.M}x${c.N}x${c.K}${c.big ? ` (${(wBytes / 2 ** 20).toFixed(0)} MiB binding)` : ''}`, async () => {
-        if (c.big && (quick || wBytes > binding)) {
-          console.log(`skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`);
+  // Every reduction-lane count the benchmarks sweep, each on its own device (the lane count is a
+  // device-wide constant): subgroup shuffles run wherever the subgroup holds whole lane groups.
+  for (const lanes of [caps.reduceLanes, ...(quick ? [32] : [8, 16, 32]).filter((l) => l !== caps.reduceLanes)]) {
+    const lrt = lanes === caps.reduceLanes ? rt : await GpuRuntime.create({ maxInFlightSubmits: 2, reduceLanes: lanes });
+    const tag = `lanes ${lanes}`;
+    for (const dtype of ['f32', 'f16'] as WeightDType[]) {
+      let k: MatmulKernels;
+      // The 'wide' tiled geometry may not fit a device's workgroup storage at high lane counts.
+      let kw: MatmulKernels | null = null;
+      let wideNote = '';
+      try {
+        k = await MatmulKernels.create(lrt, dtype);
+        kw = await MatmulKernels.create(lrt, dtype, false, 'wide').catch((e: unknown) => {
+          wideNote = `; wide: not available (${e instanceof Error ? e.message : String(e)})`;
           return null;
-        }
-        const w = rt.createBuffer(wBytes, usage, 'W');
-        const x = rt.createBuffer(4 * c.M * c.K, usage, 'X');
-        const y = rt.createBuffer(4 * c.M * c.N, usage, 'Y');
-        try {
-          await gpuFill(rt, [w], dtype, 0, WEIGHT_HALF_WIDTH, 11);
-          await gpuFill(rt, [x], 'f32', 0, 1, 12);
-          const raw = await rt.read(w);
-          const wv = dtype === 'f16' ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
-          const xv = await readF32(x);
-          const ref = matmulReference(xv, wv, c);
-          const abs = matmulAbsReference(xv, wv, c);
-          const got: Partial<Record<MatmulPath, Float32Array>> = {};
-          let worst = 0;
-          let bad = 0;
-          for (const path of ['matvec', 'tiled'] as const) {
-            const step = rt.beginStep('check');
-            k.record(step, x, w, y, c, path);
-            await step.submit();
-            const out = await readF32(y);
-            got[path] = out;
-            for (let i = 0; i < ref.length; i++) {
-              const r = Math.abs(out[i]! - ref[i]!) / matmulErrorBound(c.K, caps.reduceLanes, abs[i]!);
-              if (!(r <= 1)) bad++;
-              worst = Math.max(worst, Number.isNaN(r) ? Infinity : r);
-            }
+        });
+      } catch (e) {
+        await check(`matmul ${dtype} ${tag}`, async () => ({ ok: false, detail: `kernels not created: ${e instanceof Error ? e.message : String(e)}` }));
+        continue;
+      }
+      const cases = [...shapes.map((s) => ({ ...s, big: false })), ...(lanes === caps.reduceLanes ? [{ ...big, big: true }] : [])];
+      for (const c of cases) {
+        const wBytes = c.N * c.K * weightBytes(dtype);
+        await check(`matmul ${dtype} ${tag} ${c.M}x${c.N}x${c.K}${c.big ? ` (${(wBytes / 2 ** 20).toFixed(0)} MiB binding)` : ''}`, async () => {
+          if (c.big && (quick || wBytes > binding)) {
+            console.log(`skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`);
+            return null;
           }
-          const a = new Uint32Array(got.matvec!.buffer);
-          const b = new Uint32Array(got.tiled!.buffer);
-          const differ = a.reduce((n, v, i) => n + (v === b[i] ? 0 : 1), 0);
-          return { ok: bad === 0 && differ === 0, detail: `worst error ${worst.toFixed(3)} of the bound, ${bad} outside; matvec vs tiled: ${differ === 0 ? 'bitwise equal' : `${differ} outputs differ`}` };
-        } finally {
-          for (const b of [w, x, y]) rt.destroyBuffer(b);
-        }
-      });
+          const w = lrt.createBuffer(wBytes, usage, 'W');
+          const x = lrt.createBuffer(4 * c.M * c.K, usage, 'X');
+          const y = lrt.createBuffer(4 * c.M * c.N, usage, 'Y');
+          try {
+            await gpuFill(lrt, [w], dtype, 0, WEIGHT_HALF_WIDTH, 11);
+            await gpuFill(lrt, [x], 'f32', 0, 1, 12);
+            const raw = await lrt.read(w);
+            const wv = dtype === 'f16' ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
+            const xv = new Float32Array(await lrt.read(x));
+            const ref = matmulReference(xv, wv, c);
+            const abs = matmulAbsReference(xv, wv, c);
+            const got: Partial<Record<MatmulPath, Float32Array>> = {};
+            let worst = 0;
+            let bad = 0;
+            const wide: Float32Array[] = [];
+            for (const path of kw ? (['matvec', 'tiled', 'wide'] as const) : (['matvec', 'tiled'] as const)) {
+              const step = lrt.beginStep('check');
+              (path === 'wide' ? kw! : k).record(step, x, w, y, c, path === 'wide' ? 'tiled' : path);
+              await step.submit();
+              const out = new Float32Array(await lrt.read(y));
+              if (path === 'wide') wide.push(out);
+              else got[path] = out;
+              for (let i = 0; i < ref.length; i++) {
+                const r = Math.abs(out[i]! - ref[i]!) / matmulErrorBound(c.K, lanes, abs[i]!);
+                if (!(r <= 1)) bad++;
+                worst = Math.max(worst, Number.isNaN(r) ? Infinity : r);
+              }
+            }
+            const a = new Uint32Array(got.matvec!.buffer);
+            const b = new Uint32Array(got.tiled!.buffer);
+            const wb = wide.length ? new Uint32Array(wide[0]!.buffer) : b;
+            const differ = a.reduce((n, v, i) => n + (v === b[i] && v === wb[i] ? 0 : 1), 0);
+            return { ok: bad === 0 && differ === 0, detail: `worst error ${worst.toFixed(3)} of the bound, ${bad} outside; matvec vs tiled (compact${kw ? ', wide' : ''}): ${differ === 0 ? 'bitwise equal' : `${differ} outputs differ`}${wideNote}` };
+          } finally {
+            for (const b of [w, x, y]) lrt.destroyBuffer(b);
+          }
+        });
+      }
     }
+    if (lrt !== rt) lrt.destroy();
   }
 
   // 2. Paged attention at real head shapes.
   const layers = await LayerKernels.create(rt, ['f32']);
-  const contexts = quick ? [64, 300] : [64, 1000, 4096, 16384];
+  const contexts = quick ? [64, 1300] : [64, 1000, 4096, 16384];
   for (const shape of ['qwen2.5-1.5b', 'llama-3.2-3b'] as const) {
     for (const ctx of contexts) {
       const c = attentionCase(shape, shapeConfig(shape), ctx, 2);
@@ -145,7 +162,19 @@ export async function main(args: string[]): Promise<number> {
           const ref = attentionRef(q, s.positions, c.heads, c.kvHeads, c.headDim, kv);
           let worst = 0;
           for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Number.isNaN(out[i]!) ? Infinity : Math.abs(out[i]! - ref[i]!));
-          return { ok: worst <= ATTENTION_TOLERANCE, detail: `max |out - ref| ${worst.toExponential(2)} (tol ${ATTENTION_TOLERANCE})` };
+          // The one-workgroup form over the same inputs (same fill seed) must give the same bits.
+          const whole = await setupAttention(rt, layers, { ...c, form: 'whole' }, 100 + ctx);
+          let same: boolean;
+          try {
+            const step2 = rt.beginStep('check whole');
+            whole.record(step2);
+            await step2.submit();
+            const outWhole = await readF32(whole.out);
+            same = new Uint32Array(outWhole.buffer).every((b, i) => b === new Uint32Array(out.buffer)[i]);
+          } finally {
+            whole.destroy();
+          }
+          return { ok: worst <= ATTENTION_TOLERANCE && same, detail: `max |out - ref| ${worst.toExponential(2)} (tol ${ATTENTION_TOLERANCE}); split vs whole: ${same ? 'bitwise equal' : 'DIFFER'}` };
         } finally {
           s.destroy();
         }

@@ -71,7 +71,7 @@ export function markdown(rec: RunAllRecord): string {
   if (rec.attention.length) {
     out.push('## Attention decode (one layer, f32 paged KV, one new token per sequence)', '');
     out.push('KV bytes = B x context x kv heads x head dim x 4 B x 2 (K and V), counted once per KV head.', '');
-    out.push(table(['shape', 'heads (q/kv x d)', 'B', 'context', 'KV MiB', 'ms', 'GB/s', 'of bandwidth'], rec.attention.map((r) => [r.shape, `${r.heads}/${r.kvHeads} x ${r.headDim}`, String(r.batch), String(r.context), f(r.kvBytes / 2 ** 20, 0), f(r.ms, 3), f(r.gbps), r.error ?? pct(r.ofBandwidth)])), '');
+    out.push(table(['shape', 'heads (q/kv x d)', 'form', 'B', 'context', 'KV MiB', 'ms', 'GB/s', 'of bandwidth'], rec.attention.map((r) => [r.shape, `${r.heads}/${r.kvHeads} x ${r.headDim}`, r.form, String(r.batch), String(r.context), f(r.kvBytes / 2 ** 20, 0), f(r.ms, 3), f(r.gbps), r.error ?? pct(r.ofBandwidth)])), '');
   }
   if (rec.forward.length) {
     out.push('## Forward step (synthetic weights, real shapes)', '');
@@ -118,7 +118,7 @@ export function summary(rec: RunAllRecord): string {
     if (!k.ceiling && !k.error) continue; // the ceilings: the first line
     row(`${k.name} ${k.shape}`, k.error ? k.error.slice(0, 80) : `${f(k.ms, 3)} ms, ${k.ceiling === 'fma' ? `${f(k.gflops)} GFLOP/s` : `${f(k.gbps)} GB/s`}, ${pct(k.ofCeiling)} of ${k.ceiling}`);
   }
-  for (const a of rec.attention) row(`attention ${a.shape} B=${a.batch} ctx ${a.context}`, a.error ? a.error.slice(0, 80) : `${f(a.ms, 3)} ms, ${f(a.gbps)} GB/s, ${pct(a.ofBandwidth)} of bandwidth`);
+  for (const a of rec.attention) row(`attention ${a.form} ${a.shape} B=${a.batch} ctx ${a.context}`, a.error ? a.error.slice(0, 80) : `${f(a.ms, 3)} ms, ${f(a.gbps)} GB/s, ${pct(a.ofBandwidth)} of bandwidth`);
   for (const e of rec.forward) {
     if (!e.record) {
       row(`forward ${e.shape} ${e.dtype}`, `not run: ${(e.error ?? '').slice(0, 80)}`);

@@ -69,10 +69,10 @@ export async function main(args: string[]): Promise<number> {
       const contexts = software ? [1024, 2048] : [4096, 8192, 16384, 32768];
       const batches = software ? [1] : [1, 8];
       const attShapes: ShapeName[] = software ? ['qwen2.5-1.5b'] : ['qwen2.5-1.5b', 'llama-3.2-3b'];
-      const cases = attShapes.flatMap((s) => batches.flatMap((B) => contexts.map((ctx) => attentionCase(s, shapeConfig(s), ctx, B))));
+      const cases = attShapes.flatMap((s) => batches.flatMap((B) => contexts.flatMap((ctx) => (['split', 'whole'] as const).map((form) => attentionCase(s, shapeConfig(s), ctx, B, form)))));
       const rows = await attentionRows(rt, cases, trials, software ? 1 : 5, ceilings.bandwidthGBps);
       for (const r of rows) {
-        console.log(`${r.shape.padEnd(14)} ${`${r.heads}/${r.kvHeads}x${r.headDim}`.padEnd(10)} B=${String(r.batch).padEnd(3)} ctx ${String(r.context).padStart(6)}  ` + (r.error ?? `${r.ms.toFixed(3)} ms  ${r.gbps.toFixed(1)} GB/s  ${(100 * r.ofBandwidth).toFixed(1)}% of bandwidth`));
+        console.log(`${r.shape.padEnd(14)} ${`${r.heads}/${r.kvHeads}x${r.headDim}`.padEnd(10)} ${r.form.padEnd(6)} B=${String(r.batch).padEnd(3)} ctx ${String(r.context).padStart(6)}  ` + (r.error ?? `${r.ms.toFixed(3)} ms  ${r.gbps.toFixed(1)} GB/s  ${(100 * r.ofBandwidth).toFixed(1)}% of bandwidth`));
       }
       return rows;
     });

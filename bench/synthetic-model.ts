@@ -229,9 +229,11 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
 
   const limits = caps.limits;
   const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  const matrix = async (label: string, rows: number, cols: number): Promise<GpuMatrix> => {
+  // interleaved: gate/up rows alternate, as the loader lays them out (the runner then fuses SwiGLU).
+  const matrix = async (label: string, rows: number, cols: number, interleaved = false): Promise<GpuMatrix> => {
     const rowBytes = cols * weightBytes(dtype);
-    const maxRows = Math.floor(binding / rowBytes);
+    const fit = Math.floor(binding / rowBytes);
+    const maxRows = interleaved ? fit - (fit % 2) : fit;
     if (maxRows < 1) throw new UnsupportedModelError(`${label}: a row of ${rowBytes} bytes`, [`rows up to ${limits.maxStorageBufferBindingSize} bytes (this device's storage binding limit)`]);
     const chunks: MatrixChunk[] = [];
     for (let r = 0; r < rows; r += maxRows) {
@@ -240,7 +242,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
       await fill(buffer, dtype, 0, WEIGHT_HALF_WIDTH);
       chunks.push({ buffer, rowStart: r, rows: n });
     }
-    return { name: label, dtype, rows, cols, chunks };
+    return { name: label, dtype, rows, cols, chunks, ...(interleaved ? { interleaved: true } : {}) };
   };
   const vector = async (label: string, n: number, center: number, halfWidth: number): Promise<GPUBuffer> => {
     const buffer = rt.createBuffer(4 * n, usage, label);
@@ -264,7 +266,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
       o: await matrix(`layer ${l} o`, shape('o').rows, shape('o').cols),
       oBias: c.oProjBias ? await vector(`layer ${l} o bias`, c.hiddenSize, 0, WEIGHT_HALF_WIDTH) : null,
       postNorm: await vector(`layer ${l} post_attention_layernorm`, c.hiddenSize, 1, WEIGHT_HALF_WIDTH),
-      gateUp: await matrix(`layer ${l} gate_up`, shape('gate_up').rows, shape('gate_up').cols),
+      gateUp: await matrix(`layer ${l} gate_up`, shape('gate_up').rows, shape('gate_up').cols, true),
       down: await matrix(`layer ${l} down`, shape('down').rows, shape('down').cols),
     });
   }

@@ -95,7 +95,8 @@ export type TiledVariant = (typeof TILED_VARIANTS)[number];
 
 function tiledGeometryOf(variant: TiledVariant, lanes: number): TiledGeometry {
   return variant === 'wide'
-    ? { rm: 8, rn: 8, mx: 8, groupsPerStep: Math.max(8, lanes), pad: 1 }
+    ? // At 32 lanes a k-step stages 32 groups: half as many columns keep it in 32 KiB.
+      { rm: 8, rn: 8, mx: lanes >= 32 ? 4 : 8, groupsPerStep: Math.max(8, lanes), pad: 1 }
     : { rm: 4, rn: 4, mx: 8, groupsPerStep: Math.max(16, lanes), pad: 0 };
 }
 
