@@ -12,7 +12,7 @@
 //          --budget-ms MS (the extra-trials budget per case; default 20000 on software, else 2000),
 //          --prompt N (tokens of each sequence before decode, default 16), --batches 1,8,32,
 //          --prefill N (the prefill chunk, default 512; less if maxTokensPerStep is lower),
-//          --tiled compact|wide (the prefill matmul geometry, default compact),
+//          --tiled auto|compact|wide (the prefill matmul geometry, default auto),
 //          --out FILE (default bench/results/forward-<adapter>-<shape>.json, with -<dtype> and
 //            -<N>l appended when those differ from their defaults).
 //
@@ -30,7 +30,7 @@ import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import type { ModelConfig } from '../src/model/config.js';
 import type { ModelWeights } from '../src/runner/gpu-weights.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
-import { TILED_VARIANTS, type TiledVariant } from '../src/kernels/matmul.js';
+import { TILED_VARIANTS, type TiledChoice } from '../src/kernels/matmul.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter } from './common.js';
 import { assertFillChecked, buildSyntheticWeights, decodeWeightBytes, layerMatrixShapes, shapeArgs, shapeConfig } from './synthetic-model.js';
@@ -191,8 +191,8 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
   const maxB = Math.max(...batches);
   const pagesPerSeq = Math.ceil((prompt + 1) / 16);
   const kvPages = Math.max(256, maxB * pagesPerSeq + Math.ceil(prefillChunk / 16) + 4);
-  const tiledMatmul = (arg(args, '--tiled') ?? 'compact') as TiledVariant;
-  if (!TILED_VARIANTS.includes(tiledMatmul)) throw new RangeError(`--tiled must be one of ${TILED_VARIANTS.join(', ')}, got ${tiledMatmul}`);
+  const tiledMatmul = (arg(args, '--tiled') ?? 'auto') as TiledChoice;
+  if (tiledMatmul !== 'auto' && !TILED_VARIANTS.includes(tiledMatmul)) throw new RangeError(`--tiled must be one of auto, ${TILED_VARIANTS.join(', ')}, got ${tiledMatmul}`);
   const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul });
   const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul }) : null;
   if (runner.numPages < maxB * pagesPerSeq + Math.ceil(Math.min(prefillChunk, runner.maxTokens) / runner.pageSize)) {

@@ -80,7 +80,7 @@ export async function main(args: string[]): Promise<number> {
       let kw: MatmulKernels | null = null;
       let wideNote = '';
       try {
-        k = await MatmulKernels.create(lrt, dtype);
+        k = await MatmulKernels.create(lrt, dtype, false, 'compact');
         kw = await MatmulKernels.create(lrt, dtype, false, 'wide').catch((e: unknown) => {
           wideNote = `; wide: not available (${e instanceof Error ? e.message : String(e)})`;
           return null;

@@ -96,7 +96,7 @@ export async function kernelRows(rt: GpuRuntime, large: boolean, trials: number,
       const ms = await timeSteps(rt, trials, reps, (s) => k.record(s, x, w, y, c, c.path));
       const bytes = wBytes + 4 * c.M * c.K + 4 * c.M * c.N;
       const flops = 2 * c.M * c.N * c.K;
-      const row: KernelRow = { name: `${c.path} ${dtype}`, shape: `${c.M}x${c.N}x${c.K}`, ms, gbps: bytes / ms / 1e6, gflops: flops / ms / 1e6 };
+      const row: KernelRow = { name: c.path === 'tiled' ? `tiled ${k.variant} ${dtype}` : `${c.path} ${dtype}`, shape: `${c.M}x${c.N}x${c.K}`, ms, gbps: bytes / ms / 1e6, gflops: flops / ms / 1e6 };
       row.ceiling = c.path === 'matvec' ? 'bandwidth' : 'fma';
       row.ofCeiling = c.path === 'matvec' ? row.gbps / ceilings.bandwidthGBps : row.gflops / ceilings.fmaGflops;
       rows.push(row);

@@ -16,22 +16,26 @@
 #   3. bench         npm run bench (bench/run-all.ts): ceilings, kernel rows, attention decode over
 #                    4k-32k contexts, forward decode/prefill of qwen2.5-1.5b and llama-3.2-3b shapes,
 #                    the engine step's CPU overhead at 64 decodes; writes $OUT/bench/<adapter>.{json,md}
-#   4. calibrate     the scheduler's performance profile on a synthetic qwen2.5-1.5b f16 with a self draft
+#   4. variants      bench/variants.ts: reduce lanes 4/8/16/32 x matvec at decode shapes, the tiled
+#                    matmul's compact/wide geometries, and the forward step per lanes value; writes
+#                    $OUT/bench/variants-<adapter>.{json,md} (the data to choose kernel defaults from)
+#   5. calibrate     (named only) the scheduler's performance profile on a synthetic qwen2.5-1.5b f16
+#                    with a self draft
 # Each phase's output goes to stdout and to $OUT/<phase>.txt; the calibration profile to
 # $OUT/profile-$TAG.json ($OUT unset: ${TMPDIR:-/tmp}/webslo-bench-gpu/). A summary table comes last.
 # Exit status: the number of failed phases.
 #
 # Environment: OUT (output folder), BENCH_GPU_QUICK=1 (small local smoke run), BENCH_GPU_TAG (file
 # name tag; default h200, or quick), BENCH_GPU_PHASES (default "gpu-check kernel-check bench
-# calibrate"; kernels and forward, the older single benches, can be named too), T_CHECK
-# T_KCHECK T_BENCH T_CALIBRATE T_KERNELS T_FORWARD (phase timeouts, s), CALIBRATE_BUDGET_S
+# variants"; calibrate, and kernels and forward, the older single benches, can be named too), T_CHECK
+# T_KCHECK T_BENCH T_VARIANTS T_CALIBRATE T_KERNELS T_FORWARD (phase timeouts, s), CALIBRATE_BUDGET_S
 # (calibration sweep budget, s), SHAPE (calibrate and forward shape; default qwen2.5-1.5b).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 99
 run_start=$(date +%s)
 
 command -v node >/dev/null 2>&1 || { echo "bench-gpu: no node on PATH"; exit 98; }
-for b in gpu-check kernel-check run-all kernels forward calibrate; do
+for b in gpu-check kernel-check run-all variants kernels forward calibrate; do
   [ -f ".devbundle/$b.mjs" ] || { echo "bench-gpu: .devbundle/$b.mjs is missing: run npm run bench:gpu:bundle where Vite is installed and bring .devbundle"; exit 97; }
 done
 # `import 'webgpu'` must resolve from the bundles: node_modules/webgpu, or a copy of the npm package
@@ -50,10 +54,10 @@ QUICK=${BENCH_GPU_QUICK:-0}
 OUT_DIR=${OUT:-${TMPDIR:-/tmp}/webslo-bench-gpu}
 mkdir -p "$OUT_DIR"
 SHAPE=${SHAPE:-qwen2.5-1.5b}
-PHASES=${BENCH_GPU_PHASES:-gpu-check kernel-check bench calibrate}
+PHASES=${BENCH_GPU_PHASES:-gpu-check kernel-check bench variants}
 
 if [ "$QUICK" = 1 ]; then
-  T_CHECK=${T_CHECK:-180}; T_KCHECK=${T_KCHECK:-120}; T_BENCH=${T_BENCH:-420}; T_KERNELS=${T_KERNELS:-120}; T_FORWARD=${T_FORWARD:-300}; T_CALIBRATE=${T_CALIBRATE:-300}
+  T_CHECK=${T_CHECK:-180}; T_KCHECK=${T_KCHECK:-120}; T_BENCH=${T_BENCH:-420}; T_VARIANTS=${T_VARIANTS:-300}; T_KERNELS=${T_KERNELS:-120}; T_FORWARD=${T_FORWARD:-300}; T_CALIBRATE=${T_CALIBRATE:-300}
   BUDGET=${CALIBRATE_BUDGET_S:-60}
   CHECK_ARGS=(--max-prompt 37)
   KCHECK_ARGS=(--quick)
@@ -64,8 +68,9 @@ if [ "$QUICK" = 1 ]; then
     --decode-batches 1,4 --decode-contexts 32 --verify-ks 1,2 --verify-batches 1 --repeats 1)
 else
   # Budget on an H200 (the run before the new phases took 57 s): check 60 + kernel-check 60 +
-  # bench 240 + calibrate 120 = 8 min at most, the timeouts included.
-  T_CHECK=${T_CHECK:-60}; T_KCHECK=${T_KCHECK:-60}; T_BENCH=${T_BENCH:-240}; T_KERNELS=${T_KERNELS:-60}; T_FORWARD=${T_FORWARD:-100}; T_CALIBRATE=${T_CALIBRATE:-120}
+  # bench 240 + variants 120 = 8 min at most, the timeouts included (calibrate: name it in
+  # BENCH_GPU_PHASES when the scheduler profile should be refreshed).
+  T_CHECK=${T_CHECK:-60}; T_KCHECK=${T_KCHECK:-60}; T_BENCH=${T_BENCH:-240}; T_VARIANTS=${T_VARIANTS:-120}; T_KERNELS=${T_KERNELS:-60}; T_FORWARD=${T_FORWARD:-100}; T_CALIBRATE=${T_CALIBRATE:-120}
   BUDGET=${CALIBRATE_BUDGET_S:-60}
   CHECK_ARGS=()
   KCHECK_ARGS=()
@@ -113,6 +118,7 @@ run_phase gpu-check "$T_CHECK" gpu-check ${CHECK_ARGS[@]+"${CHECK_ARGS[@]}"}
 run_phase kernel-check "$T_KCHECK" kernel-check ${KCHECK_ARGS[@]+"${KCHECK_ARGS[@]}"}
 case " $PHASES " in *" bench "*) rm -rf "$OUT_DIR/bench" ;; esac
 run_phase bench "$T_BENCH" run-all ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} --out "$OUT_DIR/bench"
+run_phase variants "$T_VARIANTS" variants --out "$OUT_DIR/bench"
 run_phase kernels "$T_KERNELS" kernels ${KERNELS_ARGS[@]+"${KERNELS_ARGS[@]}"} --out "$OUT_DIR/kernels-$TAG.json"
 run_phase forward "$T_FORWARD" forward ${FORWARD_ARGS[@]+"${FORWARD_ARGS[@]}"} --out "$OUT_DIR/forward-$TAG.json"
 run_phase calibrate "$T_CALIBRATE" calibrate ${CALIBRATE_ARGS[@]+"${CALIBRATE_ARGS[@]}"} --budget-s "$BUDGET" --out "$OUT_DIR/profile-$TAG.json"
@@ -125,6 +131,7 @@ printf '%-13s %-16s %6s\n' phase status seconds
 printf '%s\n' "${SUMMARY[@]}"
 key gpu-check '^(PASS|FAIL)|^     |^gpu-check:|^adapter:' 12
 key kernel-check '^FAIL|^granted:|^kernel-check:' 12
+key variants '^lanes ' 48
 key kernels '^(matvec|tiled)|^bandwidth ceiling' 8
 key forward '^[0-9]+ +[0-9]+ |^  [0-9.]+ ms, |^implied' 8
 key calibrate '^model: T|^R\^2|^k2|^profile:|^skipped' 6

@@ -2,7 +2,7 @@
 // npm run bench:gpu:bundle — bundles the device-side benchmarks into single-file ESM scripts under
 // .devbundle/ (git-ignored) with Vite's build API, so that a bare GPU machine with only a Node
 // binary and Dawn (node_modules/webgpu, or a copy named by WEBGPU_DIR: see scripts/bench-gpu.sh) can run them:
-//   .devbundle/{gpu-check,kernel-check,run-all,kernels,forward,calibrate,planner}.mjs
+//   .devbundle/{gpu-check,kernel-check,run-all,variants,kernels,forward,calibrate,planner}.mjs
 // Each is `node .devbundle/<name>.mjs [args...]` from the repository root: it calls the entry's
 // main(args) and exits with its return value, as scripts/run-ts.mjs does. Everything is bundled
 // (TypeScript, `?raw` WGSL, npm dependencies) except the npm package 'webgpu' (a native addon,
@@ -17,6 +17,7 @@ const ENTRIES = {
   'gpu-check': 'bench/gpu-check.ts',
   'kernel-check': 'bench/kernel-check.ts',
   'run-all': 'bench/run-all.ts',
+  variants: 'bench/variants.ts',
   kernels: 'bench/kernels.ts',
   forward: 'bench/forward.ts',
   calibrate: 'bench/calibrate.ts',

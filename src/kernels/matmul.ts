@@ -92,6 +92,19 @@ export interface TiledGeometry {
 /** Named geometries: 'compact' is the original 4x4 micro tile; 'wide' the 8x8 register tile. */
 export const TILED_VARIANTS = ['compact', 'wide'] as const;
 export type TiledVariant = (typeof TILED_VARIANTS)[number];
+/**
+ * 'auto' (the default): 'wide' where the device's workgroup storage holds it, else 'compact'. On
+ * lavapipe 'wide' ran a 512-token prefill matmul about 2x faster than 'compact' (bench/variants.ts);
+ * real GPUs: see that benchmark's results.
+ */
+export type TiledChoice = TiledVariant | 'auto';
+
+/** Workgroup storage (bytes) of a tiled geometry, and its rows per workgroup (0: does not fit the threads). */
+function tiledFootprint(geo: TiledGeometry, lanes: number, wg: number): { bytes: number; my: number } {
+  const my = wg / (lanes * geo.mx);
+  if (!Number.isInteger(my) || my < 1) return { bytes: Infinity, my: 0 };
+  return { bytes: 16 * Math.max((my * geo.rm + geo.mx * geo.rn) * (geo.groupsPerStep + geo.pad), wg * 4), my };
+}
 
 function tiledGeometryOf(variant: TiledVariant, lanes: number): TiledGeometry {
   return variant === 'wide'
@@ -124,7 +137,7 @@ export class MatmulKernels {
    * @param f16Math group products in f16 (needs shader-f16); the default is f32 math.
    * @param variant the tiled kernel's geometry (see TiledGeometry).
    */
-  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false, variant: TiledVariant = 'compact'): Promise<MatmulKernels> {
+  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false, choice: TiledChoice = 'auto'): Promise<MatmulKernels> {
     const caps = rt.capabilities;
     if (f16Math && !caps.features.shaderF16) {
       throw new GpuLimitError(`f16 math needs the 'shader-f16' feature, which this device ${caps.ignored.shaderF16 ? 'was told to ignore' : 'lacks'}; use f32 math`);
@@ -134,18 +147,19 @@ export class MatmulKernels {
     if (wg % lanes !== 0 || lanes > 32) {
       throw new GpuLimitError(`reduceLanes ${lanes} does not fit a ${wg}-thread workgroup (valid: 1..32, dividing ${wg})`);
     }
-    if (!(TILED_VARIANTS as readonly string[]).includes(variant)) {
-      throw new GpuUsageError(`unknown tiled matmul variant '${String(variant)}' (valid: ${TILED_VARIANTS.join(', ')})`);
+    if (choice !== 'auto' && !(TILED_VARIANTS as readonly string[]).includes(choice)) {
+      throw new GpuUsageError(`unknown tiled matmul variant '${String(choice)}' (valid: auto, ${TILED_VARIANTS.join(', ')})`);
     }
+    const storage = caps.limits.maxComputeWorkgroupStorageSize;
+    const variant: TiledVariant = choice !== 'auto' ? choice : tiledFootprint(tiledGeometryOf('wide', lanes), lanes, wg).bytes <= storage ? 'wide' : 'compact';
     const geo = tiledGeometryOf(variant, lanes);
-    const my = wg / (lanes * geo.mx);
-    if (!Number.isInteger(my) || my < 1) {
+    const { bytes: sharedBytes, my } = tiledFootprint(geo, lanes, wg);
+    if (my < 1) {
       throw new GpuLimitError(`no tiled-matmul geometry '${variant}' for ${lanes} lanes in ${wg} threads`);
     }
     const tiledTn = geo.mx * geo.rn;
     const tiledTm = my * geo.rm;
     const groupsPerStep = geo.groupsPerStep;
-    const sharedBytes = 16 * Math.max((tiledTm + tiledTn) * (groupsPerStep + geo.pad), wg * 4);
     const sharedBytesMatvec = 16 * (wg + wg / lanes);
     if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
       throw new GpuLimitError(

@@ -6,7 +6,7 @@ import { GpuLimitError } from '../gpu/errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
 import { attentionSplits, LayerKernels } from '../kernels/layers.js';
-import { MatmulKernels, type TiledVariant, type WeightDType } from '../kernels/matmul.js';
+import { MatmulKernels, type TiledChoice, type WeightDType } from '../kernels/matmul.js';
 import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
@@ -30,8 +30,8 @@ export interface RunnerOptions {
   /** 'f32' (default) or 'f16': matmul group products in f16 (needs shader-f16); norms, softmax
    * and all accumulation stay f32. */
   math?: 'f32' | 'f16';
-  /** The prefill matmul's geometry (bitwise the same results; only speed differs). Default 'compact'. */
-  tiledMatmul?: TiledVariant;
+  /** The prefill matmul's geometry (bitwise the same results; only speed differs). Default 'auto'. */
+  tiledMatmul?: TiledChoice;
 }
 
 /** What a performance model needs to know about a step, with its measured time. */

@@ -15,7 +15,8 @@ const kernels = new Map<WeightDType, MatmulKernels>();
 
 beforeAll(async () => {
   rt = await createTestRuntime();
-  for (const dtype of ['f32', 'f16', 'bf16'] as const) kernels.set(dtype, await MatmulKernels.create(rt, dtype));
+  // 'compact' here; the 'wide' tests below compare the other geometry against it bitwise.
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) kernels.set(dtype, await MatmulKernels.create(rt, dtype, false, 'compact'));
 });
 
 afterAll(() => {
@@ -182,8 +183,13 @@ describe.each(['f32', 'f16', 'bf16'] as const)("tiled variant 'wide', %s weights
   });
 });
 
+it("'auto' picks 'wide' where the workgroup storage holds it", async () => {
+  const auto = await MatmulKernels.create(rt, 'f32');
+  expect(auto.variant).toBe(rt.capabilities.limits.maxComputeWorkgroupStorageSize >= 18432 ? 'wide' : 'compact');
+});
+
 it('an unknown tiled variant is a typed error naming the valid ones', async () => {
-  await expect(MatmulKernels.create(rt, 'f32', false, 'huge' as never)).rejects.toThrow(/unknown tiled matmul variant 'huge' \(valid: compact, wide\)/);
+  await expect(MatmulKernels.create(rt, 'f32', false, 'huge' as never)).rejects.toThrow(/unknown tiled matmul variant 'huge' \(valid: auto, compact, wide\)/);
 });
 
 // The epilogue (bias, residual accumulate) must be exactly the separate passes it replaces:
