@@ -7,7 +7,7 @@
 import fillSource from '../shaders/bench_fill.wgsl?raw';
 import type { GpuRuntime, KernelSpec, PreparedPipeline } from '../src/gpu/index.js';
 import { arg } from './common.js';
-import { weightBytes, type WeightDType } from '../src/kernels/matmul.js';
+import { weightBytes, type SourceWeightDType } from '../src/kernels/matmul.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { UnsupportedModelError } from '../src/model/errors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../src/numeric/half.js';
@@ -109,7 +109,7 @@ export function layerMatrixShapes(c: ModelConfig): { name: string; rows: number;
 }
 
 /** Weight bytes one decode step streams: every layer matrix of `layers` layers plus the LM head. */
-export function decodeWeightBytes(c: ModelConfig, dtype: WeightDType, layers: number): { perLayer: number; lmHead: number; total: number } {
+export function decodeWeightBytes(c: ModelConfig, dtype: SourceWeightDType, layers: number): { perLayer: number; lmHead: number; total: number } {
   const b = weightBytes(dtype);
   const perLayer = layerMatrixShapes(c).reduce((n, m) => n + m.rows * m.cols * b, 0);
   const lmHead = c.vocabSize * c.hiddenSize * b;
@@ -135,7 +135,7 @@ interface FillRecord {
   seed: number;
   center: number;
   halfWidth: number;
-  dtype: WeightDType;
+  dtype: SourceWeightDType;
 }
 
 export interface SyntheticWeights {
@@ -153,10 +153,10 @@ export interface SyntheticWeights {
  * the GPU. Chunking follows WeightUploader.matrix: rows per chunk = floor(min(binding, maxBuffer) /
  * row bytes).
  */
-export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig, dtype: WeightDType, layers: number, seed = 1): Promise<SyntheticWeights> {
+export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig, dtype: SourceWeightDType, layers: number, seed = 1): Promise<SyntheticWeights> {
   const caps = rt.capabilities;
   const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
-  const pipelines = new Map<WeightDType, PreparedPipeline>();
+  const pipelines = new Map<SourceWeightDType, PreparedPipeline>();
   for (const d of ['f32', dtype] as const) {
     if (!pipelines.has(d)) pipelines.set(d, await rt.prepare(FILL, { WG: wg, F16: d === 'f16', BF16: d === 'bf16' }));
   }
@@ -170,7 +170,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   const start = performance.now();
   let step = rt.beginStep('bench fill');
   let pending = 0;
-  const fill = async (buffer: GPUBuffer, d: WeightDType, center: number, halfWidth: number): Promise<void> => {
+  const fill = async (buffer: GPUBuffer, d: SourceWeightDType, center: number, halfWidth: number): Promise<void> => {
     const s = nextSeed++;
     const params = new Uint32Array(8);
     params.set([buffer.size / 4, s, threads, 0]);
@@ -255,7 +255,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
 }
 
 /** `--shape NAME` (default qwen2.5-0.5b) and `--dtype f32|f16|bf16` (default f16), checked. */
-export function shapeArgs(args: string[]): { shape: ShapeName; dtype: WeightDType } {
+export function shapeArgs(args: string[]): { shape: ShapeName; dtype: SourceWeightDType } {
   const shape = arg(args, '--shape') ?? 'qwen2.5-0.5b';
   if (!isShapeName(shape)) throw new RangeError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, got ${shape}`);
   const dtype = arg(args, '--dtype') ?? 'f16';
@@ -264,9 +264,9 @@ export function shapeArgs(args: string[]): { shape: ShapeName; dtype: WeightDTyp
 }
 
 /** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (rounding of the store). */
-export const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
+export const FILL_TOLERANCE: Record<SourceWeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
 
 /** Throw if the spot check of GPU-filled weights exceeds the dtype's tolerance. */
-export function assertFillChecked(synth: SyntheticWeights, dtype: WeightDType): void {
+export function assertFillChecked(synth: SyntheticWeights, dtype: SourceWeightDType): void {
   if (!(synth.checkMaxError <= FILL_TOLERANCE[dtype])) throw new Error(`GPU-filled weights differ from the hash by ${synth.checkMaxError} (tolerance ${FILL_TOLERANCE[dtype]})`);
 }

@@ -6,7 +6,7 @@
 // 4x4 micro tile for one lane. Per k-step, GROUPS_PER_STEP groups of X and W go through workgroup
 // memory; lane l takes local groups l, l+LANES, ... so each lane still sees its groups in order.
 //
-// Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16 / W_BF16 / SHADER_F16
+// Defines: LANES, TM, TN, GROUPS_PER_STEP (a multiple of LANES), W_F16 / W_BF16 / W_Q4 / SHADER_F16
 // (weight storage, see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group
 // products in f16, lib/group_dot16.wgsl), ENABLE_F16.
 
