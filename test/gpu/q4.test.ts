@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../src/gpu/index.js';
+import { createEngine } from '../../src/index.js';
 import { MatmulKernels, type MatmulPath } from '../../src/kernels/matmul.js';
 import { loadModelFiles, tensorToFloat64, type LoadedModelFiles } from '../../src/model/load.js';
 import { q4Bytes, QuantizeError, quantizeQ4 } from '../../src/model/quantize-q4.js';
@@ -16,6 +17,8 @@ import { q4Reference, q4WeightLookup } from '../../src/reference/q4.js';
 import { destroyWeights, uploadWeights } from '../../src/runner/gpu-weights.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
+import { PROFILES } from '../../src/sim/profiles.js';
+import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir, type FixtureModel } from '../helpers/fixtures.js';
 import { topK } from '../helpers/logits.js';
 import { randomF32 } from '../helpers/random.js';
@@ -339,5 +342,34 @@ describe('q4 batch invariance (tiny-llama3)', () => {
   it('an unknown quantize value is a typed error naming the valid ones', async () => {
     await expect(ModelRunner.create(rt, files, { kvPages: 4, quantize: 'q8' as 'q4' })).rejects.toThrow(QuantizeError);
     await expect(ModelRunner.create(rt, files, { kvPages: 4, quantize: 'q8' as 'q4' })).rejects.toThrow(/'none' or 'q4'/);
+  });
+});
+
+describe('createEngine({ quantize })', () => {
+  it('refuses an unknown value before loading anything, naming the valid ones', async () => {
+    const bad = createEngine({ model: '/nonexistent', worker: false, quantize: 'int4' as 'q4' });
+    await expect(bad).rejects.toThrow(QuantizeError);
+    await expect(createEngine({ model: '/nonexistent', worker: false, quantize: 'int4' as 'q4' })).rejects.toThrow(/'none' or 'q4'/);
+  });
+
+  // A second device compiles every kernel again: once, on the all-features leg.
+  it.skipIf(SCOPE !== 'full')('q4 serves the greedy completion a q4 runner computes', async () => {
+    const files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-qwen2')));
+    const c = fixtureCases('tiny-qwen2').find((x) => x.prompt.length === 5)!;
+    const prompt = c.prompt;
+    const runner = await ModelRunner.create(rt, files, { kvPages: 16, quantize: 'q4' });
+    const expected = await new RunnerSession(runner).greedy(prompt, 8);
+    runner.destroy();
+    // So the check below tells a q4 engine from one that ignored the option.
+    expect(expected).not.toEqual(c.greedy.slice(0, 8));
+    const tokenizer = new TextTokenizer(files.tokenizerJson!, files.tokenizerConfig, files.config.eosTokenIds);
+    const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, quantize: 'q4' });
+    try {
+      const r = await engine.completions.create({ prompt, max_tokens: 8, ignore_eos: true });
+      // The engine's incremental detokenizer keeps the first token's leading space; decode drops it.
+      expect(r.choices[0]!.text.trimStart()).toBe(tokenizer.decode(expected).trimStart());
+    } finally {
+      await engine.unload();
+    }
   });
 });
