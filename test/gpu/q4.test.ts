@@ -188,8 +188,11 @@ const MAX_REL_RMS = 0.75;
 
 // Prompt lengths per leg: q4 is checked against the reference model at every position of each.
 const PROMPTS = { full: [5, 37], reduced: [5, 37], light: [5] }[SCOPE];
+// SwiftShader (~10x slower, and its models run in the browser tier): an untied bf16 model whose
+// linears all quantize, and an f16 one whose o_proj (K 120) stays f16.
+const MODELS: readonly FixtureModel[] = SCOPE === 'light' ? ['tiny-llama3', 'tiny-qwen3b'] : FIXTURE_MODELS;
 
-describe.each(FIXTURE_MODELS)('%s quantized to q4 at load', (model: FixtureModel) => {
+describe.each(MODELS)('%s quantized to q4 at load', (model: FixtureModel) => {
   let files: LoadedModelFiles;
   let runner: ModelRunner;
   let session: RunnerSession;
@@ -284,7 +287,8 @@ describe('q4 batch invariance (tiny-llama3)', () => {
   let files: LoadedModelFiles;
   let runner: ModelRunner;
   let session: RunnerSession;
-  const prompt = fixtureCases('tiny-llama3').find((c) => c.prompt.length === 37)!.prompt;
+  // SwiftShader runs a 37-token step slowly: 12 tokens still take the tiled path there.
+  const prompt = fixtureCases('tiny-llama3').find((c) => c.prompt.length === 37)!.prompt.slice(0, SCOPE === 'light' ? 12 : 37);
 
   beforeAll(async () => {
     files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-llama3')));
@@ -306,20 +310,21 @@ describe('q4 batch invariance (tiny-llama3)', () => {
     const expected = bits(await last(prompt));
     const head = prompt.slice(0, -1);
     const tail = [prompt[prompt.length - 1]!];
-    // Batches: [me] alone (M = 1, matvec), with two decoders (M = 3, matvec), with a prefill chunk (M = 22, tiled).
-    const others = [[], [[5], [7]], [[5], prompt.slice(3, 23)]] as const;
+    // Batches: [me] alone (M = 1, matvec), with two decoders (M = 3, matvec), with a prefill chunk (M > 8, tiled).
+    const others = [[], [[5], [7]], [[5], prompt.slice(2, 12)]] as const;
     for (const extra of others) {
+      // One step puts every sequence at its own position (me: all but the last token; others: 3..5).
       const me = session.newSequence();
-      await session.prefill(me, head, 64);
       const ids = extra.map(() => session.newSequence());
-      for (const id of ids) await session.prefill(id, prompt.slice(0, 9), 64);
+      await session.step([{ id: me, tokens: head, outputs: 'none' }, ...ids.map((id, i) => ({ id, tokens: prompt.slice(0, 3 + i), outputs: 'none' as const }))]);
       const r = await session.step([{ id: me, tokens: tail }, ...ids.map((id, i) => ({ id, tokens: extra[i]! }))], { logits: true });
       expect(bits(r.logits!.subarray(0, V)), `with ${extra.length} others`).toEqual(expected);
       for (const id of [me, ...ids]) session.free(id);
     }
   });
 
-  it('splitting the q4 matrices into 1 MiB bindings changes no bit', async () => {
+  // A second device compiles every kernel again; the kernel test above covers q4 row chunks on every leg.
+  it.skipIf(SCOPE !== 'full')('splitting the q4 matrices into 1 MiB bindings changes no bit', async () => {
     const split = await createTestRuntime({ maxStorageBindingOverride: 2 ** 20 });
     try {
       const small = await ModelRunner.create(split, files, { kvPages: 16, quantize: 'q4' });
