@@ -59,6 +59,12 @@ interface Loaded {
 async function load(args: ParsedArgs): Promise<Loaded> {
   const dir = stringFlag(args, 'model');
   if (!dir) throw new UsageError('--model DIR is required');
+  // Option checks first: a typo should not cost a model load and a device.
+  const math = stringFlag(args, 'math') ?? 'f32';
+  if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
+  const quantize = stringFlag(args, 'quantize') ?? 'none';
+  if (!(WEIGHT_QUANTIZATIONS as readonly string[]).includes(quantize)) throw new UsageError(`--quantize ${quantize}: expected ${WEIGHT_QUANTIZATIONS.join(' or ')}`);
+  const q = quantize as WeightQuantization;
   const files = await loadModelFiles(nodeDirectorySource(dir));
   const power = stringFlag(args, 'power');
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') throw new UsageError(`--power ${power}: expected high-performance or low-power`);
@@ -76,11 +82,6 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   if (args.flags.has('verbose')) console.error(`[webslo] ${describeCapabilities(rt.capabilities)}`);
   const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-  const math = stringFlag(args, 'math') ?? 'f32';
-  if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
-  const quantize = stringFlag(args, 'quantize') ?? 'none';
-  if (!(WEIGHT_QUANTIZATIONS as readonly string[]).includes(quantize)) throw new UsageError(`--quantize ${quantize}: expected ${WEIGHT_QUANTIZATIONS.join(' or ')}`);
-  const q = quantize as WeightQuantization;
   const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096, math, quantize: q });
   return { rt, files, runner, quantize: q };
 }
