@@ -223,6 +223,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       features: { shaderF16: rt.capabilities.features.shaderF16, subgroups: rt.capabilities.features.subgroups },
       kv: { pages: runner.numPages, pageSize: runner.pageSize, bytes: runner.numPages * pageSize * kvBytesPerToken(files) },
       weightsBytes,
+      quantize,
+      gpuWeightsBytes: runner.weights.bytes,
       scheduler: schedulerName,
       speculation: draft.kind === 'model' ? 'draft-model' : draft.kind === 'self' ? 'self' : 'none',
       decodeStepMs: model.predict({ tokens: 1, draftSteps: 0, kvTokensRead: 0 }),

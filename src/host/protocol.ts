@@ -88,7 +88,11 @@ export interface ModelInfo {
   adapter: string;
   features: { shaderF16: boolean; subgroups: boolean };
   kv: { pages: number; pageSize: number; bytes: number };
+  /** Bytes of the model's weight files. */
   weightsBytes: number;
+  /** How the weights are stored on the GPU (HostLoadOptions.quantize), and their bytes there. */
+  quantize: 'none' | 'q4';
+  gpuWeightsBytes: number;
   scheduler: SchedulerName;
   speculation: 'none' | 'draft-model' | 'self';
   /** The planning model's zero-load decode step (one sequence) and 512-token prefill, ms. */

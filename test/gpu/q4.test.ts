@@ -370,6 +370,8 @@ describe('createEngine({ quantize })', () => {
     const tokenizer = new TextTokenizer(files.tokenizerJson!, files.tokenizerConfig, files.config.eosTokenIds);
     const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, quantize: 'q4' });
     try {
+      expect(engine.info.quantize).toBe('q4');
+      expect(engine.info.gpuWeightsBytes).toBeLessThan(engine.info.weightsBytes);
       const r = await engine.completions.create({ prompt, max_tokens: 8, ignore_eos: true });
       // The engine's incremental detokenizer keeps the first token's leading space; decode drops it.
       expect(r.choices[0]!.text.trimStart()).toBe(tokenizer.decode(expected).trimStart());
