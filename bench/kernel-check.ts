@@ -1,5 +1,5 @@
 // A standalone kernel correctness check at real sizes for a new adapter (no Vitest; bundled for the
-// GPU machine like gpu-check): the matmul kernels (matvec and tiled, f32 and f16 weights) against
+// GPU machine like gpu-check): the matmul kernels (matvec and tiled, f32, f16 and q4 weights) against
 // the float64 reference within the reduction-order error bound, matvec and tiled bitwise equal, at
 // decode/prefill shapes of real models and one weight binding over 128 MiB (a whole LM head) where
 // the device allows it; paged attention against the float64 reference at several contexts (KV
@@ -13,6 +13,7 @@ import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import { LayerKernels } from '../src/kernels/layers.js';
 import { MatmulKernels, weightBytes, type MatmulPath, type WeightDType } from '../src/kernels/matmul.js';
 import { fromF16Array } from '../src/numeric/half.js';
+import { dequantizeQ4, q4Bytes } from '../src/model/quantize-q4.js';
 import { matmulAbsReference, matmulErrorBound, matmulReference } from '../src/reference/matmul.js';
 import { argmaxRef, attentionRef } from '../src/reference/ops.js';
 import { attentionCase, kvCacheBytes, PAGE_SIZE, setupAttention } from './attention.js';
@@ -74,7 +75,7 @@ export async function main(args: string[]): Promise<number> {
   for (const lanes of [caps.reduceLanes, ...(quick ? [32] : [8, 16, 32]).filter((l) => l !== caps.reduceLanes)]) {
     const lrt = lanes === caps.reduceLanes ? rt : await GpuRuntime.create({ maxInFlightSubmits: 2, reduceLanes: lanes });
     const tag = `lanes ${lanes}`;
-    for (const dtype of ['f32', 'f16'] as WeightDType[]) {
+    for (const dtype of ['f32', 'f16', 'q4'] as WeightDType[]) {
       let k: MatmulKernels;
       // The 'wide' tiled geometry may not fit a device's workgroup storage at high lane counts.
       let kw: MatmulKernels | null = null;
@@ -91,7 +92,7 @@ export async function main(args: string[]): Promise<number> {
       }
       const cases = [...shapes.map((s) => ({ ...s, big: false })), ...(lanes === caps.reduceLanes ? [{ ...big, big: true }] : [])];
       for (const c of cases) {
-        const wBytes = c.N * c.K * weightBytes(dtype);
+        const wBytes = dtype === 'q4' ? q4Bytes(c.N, c.K) : c.N * c.K * weightBytes(dtype);
         await check(`matmul ${dtype} ${tag} ${c.M}x${c.N}x${c.K}${c.big ? ` (${(wBytes / 2 ** 20).toFixed(0)} MiB binding)` : ''}`, async () => {
           if (c.big && (quick || wBytes > binding)) {
             console.log(`skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`);
@@ -104,7 +105,8 @@ export async function main(args: string[]): Promise<number> {
             await gpuFill(lrt, [w], dtype, 0, WEIGHT_HALF_WIDTH, 11);
             await gpuFill(lrt, [x], 'f32', 0, 1, 12);
             const raw = await lrt.read(w);
-            const wv = dtype === 'f16' ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
+            // q4: the reference multiplies by the dequantized float64 weights.
+            const wv = dtype === 'q4' ? dequantizeQ4(new Uint8Array(raw), c.N, c.K) : dtype === 'f16' ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
             const xv = new Float32Array(await lrt.read(x));
             const ref = matmulReference(xv, wv, c);
             const abs = matmulAbsReference(xv, wv, c);

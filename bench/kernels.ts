@@ -13,12 +13,13 @@ import { describeCapabilities, GpuRuntime, type KernelSpec } from '../src/gpu/in
 import { MatmulKernels, weightBytes, type MatmulPath, type WeightDType } from '../src/kernels/matmul.js';
 import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter, timeSteps } from './common.js';
 import { gpuFill, WEIGHT_HALF_WIDTH } from './synthetic-model.js';
+import { q4Bytes } from '../src/model/quantize-q4.js';
 
 const FMA: KernelSpec = { name: 'bench_fma', source: fmaSource, storage: ['read_write'], paramsBytes: 16 };
 const FMA_ITERS = 4096;
 
 /** Weight dtypes of the kernel rows (adding one here adds its rows; an unsupported one gets a row saying why). */
-export const KERNEL_DTYPES: readonly WeightDType[] = ['f32', 'f16'];
+export const KERNEL_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'q4'];
 
 export interface KernelRow {
   name: string;
@@ -86,7 +87,7 @@ export async function kernelRows(rt: GpuRuntime, large: boolean, trials: number,
       continue;
     }
     for (const c of cases) {
-      const wBytes = Math.ceil(c.N * c.K * weightBytes(dtype));
+      const wBytes = dtype === 'q4' ? q4Bytes(c.N, c.K) : c.N * c.K * weightBytes(dtype);
       const w = rt.createBuffer(wBytes, usage, `W ${dtype}`);
       const x = rt.createBuffer(4 * c.M * c.K, usage, 'X');
       await gpuFill(rt, [w], dtype, 0, WEIGHT_HALF_WIDTH);

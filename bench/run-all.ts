@@ -23,7 +23,7 @@ import { stepOverhead } from './step-overhead.js';
 import { isShapeName, shapeConfig, type ShapeName } from './synthetic-model.js';
 
 /** Weight dtypes of the forward rows (adding one here adds its rows; a dtype that fails gets a row saying why). */
-export const FORWARD_DTYPES: readonly WeightDType[] = ['f16'];
+export const FORWARD_DTYPES: readonly WeightDType[] = ['f16', 'q4'];
 export const FORWARD_SHAPES: readonly ShapeName[] = ['qwen2.5-1.5b', 'llama-3.2-3b'];
 const SECTIONS = ['ceilings', 'kernels', 'attention', 'forward', 'overhead'] as const;
 

@@ -15,7 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
-import type { WeightDType } from '../src/kernels/matmul.js';
+import type { SourceWeightDType } from '../src/kernels/matmul.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { SpecSession } from '../src/spec/spec-session.js';
@@ -51,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
   if (!isShapeName(shape)) throw new RangeError(`unknown --shape ${shape}`);
   const draftShape = arg(args, '--draft-shape') ?? 'qwen2.5-0.5b';
   if (!isShapeName(draftShape)) throw new RangeError(`unknown --draft-shape ${draftShape}`);
-  const dtype = (arg(args, '--dtype') ?? 'f16') as WeightDType;
+  const dtype = (arg(args, '--dtype') ?? 'f16') as SourceWeightDType;
   if (!['f32', 'f16', 'bf16'].includes(dtype)) throw new RangeError(`--dtype must be f32, f16 or bf16`);
   const alpha = Number(arg(args, '--alpha') ?? 0.8);
   const ks = (arg(args, '--ks') ?? '1,2,4,8').split(',').map(Number);

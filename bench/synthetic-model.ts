@@ -7,7 +7,8 @@
 import fillSource from '../shaders/bench_fill.wgsl?raw';
 import type { GpuRuntime, KernelSpec, PreparedPipeline } from '../src/gpu/index.js';
 import { arg } from './common.js';
-import { weightBytes, type WeightDType } from '../src/kernels/matmul.js';
+import { weightBytes, type SourceWeightDType, type WeightDType } from '../src/kernels/matmul.js';
+import { q4Bytes } from '../src/model/quantize-q4.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { UnsupportedModelError } from '../src/model/errors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../src/numeric/half.js';
@@ -128,11 +129,14 @@ export function layerMatrixShapes(c: ModelConfig): { name: string; rows: number;
   ];
 }
 
-/** Weight bytes one decode step streams: every layer matrix of `layers` layers plus the LM head. */
+/**
+ * Weight bytes one decode step streams: every layer matrix of `layers` layers plus the LM head.
+ * q4 (as the loader does it): the layer matrices and an untied LM head in q4, a tied one f16.
+ */
 export function decodeWeightBytes(c: ModelConfig, dtype: WeightDType, layers: number): { perLayer: number; lmHead: number; total: number } {
   const b = weightBytes(dtype);
   const perLayer = layerMatrixShapes(c).reduce((n, m) => n + m.rows * m.cols * b, 0);
-  const lmHead = c.vocabSize * c.hiddenSize * b;
+  const lmHead = c.vocabSize * c.hiddenSize * (dtype === 'q4' && c.tieWordEmbeddings ? 2 : b);
   return { perLayer, lmHead, total: layers * perLayer + lmHead };
 }
 
@@ -155,6 +159,8 @@ export function fillValue(seed: number, index: number, center: number, halfWidth
  * bf16: two halves per word; any other dtype: f32 words), one step, waited for.
  */
 export async function gpuFill(rt: GpuRuntime, buffers: readonly GPUBuffer[], dtype: WeightDType, center: number, halfWidth: number, seed = 1): Promise<void> {
+  // q4: f16 halves in every word, so the scales are finite (the nibbles are any bits).
+  if (dtype === 'q4') dtype = 'f16';
   const caps = rt.capabilities;
   const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
   const pipeline = await rt.prepare(FILL, { WG: wg, F16: dtype === 'f16', BF16: dtype === 'bf16' });
@@ -175,7 +181,7 @@ interface FillRecord {
   seed: number;
   center: number;
   halfWidth: number;
-  dtype: WeightDType;
+  dtype: SourceWeightDType;
 }
 
 export interface SyntheticWeights {
@@ -196,8 +202,10 @@ export interface SyntheticWeights {
 export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig, dtype: WeightDType, layers: number, seed = 1): Promise<SyntheticWeights> {
   const caps = rt.capabilities;
   const wg = Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup);
-  const pipelines = new Map<WeightDType, PreparedPipeline>();
-  for (const d of ['f32', dtype] as const) {
+  // q4 buffers are filled as f16 words (finite scales; any nibbles), and the embedding stays f16.
+  const fillDtype: SourceWeightDType = dtype === 'q4' ? 'f16' : dtype;
+  const pipelines = new Map<SourceWeightDType, PreparedPipeline>();
+  for (const d of ['f32', fillDtype] as const) {
     if (!pipelines.has(d)) pipelines.set(d, await rt.prepare(FILL, { WG: wg, F16: d === 'f16', BF16: d === 'bf16' }));
   }
   const groups = Math.min(caps.limits.maxComputeWorkgroupsPerDimension, 4096);
@@ -210,7 +218,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   const start = performance.now();
   let step = rt.beginStep('bench fill');
   let pending = 0;
-  const fill = async (buffer: GPUBuffer, d: WeightDType, center: number, halfWidth: number): Promise<void> => {
+  const fill = async (buffer: GPUBuffer, d: SourceWeightDType, center: number, halfWidth: number): Promise<void> => {
     const s = nextSeed++;
     const params = new Uint32Array(8);
     params.set([buffer.size / 4, s, threads, 0]);
@@ -230,19 +238,19 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   const limits = caps.limits;
   const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   // interleaved: gate/up rows alternate, as the loader lays them out (the runner then fuses SwiGLU).
-  const matrix = async (label: string, rows: number, cols: number, interleaved = false): Promise<GpuMatrix> => {
-    const rowBytes = cols * weightBytes(dtype);
-    const fit = Math.floor(binding / rowBytes);
+  const matrix = async (label: string, rows: number, cols: number, interleaved = false, mdtype: WeightDType = dtype): Promise<GpuMatrix> => {
+    const rowBytes = mdtype === 'q4' ? q4Bytes(1, cols) : cols * weightBytes(mdtype);
+    const fit = mdtype === 'q4' ? Math.min(Math.floor((binding - 4) / rowBytes), Math.floor(0xffffffff / cols)) : Math.floor(binding / rowBytes);
     const maxRows = interleaved ? fit - (fit % 2) : fit;
     if (maxRows < 1) throw new UnsupportedModelError(`${label}: a row of ${rowBytes} bytes`, [`rows up to ${limits.maxStorageBufferBindingSize} bytes (this device's storage binding limit)`]);
     const chunks: MatrixChunk[] = [];
     for (let r = 0; r < rows; r += maxRows) {
       const n = Math.min(maxRows, rows - r);
-      const buffer = rt.createBuffer(n * rowBytes, usage, `${label} rows ${r}..${r + n}`);
-      await fill(buffer, dtype, 0, WEIGHT_HALF_WIDTH);
+      const buffer = rt.createBuffer(mdtype === 'q4' ? q4Bytes(n, cols) : n * rowBytes, usage, `${label} rows ${r}..${r + n}`);
+      await fill(buffer, fillDtype, 0, WEIGHT_HALF_WIDTH);
       chunks.push({ buffer, rowStart: r, rows: n });
     }
-    return { name: label, dtype, rows, cols, chunks, ...(interleaved ? { interleaved: true } : {}) };
+    return { name: label, dtype: mdtype, rows, cols, chunks, ...(interleaved ? { interleaved: true } : {}) };
   };
   const vector = async (label: string, n: number, center: number, halfWidth: number): Promise<GPUBuffer> => {
     const buffer = rt.createBuffer(4 * n, usage, label);
@@ -253,7 +261,7 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   const c = config;
   const shapes = layerMatrixShapes(c);
   const shape = (name: string): { rows: number; cols: number } => shapes.find((s) => s.name === name)!;
-  const embed = await matrix('embed_tokens', c.vocabSize, c.hiddenSize);
+  const embed = await matrix('embed_tokens', c.vocabSize, c.hiddenSize, false, fillDtype);
   const layerWeights: LayerWeights[] = [];
   for (let l = 0; l < layers; l++) {
     const qkv = shape('qkv');
@@ -296,19 +304,20 @@ export async function buildSyntheticWeights(rt: GpuRuntime, config: ModelConfig,
   return { weights: { embed, layers: layerWeights, finalNorm, lmHead, bytes }, fillMs, checkMaxError, buffers: fills.length };
 }
 
-/** `--shape NAME` (default qwen2.5-0.5b) and `--dtype f32|f16|bf16` (default f16), checked. */
+/** `--shape NAME` (default qwen2.5-0.5b) and `--dtype f32|f16|bf16|q4` (default f16), checked. */
 export function shapeArgs(args: string[]): { shape: ShapeName; dtype: WeightDType } {
   const shape = arg(args, '--shape') ?? 'qwen2.5-0.5b';
   if (!isShapeName(shape)) throw new RangeError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, got ${shape}`);
   const dtype = arg(args, '--dtype') ?? 'f16';
-  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new RangeError(`--dtype must be f32, f16 or bf16, got ${dtype}`);
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16' && dtype !== 'q4') throw new RangeError(`--dtype must be f32, f16, bf16 or q4, got ${dtype}`);
   return { shape, dtype };
 }
 
 /** Largest |GPU value - JS mirror| accepted in the fill spot check, per dtype (rounding of the store). */
-export const FILL_TOLERANCE: Record<WeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
+export const FILL_TOLERANCE: Record<SourceWeightDType, number> = { f32: 1e-6, f16: 5e-5, bf16: 5e-4 };
 
 /** Throw if the spot check of GPU-filled weights exceeds the dtype's tolerance. */
 export function assertFillChecked(synth: SyntheticWeights, dtype: WeightDType): void {
+  if (dtype === 'q4') dtype = 'f16';
   if (!(synth.checkMaxError <= FILL_TOLERANCE[dtype])) throw new Error(`GPU-filled weights differ from the hash by ${synth.checkMaxError} (tolerance ${FILL_TOLERANCE[dtype]})`);
 }

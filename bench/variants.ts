@@ -1,9 +1,9 @@
 // npm run bench:variants — the kernel geometries side by side on this adapter, to choose defaults
 // from measurements: for each reduction-lane count (4, 8, 16, 32: a device-wide constant of the
-// reduction order, so each runs on its own device), matvec at Qwen2.5-1.5B's decode shapes (f32 and
-// f16 weights), the tiled matmul's 'compact' and 'wide' geometries at a 512-token prefill, and the
+// reduction order, so each runs on its own device), matvec at Qwen2.5-1.5B's decode shapes (f32, f16
+// and q4 weights), the tiled matmul's 'compact' and 'wide' geometries at a 512-token prefill, and the
 // whole forward step of the synthetic Qwen2.5-1.5B (decode B = 1 and 8, a 512-token prefill, with the
-// faster tiled geometry). Ratios to ceilings measured once, first. Every variant computes the same
+// faster tiled geometry). q4 matvec rows count the nibbles and scales read. Ratios to ceilings measured once, first. Every variant computes the same
 // bits (bench/kernel-check.ts checks it), so the choice is only about speed.
 // Writes <out>/variants-<adapter>.json and .md; prints a table last.
 //
@@ -18,6 +18,7 @@ import { adapterSlug, arg, isSoftwareAdapter, timeSteps } from './common.js';
 import { forwardBench } from './forward.js';
 import { measureCeilings, type Ceilings } from './kernels.js';
 import { forwardSummary } from './report.js';
+import { q4Bytes } from '../src/model/quantize-q4.js';
 import { gpuFill, WEIGHT_HALF_WIDTH } from './synthetic-model.js';
 
 interface VariantRow {
@@ -47,7 +48,7 @@ async function kernelVariants(rt: GpuRuntime, large: boolean, trials: number, c:
   ];
   const prefill = { M: 512 / s, N: 17920 / s, K: 1536 / s };
   const run = async (k: MatmulKernels, dtype: WeightDType, d: { M: number; N: number; K: number }, path: 'matvec' | 'tiled', reps: number): Promise<number> => {
-    const w = rt.createBuffer(d.N * d.K * weightBytes(dtype), usage, 'W');
+    const w = rt.createBuffer(dtype === 'q4' ? q4Bytes(d.N, d.K) : d.N * d.K * weightBytes(dtype), usage, 'W');
     const x = rt.createBuffer(4 * d.M * d.K, usage, 'X');
     const y = rt.createBuffer(4 * d.M * d.N, usage, 'Y');
     try {
@@ -58,7 +59,7 @@ async function kernelVariants(rt: GpuRuntime, large: boolean, trials: number, c:
       for (const b of [w, x, y]) rt.destroyBuffer(b);
     }
   };
-  for (const dtype of ['f32', 'f16'] as const) {
+  for (const dtype of ['f32', 'f16', 'q4'] as const) {
     const k = await MatmulKernels.create(rt, dtype);
     for (const d of decode) {
       const ms = await run(k, dtype, d, 'matvec', large ? 50 : 2);

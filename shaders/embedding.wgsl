@@ -1,6 +1,6 @@
 // out[t, :] = E[tokens[t] - row_start, :] for the tokens whose id falls in this chunk of E's rows
 // (a large embedding is split by row range to fit storage bindings: one dispatch per chunk).
-// Defines: WG, W_BINDING = 2, W_F16 / W_BF16 / SHADER_F16 (lib/weights.wgsl), VEC4 = false.
+// Defines: WG, W_BINDING = 2, W_F16 / W_BF16 / SHADER_F16 (lib/weights.wgsl; W_Q4 false: the table is never quantized), VEC4 = false.
 
 #if SHADER_F16
 enable f16;

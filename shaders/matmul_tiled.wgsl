@@ -9,8 +9,8 @@
 // longer than a k-step so that threads reading different rows of a tile hit different banks.
 //
 // Defines: LANES, RM, RN (micro tile, multiples of 4), MX, MY (micro tiles across, down),
-// GROUPS_PER_STEP (a multiple of LANES), PAD (0 or 1), W_F16 / W_BF16 / SHADER_F16 (weight storage,
-// see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group products in f16, lib/group_dot16.wgsl),
+// GROUPS_PER_STEP (a multiple of LANES), PAD (0 or 1), W_F16 / W_BF16 / W_Q4 / SHADER_F16 (weight
+// storage, see lib/weights.wgsl), VEC4, SUBGROUPS, F16_MATH (group products in f16, lib/group_dot16.wgsl),
 // ENABLE_F16.
 
 #if ENABLE_F16

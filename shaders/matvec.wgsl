@@ -5,7 +5,7 @@
 // four fma's x, y, z, w in order; the lanes are then added by a binary tree with strides LANES/2..1.
 // Nothing here depends on M, so a row's result is the same whichever rows share its dispatch.
 //
-// Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / SHADER_F16
+// Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / W_Q4 / SHADER_F16
 // (weight storage, see lib/weights.wgsl), VEC4 (K, strides multiples of 4: vector loads),
 // SUBGROUPS (lane tree through subgroupShuffleXor), F16_MATH (group products in f16,
 // lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH).

@@ -9,6 +9,7 @@ export { AbortError, ChatTemplateError, DeviceLostError, EngineClosedError, Engi
 export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
 export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel } from './hub/index.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
+export { QuantizeError } from './model/quantize-q4.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';
 export type { AppStats, LatencySummary, StepRecord } from './engine/stats.js';
 export type * from './api/openai/types.js';

@@ -5,6 +5,7 @@ import { inProcessBackend } from './backend.js';
 import { Engine } from './engine.js';
 import { spawnEngineWorker } from '../worker/spawn.js';
 import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';
+import { parseQuantization } from '../model/quantize-q4.js';
 
 export interface CreateEngineOptions extends HostLoadOptions {
   onProgress?: (p: LoadProgress) => void;
@@ -17,6 +18,8 @@ export interface CreateEngineOptions extends HostLoadOptions {
 
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
   const { onProgress, worker, ...load } = options;
+  // Here as well as where the engine loads: a worker would hand back a plainer error.
+  parseQuantization(load.quantize);
   const useWorker = worker !== false && typeof Worker !== 'undefined';
   if (useWorker) {
     const { workerBackend } = await import('../worker/worker-backend.js');

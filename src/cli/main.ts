@@ -9,7 +9,7 @@
 //                   --draft-layers: also time speculative steps with a self draft of N layers, so k2 is measured)
 //   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|default|h200|paper] ...
 //                   serving capacity of the schedulers in the simulator (src/cli/bench-sched.ts)
-// Common: --math f32|f16, --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
+// Common: --math f32|f16, --quantize none|q4 (4-bit layer weights, also for a --draft model), --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
 //         --layers N, --max-tokens-per-step N.
 
@@ -17,6 +17,7 @@ import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
 import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
+import { WEIGHT_QUANTIZATIONS, type WeightQuantization } from '../model/quantize-q4.js';
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
@@ -39,7 +40,7 @@ const USAGE = `usage:
                    (the scheduler's performance profile; a one-line summary on stderr)
 ${BENCH_SCHED_USAGE}
 ${BENCH_REAL_USAGE}
-options: --math f32|f16 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
+options: --math f32|f16 --quantize none|q4 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
 
@@ -52,11 +53,18 @@ interface Loaded {
   rt: GpuRuntime;
   files: LoadedModelFiles;
   runner: ModelRunner;
+  quantize: WeightQuantization;
 }
 
 async function load(args: ParsedArgs): Promise<Loaded> {
   const dir = stringFlag(args, 'model');
   if (!dir) throw new UsageError('--model DIR is required');
+  // Option checks first: a typo should not cost a model load and a device.
+  const math = stringFlag(args, 'math') ?? 'f32';
+  if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
+  const quantize = stringFlag(args, 'quantize') ?? 'none';
+  if (!(WEIGHT_QUANTIZATIONS as readonly string[]).includes(quantize)) throw new UsageError(`--quantize ${quantize}: expected ${WEIGHT_QUANTIZATIONS.join(' or ')}`);
+  const q = quantize as WeightQuantization;
   const files = await loadModelFiles(nodeDirectorySource(dir));
   const power = stringFlag(args, 'power');
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') throw new UsageError(`--power ${power}: expected high-performance or low-power`);
@@ -74,10 +82,8 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   if (args.flags.has('verbose')) console.error(`[webslo] ${describeCapabilities(rt.capabilities)}`);
   const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-  const math = stringFlag(args, 'math') ?? 'f32';
-  if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
-  const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096, math });
-  return { rt, files, runner };
+  const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096, math, quantize: q });
+  return { rt, files, runner, quantize: q };
 }
 
 function promptTokens(args: ParsedArgs, files: LoadedModelFiles): { ids: number[]; tokenizer: TextTokenizer | null } {
@@ -151,7 +157,7 @@ async function speculativeDraft(args: ParsedArgs, loaded: Loaded): Promise<{ sou
   if (files.config.vocabSize !== loaded.files.config.vocabSize) {
     throw new UsageError(`--draft ${dir}: its vocabulary (${files.config.vocabSize}) differs from the model's (${loaded.files.config.vocabSize})`);
   }
-  const runner = await ModelRunner.create(loaded.rt, files, { kvPages: 4096 });
+  const runner = await ModelRunner.create(loaded.rt, files, { kvPages: 4096, quantize: loaded.quantize });
   return { source: { kind: 'model', session: new RunnerSession(runner) }, k: specK, cleanup: () => runner.destroy() };
 }
 

@@ -6,6 +6,7 @@ import { EngineCore } from '../engine/engine-core.js';
 import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
 import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore, type ModelInput } from '../hub/index.js';
 import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
+import { parseQuantization } from '../model/quantize-q4.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../scheduler/calibrate.js';
@@ -85,6 +86,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
   const schedulerName = o.scheduler ?? 'slos';
   if (!['slos', 'fcfs', 'sarathi', 'edf'].includes(schedulerName)) throw new RangeError(`scheduler '${schedulerName}' is not one of slos, fcfs, sarathi, edf`);
   if (o.draftModel !== undefined && o.selfSpeculation !== undefined) throw new RangeError('give draftModel or selfSpeculation, not both');
+  // Checked before any download: a typo should not cost a model fetch.
+  const quantize = parseQuantization(o.quantize);
   const files = await loadFiles(o.model, o, 'target', onProgress);
   const draftFiles = o.draftModel !== undefined ? await loadFiles(o.draftModel, o, 'draft', onProgress) : null;
   if (draftFiles && draftFiles.config.vocabSize !== files.config.vocabSize) {
@@ -97,7 +100,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     const kvBytes = o.kvCacheBytes ?? DEFAULT_KV_BYTES;
     const kvPages = Math.max(1, Math.floor(kvBytes / (kvBytesPerToken(files) * pageSize)));
     onProgress({ phase: 'upload', loaded: 0, total: 1, model: 'target' });
-    const runner = await ModelRunner.create(rt, files, { kvPages, pageSize, ...(o.maxTokensPerStep ? { maxTokensPerStep: o.maxTokensPerStep } : {}) });
+    const runner = await ModelRunner.create(rt, files, { kvPages, pageSize, quantize, ...(o.maxTokensPerStep ? { maxTokensPerStep: o.maxTokensPerStep } : {}) });
     runners.push(runner);
     // The weights live on the GPU now: drop the CPU copies (the file bytes they view) for the engine's lifetime.
     let weightsBytes = 0;
@@ -111,7 +114,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     if (draftFiles) {
       // The draft's cache mirrors the target's: one draft sequence per decoding request.
       // The same token capacity as the target's cache: a decoding request holds its context in both.
-      draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: runner.numPages, pageSize, maxTokensPerStep: runner.maxTokens });
+      draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: runner.numPages, pageSize, maxTokensPerStep: runner.maxTokens, quantize });
       if (draftRunner.numPages < runner.numPages) throw new RangeError(`the draft model's KV cache fits ${draftRunner.numPages} pages, fewer than the model's ${runner.numPages}: lower kvCacheBytes`);
       runners.push(draftRunner);
       draftFiles.tensors.clear();
@@ -220,6 +223,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       features: { shaderF16: rt.capabilities.features.shaderF16, subgroups: rt.capabilities.features.subgroups },
       kv: { pages: runner.numPages, pageSize: runner.pageSize, bytes: runner.numPages * pageSize * kvBytesPerToken(files) },
       weightsBytes,
+      quantize,
+      gpuWeightsBytes: runner.weights.bytes,
       scheduler: schedulerName,
       speculation: draft.kind === 'model' ? 'draft-model' : draft.kind === 'self' ? 'self' : 'none',
       decodeStepMs: model.predict({ tokens: 1, draftSteps: 0, kvTokensRead: 0 }),

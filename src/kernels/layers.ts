@@ -116,6 +116,8 @@ export class LayerKernels {
       ['argmax', ARGMAX, { WG: wg }],
     ];
     for (const dtype of new Set(embeddingDtypes)) {
+      // The embedding kernel reads rows by token id, without the matmul Params q4 scales need.
+      if (dtype === 'q4') throw new GpuUsageError('embedding tables stay in their source dtype (f32, f16 or bf16), not q4');
       jobs.push([`embedding_${dtype}`, EMBEDDING, { WG: wg, W_BINDING: 2, VEC4: false, ...weightDefines(dtype, f16) }]);
     }
     const p = new Map<string, PreparedPipeline>();

@@ -1,4 +1,5 @@
-// Y = X W^T with W in HF Linear layout [N, K], f32 or f16 storage; f32 math.
+// Y = X W^T with W in HF Linear layout [N, K], stored as f32, f16, bf16 or q4 (4-bit groups of 32
+// with an f16 scale, src/model/quantize-q4.ts); f32 math.
 //
 // Two implementations follow one reduction order (see GpuCapabilities.reduceLanes), so they are
 // interchangeable bitwise: `matvec` for few rows (decode), `tiled` for many (prefill). The choice
@@ -10,13 +11,16 @@ import groupDot16Lib from '../../shaders/lib/group_dot16.wgsl?raw';
 import weightsLib from '../../shaders/lib/weights.wgsl?raw';
 import epilogueLib from '../../shaders/lib/epilogue.wgsl?raw';
 import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
+import { Q4_GROUP, q4RowBytes } from '../model/quantize-q4.js';
 import type { StorageArg } from '../gpu/bind-groups.js';
 import type { KernelSpec, PreparedPipeline } from '../gpu/pipelines.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
 import type { WgslDefines } from '../gpu/wgsl.js';
 
-export type WeightDType = 'f32' | 'f16' | 'bf16';
+/** Weight dtypes a model file may hold (and the GPU keeps as they are). */
+export type SourceWeightDType = 'f32' | 'f16' | 'bf16';
+export type WeightDType = SourceWeightDType | 'q4';
 export type MatmulPath = 'auto' | 'matvec' | 'tiled';
 
 const PARAMS_BYTES = 32;
@@ -38,13 +42,18 @@ export const MATMUL_TILED_KERNEL: KernelSpec = {
 };
 
 /** The lib/weights.wgsl booleans for a weight dtype. */
-export function weightDefines(dtype: WeightDType, shaderF16: boolean): { W_F16: boolean; W_BF16: boolean; SHADER_F16: boolean } {
-  return { W_F16: dtype === 'f16', W_BF16: dtype === 'bf16', SHADER_F16: dtype === 'f16' && shaderF16 };
+export function weightDefines(dtype: WeightDType, shaderF16: boolean): { W_F16: boolean; W_BF16: boolean; W_Q4: boolean; SHADER_F16: boolean } {
+  return { W_F16: dtype === 'f16', W_BF16: dtype === 'bf16', W_Q4: dtype === 'q4', SHADER_F16: dtype === 'f16' && shaderF16 };
 }
 
-/** Bytes per element of a weight dtype. */
+/** Bytes per element of a weight dtype (q4: the average, 4 bits plus 16 bits per 32). */
 export function weightBytes(dtype: WeightDType): number {
-  return dtype === 'f32' ? 4 : 2;
+  return dtype === 'f32' ? 4 : dtype === 'q4' ? q4RowBytes(Q4_GROUP) / Q4_GROUP : 2;
+}
+
+/** Bytes of one row of `cols` weights (a q4 buffer adds up to 2 bytes of padding in all). */
+export function weightRowBytes(dtype: WeightDType, cols: number): number {
+  return dtype === 'q4' ? q4RowBytes(cols) : cols * weightBytes(dtype);
 }
 
 /** Activation rows one matvec workgroup handles (the shader's vec4 of accumulators). */
@@ -199,6 +208,10 @@ export class MatmulKernels {
     }
     if (K === 0 || xStride < K || (!dims.swiglu && yStride < yColOffset + N)) {
       throw new GpuUsageError(`matmul: bad strides (K ${K}, xStride ${xStride}, yStride ${yStride}, yColOffset ${yColOffset}, N ${N})`);
+    }
+    // The q4 kernel finds the scales after N * K / 8 words of nibbles (u32 indices).
+    if (this.dtype === 'q4' && (K % Q4_GROUP !== 0 || N * K > 0xffffffff)) {
+      throw new GpuUsageError(`matmul: q4 weights need K a multiple of ${Q4_GROUP} and N * K < 2^32, got N ${N}, K ${K}`);
     }
     const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
     const vec4 = K % 4 === 0 && xStride % 4 === 0;

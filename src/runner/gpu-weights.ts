@@ -2,13 +2,17 @@
 // split by row range into chunks that each fit one storage binding; one matmul dispatch per chunk
 // writes its columns of the output. q/k/v and gate/up are fused row-wise so one matmul serves each.
 // Norm weights and biases are small and widened to f32 once (exact).
+// With `quantize: 'q4'` the decoder-layer linears and an untied LM head are quantized on the CPU,
+// chunk by chunk (src/model/quantize-q4.ts); a matrix whose K is not a multiple of 32 keeps its
+// dtype, and so do the embeddings (and a head tied to them).
 
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
-import { weightBytes, type MatmulKernels, type MatmulPath, type WeightDType } from '../kernels/matmul.js';
+import { weightRowBytes, type MatmulKernels, type MatmulPath, type SourceWeightDType, type WeightDType } from '../kernels/matmul.js';
 import type { ModelConfig } from '../model/config.js';
 import { MissingTensorError, UnsupportedModelError } from '../model/errors.js';
 import { tensorToFloat64 } from '../model/load.js';
+import { parseQuantization, Q4_GROUP, quantizeQ4, type WeightQuantization } from '../model/quantize-q4.js';
 import type { Tensor } from '../model/safetensors.js';
 
 export interface MatrixChunk {
@@ -54,7 +58,7 @@ export interface ModelWeights {
   bytes: number;
 }
 
-function dtypeOf(t: Tensor, name: string): WeightDType {
+function dtypeOf(t: Tensor, name: string): SourceWeightDType {
   if (t.dtype === 'F32') return 'f32';
   if (t.dtype === 'F16') return 'f16';
   if (t.dtype === 'BF16') return 'bf16';
@@ -99,12 +103,17 @@ export class WeightUploader {
     return t;
   }
 
-  /** Rows of one or more tensors (same dtype and columns) as one chunked matrix. */
-  matrix(label: string, names: string[], opts: { interleave?: boolean } = {}): GpuMatrix {
+  /**
+   * Rows of one or more tensors (same dtype and columns) as one chunked matrix; `quantize` q4
+   * stores it as q4 when its columns split into whole groups; `interleave` alternates the rows of
+   * two tensors (gate/up: the matmul then applies SiLU * up as it stores).
+   */
+  matrix(label: string, names: string[], opts: { quantize?: WeightQuantization; interleave?: boolean } = {}): GpuMatrix {
+    const quantize = opts.quantize ?? 'none';
     const parts = names.map((n) => this.tensor(n));
     const dtypes = new Set(parts.map((p, i) => dtypeOf(p, names[i]!)));
     if (dtypes.size !== 1) throw new UnsupportedModelError(`mixed dtypes ${[...dtypes].join(', ')} in ${names.join(', ')}`, ['one dtype per fused matrix']);
-    const dtype = [...dtypes][0]!;
+    const source = [...dtypes][0]!;
     const cols = parts[0]!.shape[1]!;
     const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
     const interleave = opts.interleave ?? false;
@@ -112,16 +121,22 @@ export class WeightUploader {
       throw new UnsupportedModelError(`${label}: interleaving ${names.join(', ')} (shapes ${parts.map((p) => `[${p.shape.join(', ')}]`).join(', ')})`, ['two tensors of one shape']);
     }
     const bytes = interleave ? interleaveRows(parts[0]!, parts[1]!) : concatRows(parts);
-    const rowBytes = cols * weightBytes(dtype);
+    const dtype: WeightDType = quantize === 'q4' && cols % Q4_GROUP === 0 ? 'q4' : source;
+    const srcRowBytes = weightRowBytes(source, cols);
+    const rowBytes = weightRowBytes(dtype, cols);
     const limits = this.rt.capabilities.limits;
-    const fit = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / rowBytes);
+    const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    // q4: room for the scales' padding word, and element indices (N * K) that fit a u32.
+    const fit = dtype === 'q4' ? Math.min(Math.floor((binding - 4) / rowBytes), Math.floor(0xffffffff / cols)) : Math.floor(binding / rowBytes);
+    // Interleaved rows split at even rows, so no gate is cut from its up.
     const maxRows = interleave ? fit - (fit % 2) : fit;
     if (maxRows < 1) throw new UnsupportedModelError(`${label}: a row of ${rowBytes} bytes`, [`rows up to ${limits.maxStorageBufferBindingSize} bytes (this device's storage binding limit)`]);
     const chunks: MatrixChunk[] = [];
     for (let start = 0; start < rows; start += maxRows) {
       const n = Math.min(maxRows, rows - start);
-      const slice = bytes.subarray(start * rowBytes, (start + n) * rowBytes);
-      const buffer = this.rt.upload(slice, `${label} rows ${start}..${start + n}`);
+      const slice = bytes.subarray(start * srcRowBytes, (start + n) * srcRowBytes);
+      const data = dtype === 'q4' ? quantizeQ4(slice, parts[0]!.dtype, n, cols, label) : slice;
+      const buffer = this.rt.upload(data, `${label} rows ${start}..${start + n}`);
       this.bytes += buffer.size;
       chunks.push({ buffer, rowStart: start, rows: n });
     }
@@ -143,7 +158,19 @@ export class WeightUploader {
   }
 }
 
-export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: ReadonlyMap<string, Tensor>, numLayers = config.numLayers): ModelWeights {
+export interface UploadOptions {
+  /** 'q4': quantize the decoder-layer linears and an untied LM head at load. Default 'none'. */
+  quantize?: WeightQuantization;
+}
+
+export function uploadWeights(
+  rt: GpuRuntime,
+  config: ModelConfig,
+  tensors: ReadonlyMap<string, Tensor>,
+  numLayers = config.numLayers,
+  options: UploadOptions = {},
+): ModelWeights {
+  const q = parseQuantization(options.quantize);
   const up = new WeightUploader(rt, tensors, config.architecture);
   const embed = up.matrix('embed_tokens', ['model.embed_tokens.weight']);
   const layers: LayerWeights[] = [];
@@ -152,19 +179,19 @@ export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: Read
     const a = `${p}self_attn.`;
     layers.push({
       inputNorm: up.vector([`${p}input_layernorm.weight`]),
-      qkv: up.matrix(`layer ${l} qkv`, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
+      qkv: up.matrix(`layer ${l} qkv`, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`], { quantize: q }),
       qkvBias: config.attentionBias ? up.vector([`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`]) : null,
       qNorm: config.qkNorm ? up.vector([`${a}q_norm.weight`]) : null,
       kNorm: config.qkNorm ? up.vector([`${a}k_norm.weight`]) : null,
-      o: up.matrix(`layer ${l} o`, [`${a}o_proj.weight`]),
+      o: up.matrix(`layer ${l} o`, [`${a}o_proj.weight`], { quantize: q }),
       oBias: config.oProjBias ? up.vector([`${a}o_proj.bias`]) : null,
       postNorm: up.vector([`${p}post_attention_layernorm.weight`]),
-      gateUp: up.matrix(`layer ${l} gate_up`, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], { interleave: true }),
-      down: up.matrix(`layer ${l} down`, [`${p}mlp.down_proj.weight`]),
+      gateUp: up.matrix(`layer ${l} gate_up`, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], { quantize: q, interleave: true }),
+      down: up.matrix(`layer ${l} down`, [`${p}mlp.down_proj.weight`], { quantize: q }),
     });
   }
   const finalNorm = up.vector(['model.norm.weight']);
-  const lmHead = config.tieWordEmbeddings ? embed : up.matrix('lm_head', ['lm_head.weight']);
+  const lmHead = config.tieWordEmbeddings ? embed : up.matrix('lm_head', ['lm_head.weight'], { quantize: q });
   return { embed, layers, finalNorm, lmHead, bytes: up.bytes };
 }
 

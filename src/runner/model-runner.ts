@@ -11,6 +11,7 @@ import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type Sampli
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
 import type { LoadedModelFiles } from '../model/load.js';
+import type { WeightQuantization } from '../model/quantize-q4.js';
 import { flattenBatch, type BatchSequence, type FlatBatch } from './batch.js';
 import { ForwardInputError } from './errors.js';
 import { destroyWeights, recordMatrix, uploadWeights, type ModelWeights } from './gpu-weights.js';
@@ -32,6 +33,9 @@ export interface RunnerOptions {
   math?: 'f32' | 'f16';
   /** The prefill matmul's geometry (bitwise the same results; only speed differs). Default 'auto'. */
   tiledMatmul?: TiledChoice;
+  /** 'q4': quantize the decoder-layer linears and an untied LM head to 4 bits at load
+   * (src/model/quantize-q4.ts); 'none' (default): weights as the files have them. */
+  quantize?: WeightQuantization;
 }
 
 /** What a performance model needs to know about a step, with its measured time. */
@@ -178,7 +182,7 @@ export class ModelRunner {
   static async create(rt: GpuRuntime, files: LoadedModelFiles, options: RunnerOptions = {}): Promise<ModelRunner> {
     const config = files.config;
     const layers = Math.min(options.layers ?? config.numLayers, config.numLayers);
-    return ModelRunner.fromWeights(rt, config, uploadWeights(rt, config, files.tensors, layers), options);
+    return ModelRunner.fromWeights(rt, config, uploadWeights(rt, config, files.tensors, layers, { quantize: options.quantize ?? 'none' }), options);
   }
 
   /** A runner over weights already on the GPU (e.g. synthetic ones a benchmark generated there). */

@@ -5,6 +5,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadModelFiles, tensorToFloat64 } from '../../src/model/load.js';
+import { nodeDirectorySource } from '../../src/model/source.js';
+import { ReferenceModel } from '../../src/reference/model.js';
+import { q4WeightLookup } from '../../src/reference/q4.js';
 import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
 import { gpuConfig, legScope } from './gpu-config.js';
 
@@ -28,6 +32,19 @@ describe.skipIf(legScope() === 'light')('webslo CLI', () => {
     expect(j.top_ids).toHaveLength(5);
     expect(j.top_ids[4]).toEqual(c.top8_ids[4]);
     expect(j.top_logits[4]![0]).toBeCloseTo(c.top8_logits[4]![0]!, 3);
+  });
+
+  it('logits --quantize q4 matches the float64 model on the dequantized weights; a bad value exits 2', async () => {
+    const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
+    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--quantize', 'q4');
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { last_logits: number[] };
+    const files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-llama3')));
+    const ref = new ReferenceModel(files.config, q4WeightLookup(files.config, (name) => tensorToFloat64(files.tensors.get(name)!))).forward(c.prompt);
+    expect(Math.max(...j.last_logits.map((v, i) => Math.abs(v - ref[i]!)))).toBeLessThan(1e-3);
+    const bad = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', '1', '--quantize', 'q8');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--quantize q8: expected none or q4/);
   });
 
   it('generate --json decodes greedily by default, like HF generate', () => {
