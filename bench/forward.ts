@@ -28,7 +28,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import type { ModelConfig } from '../src/model/config.js';
-import type { ModelWeights } from '../src/runner/gpu-weights.js';
+import { destroyWeights, type ModelWeights } from '../src/runner/gpu-weights.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { TILED_VARIANTS, type TiledChoice } from '../src/kernels/matmul.js';
 import { RunnerSession } from '../src/runner/session.js';
@@ -176,232 +176,238 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
 
   // 2. The synthetic model.
   const synth = await buildSyntheticWeights(rt, config, dtype, layers);
-  const weights: ModelWeights = synth.weights;
-  assertFillChecked(synth, dtype);
-  const wb = decodeWeightBytes(config, dtype, layers);
-  const wbFull = decodeWeightBytes(config, dtype, config.numLayers);
-  const chunkCount = [weights.embed, ...weights.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), ...(weights.lmHead === weights.embed ? [] : [weights.lmHead])].reduce((n, m) => n + m.chunks.length, 0);
-  console.log(
-    `weights: ${(weights.bytes / 2 ** 20).toFixed(0)} MiB on the GPU in ${synth.buffers} buffers (${chunkCount} matrix chunks within the ${(Math.min(caps.limits.maxStorageBufferBindingSize, caps.limits.maxBufferSize) / 2 ** 20).toFixed(0)} MiB binding), ` +
-      `generated on the GPU in ${synth.fillMs.toFixed(0)} ms; LM head in ${weights.lmHead.chunks.length} chunks`,
-  );
+  // Everything on the GPU goes when this returns or throws (a failed case must not starve the next).
+  const cleanup: (() => void)[] = [() => destroyWeights(rt, synth.weights)];
+  try {
+    const weights: ModelWeights = synth.weights;
+    assertFillChecked(synth, dtype);
+    const wb = decodeWeightBytes(config, dtype, layers);
+    const wbFull = decodeWeightBytes(config, dtype, config.numLayers);
+    const chunkCount = [weights.embed, ...weights.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), ...(weights.lmHead === weights.embed ? [] : [weights.lmHead])].reduce((n, m) => n + m.chunks.length, 0);
+    console.log(
+      `weights: ${(weights.bytes / 2 ** 20).toFixed(0)} MiB on the GPU in ${synth.buffers} buffers (${chunkCount} matrix chunks within the ${(Math.min(caps.limits.maxStorageBufferBindingSize, caps.limits.maxBufferSize) / 2 ** 20).toFixed(0)} MiB binding), ` +
+        `generated on the GPU in ${synth.fillMs.toFixed(0)} ms; LM head in ${weights.lmHead.chunks.length} chunks`,
+    );
 
-  // 3. Runners: the model, and the same weights with only the first layer (to split layers from the rest).
-  const batches = [...new Set(batchesArg)].sort((a, b) => a - b);
-  const maxB = Math.max(...batches);
-  const pagesPerSeq = Math.ceil((prompt + 1) / 16);
-  const kvPages = Math.max(256, maxB * pagesPerSeq + Math.ceil(prefillChunk / 16) + 4);
-  const tiledMatmul = (arg(args, '--tiled') ?? 'auto') as TiledChoice;
-  if (tiledMatmul !== 'auto' && !TILED_VARIANTS.includes(tiledMatmul)) throw new RangeError(`--tiled must be one of auto, ${TILED_VARIANTS.join(', ')}, got ${tiledMatmul}`);
-  const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul });
-  const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul }) : null;
-  if (runner.numPages < maxB * pagesPerSeq + Math.ceil(Math.min(prefillChunk, runner.maxTokens) / runner.pageSize)) {
-    throw new Error(`the KV cache holds ${runner.numPages} pages on this device; --batches/--prompt need more`);
-  }
-  const usable = batches.filter((b) => b <= runner.maxSequences && b <= runner.maxTokens);
-  const skipped = batches.filter((b) => !usable.includes(b));
-  if (skipped.length) console.log(`batches ${skipped.join(', ')} skipped: this runner takes at most ${runner.maxSequences} sequences / ${runner.maxTokens} tokens per step`);
-  if (usable.length === 0) throw new Error(`no batch size in --batches fits this runner`);
-  if (prompt > runner.maxTokens) throw new Error(`--prompt ${prompt} exceeds ${runner.maxTokens} tokens per step`);
-
-  const setup = async (r: ModelRunner): Promise<{ session: RunnerSession; ids: number[] }> => {
-    const session = new RunnerSession(r);
-    const ids = Array.from({ length: Math.max(...usable) }, () => session.newSequence());
-    // Prefill every sequence's prompt, packed into steps of at most maxTokens tokens / maxSequences sequences.
-    const perStep = Math.max(1, Math.min(r.maxSequences, Math.floor(r.maxTokens / prompt)));
-    for (let i = 0; i < ids.length; i += perStep) {
-      await session.step(ids.slice(i, i + perStep).map((id) => ({ id, tokens: tokenIds(prompt, id, config.vocabSize), outputs: 'none' as const })));
+    // 3. Runners: the model, and the same weights with only the first layer (to split layers from the rest).
+    const batches = [...new Set(batchesArg)].sort((a, b) => a - b);
+    const maxB = Math.max(...batches);
+    const pagesPerSeq = Math.ceil((prompt + 1) / 16);
+    const kvPages = Math.max(256, maxB * pagesPerSeq + Math.ceil(prefillChunk / 16) + 4);
+    const tiledMatmul = (arg(args, '--tiled') ?? 'auto') as TiledChoice;
+    if (tiledMatmul !== 'auto' && !TILED_VARIANTS.includes(tiledMatmul)) throw new RangeError(`--tiled must be one of auto, ${TILED_VARIANTS.join(', ')}, got ${tiledMatmul}`);
+    const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul });
+    cleanup.push(() => runner.destroy());
+    const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul }) : null;
+    if (oneRunner) cleanup.push(() => oneRunner.destroy());
+    if (runner.numPages < maxB * pagesPerSeq + Math.ceil(Math.min(prefillChunk, runner.maxTokens) / runner.pageSize)) {
+      throw new Error(`the KV cache holds ${runner.numPages} pages on this device; --batches/--prompt need more`);
     }
-    return { session, ids };
-  };
+    const usable = batches.filter((b) => b <= runner.maxSequences && b <= runner.maxTokens);
+    const skipped = batches.filter((b) => !usable.includes(b));
+    if (skipped.length) console.log(`batches ${skipped.join(', ')} skipped: this runner takes at most ${runner.maxSequences} sequences / ${runner.maxTokens} tokens per step`);
+    if (usable.length === 0) throw new Error(`no batch size in --batches fits this runner`);
+    if (prompt > runner.maxTokens) throw new Error(`--prompt ${prompt} exceeds ${runner.maxTokens} tokens per step`);
 
-  const decodeTrial = (s: { session: RunnerSession; ids: number[] }, B: number): Trial => {
-    const seqs = s.ids.slice(0, B).map((id) => ({ id, tokens: tokenIds(1, id + 77, config.vocabSize) }));
-    return {
-      run: async () => {
-        const res = await s.session.step(seqs);
-        if (res.tokens.length !== B || res.tokens.some((t) => t >= config.vocabSize)) throw new Error(`decode B=${B}: bad ids ${res.tokens.join(',')}`);
-        return res.features.ms;
-      },
-      after: () => seqs.forEach((q) => s.session.kv.truncate(q.id, prompt)),
-    };
-  };
-
-  const prefillTokens = Math.min(prefillChunk, runner.maxTokens);
-  const prefillTrial = (s: RunnerSession): Trial => {
-    const tokens = tokenIds(prefillTokens, 4242, config.vocabSize);
-    let id = 0;
-    return {
-      run: async () => {
-        id = s.newSequence();
-        return (await s.step([{ id, tokens, outputs: 'last' }])).features.ms;
-      },
-      after: () => s.free(id),
-    };
-  };
-
-  const full = await setup(runner);
-  // The synthetic model must compute finite logits (inf/NaN could run at other speeds).
-  {
-    const id = full.ids[0]!;
-    const res = await full.session.step([{ id, tokens: tokenIds(1, 5, config.vocabSize) }], { logits: true });
-    full.session.kv.truncate(id, prompt);
-    const bad = res.logits!.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new Error(`the synthetic model's logit ${bad} is ${res.logits![bad]}`);
-  }
-  const one = oneRunner ? await setup(oneRunner) : null;
-  const decodeFull = new Map<number, Timed>();
-  const decodeOne = new Map<number, Timed>();
-  for (const B of usable) {
-    const [f, o] = await bestOfEach(budget, one ? [decodeTrial(full, B), decodeTrial(one, B)] : [decodeTrial(full, B)]);
-    decodeFull.set(B, f!);
-    if (o) decodeOne.set(B, o);
-  }
-  // On a software adapter a 512-token warm-up costs as much as a trial, and setup() already ran
-  // prefill steps through these runners (same pipelines, bind groups and buffers; RoPE table within
-  // its first 1024 positions): no separate warm-up there.
-  const [prefillFull, prefillOne] = (await bestOfEach(budget, one ? [prefillTrial(full.session), prefillTrial(one.session)] : [prefillTrial(full.session)], software ? 0 : 1)) as [Timed, Timed | undefined];
-
-  // 4. Figures. A 1-layer step as slow as the full one is load noise: no per-layer figure then (NaN).
-  const perLayer = (fullMs: number, oneMs: number): number => (fullMs > oneMs ? (fullMs - oneMs) / (layers - 1) : NaN);
-  const positive = (v: number): number => (v > 0 ? v : NaN);
-  const b1 = decodeFull.get(usable[0]!)!.ms;
-  const rows: DecodeRow[] = usable.map((B) => {
-    const f = decodeFull.get(B)!;
-    const oneLayerMs = decodeOne.get(B)?.ms ?? NaN;
-    const perLayerMs = perLayer(f.ms, oneLayerMs);
-    const fullModelMs = f.ms + (config.numLayers - layers) * perLayerMs;
-    return {
-      batch: B,
-      trials: f.trials,
-      stepMs: f.ms,
-      hostMs: f.hostMs,
-      tokensPerS: (1000 * B) / f.ms,
-      vsBatch1: f.ms / b1,
-      oneLayerMs,
-      perLayerMs,
-      headMs: positive(oneLayerMs - perLayerMs),
-      stepPerLayerMs: f.ms / layers,
-      fullModelMs,
-      fullModelTokensPerS: (1000 * B) / fullModelMs,
-    };
-  });
-  const prefillOneMs = prefillOne?.ms ?? NaN;
-  const prefillPerLayerMs = perLayer(prefillFull.ms, prefillOneMs);
-  const prefillHeadMs = positive(prefillOneMs - prefillPerLayerMs);
-  const prefillFullModelMs = prefillFull.ms + (config.numLayers - layers) * prefillPerLayerMs;
-  // Matmul work of one layer over the prefill chunk (2 flops per weight per token; attention apart).
-  const layerParams = layerMatrixShapes(config).reduce((n, m) => n + m.rows * m.cols, 0);
-  const prefillLayerGflop = (2 * prefillTokens * layerParams) / 1e9;
-  const prefillLayerGflops = prefillLayerGflop / (prefillPerLayerMs / 1000);
-  const decode1 = rows.find((r) => r.batch === 1);
-  const gbps = (bytes: number, ms: number): number => bytes / ms / 1e6;
-  const implied = decode1
-    ? {
-        stepGBps: gbps(wb.total, decode1.stepMs),
-        lmHeadGBps: gbps(wb.lmHead, decode1.headMs),
-        perLayerGBps: gbps(wb.perLayer, decode1.perLayerMs),
+    const setup = async (r: ModelRunner): Promise<{ session: RunnerSession; ids: number[] }> => {
+      const session = new RunnerSession(r);
+      const ids = Array.from({ length: Math.max(...usable) }, () => session.newSequence());
+      // Prefill every sequence's prompt, packed into steps of at most maxTokens tokens / maxSequences sequences.
+      const perStep = Math.max(1, Math.min(r.maxSequences, Math.floor(r.maxTokens / prompt)));
+      for (let i = 0; i < ids.length; i += perStep) {
+        await session.step(ids.slice(i, i + perStep).map((id) => ({ id, tokens: tokenIds(prompt, id, config.vocabSize), outputs: 'none' as const })));
       }
-    : null;
+      return { session, ids };
+    };
 
-  const errors = rt.takeErrors();
+    const decodeTrial = (s: { session: RunnerSession; ids: number[] }, B: number): Trial => {
+      const seqs = s.ids.slice(0, B).map((id) => ({ id, tokens: tokenIds(1, id + 77, config.vocabSize) }));
+      return {
+        run: async () => {
+          const res = await s.session.step(seqs);
+          if (res.tokens.length !== B || res.tokens.some((t) => t >= config.vocabSize)) throw new Error(`decode B=${B}: bad ids ${res.tokens.join(',')}`);
+          return res.features.ms;
+        },
+        after: () => seqs.forEach((q) => s.session.kv.truncate(q.id, prompt)),
+      };
+    };
 
-  // 5. Table.
-  const pad = (s: string, n: number): string => s.padEnd(n);
-  const num = (v: number, d = 1, w = 10): string => (Number.isFinite(v) ? v.toFixed(d) : '-').padStart(w);
-  const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
-  console.log(`\nbandwidth ceiling: ${ceiling.toFixed(1)} GB/s (buffer copy ${bw.copyGBps.toFixed(1)}, vec4 stream read ${bw.streamGBps.toFixed(1)}; bytes read, ${bw.bytes / 2 ** 20} MiB)`);
-  console.log(`\ndecode (each of B sequences at context ${prompt} brings 1 token), ${layers} layer${layers === 1 ? '' : 's'}:`);
-  console.log(
-    `${pad('B', 4)}${'n'.padStart(3)}${'step ms'.padStart(10)}${'incl. rec'.padStart(10)}${'tok/s'.padStart(10)}${`x B=${usable[0]}`.padStart(8)}${'1-layer'.padStart(10)}${'layer ms'.padStart(10)}${'rest ms'.padStart(10)}${'step/L ms'.padStart(11)}` +
-      (partial ? `${`est ${config.numLayers}L ms`.padStart(13)}${'est tok/s'.padStart(11)}` : ''),
-  );
-  for (const r of rows) {
+    const prefillTokens = Math.min(prefillChunk, runner.maxTokens);
+    const prefillTrial = (s: RunnerSession): Trial => {
+      const tokens = tokenIds(prefillTokens, 4242, config.vocabSize);
+      let id = 0;
+      return {
+        run: async () => {
+          id = s.newSequence();
+          return (await s.step([{ id, tokens, outputs: 'last' }])).features.ms;
+        },
+        after: () => s.free(id),
+      };
+    };
+
+    const full = await setup(runner);
+    // The synthetic model must compute finite logits (inf/NaN could run at other speeds).
+    {
+      const id = full.ids[0]!;
+      const res = await full.session.step([{ id, tokens: tokenIds(1, 5, config.vocabSize) }], { logits: true });
+      full.session.kv.truncate(id, prompt);
+      const bad = res.logits!.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`the synthetic model's logit ${bad} is ${res.logits![bad]}`);
+    }
+    const one = oneRunner ? await setup(oneRunner) : null;
+    const decodeFull = new Map<number, Timed>();
+    const decodeOne = new Map<number, Timed>();
+    for (const B of usable) {
+      const [f, o] = await bestOfEach(budget, one ? [decodeTrial(full, B), decodeTrial(one, B)] : [decodeTrial(full, B)]);
+      decodeFull.set(B, f!);
+      if (o) decodeOne.set(B, o);
+    }
+    // On a software adapter a 512-token warm-up costs as much as a trial, and setup() already ran
+    // prefill steps through these runners (same pipelines, bind groups and buffers; RoPE table within
+    // its first 1024 positions): no separate warm-up there.
+    const [prefillFull, prefillOne] = (await bestOfEach(budget, one ? [prefillTrial(full.session), prefillTrial(one.session)] : [prefillTrial(full.session)], software ? 0 : 1)) as [Timed, Timed | undefined];
+
+    // 4. Figures. A 1-layer step as slow as the full one is load noise: no per-layer figure then (NaN).
+    const perLayer = (fullMs: number, oneMs: number): number => (fullMs > oneMs ? (fullMs - oneMs) / (layers - 1) : NaN);
+    const positive = (v: number): number => (v > 0 ? v : NaN);
+    const b1 = decodeFull.get(usable[0]!)!.ms;
+    const rows: DecodeRow[] = usable.map((B) => {
+      const f = decodeFull.get(B)!;
+      const oneLayerMs = decodeOne.get(B)?.ms ?? NaN;
+      const perLayerMs = perLayer(f.ms, oneLayerMs);
+      const fullModelMs = f.ms + (config.numLayers - layers) * perLayerMs;
+      return {
+        batch: B,
+        trials: f.trials,
+        stepMs: f.ms,
+        hostMs: f.hostMs,
+        tokensPerS: (1000 * B) / f.ms,
+        vsBatch1: f.ms / b1,
+        oneLayerMs,
+        perLayerMs,
+        headMs: positive(oneLayerMs - perLayerMs),
+        stepPerLayerMs: f.ms / layers,
+        fullModelMs,
+        fullModelTokensPerS: (1000 * B) / fullModelMs,
+      };
+    });
+    const prefillOneMs = prefillOne?.ms ?? NaN;
+    const prefillPerLayerMs = perLayer(prefillFull.ms, prefillOneMs);
+    const prefillHeadMs = positive(prefillOneMs - prefillPerLayerMs);
+    const prefillFullModelMs = prefillFull.ms + (config.numLayers - layers) * prefillPerLayerMs;
+    // Matmul work of one layer over the prefill chunk (2 flops per weight per token; attention apart).
+    const layerParams = layerMatrixShapes(config).reduce((n, m) => n + m.rows * m.cols, 0);
+    const prefillLayerGflop = (2 * prefillTokens * layerParams) / 1e9;
+    const prefillLayerGflops = prefillLayerGflop / (prefillPerLayerMs / 1000);
+    const decode1 = rows.find((r) => r.batch === 1);
+    const gbps = (bytes: number, ms: number): number => bytes / ms / 1e6;
+    const implied = decode1
+      ? {
+          stepGBps: gbps(wb.total, decode1.stepMs),
+          lmHeadGBps: gbps(wb.lmHead, decode1.headMs),
+          perLayerGBps: gbps(wb.perLayer, decode1.perLayerMs),
+        }
+      : null;
+
+    const errors = rt.takeErrors();
+
+    // 5. Table.
+    const pad = (s: string, n: number): string => s.padEnd(n);
+    const num = (v: number, d = 1, w = 10): string => (Number.isFinite(v) ? v.toFixed(d) : '-').padStart(w);
+    const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
+    console.log(`\nbandwidth ceiling: ${ceiling.toFixed(1)} GB/s (buffer copy ${bw.copyGBps.toFixed(1)}, vec4 stream read ${bw.streamGBps.toFixed(1)}; bytes read, ${bw.bytes / 2 ** 20} MiB)`);
+    console.log(`\ndecode (each of B sequences at context ${prompt} brings 1 token), ${layers} layer${layers === 1 ? '' : 's'}:`);
     console.log(
-      `${pad(String(r.batch), 4)}${String(r.trials).padStart(3)}${num(r.stepMs)}${num(r.hostMs)}${num(r.tokensPerS)}${num(r.vsBatch1, 2, 8)}${num(r.oneLayerMs)}${num(r.perLayerMs, 2)}${num(r.headMs)}${num(r.stepPerLayerMs, 2, 11)}` +
-        (partial ? `${num(r.fullModelMs, 0, 13)}${num(r.fullModelTokensPerS, 2, 11)}` : ''),
+      `${pad('B', 4)}${'n'.padStart(3)}${'step ms'.padStart(10)}${'incl. rec'.padStart(10)}${'tok/s'.padStart(10)}${`x B=${usable[0]}`.padStart(8)}${'1-layer'.padStart(10)}${'layer ms'.padStart(10)}${'rest ms'.padStart(10)}${'step/L ms'.padStart(11)}` +
+        (partial ? `${`est ${config.numLayers}L ms`.padStart(13)}${'est tok/s'.padStart(11)}` : ''),
     );
-  }
-  if (layers > 1 && [...rows.map((r) => r.perLayerMs), prefillPerLayerMs].some(Number.isNaN)) console.log('  (a - below: the 1-layer step was not faster than the full one, or the rest came out <= 0: load noise hides the split)');
-  console.log(
-    `  n: timed trials; step ms: submit to ids; incl. rec: the whole session.step call; 1-layer: the same step through a runner with only the first layer;` +
-      (layers > 1
-        ? `\n  layer ms = (step - 1-layer) / ${layers - 1}; rest ms = 1-layer - layer ms (embedding, final norm, LM head, argmax, fixed costs); `
-        : `\n  (--layers 1: no per-layer split) `) +
-      `step/L ms = step / ${layers} (the rest included)` +
-      (partial ? `\n  est ${config.numLayers}L = step + ${config.numLayers - layers} x layer ms (an extrapolation, not a measurement)` : ''),
-  );
-  const prefillNote = prefillTokens < prefillChunk ? ` (maxTokensPerStep on this device is ${runner.maxTokens}, below ${prefillChunk})` : '';
-  console.log(`\nprefill: one ${prefillTokens}-token chunk${prefillNote}, output row = last, best of ${prefillFull.trials}`);
-  const split = layers > 1 ? `; 1-layer ${num(prefillOneMs, 1, 0)} ms; per layer ${num(prefillPerLayerMs, 1, 0)} ms; rest ${num(prefillHeadMs, 1, 0)} ms` : '';
-  const estimate = partial && layers > 1 ? `; est ${config.numLayers} layers ${num(prefillFullModelMs, 0, 0)} ms = ${num((1000 * prefillTokens) / prefillFullModelMs, 1, 0)} tok/s` : '';
-  const rate = layers > 1 ? `${num(prefillLayerGflops, 2, 0)} GFLOP/s over layer ms` : `${num(prefillLayerGflop / (prefillFull.ms / 1000), 2, 0)} GFLOP/s over the whole step`;
-  console.log(
-    `  ${prefillFull.ms.toFixed(1)} ms, ${((1000 * prefillTokens) / prefillFull.ms).toFixed(1)} tok/s (incl. rec ${prefillFull.hostMs.toFixed(1)} ms)${split}${estimate}` +
-      `\n  one layer's matmuls are ${prefillLayerGflop.toFixed(1)} GFLOP here: ${rate} (attention and the rest counted in the time, not the flops)`,
-  );
-  console.log(
-    `\nweight bytes per decode step (${dtype}): ${layers} layer${layers === 1 ? '' : 's'} x ${mb(wb.perLayer)} + LM head ${mb(wb.lmHead)} = ${mb(wb.total)}` +
-      (partial ? ` (all ${config.numLayers} layers: ${mb(wbFull.total)})` : ''),
-  );
-  if (implied) {
+    for (const r of rows) {
+      console.log(
+        `${pad(String(r.batch), 4)}${String(r.trials).padStart(3)}${num(r.stepMs)}${num(r.hostMs)}${num(r.tokensPerS)}${num(r.vsBatch1, 2, 8)}${num(r.oneLayerMs)}${num(r.perLayerMs, 2)}${num(r.headMs)}${num(r.stepPerLayerMs, 2, 11)}` +
+          (partial ? `${num(r.fullModelMs, 0, 13)}${num(r.fullModelTokensPerS, 2, 11)}` : ''),
+      );
+    }
+    if (layers > 1 && [...rows.map((r) => r.perLayerMs), prefillPerLayerMs].some(Number.isNaN)) console.log('  (a - below: the 1-layer step was not faster than the full one, or the rest came out <= 0: load noise hides the split)');
     console.log(
-      `implied at B=1: ${implied.stepGBps.toFixed(2)} GB/s over the step (${((100 * implied.stepGBps) / ceiling).toFixed(0)}% of the ${ceiling.toFixed(1)} GB/s ceiling); ` +
-        `LM head bytes over the rest ${num(implied.lmHeadGBps, 2, 0)} GB/s, one layer's bytes over layer ms ${num(implied.perLayerGBps, 2, 0)} GB/s`,
+      `  n: timed trials; step ms: submit to ids; incl. rec: the whole session.step call; 1-layer: the same step through a runner with only the first layer;` +
+        (layers > 1
+          ? `\n  layer ms = (step - 1-layer) / ${layers - 1}; rest ms = 1-layer - layer ms (embedding, final norm, LM head, argmax, fixed costs); `
+          : `\n  (--layers 1: no per-layer split) `) +
+        `step/L ms = step / ${layers} (the rest included)` +
+        (partial ? `\n  est ${config.numLayers}L = step + ${config.numLayers - layers} x layer ms (an extrapolation, not a measurement)` : ''),
     );
-  }
+    const prefillNote = prefillTokens < prefillChunk ? ` (maxTokensPerStep on this device is ${runner.maxTokens}, below ${prefillChunk})` : '';
+    console.log(`\nprefill: one ${prefillTokens}-token chunk${prefillNote}, output row = last, best of ${prefillFull.trials}`);
+    const split = layers > 1 ? `; 1-layer ${num(prefillOneMs, 1, 0)} ms; per layer ${num(prefillPerLayerMs, 1, 0)} ms; rest ${num(prefillHeadMs, 1, 0)} ms` : '';
+    const estimate = partial && layers > 1 ? `; est ${config.numLayers} layers ${num(prefillFullModelMs, 0, 0)} ms = ${num((1000 * prefillTokens) / prefillFullModelMs, 1, 0)} tok/s` : '';
+    const rate = layers > 1 ? `${num(prefillLayerGflops, 2, 0)} GFLOP/s over layer ms` : `${num(prefillLayerGflop / (prefillFull.ms / 1000), 2, 0)} GFLOP/s over the whole step`;
+    console.log(
+      `  ${prefillFull.ms.toFixed(1)} ms, ${((1000 * prefillTokens) / prefillFull.ms).toFixed(1)} tok/s (incl. rec ${prefillFull.hostMs.toFixed(1)} ms)${split}${estimate}` +
+        `\n  one layer's matmuls are ${prefillLayerGflop.toFixed(1)} GFLOP here: ${rate} (attention and the rest counted in the time, not the flops)`,
+    );
+    console.log(
+      `\nweight bytes per decode step (${dtype}): ${layers} layer${layers === 1 ? '' : 's'} x ${mb(wb.perLayer)} + LM head ${mb(wb.lmHead)} = ${mb(wb.total)}` +
+        (partial ? ` (all ${config.numLayers} layers: ${mb(wbFull.total)})` : ''),
+    );
+    if (implied) {
+      console.log(
+        `implied at B=1: ${implied.stepGBps.toFixed(2)} GB/s over the step (${((100 * implied.stepGBps) / ceiling).toFixed(0)}% of the ${ceiling.toFixed(1)} GB/s ceiling); ` +
+          `LM head bytes over the rest ${num(implied.lmHeadGBps, 2, 0)} GB/s, one layer's bytes over layer ms ${num(implied.perLayerGBps, 2, 0)} GB/s`,
+      );
+    }
 
-  const slug = adapterSlug(caps);
-  const suffix = `${dtype === 'f16' ? '' : `-${dtype}`}${layers === defaultLayers ? '' : `-${layers}l`}`;
-  const out = arg(args, '--out') ?? `bench/results/forward-${slug}-${shape}${suffix}.json`;
-  const record = {
-    date: new Date().toISOString(),
-    adapter: caps.adapter,
-    features: caps.features,
-    limits: { maxStorageBufferBindingSize: caps.limits.maxStorageBufferBindingSize, maxBufferSize: caps.limits.maxBufferSize },
-    shape,
-    config,
-    dtype,
-    layers,
-    totalLayers: config.numLayers,
-    trials: budget,
-    prompt,
-    timing: 'best of trials (at least minTrials, more within budgetMs per case, at most maxTrials) after one warm-up (prefill on software adapters: the setup prefill steps); ms = submit to ids on the CPU (StepFeatures.ms), hostMs = whole session.step call',
-    bandwidth: { copyGBps: bw.copyGBps, streamGBps: bw.streamGBps, ceilingGBps: ceiling, probeBytes: bw.bytes },
-    weights: {
-      bytesOnGpu: weights.bytes,
-      buffers: synth.buffers,
-      matrixChunks: chunkCount,
-      lmHeadChunks: weights.lmHead.chunks.length,
-      fillMs: synth.fillMs,
-      fillCheckMaxError: synth.checkMaxError,
-      decodeBytesPerLayer: wb.perLayer,
-      decodeBytesLmHead: wb.lmHead,
-      decodeBytesPerStep: wb.total,
-      decodeBytesPerStepAllLayers: wbFull.total,
-    },
-    runner: { maxTokensPerStep: runner.maxTokens, maxSequencesPerStep: runner.maxSequences, kvPages: runner.numPages, logitRowsPerChunk: runner.logitRowsPerChunk },
-    decode: rows,
-    skippedBatches: skipped,
-    prefill: {
-      tokens: prefillTokens,
-      trials: prefillFull.trials,
-      limitedByMaxTokensPerStep: prefillTokens < prefillChunk,
-      ms: prefillFull.ms,
-      hostMs: prefillFull.hostMs,
-      tokensPerS: (1000 * prefillTokens) / prefillFull.ms,
-      oneLayerMs: prefillOneMs,
-      headMs: prefillHeadMs,
-      perLayerMs: prefillPerLayerMs,
-      fullModelMs: prefillFullModelMs,
-      layerMatmulGflop: prefillLayerGflop,
-      layerGflopPerS: prefillLayerGflops,
-      fullModelTokensPerS: (1000 * prefillTokens) / prefillFullModelMs,
-    },
-    impliedAtBatch1: implied,
-    gpuErrors: errors,
-  };
-  oneRunner?.destroy();
-  runner.destroy();
-  return { record, out };
+    const slug = adapterSlug(caps);
+    const suffix = `${dtype === 'f16' ? '' : `-${dtype}`}${layers === defaultLayers ? '' : `-${layers}l`}`;
+    const out = arg(args, '--out') ?? `bench/results/forward-${slug}-${shape}${suffix}.json`;
+    const record = {
+      date: new Date().toISOString(),
+      adapter: caps.adapter,
+      features: caps.features,
+      limits: { maxStorageBufferBindingSize: caps.limits.maxStorageBufferBindingSize, maxBufferSize: caps.limits.maxBufferSize },
+      shape,
+      config,
+      dtype,
+      layers,
+      totalLayers: config.numLayers,
+      trials: budget,
+      prompt,
+      timing: 'best of trials (at least minTrials, more within budgetMs per case, at most maxTrials) after one warm-up (prefill on software adapters: the setup prefill steps); ms = submit to ids on the CPU (StepFeatures.ms), hostMs = whole session.step call',
+      bandwidth: { copyGBps: bw.copyGBps, streamGBps: bw.streamGBps, ceilingGBps: ceiling, probeBytes: bw.bytes },
+      weights: {
+        bytesOnGpu: weights.bytes,
+        buffers: synth.buffers,
+        matrixChunks: chunkCount,
+        lmHeadChunks: weights.lmHead.chunks.length,
+        fillMs: synth.fillMs,
+        fillCheckMaxError: synth.checkMaxError,
+        decodeBytesPerLayer: wb.perLayer,
+        decodeBytesLmHead: wb.lmHead,
+        decodeBytesPerStep: wb.total,
+        decodeBytesPerStepAllLayers: wbFull.total,
+      },
+      runner: { maxTokensPerStep: runner.maxTokens, maxSequencesPerStep: runner.maxSequences, kvPages: runner.numPages, logitRowsPerChunk: runner.logitRowsPerChunk },
+      decode: rows,
+      skippedBatches: skipped,
+      prefill: {
+        tokens: prefillTokens,
+        trials: prefillFull.trials,
+        limitedByMaxTokensPerStep: prefillTokens < prefillChunk,
+        ms: prefillFull.ms,
+        hostMs: prefillFull.hostMs,
+        tokensPerS: (1000 * prefillTokens) / prefillFull.ms,
+        oneLayerMs: prefillOneMs,
+        headMs: prefillHeadMs,
+        perLayerMs: prefillPerLayerMs,
+        fullModelMs: prefillFullModelMs,
+        layerMatmulGflop: prefillLayerGflop,
+        layerGflopPerS: prefillLayerGflops,
+        fullModelTokensPerS: (1000 * prefillTokens) / prefillFullModelMs,
+      },
+      impliedAtBatch1: implied,
+      gpuErrors: errors,
+    };
+    return { record, out };
+  } finally {
+    for (const f of cleanup.reverse()) f();
+  }
 }

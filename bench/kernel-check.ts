@@ -73,8 +73,14 @@ export async function main(args: string[]): Promise<number> {
   // Every reduction-lane count the benchmarks sweep, each on its own device (the lane count is a
   // device-wide constant): subgroup shuffles run wherever the subgroup holds whole lane groups.
   for (const lanes of [caps.reduceLanes, ...(quick ? [32] : [8, 16, 32]).filter((l) => l !== caps.reduceLanes)]) {
-    const lrt = lanes === caps.reduceLanes ? rt : await GpuRuntime.create({ maxInFlightSubmits: 2, reduceLanes: lanes });
     const tag = `lanes ${lanes}`;
+    let lrt: GpuRuntime;
+    try {
+      lrt = lanes === caps.reduceLanes ? rt : await GpuRuntime.create({ maxInFlightSubmits: 2, reduceLanes: lanes });
+    } catch (e) {
+      await check(`matmul ${tag}`, async () => ({ ok: false, detail: `no device with ${lanes} reduce lanes: ${e instanceof Error ? e.message : String(e)}` }));
+      continue;
+    }
     for (const dtype of ['f32', 'f16', 'q4'] as WeightDType[]) {
       let k: MatmulKernels;
       // The 'wide' tiled geometry may not fit a device's workgroup storage at high lane counts.
@@ -138,7 +144,11 @@ export async function main(args: string[]): Promise<number> {
         });
       }
     }
-    if (lrt !== rt) lrt.destroy();
+    if (lrt !== rt) {
+      const errors = lrt.takeErrors();
+      if (errors.length) await check(`matmul ${tag}: GPU errors`, async () => ({ ok: false, detail: errors.join('; ').slice(0, 300) }));
+      lrt.destroy();
+    }
   }
 
   // 2. Paged attention at real head shapes.

@@ -17,7 +17,7 @@ import type { WeightDType } from '../src/kernels/matmul.js';
 import { attentionCase, attentionRows, type AttentionRow } from './attention.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { forwardBench } from './forward.js';
-import { kernelRows, measureCeilings, printKernelRows, type KernelRow } from './kernels.js';
+import { kernelRows, measureCeilings, printKernelRows, type Ceilings, type KernelRow } from './kernels.js';
 import { markdown, summary, type ForwardEntry, type RunAllRecord } from './report.js';
 import { stepOverhead } from './step-overhead.js';
 import { isShapeName, shapeConfig, type ShapeName } from './synthetic-model.js';
@@ -56,21 +56,55 @@ export async function main(args: string[]): Promise<number> {
     }
   };
 
-  // 1. Ceilings and kernels.
-  const { ceilings, rows: ceilingRows } = await timed('ceilings', () => measureCeilings(rt, large, trials));
+  const slug = adapterSlug(caps);
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, `${slug}.json`);
+  const md = join(outDir, `${slug}.md`);
+  // The record so far, written after every section: a phase timeout on a device keeps what ran.
+  let ceilings: Ceilings | null = null;
+  let ceilingRows: KernelRow[] = [];
   let kernels: KernelRow[] = [];
-  if (sections.has('kernels')) kernels = await timed('kernels', () => kernelRows(rt, large, trials, ceilings));
-  printKernelRows([...ceilingRows, ...kernels], ceilings);
+  let attention: AttentionRow[] = [];
+  const forward: ForwardEntry[] = [];
+  let overhead: RunAllRecord['stepOverhead'] = null;
+  const gpuErrors: string[] = [];
+  const save = (): RunAllRecord => {
+    const record: RunAllRecord = {
+      date: new Date().toISOString(),
+      adapter: caps.adapter,
+      adapterText: describeCapabilities(caps),
+      software,
+      options,
+      ceilings: ceilings!,
+      kernels: [...ceilingRows, ...kernels],
+      attention,
+      forward,
+      stepOverhead: overhead,
+      gpuErrors,
+      sectionSeconds,
+      wallSeconds: (performance.now() - start) / 1000,
+    };
+    writeFileSync(json, `${JSON.stringify(record, null, 2)}\n`);
+    writeFileSync(md, markdown(record));
+    return record;
+  };
+
+  // 1. Ceilings and kernels.
+  ({ ceilings, rows: ceilingRows } = await timed('ceilings', () => measureCeilings(rt, large, trials)));
+  save();
+  const c = ceilings;
+  if (sections.has('kernels')) kernels = await timed('kernels', () => kernelRows(rt, large, trials, c));
+  printKernelRows([...ceilingRows, ...kernels], c);
+  save();
 
   // 2. Attention decode over long contexts.
-  let attention: AttentionRow[] = [];
   if (sections.has('attention')) {
     attention = await timed('attention', async () => {
       const contexts = software ? [1024, 2048] : [4096, 8192, 16384, 32768];
       const batches = software ? [1] : [1, 8];
       const attShapes: ShapeName[] = software ? ['qwen2.5-1.5b'] : ['qwen2.5-1.5b', 'llama-3.2-3b'];
       const cases = attShapes.flatMap((s) => batches.flatMap((B) => contexts.flatMap((ctx) => (['split', 'whole'] as const).map((form) => attentionCase(s, shapeConfig(s), ctx, B, form)))));
-      const rows = await attentionRows(rt, cases, trials, software ? 1 : 5, ceilings.bandwidthGBps);
+      const rows = await attentionRows(rt, cases, trials, software ? 1 : 5, c.bandwidthGBps);
       for (const r of rows) {
         console.log(`${r.shape.padEnd(14)} ${`${r.heads}/${r.kvHeads}x${r.headDim}`.padEnd(10)} ${r.form.padEnd(6)} B=${String(r.batch).padEnd(3)} ctx ${String(r.context).padStart(6)}  ` + (r.error ?? `${r.ms.toFixed(3)} ms  ${r.gbps.toFixed(1)} GB/s  ${(100 * r.ofBandwidth).toFixed(1)}% of bandwidth`));
       }
@@ -78,10 +112,11 @@ export async function main(args: string[]): Promise<number> {
     });
   }
 
+  save();
+
   // 3. Forward steps of real-shape models.
-  const forward: ForwardEntry[] = [];
   if (sections.has('forward')) {
-    const bw = { copyGBps: ceilings.copyGBps, streamGBps: ceilings.streamGBps, bytes: ceilings.probeBytes };
+    const bw = { copyGBps: c.copyGBps, streamGBps: c.streamGBps, bytes: c.probeBytes };
     for (const shape of shapes) {
       for (const dtype of FORWARD_DTYPES) {
         await timed(`forward ${shape} ${dtype}`, async () => {
@@ -92,13 +127,13 @@ export async function main(args: string[]): Promise<number> {
             console.log(`forward ${shape} ${dtype}: not run: ${message(e)}`);
             forward.push({ shape, dtype, error: message(e) });
           }
+          save();
         });
       }
     }
   }
 
   // 4. The engine step's CPU overhead at `running` decodes.
-  let overhead: RunAllRecord['stepOverhead'] = null;
   if (sections.has('overhead')) {
     overhead = await timed('engine step overhead', async () => {
       const shape: ShapeName = 'qwen2.5-1.5b';
@@ -119,29 +154,9 @@ export async function main(args: string[]): Promise<number> {
     });
   }
 
-  const gpuErrors = rt.takeErrors();
-  const record: RunAllRecord = {
-    date: new Date().toISOString(),
-    adapter: caps.adapter,
-    adapterText: describeCapabilities(caps),
-    software,
-    options,
-    ceilings,
-    kernels: [...ceilingRows, ...kernels],
-    attention,
-    forward,
-    stepOverhead: overhead,
-    gpuErrors,
-    sectionSeconds,
-    wallSeconds: (performance.now() - start) / 1000,
-  };
+  gpuErrors.push(...rt.takeErrors());
+  const record = save();
   rt.destroy();
-  const slug = adapterSlug(caps);
-  mkdirSync(outDir, { recursive: true });
-  const json = join(outDir, `${slug}.json`);
-  const md = join(outDir, `${slug}.md`);
-  writeFileSync(json, `${JSON.stringify(record, null, 2)}\n`);
-  writeFileSync(md, markdown(record));
   console.log(`\nwrote ${json} and ${md}`);
   console.log(`\n===== bench summary (${record.wallSeconds.toFixed(0)} s; ${software ? 'software adapter: small sizes, not results' : 'full sizes'})`);
   console.log(summary(record));

@@ -14,6 +14,7 @@ import { EngineCore } from '../src/engine/engine-core.js';
 import type { RequestSink } from '../src/engine/request.js';
 import type { WeightDType } from '../src/kernels/matmul.js';
 import type { ModelConfig } from '../src/model/config.js';
+import { destroyWeights } from '../src/runner/gpu-weights.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
 import { FcfsScheduler } from '../src/scheduler/fcfs.js';
@@ -66,8 +67,17 @@ const median = (v: number[]): number => {
 export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Promise<StepOverheadResult> {
   const synth = await buildSyntheticWeights(rt, o.config, o.dtype, o.layers);
   const pagesPerSeq = Math.ceil((o.promptTokens + o.warmupSteps + o.steps + 8) / 16);
-  const runner = await ModelRunner.fromWeights(rt, o.config, synth.weights, { kvPages: o.running * pagesPerSeq + 16, maxSequencesPerStep: o.running, maxTokensPerStep: Math.max(512, o.running) });
-  if (runner.maxSequences < o.running) throw new Error(`this runner takes ${runner.maxSequences} sequences per step, fewer than ${o.running}`);
+  let runner: ModelRunner;
+  try {
+    runner = await ModelRunner.fromWeights(rt, o.config, synth.weights, { kvPages: o.running * pagesPerSeq + 16, maxSequencesPerStep: o.running, maxTokensPerStep: Math.max(512, o.running) });
+  } catch (e) {
+    destroyWeights(rt, synth.weights);
+    throw e;
+  }
+  if (runner.maxSequences < o.running) {
+    runner.destroy();
+    throw new Error(`this runner takes ${runner.maxSequences} sequences per step, fewer than ${o.running}`);
+  }
   const target = new RunnerSession(runner);
   const scheduler = new FcfsScheduler({
     model: PerformanceModel.fromProfile(PROFILES.paper),

@@ -101,6 +101,27 @@ export async function main(args: string[]): Promise<number> {
   console.log(`ceilings: bandwidth ${ceilings.bandwidthGBps.toFixed(1)} GB/s (bytes read), fma ${ceilings.fmaGflops.toFixed(1)} GFLOP/s`);
 
   const rows: VariantRow[] = [];
+  const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : '-');
+  const num = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
+  mkdirSync(outDir, { recursive: true });
+  const base = join(outDir, `variants-${slug}`);
+  // Written after every lane count, so a phase timeout on a device keeps what ran.
+  const save = (): void => {
+    const md = [
+      `# Kernel variants: ${describeCapabilities(caps0)}`,
+      '',
+      `${new Date().toISOString()}; ${software ? 'software adapter: small sizes (not results)' : 'full sizes'}; bandwidth ceiling ${num(ceilings.bandwidthGBps)} GB/s, fma ${num(ceilings.fmaGflops)} GFLOP/s.`,
+      'Share: of the bandwidth ceiling (matvec), of the fma ceiling (tiled), of the weight-streaming roofline (decode B=1).',
+      '',
+      '| lanes | kernel | shape | ms | rate | share |',
+      '|---:|---|---|---:|---:|---:|',
+      ...rows.map((r) => `| ${r.lanes} | ${r.kernel} | ${r.shape} | ${num(r.ms, 3)} | ${r.error ?? `${num(r.rate)} ${r.unit}`} | ${pct(r.share)} |`),
+      '',
+    ].join('\n');
+    writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), adapter: caps0.adapter, software, ceilings, rows }, null, 2)}\n`);
+    writeFileSync(`${base}.md`, md);
+  };
+
   for (const lanes of lanesList) {
     let rt: GpuRuntime;
     try {
@@ -131,26 +152,11 @@ export async function main(args: string[]): Promise<number> {
       console.log(`lanes ${lanes}: ${message(e)}`);
     } finally {
       rt.destroy();
+      save();
     }
   }
 
-  const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : '-');
-  const num = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
-  const md = [
-    `# Kernel variants: ${describeCapabilities(caps0)}`,
-    '',
-    `${new Date().toISOString()}; ${software ? 'software adapter: small sizes (not results)' : 'full sizes'}; bandwidth ceiling ${num(ceilings.bandwidthGBps)} GB/s, fma ${num(ceilings.fmaGflops)} GFLOP/s.`,
-    'Share: of the bandwidth ceiling (matvec), of the fma ceiling (tiled), of the weight-streaming roofline (decode B=1).',
-    '',
-    '| lanes | kernel | shape | ms | rate | share |',
-    '|---:|---|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.lanes} | ${r.kernel} | ${r.shape} | ${num(r.ms, 3)} | ${r.error ?? `${num(r.rate)} ${r.unit}`} | ${pct(r.share)} |`),
-    '',
-  ].join('\n');
-  mkdirSync(outDir, { recursive: true });
-  const base = join(outDir, `variants-${slug}`);
-  writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), adapter: caps0.adapter, software, ceilings, rows }, null, 2)}\n`);
-  writeFileSync(`${base}.md`, md);
+  save();
   console.log(`\nwrote ${base}.json and ${base}.md (${((performance.now() - start) / 1000).toFixed(0)} s)\n`);
   console.log('===== variants summary');
   for (const r of rows) console.log(`lanes ${String(r.lanes).padStart(2)}  ${r.kernel.padEnd(24)} ${r.error ? r.error.slice(0, 90) : `${num(r.rate).padStart(9)} ${r.unit.padEnd(7)} ${pct(r.share).padStart(6)}`}`);

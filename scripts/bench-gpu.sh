@@ -97,7 +97,8 @@ run_phase() {
   # No stale results: this phase's log and --out file go first.
   rm -f "$OUT_DIR/$name.txt"
   local prev=
-  for a in "$@"; do [ "$prev" = --out ] && rm -f "$a"; prev=$a; done
+  # (An --out folder, shared by bench and variants, stays: each writes its own file names there.)
+  for a in "$@"; do [ "$prev" = --out ] && [ ! -d "$a" ] && rm -f "$a"; prev=$a; done
   echo
   echo "===== $name: node .devbundle/$bundle.mjs $* (timeout ${secs} s) ====="
   local t0 t1 rc status

@@ -38,9 +38,10 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
       let m_new = max(m, ms);
       let a = exp(m - m_new);
       let b = exp(ms - m_new);
-      l = l * a + partials[base + 1u] * b;
+      // The same fma's as the one-workgroup form (attention_paged.wgsl), so the bits agree.
+      l = fma(l, a, partials[base + 1u] * b);
       m = m_new;
-      o = o * a + partials[base + 2u + dim] * b;
+      o = fma(o, a, partials[base + 2u + dim] * b);
     }
     out[t * p.out_stride + h * p.head_dim + dim] = o / l;
   }

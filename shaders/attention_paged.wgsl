@@ -121,7 +121,8 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
       let m_new = max(ms, mc);
       let a = exp(ms - m_new);
       let b = exp(mc - m_new);
-      ls = ls * a + lc * b;
+      // Explicit fma: the order of every merge is pinned (a compiler may not contract differently).
+      ls = fma(ls, a, lc * b);
       ms = m_new;
       let count = min(CHUNK, n - c * CHUNK);
       for (var k = 0u; k < DPT; k++) {
@@ -131,7 +132,7 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
           for (var i = 0u; i < count; i++) {
             acc = fma(p_s[i], v_cache[slot_s[i] * kv_dim + kvh * p.head_dim + dim], acc);
           }
-          os[k] = os[k] * a + acc * b;
+          os[k] = fma(os[k], a, acc * b);
         }
       }
       workgroupBarrier();
@@ -151,9 +152,9 @@ fn main(@builtin(local_invocation_index) j: u32, @builtin(workgroup_id) wg: vec3
     let m_new = max(m, ms);
     let a = exp(m - m_new);
     let b = exp(ms - m_new);
-    l = l * a + ls * b;
+    l = fma(l, a, ls * b);
     m = m_new;
-    for (var k = 0u; k < DPT; k++) { o[k] = o[k] * a + os[k] * b; }
+    for (var k = 0u; k < DPT; k++) { o[k] = fma(o[k], a, os[k] * b); }
 #endif
   }
 #if !PARTIAL

@@ -140,7 +140,13 @@ export class MatmulKernels {
     readonly defines: { matvec: WgslDefines; tiled: WgslDefines },
     /** Bound as the bias when a dispatch has none (WebGPU needs every binding). */
     private readonly noBias: GPUBuffer,
+    private readonly rt: GpuRuntime,
   ) {}
+
+  /** Free the kernels' own buffer (the pipelines stay in the runtime's cache). */
+  destroy(): void {
+    this.rt.destroyBuffer(this.noBias);
+  }
 
   /**
    * @param f16Math group products in f16 (needs shader-f16); the default is f32 math.
@@ -189,7 +195,7 @@ export class MatmulKernels {
       ]),
     );
     const noBias = rt.createBuffer(16, GPUBufferUsage.STORAGE, 'matmul: no bias');
-    return new MatmulKernels(dtype, f16Math, variant, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled }, noBias);
+    return new MatmulKernels(dtype, f16Math, variant, { matvecWg: wg, tiledTm, tiledTn, groupsPerStep }, pipelines, { matvec, tiled }, noBias, rt);
   }
 
   /** The path `auto` takes for M rows. */

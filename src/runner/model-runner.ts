@@ -10,11 +10,12 @@ import { MatmulKernels, type TiledChoice, type WeightDType } from '../kernels/ma
 import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
+import { UnsupportedModelError } from '../model/errors.js';
 import type { LoadedModelFiles } from '../model/load.js';
 import type { WeightQuantization } from '../model/quantize-q4.js';
 import { flattenBatch, type BatchSequence, type FlatBatch } from './batch.js';
 import { ForwardInputError } from './errors.js';
-import { destroyWeights, recordMatrix, uploadWeights, type ModelWeights } from './gpu-weights.js';
+import { destroyWeights, recordMatrix, uploadWeights, type LayerWeights, type ModelWeights } from './gpu-weights.js';
 
 export interface RunnerOptions {
   /** Most new tokens in one step (prefill chunk + decode + verify rows). Default 512. */
@@ -97,6 +98,13 @@ interface Activations {
   attnPartials: GPUBuffer;
 }
 
+/** Qwen3's q/k norms: both or neither (one alone is a malformed weight set). */
+function qkNormOf(w: LayerWeights, eps: number): { q: GPUBuffer; k: GPUBuffer; eps: number } | undefined {
+  if (!w.qNorm && !w.kNorm) return undefined;
+  if (!w.qNorm || !w.kNorm) throw new UnsupportedModelError(`a q norm without a k norm (or the reverse)`, ['both q_norm and k_norm, or neither']);
+  return { q: w.qNorm, k: w.kNorm, eps };
+}
+
 export class ModelRunner {
   readonly pageSize: number;
   readonly numPages: number;
@@ -131,7 +139,9 @@ export class ModelRunner {
     this.qDim = c.numHeads * c.headDim;
     this.kvDim = c.numKvHeads * c.headDim;
     this.qkvDim = this.qDim + 2 * this.kvDim;
-    const widest = Math.max(c.hiddenSize, this.qkvDim, 2 * c.intermediateSize);
+    // The gate/up product is only materialized for matrices without interleaved rows.
+    const gateUpWidth = weights.layers.every((l) => l.gateUp.interleaved) ? c.intermediateSize : 2 * c.intermediateSize;
+    const widest = Math.max(c.hiddenSize, this.qkvDim, gateUpWidth);
     const tokenCap = Math.floor(binding / (4 * widest));
     this.maxTokens = Math.min(options.maxTokensPerStep ?? 512, tokenCap);
     if (this.maxTokens < 1) throw new GpuLimitError(`one token's activations (${4 * widest} bytes) exceed the storage binding limit`);
@@ -300,7 +310,7 @@ export class ModelRunner {
       step,
       { qkv: a.qkv, positions: a.positions, table: this.rope.buffer, slots: a.slots, kCache: this.kCache[l]!, vCache: this.vCache[l]! },
       { T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, rowStride: this.qkvDim },
-      w.qNorm && w.kNorm ? { q: w.qNorm, k: w.kNorm, eps: c.rmsNormEps } : undefined,
+      qkNormOf(w, c.rmsNormEps),
     );
     this.layers.attention(
       step,
@@ -355,5 +365,6 @@ export class ModelRunner {
     destroyWeights(this.rt, this.weights);
     for (const b of [...this.kCache, ...this.vCache, ...Object.values(this.a)]) this.rt.destroyBuffer(b);
     this.rope.destroy();
+    for (const k of this.matmul.values()) k.destroy();
   }
 }
