@@ -117,19 +117,29 @@ export class BindGroupCache {
     private readonly maxEntries = 8192,
   ) {}
 
+  /**
+   * The bind group for these buffers (created once, then cached). Hot path (every dispatch): the
+   * key is one string built without intermediate arrays.
+   */
   get(
     layout: GPUBindGroupLayout,
     layoutKey: string,
     params: GPUBuffer,
     paramsBytes: number,
-    storage: readonly StorageBinding[],
+    storage: readonly StorageArg[],
   ): GPUBindGroup {
-    const ids = [bufferId(params), ...storage.map((s) => bufferId(s.buffer))];
-    const key = `${layoutKey}|${ids[0]}|${storage
-      .map((s, i) => `${ids[i + 1]}@${s.offset ?? 0}+${s.size ?? 'all'}`)
-      .join('|')}`;
+    let key = `${layoutKey}|${bufferId(params)}`;
+    for (let i = 0; i < storage.length; i++) {
+      const s = storage[i]!;
+      if ('buffer' in s) key += `|${bufferId(s.buffer)}@${s.offset ?? 0}+${s.size ?? 'all'}`;
+      else key += `|${bufferId(s)}@0+all`;
+    }
     const hit = this.groups.get(key);
     if (hit) return hit;
+    return this.create(key, layout, params, paramsBytes, storage.map(asBinding));
+  }
+
+  private create(key: string, layout: GPUBindGroupLayout, params: GPUBuffer, paramsBytes: number, storage: readonly StorageBinding[]): GPUBindGroup {
     if (this.groups.size >= this.maxEntries) this.clear();
     const group = this.device.createBindGroup({
       layout,
@@ -144,7 +154,7 @@ export class BindGroupCache {
     });
     this.created++;
     this.groups.set(key, group);
-    for (const id of ids) {
+    for (const id of [bufferId(params), ...storage.map((s) => bufferId(s.buffer))]) {
       let set = this.byBuffer.get(id);
       if (!set) this.byBuffer.set(id, (set = new Set()));
       set.add(key);

@@ -29,6 +29,8 @@ export interface PreparedPipeline {
   readonly kernel: KernelSpec;
   readonly pipeline: GPUComputePipeline;
   readonly bindGroupLayout: GPUBindGroupLayout;
+  /** Identifies the layout in bind-group cache keys (params size and storage access list). */
+  readonly layoutKey: string;
   readonly wgsl: string;
 }
 
@@ -109,7 +111,7 @@ export class PipelineCache {
     } catch (e) {
       throw new ShaderError(kernel.name, `pipeline creation failed (${definesKey(defines)}): ${String(e)}`);
     }
-    const prepared: PreparedPipeline = { key, kernel, pipeline, bindGroupLayout, wgsl };
+    const prepared: PreparedPipeline = { key, kernel, pipeline, bindGroupLayout, layoutKey: `${kernel.paramsBytes}|${kernel.storage.join(',')}`, wgsl };
     this.ready.set(key, prepared);
     this.compiled++;
     return prepared;

@@ -2,7 +2,7 @@
 // and one submit. Params go to the shared uniform pages, bind groups come from the cache, readbacks
 // are copies into pooled MAP_READ buffers at the end of the same command buffer.
 
-import { asBinding, type StorageArg, StepParams } from './bind-groups.js';
+import { type StorageArg, StepParams } from './bind-groups.js';
 import { GpuLimitError, GpuUsageError } from './errors.js';
 import type { BufferPool } from './buffers.js';
 import type { BindGroupCache, ParamsPages } from './bind-groups.js';
@@ -37,6 +37,10 @@ interface PendingRead {
 
 export type Workgroups = readonly [number, number?, number?];
 
+function validGroups(n: number, max: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= max;
+}
+
 export class StepRecorder {
   private readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null = null;
@@ -46,6 +50,8 @@ export class StepRecorder {
   private readonly toRelease: GPUBuffer[] = [];
   private readonly timedLabels: string[] = [];
   private submitted = false;
+  private lastPipeline: GPUComputePipeline | null = null;
+  private readonly dynamicOffset = new Uint32Array(1);
   /** Dispatches recorded so far. */
   dispatches = 0;
 
@@ -57,13 +63,13 @@ export class StepRecorder {
     this.params = new StepParams(rt.paramsPages);
   }
 
-  /** Record one dispatch of a prepared pipeline. */
+  /** Record one dispatch of a prepared pipeline (`label`: for GPU timing; a function is called only then). */
   dispatch(
     prepared: PreparedPipeline,
     params: ArrayBufferView,
     storage: readonly StorageArg[],
     workgroups: Workgroups,
-    label = prepared.kernel.name,
+    label: string | (() => string) = prepared.kernel.name,
   ): void {
     this.assertOpen();
     const kernel = prepared.kernel;
@@ -73,35 +79,30 @@ export class StepRecorder {
     if (params.byteLength > kernel.paramsBytes) {
       throw new GpuUsageError(`kernel '${kernel.name}' params are ${kernel.paramsBytes} bytes, got ${params.byteLength}`);
     }
+    // Hot path (every dispatch of every step): checks without allocating.
     const limits = this.rt.capabilities.limits;
-    const [x, y = 1, z = 1] = workgroups;
-    for (const n of [x, y, z]) {
-      if (!Number.isInteger(n) || n < 0 || n > limits.maxComputeWorkgroupsPerDimension) {
-        throw new GpuLimitError(
-          `kernel '${kernel.name}': ${n} workgroups in one dimension (valid: 0..${limits.maxComputeWorkgroupsPerDimension})`,
-        );
-      }
+    const x = workgroups[0];
+    const y = workgroups[1] ?? 1;
+    const z = workgroups[2] ?? 1;
+    const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+    if (!validGroups(x, maxGroups) || !validGroups(y, maxGroups) || !validGroups(z, maxGroups)) {
+      const bad = [x, y, z].find((n) => !validGroups(n, maxGroups));
+      throw new GpuLimitError(`kernel '${kernel.name}': ${bad} workgroups in one dimension (valid: 0..${maxGroups})`);
     }
-    const bindings = storage.map(asBinding);
-    for (const b of bindings) {
-      const size = b.size ?? b.buffer.size - (b.offset ?? 0);
-      if (size > limits.maxStorageBufferBindingSize) {
+    const maxBinding = limits.maxStorageBufferBindingSize;
+    for (let i = 0; i < storage.length; i++) {
+      const s = storage[i]!;
+      const size = 'buffer' in s ? (s.size ?? s.buffer.size - (s.offset ?? 0)) : s.size;
+      if (size > maxBinding) {
         throw new GpuLimitError(
-          `kernel '${kernel.name}': a ${size}-byte storage binding exceeds maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); split the tensor`,
+          `kernel '${kernel.name}': a ${size}-byte storage binding exceeds maxStorageBufferBindingSize (${maxBinding}); split the tensor`,
         );
       }
     }
     if (x * y * z === 0) return;
 
     const { page, offset } = this.params.push(params, kernel.paramsBytes);
-    const group = this.rt.bindGroups.get(
-      prepared.bindGroupLayout,
-      `${kernel.paramsBytes}|${kernel.storage.join(',')}`,
-      this.rt.paramsPages.page(page),
-      kernel.paramsBytes,
-      bindings,
-    );
-
+    const group = this.rt.bindGroups.get(prepared.bindGroupLayout, prepared.layoutKey, this.rt.paramsPages.page(page), kernel.paramsBytes, storage);
     const timing = this.rt.timing;
     if (timing) {
       this.endPass();
@@ -109,17 +110,21 @@ export class StepRecorder {
       if (2 * i + 2 > timing.capacity) {
         throw new GpuLimitError(`GPU timing covers ${timing.capacity / 2} dispatches per step; this step has more`);
       }
-      this.timedLabels.push(label);
+      const text = typeof label === 'string' ? label : label();
+      this.timedLabels.push(text);
       this.pass = this.encoder.beginComputePass({
-        label,
+        label: text,
         timestampWrites: { querySet: timing.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
       });
     } else if (!this.pass) {
       this.pass = this.encoder.beginComputePass({ label: this.label });
     }
     const pass = this.pass!;
-    pass.setPipeline(prepared.pipeline);
-    pass.setBindGroup(0, group, [offset]);
+    // Consecutive dispatches of one pipeline (row chunks, same-kind matmuls) set it once.
+    if (this.lastPipeline !== prepared.pipeline || timing) pass.setPipeline(prepared.pipeline);
+    this.lastPipeline = prepared.pipeline;
+    this.dynamicOffset[0] = offset;
+    pass.setBindGroup(0, group, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(x, y, z);
     if (timing) this.endPass();
     this.dispatches++;
@@ -202,6 +207,7 @@ export class StepRecorder {
     if (this.pass) {
       this.pass.end();
       this.pass = null;
+      this.lastPipeline = null;
     }
   }
 

@@ -41,6 +41,10 @@ export const MATMUL_TILED_KERNEL: KernelSpec = {
   includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
 };
 
+function checkDim(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new GpuUsageError(`matmul: ${name} must be a non-negative integer, got ${v}`);
+}
+
 /** The lib/weights.wgsl booleans for a weight dtype. */
 export function weightDefines(dtype: WeightDType, shaderF16: boolean): { W_F16: boolean; W_BF16: boolean; W_Q4: boolean; SHADER_F16: boolean } {
   return { W_F16: dtype === 'f16', W_BF16: dtype === 'bf16', W_Q4: dtype === 'q4', SHADER_F16: dtype === 'f16' && shaderF16 };
@@ -141,7 +145,13 @@ export class MatmulKernels {
     /** Bound as the bias when a dispatch has none (WebGPU needs every binding). */
     private readonly noBias: GPUBuffer,
     private readonly rt: GpuRuntime,
-  ) {}
+  ) {
+    this.byPath = [pipelines.get('matvec|false')!, pipelines.get('matvec|true')!, pipelines.get('tiled|false')!, pipelines.get('tiled|true')!];
+  }
+
+  /** The pipelines by (tiled ? 2 : 0) + (vec4 ? 1 : 0). */
+  private readonly byPath: readonly PreparedPipeline[];
+  private readonly params = new Uint32Array(8);
 
   /** Free the kernels' own buffer (the pipelines stay in the runtime's cache). */
   destroy(): void {
@@ -209,9 +219,13 @@ export class MatmulKernels {
     const xStride = dims.xStride ?? K;
     const yStride = dims.yStride ?? N;
     const yColOffset = dims.yColOffset ?? 0;
-    for (const [name, v] of Object.entries({ M, N, K, xStride, yStride, yColOffset })) {
-      if (!Number.isInteger(v) || v < 0) throw new GpuUsageError(`matmul: ${name} must be a non-negative integer, got ${v}`);
-    }
+    // Hot path (every matmul of every step): plain checks, no allocations.
+    checkDim('M', M);
+    checkDim('N', N);
+    checkDim('K', K);
+    checkDim('xStride', xStride);
+    checkDim('yStride', yStride);
+    checkDim('yColOffset', yColOffset);
     if (K === 0 || xStride < K || (!dims.swiglu && yStride < yColOffset + N)) {
       throw new GpuUsageError(`matmul: bad strides (K ${K}, xStride ${xStride}, yStride ${yStride}, yColOffset ${yColOffset}, N ${N})`);
     }
@@ -221,17 +235,25 @@ export class MatmulKernels {
     }
     const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
     const vec4 = K % 4 === 0 && xStride % 4 === 0;
-    const prepared = this.pipelines.get(`${use}|${vec4}`)!;
+    const prepared = this.byPath[(use === 'tiled' ? 2 : 0) + (vec4 ? 1 : 0)]!;
     if (dims.swiglu && (dims.accumulate || dims.bias || N % 2 !== 0 || yColOffset % 2 !== 0 || yStride < (yColOffset + N) / 2)) {
       throw new GpuUsageError(`matmul: swiglu needs even N and yColOffset, no bias or accumulate, yStride >= (yColOffset + N) / 2 (N ${N}, yColOffset ${yColOffset}, yStride ${yStride})`);
     }
     const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0) | (dims.swiglu ? 4 : 0);
-    const params = new Uint32Array([M, N, K, xStride, yStride, yColOffset, flags, 0]);
+    // The step copies params as it records, so one scratch array serves every dispatch.
+    const params = this.params;
+    params[0] = M;
+    params[1] = N;
+    params[2] = K;
+    params[3] = xStride;
+    params[4] = yStride;
+    params[5] = yColOffset;
+    params[6] = flags;
     const g = this.geometry;
     const workgroups: [number, number] =
       use === 'matvec'
         ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
         : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
-    step.dispatch(prepared, params, [x, w, y, dims.bias ?? this.noBias], workgroups, `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
+    step.dispatch(prepared, params, [x, w, y, dims.bias ?? this.noBias], workgroups, () => `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
   }
 }
