@@ -28,7 +28,7 @@ struct Params {
   y_stride: u32,
   y_col_offset: u32,
   flags: u32,
-  _pad1: u32,
+  norm_eps: f32, // matvec's NORM only
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

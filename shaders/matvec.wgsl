@@ -8,7 +8,8 @@
 // Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / W_Q4 / SHADER_F16
 // (weight storage, see lib/weights.wgsl), VEC4 (K, strides multiples of 4: vector loads),
 // SUBGROUPS (lane tree through subgroupShuffleXor), F16_MATH (group products in f16,
-// lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH).
+// lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH). Epilogue flags: lib/epilogue.wgsl;
+// flag 8 (NORM) applies an RMSNorm to X's rows as they are read (the decode path's fused norm).
 
 #if ENABLE_F16
 enable f16;
@@ -25,7 +26,7 @@ struct Params {
   y_stride: u32,
   y_col_offset: u32,
   flags: u32,
-  _pad1: u32,
+  norm_eps: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,6 +41,8 @@ struct Params {
 #endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 #include epilogue
+// NORM (flags bit 3): X's rows go through RMSNorm with this weight as they are read.
+@group(0) @binding(5) var<storage, read> NormW: array<f32>;
 
 const OUTS: u32 = WG / LANES;
 
@@ -48,6 +51,28 @@ var<workgroup> red: array<vec4<f32>, WG>;
 #endif
 // SWIGLU: each output's sums, so the thread of a gate column reads its up column's.
 var<workgroup> outs: array<vec4<f32>, OUTS>;
+// NORM: the rows' sums of squares, reduced in rmsnorm.wgsl's order.
+var<workgroup> nred: array<vec4<f32>, WG>;
+
+const FLAG_NORM: u32 = 8u;
+
+// Element i of row m of X (the NORM pre-pass).
+fn x_at(m: u32, i: u32) -> f32 {
+#if VEC4
+  return X[(m * p.x_stride + i) / 4u][(m * p.x_stride + i) % 4u];
+#else
+  return X[m * p.x_stride + i];
+#endif
+}
+
+// NormW[4g .. 4g+3], 0 beyond K.
+fn load_nw(g: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) {
+    if (4u * g + e < p.K) { v[e] = NormW[4u * g + e]; }
+  }
+  return v;
+}
 
 // Element k of row m of X, 0 beyond K.
 fn load_x(m: u32, g: u32) -> vec4<f32> {
@@ -88,6 +113,26 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   let n_ok = n < p.N;
   let n_safe = select(0u, n, n_ok);
 
+  // NORM: rmsnorm.wgsl's arithmetic for the rows of this workgroup, all four at once (thread t sums
+  // x^2 over i = t, t+WG, ... with fma, then a binary tree over the WG threads; per component
+  // exactly rmsnorm's order, and WG is its workgroup size), so a normed row is bitwise its output.
+  let norm = (p.flags & FLAG_NORM) != 0u;
+  var inv = vec4<f32>(1.0);
+  if (norm) {
+    var ss = vec4<f32>(0.0);
+    for (var i = t; i < p.K; i += WG) {
+      let v = vec4<f32>(x_at(min(m0, p.M - 1u), i), x_at(min(m0 + 1u, p.M - 1u), i), x_at(min(m0 + 2u, p.M - 1u), i), x_at(min(m0 + 3u, p.M - 1u), i));
+      ss = fma(v, v, ss);
+    }
+    nred[t] = ss;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+      if (t < s) { nred[t] = nred[t] + nred[t + s]; }
+      workgroupBarrier();
+    }
+    inv = inverseSqrt(nred[0] / f32(p.K) + p.norm_eps);
+  }
+
   // acc[r] is the partial of activation row m0 + r.
   var acc = vec4<f32>(0.0);
   for (var i = 0u; i < rounds; i++) {
@@ -98,6 +143,11 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
       for (var r = 0u; r < ROWS; r++) {
         let m = min(m0 + r, p.M - 1u);
         xs[r] = load_x(m, g);
+      }
+      if (norm) {
+        // rmsnorm.wgsl's w * (x * inv), element by element.
+        let nw = load_nw(g);
+        for (var r = 0u; r < ROWS; r++) { xs[r] = nw * (xs[r] * inv[r]); }
       }
 #if F16_MATH
       acc = vec4<f32>(group_dot16(xs[0], w, acc.x), group_dot16(xs[1], w, acc.y), group_dot16(xs[2], w, acc.z), group_dot16(xs[3], w, acc.w));

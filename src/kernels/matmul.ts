@@ -28,7 +28,7 @@ const PARAMS_BYTES = 32;
 export const MATVEC_KERNEL: KernelSpec = {
   name: 'matvec',
   source: matvecSource,
-  storage: ['read', 'read', 'read_write', 'read'],
+  storage: ['read', 'read', 'read_write', 'read', 'read'],
   paramsBytes: PARAMS_BYTES,
   includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
 };
@@ -84,6 +84,11 @@ export interface MatmulDims {
    * silu(gate) * up instead of the product (N and yColOffset even; yStride is Y's row).
    */
   swiglu?: boolean;
+  /**
+   * RMSNorm X's rows with this weight as they are read (matvec path only): bitwise what the
+   * rmsnorm kernel would have written, one pass fewer.
+   */
+  norm?: { weight: StorageArg; eps: number };
 }
 
 /**
@@ -152,6 +157,7 @@ export class MatmulKernels {
   /** The pipelines by (tiled ? 2 : 0) + (vec4 ? 1 : 0). */
   private readonly byPath: readonly PreparedPipeline[];
   private readonly params = new Uint32Array(8);
+  private readonly paramsF32 = new Float32Array(this.params.buffer);
 
   /** Free the kernels' own buffer (the pipelines stay in the runtime's cache). */
   destroy(): void {
@@ -185,7 +191,7 @@ export class MatmulKernels {
     const tiledTn = geo.mx * geo.rn;
     const tiledTm = my * geo.rm;
     const groupsPerStep = geo.groupsPerStep;
-    const sharedBytesMatvec = 16 * (wg + wg / lanes);
+    const sharedBytesMatvec = 16 * (2 * wg + wg / lanes);
     if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
       throw new GpuLimitError(
         `matmul '${variant}' needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
@@ -239,7 +245,8 @@ export class MatmulKernels {
     if (dims.swiglu && (dims.accumulate || dims.bias || N % 2 !== 0 || yColOffset % 2 !== 0 || yStride < (yColOffset + N) / 2)) {
       throw new GpuUsageError(`matmul: swiglu needs even N and yColOffset, no bias or accumulate, yStride >= (yColOffset + N) / 2 (N ${N}, yColOffset ${yColOffset}, yStride ${yStride})`);
     }
-    const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0) | (dims.swiglu ? 4 : 0);
+    if (dims.norm && use !== 'matvec') throw new GpuUsageError(`matmul: a fused RMSNorm runs on the matvec path only (M ${M}); record rmsnorm, then the matmul`);
+    const flags = (dims.accumulate ? 1 : 0) | (dims.bias ? 2 : 0) | (dims.swiglu ? 4 : 0) | (dims.norm ? 8 : 0);
     // The step copies params as it records, so one scratch array serves every dispatch.
     const params = this.params;
     params[0] = M;
@@ -249,11 +256,14 @@ export class MatmulKernels {
     params[4] = yStride;
     params[5] = yColOffset;
     params[6] = flags;
+    this.paramsF32[7] = dims.norm ? dims.norm.eps : 0;
     const g = this.geometry;
     const workgroups: [number, number] =
       use === 'matvec'
         ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
         : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
-    step.dispatch(prepared, params, [x, w, y, dims.bias ?? this.noBias], workgroups, () => `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
+    const bias = dims.bias ?? this.noBias;
+    const storage = use === 'matvec' ? [x, w, y, bias, dims.norm?.weight ?? this.noBias] : [x, w, y, bias];
+    step.dispatch(prepared, params, storage, workgroups, () => `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
   }
 }

@@ -201,6 +201,8 @@ export interface MatrixEpilogue {
   accumulate?: boolean;
   /** An interleaved gate/up matrix stores silu(gate) * up (Y's row is then rows / 2 wide). */
   swiglu?: boolean;
+  /** RMSNorm X's rows as they are read (matvec path only; see MatmulDims.norm). */
+  norm?: { weight: GPUBuffer; eps: number };
 }
 
 /** Y[:, :] = X W^T (+ epilogue) over all of W's chunks (each writes its own column range of Y). */
@@ -217,7 +219,7 @@ export function recordMatrix(
 ): void {
   const k = kernels.get(w.dtype)!;
   if (epilogue.swiglu && !w.interleaved) throw new UnsupportedModelError(`${w.name}: a SwiGLU epilogue`, ['a matrix with interleaved gate/up rows']);
-  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}), ...(epilogue.swiglu ? { swiglu: true } : {}) };
+  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}), ...(epilogue.swiglu ? { swiglu: true } : {}), ...(epilogue.norm ? { norm: epilogue.norm } : {}) };
   for (const c of w.chunks) {
     k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart, ...fused }, path);
   }

@@ -303,9 +303,15 @@ export class ModelRunner {
     const a = this.a;
     const T = flat.T;
     const H = c.hiddenSize;
-    this.layers.rmsnorm(step, a.x, w.inputNorm, a.h, T, H, c.rmsNormEps);
-    // Biases and residual adds ride in the matmuls' epilogues (same arithmetic as separate passes).
-    recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias });
+    // Biases and residual adds ride in the matmuls' epilogues (same arithmetic as separate passes);
+    // on the matvec path (decode-sized steps) the RMSNorms ride in the next matmul's reads too.
+    const fuseNorm = MatmulKernels.pathFor(T) === 'matvec';
+    if (fuseNorm) {
+      recordMatrix(step, this.matmul, a.x, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias, norm: { weight: w.inputNorm, eps: c.rmsNormEps } });
+    } else {
+      this.layers.rmsnorm(step, a.x, w.inputNorm, a.h, T, H, c.rmsNormEps);
+      recordMatrix(step, this.matmul, a.h, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias });
+    }
     this.layers.ropeKvAppend(
       step,
       { qkv: a.qkv, positions: a.positions, table: this.rope.buffer, slots: a.slots, kCache: this.kCache[l]!, vCache: this.vCache[l]! },
@@ -319,11 +325,13 @@ export class ModelRunner {
       { partials: a.attnPartials, maxPosition: flat.maxPosition },
     );
     recordMatrix(step, this.matmul, a.attn, w.o, a.x, T, 'auto', w.o.rows, { bias: w.oBias, accumulate: true });
-    this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);
+    const postNorm = { weight: w.postNorm, eps: c.rmsNormEps };
+    if (!fuseNorm) this.layers.rmsnorm(step, a.x, w.postNorm, a.h, T, H, c.rmsNormEps);
+    const mlpIn = fuseNorm ? a.x : a.h;
     if (w.gateUp.interleaved) {
-      recordMatrix(step, this.matmul, a.h, w.gateUp, a.act, T, 'auto', c.intermediateSize, { swiglu: true });
+      recordMatrix(step, this.matmul, mlpIn, w.gateUp, a.act, T, 'auto', c.intermediateSize, { swiglu: true, ...(fuseNorm ? { norm: postNorm } : {}) });
     } else {
-      recordMatrix(step, this.matmul, a.h, w.gateUp, a.gateUp, T);
+      recordMatrix(step, this.matmul, mlpIn, w.gateUp, a.gateUp, T, 'auto', w.gateUp.rows, fuseNorm ? { norm: postNorm } : {});
       this.layers.siluMul(step, a.gateUp, a.act, T, c.intermediateSize);
     }
     recordMatrix(step, this.matmul, a.act, w.down, a.x, T, 'auto', w.down.rows, { accumulate: true });

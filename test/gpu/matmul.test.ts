@@ -289,3 +289,52 @@ describe.each(['matvec', 'tiled'] as const)('matmul swiglu epilogue via %s', (pa
     rt.destroyBuffer(b);
   });
 });
+
+// A fused RMSNorm on the matvec path (flag NORM) must read exactly what the rmsnorm pass writes.
+describe('matvec with a fused RMSNorm', () => {
+  it.each([
+    { M: 1, N: 40, K: 64 },
+    { M: 3, N: 33, K: 130 },
+    { M: 8, N: 70, K: 260 },
+    { M: 5, N: 16, K: 1536 },
+  ])('M=$M N=$N K=$K: bitwise rmsnorm then matvec (plain, + bias, + swiglu)', async ({ M, N, K }) => {
+    layersOnce ??= LayerKernels.create(rt, []);
+    const layers = await layersOnce;
+    const k = kernels.get('f16')!;
+    const x = randomF32(M * K, 31, 3);
+    const nw = randomF32(K, 32, 1);
+    const w = makeWeights('f16', N, K, 33);
+    const bias = randomF32(N, 34, 1);
+    const xb = rt.upload(x, 'X');
+    const nwb = rt.upload(nw, 'norm w');
+    const bb = rt.upload(bias, 'bias');
+    const h = rt.createBuffer(4 * M * K, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'h');
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+    for (const mode of ['plain', 'bias', 'swiglu'] as const) {
+      const n = mode === 'swiglu' ? N - (N % 2) : N;
+      const outCols = mode === 'swiglu' ? n / 2 : n;
+      const epi = mode === 'bias' ? { bias: bb } : mode === 'swiglu' ? { swiglu: true, yStride: outCols } : {};
+      const y1 = rt.createBuffer(4 * M * outCols, usage, 'y separate');
+      const y2 = rt.createBuffer(4 * M * outCols, usage, 'y fused');
+      const step = rt.beginStep('norm');
+      layers.rmsnorm(step, xb, nwb, h, M, K, 1e-6);
+      k.record(step, h, w.gpu, y1, { M, N: n, K, ...epi }, 'matvec');
+      k.record(step, xb, w.gpu, y2, { M, N: n, K, ...epi, norm: { weight: nwb, eps: 1e-6 } }, 'matvec');
+      const a = step.read(y1);
+      const b = step.read(y2);
+      await step.submit();
+      expect(bitsOf(new Float32Array(await b)), mode).toEqual(bitsOf(new Float32Array(await a)));
+      rt.destroyBuffer(y1);
+      rt.destroyBuffer(y2);
+    }
+    for (const b of [xb, nwb, bb, h, w.gpu]) rt.destroyBuffer(b);
+  });
+
+  it('is refused on the tiled path', async () => {
+    const k = kernels.get('f32')!;
+    const b = rt.createBuffer(4096, GPUBufferUsage.STORAGE, 'b');
+    const step = rt.beginStep('bad');
+    expect(() => k.record(step, b, b, b, { M: 16, N: 4, K: 4, norm: { weight: b, eps: 1e-6 } }, 'tiled')).toThrow(/matvec path only/);
+    rt.destroyBuffer(b);
+  });
+});
