@@ -194,6 +194,37 @@ export async function main(args: string[]): Promise<number> {
     }
   }
 
+  // 2b. The decode path's fused RMSNorm (matvec NORM) against the rmsnorm pass then matvec: bitwise.
+  for (const M of [1, 8]) {
+    const K = quick ? 256 : 1536;
+    const N = quick ? 128 : 2048;
+    await check(`fused rmsnorm + matvec f16 ${M}x${N}x${K}`, async () => {
+      const k = await MatmulKernels.create(rt, 'f16');
+      const x = rt.createBuffer(4 * M * K, usage, 'X');
+      const nw = rt.createBuffer(4 * K, usage, 'norm w');
+      const w = rt.createBuffer(N * K * 2, usage, 'W');
+      const h = rt.createBuffer(4 * M * K, usage, 'h');
+      const y1 = rt.createBuffer(4 * M * N, usage, 'y1');
+      const y2 = rt.createBuffer(4 * M * N, usage, 'y2');
+      try {
+        await gpuFill(rt, [x], 'f32', 0, 2, 21);
+        await gpuFill(rt, [nw], 'f32', 1, 0.5, 22);
+        await gpuFill(rt, [w], 'f16', 0, WEIGHT_HALF_WIDTH, 23);
+        const step = rt.beginStep('check');
+        layers.rmsnorm(step, x, nw, h, M, K, 1e-6);
+        k.record(step, h, w, y1, { M, N, K }, 'matvec');
+        k.record(step, x, w, y2, { M, N, K, norm: { weight: nw, eps: 1e-6 } }, 'matvec');
+        await step.submit();
+        const a = new Uint32Array(await rt.read(y1));
+        const b = new Uint32Array(await rt.read(y2));
+        const differ = a.reduce((n, v, i) => n + (v === b[i] ? 0 : 1), 0);
+        return { ok: differ === 0, detail: differ === 0 ? 'bitwise equal to rmsnorm then matvec' : `${differ} of ${a.length} outputs differ` };
+      } finally {
+        for (const b of [x, nw, w, h, y1, y2]) rt.destroyBuffer(b);
+      }
+    });
+  }
+
   // 3. Argmax over a real vocabulary (ties to the lowest id; a planted maximum per row).
   await check('argmax 4 rows x 151936', async () => {
     const rows = 4;
