@@ -13,6 +13,7 @@
 //          --prompt N (tokens of each sequence before decode, default 16), --batches 1,8,32,
 //          --prefill N (the prefill chunk, default 512; less if maxTokensPerStep is lower),
 //          --tiled auto|compact|wide (the prefill matmul geometry, default auto),
+//          --fuse-norm (decode-sized steps apply RMSNorm inside the next matmul; RunnerOptions.fuseNorm),
 //          --out FILE (default bench/results/forward-<adapter>-<shape>.json, with -<dtype> and
 //            -<N>l appended when those differ from their defaults).
 //
@@ -196,9 +197,10 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
     const kvPages = Math.max(256, maxB * pagesPerSeq + Math.ceil(prefillChunk / 16) + 4);
     const tiledMatmul = (arg(args, '--tiled') ?? 'auto') as TiledChoice;
     if (tiledMatmul !== 'auto' && !TILED_VARIANTS.includes(tiledMatmul)) throw new RangeError(`--tiled must be one of auto, ${TILED_VARIANTS.join(', ')}, got ${tiledMatmul}`);
-    const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul });
+    const fuseNorm = args.includes('--fuse-norm');
+    const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul, fuseNorm });
     cleanup.push(() => runner.destroy());
-    const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul }) : null;
+    const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul, fuseNorm }) : null;
     if (oneRunner) cleanup.push(() => oneRunner.destroy());
     if (runner.numPages < maxB * pagesPerSeq + Math.ceil(Math.min(prefillChunk, runner.maxTokens) / runner.pageSize)) {
       throw new Error(`the KV cache holds ${runner.numPages} pages on this device; --batches/--prompt need more`);

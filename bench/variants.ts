@@ -1,11 +1,12 @@
 // npm run bench:variants — the kernel geometries side by side on this adapter, to choose defaults
 // from measurements: for each reduction-lane count (4, 8, 16, 32: a device-wide constant of the
-// reduction order, so each runs on its own device), matvec at Qwen2.5-1.5B's decode shapes (f32, f16
-// and q4 weights), the tiled matmul's 'compact' and 'wide' geometries at a 512-token prefill, and the
-// whole forward step of the synthetic Qwen2.5-1.5B (decode B = 1 and 8, a 512-token prefill, with the
-// faster tiled geometry). q4 matvec rows count the nibbles and scales read. Ratios to ceilings measured once, first. Every variant computes the same
-// bits (bench/kernel-check.ts checks it), so the choice is only about speed.
-// Writes <out>/variants-<adapter>.json and .md; prints a table last.
+// reduction order, so each runs on its own device), matvec at Qwen2.5-1.5B's decode shapes (f32,
+// f16 and q4 weights; q4 rows count the nibbles and scales read), the tiled matmul's 'compact' and
+// 'wide' geometries at a 512-token prefill, and the whole forward step of the synthetic
+// Qwen2.5-1.5B (decode B = 1 and 8, a 512-token prefill, with the faster tiled geometry; decode
+// B = 1 again with the RMSNorms fused into the matvecs). Ratios to ceilings measured once, first.
+// Every variant computes the same bits (bench/kernel-check.ts checks it), so the choice is only
+// about speed. Writes <out>/variants-<adapter>.json and .md; prints a table last.
 //
 // Options: --out DIR (default bench/results), --lanes 4,8,16,32, --trials N (default 3),
 //          --forward (default on real GPUs; --no-forward skips it), --size small|large.
@@ -146,6 +147,10 @@ export async function main(args: string[]): Promise<number> {
         rows.push({ lanes, kernel: 'decode B=1', shape: tag, ms: 1000 / s.b1, rate: s.b1, unit: 'tok/s', share: s.ofRoofline });
         if (b8) rows.push({ lanes, kernel: 'decode B=8', shape: tag, ms: b8.stepMs, rate: b8.tokensPerS, unit: 'tok/s', share: NaN });
         rows.push({ lanes, kernel: `prefill (${fasterTiled})`, shape: tag, ms: NaN, rate: record.prefill.tokensPerS, unit: 'tok/s', share: NaN });
+        // The same decode with the RMSNorms fused into the matvec reads (RunnerOptions.fuseNorm).
+        const fused = (await forwardBench(rt, ['--shape', 'qwen2.5-1.5b', '--dtype', 'f16', '--batches', '1', '--fuse-norm', ...(software ? ['--layers', '1', '--prefill', '16', '--trials', '1', '--budget-ms', '0'] : ['--prefill', '16', '--budget-ms', '1000'])], bw)).record;
+        const fs = forwardSummary(fused, ceilings.bandwidthGBps);
+        rows.push({ lanes, kernel: 'decode B=1 (fused norm)', shape: tag, ms: 1000 / fs.b1, rate: fs.b1, unit: 'tok/s', share: fs.ofRoofline });
       }
     } catch (e) {
       rows.push({ lanes, kernel: 'run', shape: '-', ms: NaN, rate: NaN, unit: 'GB/s', share: NaN, error: message(e) });

@@ -68,9 +68,9 @@ if [ "$QUICK" = 1 ]; then
     --decode-batches 1,4 --decode-contexts 32 --verify-ks 1,2 --verify-batches 1 --repeats 1)
 else
   # Budget on an H200 (the run before the new phases took 57 s): check 60 + kernel-check 60 +
-  # bench 240 + variants 120 = 8 min at most, the timeouts included (calibrate: name it in
-  # BENCH_GPU_PHASES when the scheduler profile should be refreshed).
-  T_CHECK=${T_CHECK:-60}; T_KCHECK=${T_KCHECK:-60}; T_BENCH=${T_BENCH:-240}; T_VARIANTS=${T_VARIANTS:-120}; T_KERNELS=${T_KERNELS:-60}; T_FORWARD=${T_FORWARD:-100}; T_CALIBRATE=${T_CALIBRATE:-120}
+  # bench 270 + variants 150 = 9 min at most, the timeouts included, under a 10-minute command
+  # (calibrate: name it in BENCH_GPU_PHASES when the scheduler profile should be refreshed).
+  T_CHECK=${T_CHECK:-60}; T_KCHECK=${T_KCHECK:-60}; T_BENCH=${T_BENCH:-270}; T_VARIANTS=${T_VARIANTS:-150}; T_KERNELS=${T_KERNELS:-60}; T_FORWARD=${T_FORWARD:-100}; T_CALIBRATE=${T_CALIBRATE:-120}
   BUDGET=${CALIBRATE_BUDGET_S:-60}
   CHECK_ARGS=()
   KCHECK_ARGS=()

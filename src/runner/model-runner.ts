@@ -34,6 +34,13 @@ export interface RunnerOptions {
   math?: 'f32' | 'f16';
   /** The prefill matmul's geometry (bitwise the same results; only speed differs). Default 'auto'. */
   tiledMatmul?: TiledChoice;
+  /**
+   * Decode-sized steps (the matvec path) apply each RMSNorm inside the next matmul's reads instead
+   * of a separate pass (bitwise the same). Default off: on lavapipe the per-workgroup norm costs
+   * more than the pass it saves (B=1 steps ~20% slower); `npm run bench:variants` measures it on
+   * a real GPU.
+   */
+  fuseNorm?: boolean;
   /** 'q4': quantize the decoder-layer linears and an untied LM head to 4 bits at load
    * (src/model/quantize-q4.ts); 'none' (default): weights as the files have them. */
   quantize?: WeightQuantization;
@@ -305,7 +312,7 @@ export class ModelRunner {
     const H = c.hiddenSize;
     // Biases and residual adds ride in the matmuls' epilogues (same arithmetic as separate passes);
     // on the matvec path (decode-sized steps) the RMSNorms ride in the next matmul's reads too.
-    const fuseNorm = MatmulKernels.pathFor(T) === 'matvec';
+    const fuseNorm = this.options.fuseNorm === true && MatmulKernels.pathFor(T) === 'matvec';
     if (fuseNorm) {
       recordMatrix(step, this.matmul, a.x, w.qkv, a.qkv, T, 'auto', w.qkv.rows, { bias: w.qkvBias, norm: { weight: w.inputNorm, eps: c.rmsNormEps } });
     } else {

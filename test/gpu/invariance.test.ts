@@ -54,6 +54,24 @@ describe.each((SCOPE === 'light' ? ['tiny-llama3'] : ['tiny-llama3', 'tiny-qwen3
     }
   });
 
+  it('with the RMSNorms fused into the matvec reads (fuseNorm), steps of 1 and 7 tokens equal one-shot prefill', async () => {
+    const fused = await ModelRunner.create(rt, files, { kvPages: 96, poisonKv: true, fuseNorm: true });
+    try {
+      const fusedSession = new RunnerSession(fused, { poisonFreedPages: true });
+      const once = await lastLogits(prompt, prompt.length);
+      const short = prompt.slice(0, FULL ? 120 : 40);
+      const onceShort = await lastLogits(short, short.length);
+      for (const [tokens, chunk, want] of [[short, 1, onceShort], [prompt, 7, once]] as const) {
+        const id = fusedSession.newSequence();
+        const r = await fusedSession.prefill(id, tokens, chunk, { logits: true });
+        fusedSession.free(id);
+        expect(bits(r[r.length - 1]!.logits!), `chunks of ${chunk}`).toEqual(bits(want));
+      }
+    } finally {
+      fused.destroy();
+    }
+  });
+
   it('a sequence has the same logits alone and in a ragged batch with others at other positions', async () => {
     const alone = await lastLogits(prompt, 64);
     // Others: one mid-prefill chunk and two decoding sequences at other positions.
