@@ -199,7 +199,7 @@ export async function main(args: string[]): Promise<number> {
     const K = quick ? 256 : 1536;
     const N = quick ? 128 : 2048;
     await check(`fused rmsnorm + matvec f16 ${M}x${N}x${K}`, async () => {
-      const k = await MatmulKernels.create(rt, 'f16');
+      const k = await MatmulKernels.create(rt, 'f16', false, 'auto', { fusedNorm: true });
       const x = rt.createBuffer(4 * M * K, usage, 'X');
       const nw = rt.createBuffer(4 * K, usage, 'norm w');
       const w = rt.createBuffer(N * K * 2, usage, 'W');

@@ -8,8 +8,10 @@
 // Defines: LANES, WG (threads), ROWS (activation rows per workgroup, <= 4), W_F16 / W_BF16 / W_Q4 / SHADER_F16
 // (weight storage, see lib/weights.wgsl), VEC4 (K, strides multiples of 4: vector loads),
 // SUBGROUPS (lane tree through subgroupShuffleXor), F16_MATH (group products in f16,
-// lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH). Epilogue flags: lib/epilogue.wgsl;
-// flag 8 (NORM) applies an RMSNorm to X's rows as they are read (the decode path's fused norm).
+// lib/group_dot16.wgsl), ENABLE_F16 (SHADER_F16 or F16_MATH), NORM (a fifth binding and flag 8:
+// an RMSNorm applied to X's rows as they are read, the decode path's fused norm; a separate variant
+// because its code slows SwiftShader's matvec about 2x even when the flag is off). Epilogue flags:
+// lib/epilogue.wgsl.
 
 #if ENABLE_F16
 enable f16;
@@ -41,8 +43,10 @@ struct Params {
 #endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 #include epilogue
+#if NORM
 // NORM (flags bit 3): X's rows go through RMSNorm with this weight as they are read.
 @group(0) @binding(5) var<storage, read> NormW: array<f32>;
+#endif
 
 const OUTS: u32 = WG / LANES;
 
@@ -51,6 +55,7 @@ var<workgroup> red: array<vec4<f32>, WG>;
 #endif
 // SWIGLU: each output's sums, so the thread of a gate column reads its up column's.
 var<workgroup> outs: array<vec4<f32>, OUTS>;
+#if NORM
 // NORM: the rows' sums of squares, reduced in rmsnorm.wgsl's order.
 var<workgroup> nred: array<vec4<f32>, WG>;
 
@@ -73,6 +78,7 @@ fn load_nw(g: u32) -> vec4<f32> {
   }
   return v;
 }
+#endif
 
 // Element k of row m of X, 0 beyond K.
 fn load_x(m: u32, g: u32) -> vec4<f32> {
@@ -113,6 +119,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   let n_ok = n < p.N;
   let n_safe = select(0u, n, n_ok);
 
+#if NORM
   // NORM: rmsnorm.wgsl's arithmetic for the rows of this workgroup, all four at once (thread t sums
   // x^2 over i = t, t+WG, ... with fma, then a binary tree over the WG threads; per component
   // exactly rmsnorm's order, and WG is its workgroup size), so a normed row is bitwise its output.
@@ -132,6 +139,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
     }
     inv = inverseSqrt(nred[0] / f32(p.K) + p.norm_eps);
   }
+#endif
 
   // acc[r] is the partial of activation row m0 + r.
   var acc = vec4<f32>(0.0);
@@ -144,11 +152,13 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
         let m = min(m0 + r, p.M - 1u);
         xs[r] = load_x(m, g);
       }
+#if NORM
       if (norm) {
         // rmsnorm.wgsl's w * (x * inv), element by element.
         let nw = load_nw(g);
         for (var r = 0u; r < ROWS; r++) { xs[r] = nw * (xs[r] * inv[r]); }
       }
+#endif
 #if F16_MATH
       acc = vec4<f32>(group_dot16(xs[0], w, acc.x), group_dot16(xs[1], w, acc.y), group_dot16(xs[2], w, acc.z), group_dot16(xs[3], w, acc.w));
 #else

@@ -28,6 +28,15 @@ const PARAMS_BYTES = 32;
 export const MATVEC_KERNEL: KernelSpec = {
   name: 'matvec',
   source: matvecSource,
+  storage: ['read', 'read', 'read_write', 'read'],
+  paramsBytes: PARAMS_BYTES,
+  includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
+};
+
+/** matvec with the fused RMSNorm (NORM): a fifth binding, the norm's weight. */
+export const MATVEC_NORM_KERNEL: KernelSpec = {
+  name: 'matvec_norm',
+  source: matvecSource,
   storage: ['read', 'read', 'read_write', 'read', 'read'],
   paramsBytes: PARAMS_BYTES,
   includes: { weights: weightsLib, group_dot16: groupDot16Lib, epilogue: epilogueLib },
@@ -152,10 +161,15 @@ export class MatmulKernels {
     private readonly rt: GpuRuntime,
   ) {
     this.byPath = [pipelines.get('matvec|false')!, pipelines.get('matvec|true')!, pipelines.get('tiled|false')!, pipelines.get('tiled|true')!];
+    const n0 = pipelines.get('matvec_norm|false');
+    const n1 = pipelines.get('matvec_norm|true');
+    this.normByVec4 = n0 && n1 ? [n0, n1] : null;
   }
 
   /** The pipelines by (tiled ? 2 : 0) + (vec4 ? 1 : 0). */
   private readonly byPath: readonly PreparedPipeline[];
+  /** The NORM matvec variants (created with `fusedNorm`), by vec4. */
+  private readonly normByVec4: readonly [PreparedPipeline, PreparedPipeline] | null;
   private readonly params = new Uint32Array(8);
   private readonly paramsF32 = new Float32Array(this.params.buffer);
 
@@ -168,7 +182,7 @@ export class MatmulKernels {
    * @param f16Math group products in f16 (needs shader-f16); the default is f32 math.
    * @param variant the tiled kernel's geometry (see TiledGeometry).
    */
-  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false, choice: TiledChoice = 'auto'): Promise<MatmulKernels> {
+  static async create(rt: GpuRuntime, dtype: WeightDType, f16Math = false, choice: TiledChoice = 'auto', opts: { fusedNorm?: boolean } = {}): Promise<MatmulKernels> {
     const caps = rt.capabilities;
     if (f16Math && !caps.features.shaderF16) {
       throw new GpuLimitError(`f16 math needs the 'shader-f16' feature, which this device ${caps.ignored.shaderF16 ? 'was told to ignore' : 'lacks'}; use f32 math`);
@@ -201,12 +215,13 @@ export class MatmulKernels {
     const subgroups = caps.features.subgroups && caps.subgroupMinSize >= lanes && lanes > 1;
     const shaderF16 = dtype === 'f16' && caps.features.shaderF16;
     const common = { LANES: lanes, ...weightDefines(dtype, shaderF16), W_BINDING: 2, SUBGROUPS: subgroups, F16_MATH: f16Math, ENABLE_F16: shaderF16 || f16Math };
-    const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS };
+    const matvec: WgslDefines = { ...common, WG: wg, ROWS: MATVEC_ROWS, NORM: false };
     const tiled: WgslDefines = { ...common, RM: geo.rm, RN: geo.rn, MX: geo.mx, MY: my, GROUPS_PER_STEP: groupsPerStep, PAD: geo.pad };
     const pipelines = new Map<string, PreparedPipeline>();
     await Promise.all(
       [false, true].flatMap((vec4) => [
         rt.prepare(MATVEC_KERNEL, { ...matvec, VEC4: vec4 }).then((p) => pipelines.set(`matvec|${vec4}`, p)),
+        ...(opts.fusedNorm ? [rt.prepare(MATVEC_NORM_KERNEL, { ...matvec, VEC4: vec4, NORM: true }).then((p) => pipelines.set(`matvec_norm|${vec4}`, p))] : []),
         rt.prepare(MATMUL_TILED_KERNEL, { ...tiled, VEC4: vec4 }).then((p) => pipelines.set(`tiled|${vec4}`, p)),
       ]),
     );
@@ -241,7 +256,8 @@ export class MatmulKernels {
     }
     const use = path === 'auto' ? MatmulKernels.pathFor(M) : path;
     const vec4 = K % 4 === 0 && xStride % 4 === 0;
-    const prepared = this.byPath[(use === 'tiled' ? 2 : 0) + (vec4 ? 1 : 0)]!;
+    if (dims.norm && !this.normByVec4) throw new GpuUsageError(`matmul: a fused RMSNorm needs kernels created with { fusedNorm: true }`);
+    const prepared = dims.norm && use === 'matvec' ? this.normByVec4![vec4 ? 1 : 0] : this.byPath[(use === 'tiled' ? 2 : 0) + (vec4 ? 1 : 0)]!;
     if (dims.swiglu && (dims.accumulate || dims.bias || N % 2 !== 0 || yColOffset % 2 !== 0 || yStride < (yColOffset + N) / 2)) {
       throw new GpuUsageError(`matmul: swiglu needs even N and yColOffset, no bias or accumulate, yStride >= (yColOffset + N) / 2 (N ${N}, yColOffset ${yColOffset}, yStride ${yStride})`);
     }
@@ -263,7 +279,7 @@ export class MatmulKernels {
         ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
         : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
     const bias = dims.bias ?? this.noBias;
-    const storage = use === 'matvec' ? [x, w, y, bias, dims.norm?.weight ?? this.noBias] : [x, w, y, bias];
+    const storage = dims.norm && use === 'matvec' ? [x, w, y, bias, dims.norm.weight] : [x, w, y, bias];
     step.dispatch(prepared, params, storage, workgroups, () => `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);
   }
 }

@@ -38,7 +38,8 @@ export interface RunnerOptions {
    * Decode-sized steps (the matvec path) apply each RMSNorm inside the next matmul's reads instead
    * of a separate pass (bitwise the same). Default off: on lavapipe the per-workgroup norm costs
    * more than the pass it saves (B=1 steps ~20% slower); `npm run bench:variants` measures it on
-   * a real GPU.
+   * a real GPU. Its matvec is a separate pipeline (its code slows SwiftShader's matvec ~2x even
+   * unused).
    */
   fuseNorm?: boolean;
   /** 'q4': quantize the decoder-layer linears and an untied LM head to 4 bits at load
@@ -206,7 +207,7 @@ export class ModelRunner {
   static async fromWeights(rt: GpuRuntime, config: ModelConfig, weights: ModelWeights, options: RunnerOptions = {}): Promise<ModelRunner> {
     const dtypes = new Set<WeightDType>([weights.embed.dtype, weights.lmHead.dtype, ...weights.layers.flatMap((l) => [l.qkv.dtype, l.o.dtype, l.gateUp.dtype, l.down.dtype])]);
     const matmul = new Map<WeightDType, MatmulKernels>();
-    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d, options.math === 'f16', options.tiledMatmul));
+    for (const d of dtypes) matmul.set(d, await MatmulKernels.create(rt, d, options.math === 'f16', options.tiledMatmul, { fusedNorm: options.fuseNorm === true }));
     const layerKernels = await LayerKernels.create(rt, [weights.embed.dtype]);
     return new ModelRunner(rt, config, weights, matmul, layerKernels, options);
   }

@@ -291,6 +291,7 @@ describe.each(['matvec', 'tiled'] as const)('matmul swiglu epilogue via %s', (pa
 });
 
 // A fused RMSNorm on the matvec path (flag NORM) must read exactly what the rmsnorm pass writes.
+let normKernels: Promise<MatmulKernels> | undefined;
 describe('matvec with a fused RMSNorm', () => {
   it.each([
     { M: 1, N: 40, K: 64 },
@@ -300,7 +301,8 @@ describe('matvec with a fused RMSNorm', () => {
   ])('M=$M N=$N K=$K: bitwise rmsnorm then matvec (plain, + bias, + swiglu)', async ({ M, N, K }) => {
     layersOnce ??= LayerKernels.create(rt, []);
     const layers = await layersOnce;
-    const k = kernels.get('f16')!;
+    normKernels ??= MatmulKernels.create(rt, 'f16', false, 'auto', { fusedNorm: true });
+    const k = await normKernels;
     const x = randomF32(M * K, 31, 3);
     const nw = randomF32(K, 32, 1);
     const w = makeWeights('f16', N, K, 33);
@@ -330,11 +332,13 @@ describe('matvec with a fused RMSNorm', () => {
     for (const b of [xb, nwb, bb, h, w.gpu]) rt.destroyBuffer(b);
   });
 
-  it('is refused on the tiled path', async () => {
-    const k = kernels.get('f32')!;
+  it('is refused on the tiled path, and by kernels created without it', async () => {
+    normKernels ??= MatmulKernels.create(rt, 'f16', false, 'auto', { fusedNorm: true });
+    const k = await normKernels;
     const b = rt.createBuffer(4096, GPUBufferUsage.STORAGE, 'b');
     const step = rt.beginStep('bad');
     expect(() => k.record(step, b, b, b, { M: 16, N: 4, K: 4, norm: { weight: b, eps: 1e-6 } }, 'tiled')).toThrow(/matvec path only/);
+    expect(() => kernels.get('f32')!.record(step, b, b, b, { M: 1, N: 4, K: 4, norm: { weight: b, eps: 1e-6 } }, 'matvec')).toThrow(/fusedNorm/);
     rt.destroyBuffer(b);
   });
 });

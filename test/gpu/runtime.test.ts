@@ -166,7 +166,7 @@ describe('limits', () => {
     const b = rt.createBuffer(256, RW(), 'b');
     const step = rt.beginStep('too many');
     const tooMany = rt.capabilities.limits.maxComputeWorkgroupsPerDimension + 1;
-    expect(() => step.dispatch(p, new Uint32Array(8), [b, b, b, b, b], [tooMany])).toThrow(GpuLimitError);
+    expect(() => step.dispatch(p, new Uint32Array(8), [b, b, b, b], [tooMany])).toThrow(GpuLimitError);
     rt.destroyBuffer(b);
   });
 });
