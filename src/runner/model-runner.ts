@@ -147,8 +147,10 @@ export class ModelRunner {
     this.qDim = c.numHeads * c.headDim;
     this.kvDim = c.numKvHeads * c.headDim;
     this.qkvDim = this.qDim + 2 * this.kvDim;
-    // The gate/up product is only materialized for matrices without interleaved rows.
-    const gateUpWidth = weights.layers.every((l) => l.gateUp.interleaved) ? c.intermediateSize : 2 * c.intermediateSize;
+    // The gate/up product is only materialized for matrices without interleaved rows (e.g. a
+    // benchmark's); interleaved ones store silu(gate) * up directly.
+    const gateUpProduct = !weights.layers.every((l) => l.gateUp.interleaved);
+    const gateUpWidth = gateUpProduct ? 2 * c.intermediateSize : c.intermediateSize;
     const widest = Math.max(c.hiddenSize, this.qkvDim, gateUpWidth);
     const tokenCap = Math.floor(binding / (4 * widest));
     this.maxTokens = Math.min(options.maxTokensPerStep ?? 512, tokenCap);
@@ -179,8 +181,7 @@ export class ModelRunner {
       h: f32(T * c.hiddenSize, 'h'),
       qkv: f32(T * this.qkvDim, 'qkv'),
       attn: f32(T * this.qDim, 'attn'),
-      // Only matrices without interleaved gate/up rows (e.g. a benchmark's) go through it.
-      gateUp: f32(weights.layers.every((l) => l.gateUp.interleaved) ? 1 : T * 2 * c.intermediateSize, 'gate_up'),
+      gateUp: f32(gateUpProduct ? T * 2 * c.intermediateSize : 1, 'gate_up'),
       act: f32(T * c.intermediateSize, 'act'),
       rowsHidden: f32(this.logitRowsPerChunk * c.hiddenSize, 'rows hidden'),
       logits: f32(this.logitRowsPerChunk * c.vocabSize, 'logits'),
