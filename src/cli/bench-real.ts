@@ -17,7 +17,8 @@ import { RunnerSession } from '../runner/session.js';
 import { judgeRequest, summarize, type RequestTimeline } from '../scheduler/attainment.js';
 import { adapterName, calibrate } from '../scheduler/calibrate.js';
 import { PerformanceModel } from '../scheduler/perf-model.js';
-import { SlosScheduler } from '../scheduler/slos/scheduler.js';
+import { createScheduler } from '../scheduler/registry.js';
+import type { Scheduler } from '../scheduler/types.js';
 import { PROFILES } from '../sim/profiles.js';
 import { simulate } from '../sim/simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace } from '../sim/trace.js';
@@ -89,7 +90,7 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
     log(`calibrated: decode step ${decodeStep(model).toFixed(2)} ms (default profile ${decodeStep(reference).toFixed(2)} ms), SLO scale ${scale.toFixed(3)}, R² ${model.profile.r2.toFixed(3)}`);
     const base = scaleSlos(resolveTrace(parseTrace(JSON.parse(await readFile(traceFile, 'utf8'))), { contextTokens: files.config.maxPositionEmbeddings }), scale);
     const kv = { pages: runner.numPages, pageSize: runner.pageSize };
-    const make = (m: PerformanceModel): SlosScheduler => new SlosScheduler({ model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences });
+    const make = (m: PerformanceModel): Scheduler => createScheduler('slos', { model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 0 });
     const rows: RealRow[] = [];
     for (const load of loads) {
       const trace = compressTrace(base, load);

@@ -1,12 +1,20 @@
 // `webslo bench-sched`: serving capacity of SLOs-Serve and the baselines in the simulator.
-//   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|paper|default]
-//                      [--scheduler slos,fcfs,fcfs+sd,sarathi,edf] [--json] [--seeds 3] [--requests 600]
-//                      [--replicas 1] [--arrivals poisson|bursty] [--kv-tokens N] [--prefix-cache]
+//   webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|paper|default|h200]
+//                      [--scheduler slos,edf,fcfs,fcfs+sd,sarathi,vllm-v0,sarathi-paper] [--json]
+//                      [--seeds 3] [--requests 600] [--replicas 1] [--arrivals poisson|bursty] [--cv 3.5]
+//                      [--metric strict|paper] [--ablations] [--kv-tokens N] [--prefix-cache]
 //                      [--workers N] [--out DIR]
+// Scheduler names and sweeps come from the registry (src/scheduler/registry.ts). --arrivals bursty
+// draws Gamma gaps with coefficient of variation --cv once at rate 1 and time-stretches that trace
+// to each rate (bursts shrink as the rate drops, as the paper's replayed traces do). --metric paper
+// scores as the SLOs-Serve authors do (each tool round alone, the answer TPOT, the final token);
+// strict (ours, the default) needs every round and stage. --ablations adds SLOs-Serve's ablations
+// (speculation off, fixed k, reservation modes including the benchmark-only oracle).
 // --prefix-cache runs the simulator with its model of the engine's prefix cache (src/sim/prefix-cache.ts).
 // Capacity searches run in worker processes (one per core by default). --json prints
-// [{"scenario", "scheduler", "capacity_rps", "attainment"}] (each scheduler at its best setting);
-// otherwise a markdown table. --out DIR also writes bench-sched-<profile>.{md,svg,json} there.
+// [{"scenario", "scheduler", "label", "capacity_rps", "attainment", "admitted_miss_rate",
+// "decline_rate", "metric", "arrivals"}] (each scheduler at its best setting); otherwise a markdown
+// table. --out DIR also writes bench-sched-<profile>[-xN][-bursty-cvC][-paper-metric].{md,svg,json}.
 
 import { spawn } from 'node:child_process';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
@@ -16,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { PerformanceModel } from '../scheduler/perf-model.js';
 import { bestRows, markdownReport, svgPlot } from '../sim/bench-report.js';
-import { SCHEDULERS, variantsFor, type BenchSetup, type CapacityResult, type SchedulerName } from '../sim/bench-sched.js';
+import { ablationVariants, SCHEDULERS, variantsFor, type BenchSetup, type CapacityResult, type SchedulerName } from '../sim/bench-sched.js';
 import type { BenchJob, BenchJobResult } from '../sim/bench-worker.js';
 import { PROFILES, type ProfileName } from '../sim/profiles.js';
 import { SCENARIOS, type ScenarioName } from '../sim/scenarios.js';
@@ -25,10 +33,14 @@ import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 
 export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
                      [--scheduler ${SCHEDULERS.join(',')}] [--json] [--seeds N] [--requests N]
-                     [--replicas N] [--arrivals poisson|bursty] [--kv-tokens N] [--prefix-cache] [--workers N] [--out DIR]
+                     [--replicas N] [--arrivals poisson|bursty] [--cv C] [--metric strict|paper] [--ablations]
+                     [--kv-tokens N] [--prefix-cache] [--workers N] [--out DIR]
                      (serving capacity in the simulator; scenarios: ${SCENARIOS.join(', ')})`;
 
+const FLAGS = new Set(['scenario', 'trace', 'profile', 'scheduler', 'json', 'seeds', 'requests', 'replicas', 'arrivals', 'cv', 'metric', 'ablations', 'kv-tokens', 'prefix-cache', 'workers', 'out']);
+
 export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
+  for (const name of args.flags.keys()) if (!FLAGS.has(name)) throw new UsageError(`bench-sched: unknown option --${name} (expected ${[...FLAGS].map((f) => `--${f}`).join(', ')})`);
   const profileArg = stringFlag(args, 'profile') ?? 'default';
   let profileJson: unknown;
   let profileName: string;
@@ -45,6 +57,10 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   const nSeeds = numberFlag(args, 'seeds', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? 3;
   const arrivals = stringFlag(args, 'arrivals') ?? 'poisson';
   if (arrivals !== 'poisson' && arrivals !== 'bursty') throw new UsageError(`--arrivals ${arrivals}: expected poisson or bursty`);
+  const cv = numberFlag(args, 'cv', (n) => n > 0 && n <= 20, 'a number in (0, 20]');
+  if (cv !== undefined && arrivals !== 'bursty') throw new UsageError('--cv sets the burstiness of --arrivals bursty; add --arrivals bursty');
+  const metric = stringFlag(args, 'metric') ?? 'strict';
+  if (metric !== 'strict' && metric !== 'paper') throw new UsageError(`--metric ${metric}: expected strict or paper`);
   const setup: Omit<BenchSetup, 'profile'> = {
     kvTokens,
     pageSize: 16,
@@ -52,6 +68,8 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
     requests: numberFlag(args, 'requests', (n) => Number.isInteger(n) && n >= 10, 'an integer >= 10') ?? 600,
     replicas: numberFlag(args, 'replicas', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? 1,
     arrivals,
+    ...(arrivals === 'bursty' ? { cv: cv ?? 3.5 } : {}),
+    metric,
     contextTokens: 8192,
     alpha: 0.7,
     ...(args.flags.has('prefix-cache') ? { prefixCache: true } : {}),
@@ -80,7 +98,11 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
 
   const full: BenchSetup = { ...setup, profile };
   const jobs: BenchJob[] = [];
-  for (const workload of workloads) for (const s of schedulers) for (const variant of variantsFor(s as SchedulerName, full)) jobs.push({ id: jobs.length, workload, variant, profile: profileJson, setup });
+  const extra = args.flags.has('ablations') ? ablationVariants(full) : [];
+  for (const workload of workloads) {
+    for (const s of schedulers) for (const variant of variantsFor(s as SchedulerName, full)) jobs.push({ id: jobs.length, workload, variant, profile: profileJson, setup });
+    for (const variant of extra) jobs.push({ id: jobs.length, workload, variant, profile: profileJson, setup });
+  }
   const workers = numberFlag(args, 'workers', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? Math.max(1, Math.min(availableParallelism(), jobs.length));
   const t0 = performance.now();
   const results = await runJobs(jobs, workers, (done, job, ms) => {
@@ -89,14 +111,16 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   });
   process.stderr.write(`[webslo] bench-sched: ${jobs.length} capacity searches in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${workers} workers\n`);
 
-  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivals} arrivals, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''})`;
+  const arrivalText = arrivals === 'bursty' ? `bursty arrivals (CV ${setup.cv}, time-stretched)` : 'Poisson arrivals';
+  const metricText = metric === 'paper' ? "metric 'paper' (the authors' scoring: each tool round alone, answer TPOT, final token checked)" : "metric 'strict' (every round and stage)";
+  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivalText}, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''}; ${metricText})`;
   const markdown = markdownReport(results, title);
-  const rows = bestRows(results).map((r) => ({ scenario: r.scenario, scheduler: r.scheduler, capacity_rps: r.capacityRps, attainment: r.attainment }));
+  const rows = bestRows(results).map((r) => ({ scenario: r.scenario, scheduler: r.scheduler, label: r.label, capacity_rps: r.capacityRps, attainment: r.attainment, admitted_miss_rate: r.admittedMissRate, decline_rate: r.declineRate, metric, arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson', replicas: setup.replicas }));
   process.stdout.write(args.flags.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : markdown);
   const out = stringFlag(args, 'out');
   if (out) {
     await mkdir(out, { recursive: true });
-    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? '-bursty' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`);
+    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? `-bursty-cv${setup.cv}` : ''}${metric === 'paper' ? '-paper-metric' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`);
     await writeFile(`${stem}.md`, markdown);
     await writeFile(`${stem}.svg`, svgPlot(results, title));
     await writeFile(`${stem}.json`, `${JSON.stringify({ title, setup: { ...setup, profile: profileName }, results }, null, 1)}\n`);

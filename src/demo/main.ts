@@ -3,7 +3,7 @@
 // engine.stats() snapshot feeds the per-app numbers and the charts; window.__demo exposes the
 // snapshot and the series drawn from it, for the browser tests.
 
-import { createEngine, type Engine, type EngineStats, type LoadProgress, type ModelInfo, type SchedulerName } from '../index.js';
+import { createEngine, SCHEDULER_LABELS, SCHEDULER_NAMES, type Engine, type EngineStats, type LoadProgress, type ModelInfo, type SchedulerName } from '../index.js';
 import { DEMO_APPS, prefillMs, type DemoSlo } from './apps.js';
 import { AppPanel } from './app-panel.js';
 import { chartSeries, renderCharts, type ChartSeries, type ChartTargets } from './charts.js';
@@ -23,6 +23,8 @@ const infoList = byId<HTMLElement>('info');
 const progress = byId<HTMLProgressElement>('load-progress');
 const progressDetail = byId<HTMLElement>('load-detail');
 const schedulerSelect = byId<HTMLSelectElement>('scheduler');
+// The registry's schedulers (the same names the simulator and the CLI use).
+schedulerSelect.replaceChildren(...SCHEDULER_NAMES.map((name) => Object.assign(document.createElement('option'), { value: name, textContent: SCHEDULER_LABELS[name] })));
 const schedulerActive = byId<HTMLOutputElement>('scheduler-active');
 const calibration = byId<HTMLElement>('calibration');
 const appsBox = byId<HTMLElement>('apps');
@@ -149,6 +151,8 @@ function start(engine: Engine): void {
   state.panels = DEMO_APPS.map((app) => new AppPanel(app, app.slo(engine.info), engine, traffic, () => Math.max(1, Math.min(200, Math.round(Number(burstSize.value) || 1)))));
   appsBox.replaceChildren(...state.panels.map((p) => p.root));
   schedulerSelect.value = engine.info.scheduler;
+  // Speculating baselines need a draft model.
+  for (const option of schedulerSelect.options) if (option.value === 'fcfs+sd') option.disabled = engine.info.speculation === 'none';
   syncScheduler();
 }
 

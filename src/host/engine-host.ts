@@ -12,6 +12,7 @@ import { EngineLoop } from '../engine/engine-loop.js';
 import { AbortError, DeviceLostError, EngineClosedError, RequestError } from '../engine/errors.js';
 import type { CoreRequestSpec, EmittedToken, RequestSink } from '../engine/request.js';
 import type { EngineStats } from '../engine/stats.js';
+import { checkSchedulerName } from '../scheduler/registry.js';
 import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { StageSlo } from '../scheduler/types.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
@@ -115,7 +116,11 @@ export class EngineHost {
   /** Switch the scheduling policy (only while no request is in the engine). */
   setScheduler(name: SchedulerName): void {
     if (this.e.core.size > 0) throw new RequestError('scheduler', `cannot change while ${this.e.core.size} requests are in the engine`);
-    this.e.core.setScheduler(replaceScheduler(name, this.e));
+    checkSchedulerName(name);
+    // The apps registered so far give the tightest TPOT (Sarathi's budget); none yet: the registry's default.
+    let tightest = Infinity;
+    for (const app of this.apps.values()) for (const st of app.stages) tightest = Math.min(tightest, st.tpotMs);
+    this.e.core.setScheduler(replaceScheduler(name, this.e, Number.isFinite(tightest) ? tightest : undefined));
     this.e.schedulerName = name;
   }
 

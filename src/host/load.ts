@@ -10,14 +10,13 @@ import { parseQuantization } from '../model/quantize-q4.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../scheduler/calibrate.js';
-import { FcfsScheduler, sarathiBudget } from '../scheduler/fcfs.js';
 import { PerformanceModel, type PerfSample } from '../scheduler/perf-model.js';
 import { OnlineRefit } from '../engine/online-refit.js';
-import { SlosScheduler } from '../scheduler/slos/scheduler.js';
+import { checkSchedulerName, createScheduler, SchedulerNameError, type SchedulerName } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
-import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './protocol.js';
+import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec } from './protocol.js';
 
 export const DEFAULT_KV_BYTES = 256 * 1024 * 1024;
 const DEFAULT_MAX_SPEC = 4;
@@ -60,20 +59,16 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
   return loadModelFiles(source);
 }
 
-function makeScheduler(name: SchedulerName, model: PerformanceModel, runner: ModelRunner, maxSpec: number): Scheduler {
-  const kv = { pages: runner.numPages, pageSize: runner.pageSize };
-  const common = { model, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences };
-  switch (name) {
-    case 'slos':
-      return new SlosScheduler({ ...common, maxSpec });
-    case 'edf':
-      return new SlosScheduler({ ...common, admission: false });
-    case 'fcfs':
-      return new FcfsScheduler({ ...common, maxBatchedTokens: runner.maxTokens });
-    case 'sarathi':
-      // Sarathi's budget: the most rows a step can take within 3x the zero-load decode step.
-      return new FcfsScheduler({ ...common, order: 'sarathi', maxBatchedTokens: sarathiBudget(model, 3 * model.predict({ tokens: 1, draftSteps: 0, kvTokensRead: 0 }), runner.maxTokens) });
-  }
+/** The registry's scheduler for this engine (tightest TPOT: the apps' when known, else the registry's default). */
+function makeScheduler(name: SchedulerName, model: PerformanceModel, runner: ModelRunner, maxSpec: number, tightestTpotMs?: number): Scheduler {
+  return createScheduler(name, {
+    model,
+    kv: { pages: runner.numPages, pageSize: runner.pageSize },
+    maxTokensPerStep: runner.maxTokens,
+    maxSeqs: runner.maxSequences,
+    maxSpec,
+    ...(tightestTpotMs !== undefined ? { tightestTpotMs } : {}),
+  });
 }
 
 /** Bytes of K and V per cached token, all layers (f32). */
@@ -84,7 +79,8 @@ export function kvBytesPerToken(files: LoadedModelFiles): number {
 
 export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgress) => void = () => {}, onDeviceLost?: (reason: string) => void): Promise<LoadedEngine> {
   const schedulerName = o.scheduler ?? 'slos';
-  if (!['slos', 'fcfs', 'sarathi', 'edf'].includes(schedulerName)) throw new RangeError(`scheduler '${schedulerName}' is not one of slos, fcfs, sarathi, edf`);
+  checkSchedulerName(schedulerName);
+  if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined) throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
   if (o.draftModel !== undefined && o.selfSpeculation !== undefined) throw new RangeError('give draftModel or selfSpeculation, not both');
   // Checked before any download: a typo should not cost a model fetch.
   const quantize = parseQuantization(o.quantize);
@@ -240,6 +236,6 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
 }
 
 /** A scheduler of another policy over the same runner and model (the demo's live switch; only when idle). */
-export function replaceScheduler(name: SchedulerName, loaded: LoadedEngine): Scheduler {
-  return makeScheduler(name, loaded.core.scheduler.performanceModel, loaded.runner, loaded.maxSpec);
+export function replaceScheduler(name: SchedulerName, loaded: LoadedEngine, tightestTpotMs?: number): Scheduler {
+  return makeScheduler(name, loaded.core.scheduler.performanceModel, loaded.runner, loaded.maxSpec, tightestTpotMs);
 }

@@ -222,3 +222,88 @@ export function summarize(verdicts: readonly RequestVerdict[], timelines?: reado
   }
   return { requests: verdicts.length, met, attainment: ratio(met, verdicts.length), declined, perApp };
 }
+
+/**
+ * How requests are scored. 'strict' (the default everywhere): one unit per request, met as
+ * judgeRequest says. 'paper': the rule the SLOs-Serve authors' code scores with (gulang2019/SLOServe,
+ * init commit c9dbc0d, SLOsServe/scheduler/struct.py; unchanged at their HEAD), to compare like the
+ * paper does (design/slos-serve.md, "What the authors' code actually compares").
+ */
+export type AttainmentMetric = 'strict' | 'paper';
+
+/** Their tolerances: satisfy_sla(ttft_tolerance = 0.05, tpot_tolerance = 0.05), struct.py L649 (L790-791, L1279-1280). */
+const PAPER_TTFT_TOLERANCE = 0.05;
+const PAPER_TPOT_TOLERANCE = 0.05;
+/** Their check interval: range(20, output_length, 20) plus output_length, struct.py L657-661 (hard-coded 20). */
+const PAPER_CHECK_EVERY = 20;
+
+/**
+ * One round under the authors' rule, RequestOutput.satisfy_sla (struct.py L649-671), which is what
+ * their attainment averages (Schedule._update L999, over RequestOutput.from_instance of every
+ * instance, L861):
+ * - TTFT: misses iff first token > arrival + TTFT SLO x 1.05 (L654; at exactly 1.05x it passes).
+ * - TPOT: ONE TPOT for every token, `tpot_slo` = req.tpot() = sla.tpot_per_token (L693, L459-464).
+ *   For reasoning their SLO string is 'ttft:answer|thinking' (e.g. FastThink '3.0:0.1|0.05', L29):
+ *   the first TPOT listed is tpot_per_token, the answer's; the thinking TPOT (tpot_per_token_thinking,
+ *   used by ttnt() for tokens up to generation_start, L466-471) is only used for scheduling, never for
+ *   scoring. So in our stages (think, answer) the paper's TPOT is the LAST stage's: the thinking
+ *   stage is judged at the answer's (looser) TPOT, and the answer may spend slack the fast thinking
+ *   banked. Their model has at most these two stages; with more we take the last one too.
+ * - Curve: t0 = max(arrival + TTFT SLO, first token) (L663); token n misses iff
+ *   tpot x (n - 1) x 1.05 <= time - t0 (L668: exactly at the limit MISSES, unlike 'strict').
+ * - Checked: their timestamps are (tokens so far, time), the first at the first token, then one per
+ *   decode step (simulator.py L57, L65). Walking the steps after the first, a step whose token count
+ *   reaches the next checkpoint is checked at its own count, and the pointer moves on by one (L664-670).
+ *   We rebuild those steps from our per-token times: the first token alone, then each run of equal
+ *   times after it is one step (a speculative step emits several tokens at once), counted at its
+ *   last token. The checkpoints are every 20th token below the output length, and the last token.
+ * - Not checked by them, our choice: a round that did not finish (or produced no token) misses; their
+ *   simulator runs every admitted request to the end, and the final token must exist to be checked.
+ */
+function paperRoundMet(r: RoundTimeline): boolean {
+  const times = r.tokenTimes;
+  const n = times.length;
+  const first = times[0];
+  if (!r.finished || first === undefined) return false;
+  if (first > r.arrivalMs + r.ttftSloMs * (1 + PAPER_TTFT_TOLERANCE)) return false;
+  const tpot = r.stages[r.stages.length - 1]!.tpotMs;
+  const checkpoints: number[] = [];
+  for (let c = PAPER_CHECK_EVERY; c < n; c += PAPER_CHECK_EVERY) checkpoints.push(c);
+  checkpoints.push(n);
+  const t0 = Math.max(r.arrivalMs + r.ttftSloMs, first);
+  let next = 0;
+  for (let i = 1; i < n; i++) {
+    if (i + 1 < n && times[i + 1] === times[i]) continue; // not the last token of its step
+    const count = i + 1;
+    if (next < checkpoints.length && count >= checkpoints[next]!) {
+      if (tpot * (count - 1) * (1 + PAPER_TPOT_TOLERANCE) <= times[i]! - t0) return false;
+      next++;
+    }
+  }
+  return true;
+}
+
+/**
+ * The scored units a request contributes under `metric`, and how many met; attainment is
+ * sum(met) / sum(units). 'strict': 1 unit, met = judgeRequest(t).met. 'paper': each round is its own
+ * unit (their simulator issues each tool round as a new request instance, simulator.py L285-288, and
+ * scores each one, each with its own SLO, struct.py L282), met by paperRoundMet.
+ * A declined request's rounds all miss (satisfy_sla: `if not self.admitted: return False`, L650-651;
+ * best-effort finishes do not count). Their admission is per round; our timeline marks declines per
+ * request, so a decline in any round misses every round of it here. A request without rounds is 1 unit
+ * (its first round never produced a token). Throws RangeError on a malformed timeline, as judgeRequest.
+ */
+export function scoreRequest(t: RequestTimeline, metric: AttainmentMetric): { units: number; met: number } {
+  const verdict = judgeRequest(t); // also validates the timeline
+  switch (metric) {
+    case 'strict':
+      return { units: 1, met: verdict.met ? 1 : 0 };
+    case 'paper': {
+      const units = Math.max(1, t.rounds.length);
+      if (t.declined) return { units, met: 0 };
+      return { units, met: t.rounds.filter(paperRoundMet).length };
+    }
+    default:
+      throw new RangeError(`unknown attainment metric '${String(metric)}' (expected 'strict' or 'paper')`);
+  }
+}

@@ -170,7 +170,7 @@ export type ReservationPolicy = 'p90' | 'max_tokens';
  * the estimate current when an app's use changes.
  */
 export class OutputLengthTracker {
-  private readonly windows = new Map<string, { values: number[]; next: number; p90?: number }>();
+  private readonly windows = new Map<string, { values: number[]; next: number; p90?: number; sorted?: number[] }>();
 
   constructor(
     readonly window = 256,
@@ -187,6 +187,7 @@ export class OutputLengthTracker {
     let w = this.windows.get(app);
     if (!w) this.windows.set(app, (w = { values: [], next: 0 }));
     delete w.p90; // recomputed on the next read (admission reads far more often than requests end)
+    delete w.sorted;
     if (w.values.length < this.window) w.values.push(tokens);
     else {
       w.values[w.next] = tokens;
@@ -211,6 +212,18 @@ export class OutputLengthTracker {
       w.p90 = sorted[Math.ceil(0.9 * sorted.length) - 1]!;
     }
     return w.p90;
+  }
+
+  /**
+   * The nearest-rank q-quantile (q in (0, 1]; an observed length), or null before `minSamples`
+   * observations.
+   */
+  quantile(app: string, q: number): number | null {
+    if (!(q > 0 && q <= 1)) throw new RangeError(`quantile must be in (0, 1], got ${q}`);
+    const w = this.windows.get(app);
+    if (!w || w.values.length < this.minSamples) return null;
+    w.sorted ??= [...w.values].sort((a, b) => a - b);
+    return w.sorted[Math.max(0, Math.ceil(q * w.sorted.length) - 1)]!;
   }
 
   /** Output tokens to reserve KV for: min(maxTokens, p90), or maxTokens without a p90 or under 'max_tokens'. */

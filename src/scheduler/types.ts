@@ -14,8 +14,8 @@ export interface StageSlo {
 }
 
 /**
- * A request as the scheduler sees it. There is deliberately no true-output-length field: the
- * scheduler knows only `maxTokens` and learns where a request ends from step outcomes.
+ * A request as the scheduler sees it. The scheduler knows only `maxTokens` and learns where a request
+ * ends from step outcomes (`oracleOutputTokens` is for benchmarks' oracle reservation only).
  */
 export interface SchedRequest {
   id: string;
@@ -37,6 +37,12 @@ export interface SchedRequest {
   ttftMs: number;
   /** Decode stages in order (one for plain apps; think, answer for reasoning). */
   stages: readonly StageSlo[];
+  /**
+   * Benchmarks only: the true output length, which a simulator knows and an engine never does. Read
+   * by nothing but the 'oracle' reservation (slos/reservation.ts), which exists to compare with the
+   * paper's planner (it assumes known lengths); the engine never sets it.
+   */
+  oracleOutputTokens?: number;
 }
 
 /** What one request does in a step. */

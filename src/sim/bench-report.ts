@@ -1,8 +1,11 @@
 // Reports of the scheduler benchmark: per scenario, each scheduler at its best setting (the tuning
-// sweep's winner), SLOs-Serve's ratio to each baseline and to the better of FCFS and Sarathi, the
-// geometric means; the full sweep; and an SVG of attainment against rate (plain SVG, no library).
+// sweep's winner), SLOs-Serve's ratio to the strongest tuned baseline (fcfs, fcfs+sd, sarathi, edf)
+// and to the better paper-faithful baseline (vllm-v0, sarathi-paper), the geometric means, the
+// admitted-miss and decline rates at SLOs-Serve's capacity; SLOs-Serve's ablations; the full sweep;
+// and an SVG of attainment against rate (plain SVG, no library).
 
-import type { CapacityResult, SchedulerName } from './bench-sched.js';
+import { PAPER_BASELINES, TUNED_BASELINES, type SchedulerName } from '../scheduler/registry.js';
+import type { CapacityResult } from './bench-sched.js';
 
 export interface BestRow {
   scenario: string;
@@ -10,64 +13,89 @@ export interface BestRow {
   label: string;
   capacityRps: number;
   attainment: number;
+  admittedMissRate: number;
+  declineRate: number;
   result: CapacityResult;
 }
 
-/** The best variant of each (scenario, scheduler): highest capacity. */
+/** The best variant of each (scenario, scheduler): highest capacity. Ablations are not candidates. */
 export function bestRows(results: readonly CapacityResult[]): BestRow[] {
   const best = new Map<string, BestRow>();
   for (const r of results) {
+    if (r.variant.ablation) continue;
     const key = `${r.scenario}\u0000${r.variant.scheduler}`;
     const cur = best.get(key);
-    if (!cur || r.capacityRps > cur.capacityRps) best.set(key, { scenario: r.scenario, scheduler: r.variant.scheduler, label: r.variant.label, capacityRps: r.capacityRps, attainment: r.attainment, result: r });
+    if (!cur || r.capacityRps > cur.capacityRps) best.set(key, { scenario: r.scenario, scheduler: r.variant.scheduler, label: r.variant.label, capacityRps: r.capacityRps, attainment: r.attainment, admittedMissRate: r.admittedMissRate, declineRate: r.declineRate, result: r });
   }
   return [...best.values()];
 }
 
-const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toFixed(3));
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : a > 0 ? 'inf' : '-');
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
-function geomean(xs: number[]): number {
+export function geomean(xs: readonly number[]): number {
   const ok = xs.filter((x) => x > 0 && Number.isFinite(x));
   return ok.length === 0 ? NaN : Math.exp(ok.reduce((a, x) => a + Math.log(x), 0) / ok.length);
+}
+
+/** SLOs-Serve's capacity over the best of `baselines` per scenario (undefined where either is missing). */
+export function ratiosVs(rows: readonly BestRow[], baselines: readonly SchedulerName[]): Map<string, { ratio: number; against: string }> {
+  const out = new Map<string, { ratio: number; against: string }>();
+  for (const sc of new Set(rows.map((r) => r.scenario))) {
+    const slos = rows.find((r) => r.scenario === sc && r.scheduler === 'slos');
+    const base = rows.filter((r) => r.scenario === sc && baselines.includes(r.scheduler)).sort((a, b) => b.capacityRps - a.capacityRps)[0];
+    if (slos && base && base.capacityRps > 0) out.set(sc, { ratio: slos.capacityRps / base.capacityRps, against: base.label });
+  }
+  return out;
 }
 
 export function markdownReport(results: readonly CapacityResult[], title: string): string {
   const rows = bestRows(results);
   const scenarios = [...new Set(rows.map((r) => r.scenario))];
   const schedulers = [...new Set(rows.map((r) => r.scheduler))];
-  const cap = (sc: string, s: SchedulerName): number | undefined => rows.find((r) => r.scenario === sc && r.scheduler === s)?.capacityRps;
-  const out: string[] = [`## ${title}`, '', 'Capacity (req/s at >= 90% SLO attainment), each scheduler at its best setting:', ''];
-  const baselines = schedulers.filter((s) => s !== 'slos');
-  out.push(`| scenario | ${schedulers.join(' | ')} | slos vs best of fcfs/sarathi | ${baselines.map((b) => `slos vs ${b}`).join(' | ')} |`);
-  out.push(`|---|${schedulers.map(() => '---:').join('|')}|---:|${baselines.map(() => '---:').join('|')}|`);
-  const vsBest: number[] = [];
-  const vs = new Map<string, number[]>(baselines.map((b) => [b, []]));
+  const row = (sc: string, s: SchedulerName): BestRow | undefined => rows.find((r) => r.scenario === sc && r.scheduler === s);
+  const tuned = ratiosVs(rows, TUNED_BASELINES);
+  const paper = ratiosVs(rows, PAPER_BASELINES);
+  const out: string[] = [`## ${title}`, '', 'Capacity (req/s at >= 90% SLO attainment), each scheduler at its best setting; SLOs-Serve against the strongest tuned baseline (fcfs, fcfs+sd, sarathi, edf, each swept) and the better paper-faithful one (vllm-v0, sarathi-paper); admitted misses and declines at SLOs-Serve\'s capacity (the model is the clock):', ''];
+  out.push(`| scenario | ${schedulers.join(' | ')} | slos vs strongest tuned | slos vs paper baselines | slos admitted misses | slos declined |`);
+  out.push(`|---|${schedulers.map(() => '---:').join('|')}|---:|---:|---:|---:|`);
   for (const sc of scenarios) {
-    const slos = cap(sc, 'slos');
-    const better = Math.max(cap(sc, 'fcfs') ?? 0, cap(sc, 'sarathi') ?? 0);
-    if (slos !== undefined && better > 0) vsBest.push(slos / better);
-    const cells = baselines.map((b) => {
-      const c = cap(sc, b);
-      if (slos !== undefined && c) vs.get(b)!.push(slos / c);
-      return slos !== undefined && c !== undefined ? ratio(slos, c) : '-';
-    });
-    out.push(`| ${sc} | ${schedulers.map((s) => (cap(sc, s) !== undefined ? fmt(cap(sc, s)!) : '-')).join(' | ')} | ${slos !== undefined && better > 0 ? ratio(slos, better) : '-'} | ${cells.join(' | ')} |`);
+    const s = row(sc, 'slos');
+    const t = tuned.get(sc);
+    const p = paper.get(sc);
+    out.push(`| ${sc} | ${schedulers.map((x) => (row(sc, x) ? fmt(row(sc, x)!.capacityRps) : '-')).join(' | ')} | ${t ? `${t.ratio.toFixed(2)}x (${t.against})` : '-'} | ${p ? `${p.ratio.toFixed(2)}x (${p.against})` : '-'} | ${s ? pct(s.admittedMissRate) : '-'} | ${s ? pct(s.declineRate) : '-'} |`);
   }
   if (scenarios.length > 1) {
-    const g = (xs: number[]): string => (Number.isNaN(geomean(xs)) ? '-' : `${geomean(xs).toFixed(2)}x`);
-    out.push(`| **geometric mean** | ${schedulers.map(() => '').join(' | ')} | ${g(vsBest)} | ${baselines.map((b) => g(vs.get(b)!)).join(' | ')} |`);
+    const g = (m: Map<string, { ratio: number }>): string => {
+      const v = geomean([...m.values()].map((x) => x.ratio));
+      return Number.isNaN(v) ? '-' : `**${v.toFixed(2)}x**`;
+    };
+    out.push(`| **geometric mean** | ${schedulers.map(() => '').join(' | ')} | ${g(tuned)} | ${g(paper)} | | |`);
   }
-  out.push('', 'Tuning sweep (every variant; the best per scheduler is bold):', '', '| scenario | variant | capacity req/s | attainment there |', '|---|---|---:|---:|');
+  const abl = results.filter((r) => r.variant.ablation);
+  if (abl.length > 0) {
+    const labels = [...new Set(abl.map((r) => r.variant.label))];
+    out.push('', 'SLOs-Serve ablations (capacity req/s; ratio to SLOs-Serve as shipped; edf above is admission off):', '', `| scenario | slos | ${labels.join(' | ')} |`, `|---|---:|${labels.map(() => '---:').join('|')}|`);
+    for (const sc of scenarios) {
+      const s = row(sc, 'slos')?.capacityRps;
+      const cells = labels.map((l) => {
+        const r = abl.find((x) => x.scenario === sc && x.variant.label === l);
+        return r ? `${fmt(r.capacityRps)}${s ? ` (${ratio(r.capacityRps, s)})` : ''}` : '-';
+      });
+      out.push(`| ${sc} | ${s !== undefined ? fmt(s) : '-'} | ${cells.join(' | ')} |`);
+    }
+  }
+  out.push('', 'Tuning sweep (every variant; the best per scheduler is bold):', '', '| scenario | variant | capacity req/s | attainment there | admitted misses | declined |', '|---|---|---:|---:|---:|---:|');
   for (const r of results) {
     const isBest = rows.some((b) => b.result === r);
     const label = isBest ? `**${r.variant.label}**` : r.variant.label;
-    out.push(`| ${r.scenario} | ${label} | ${fmt(r.capacityRps)} | ${r.attainment.toFixed(3)} |`);
+    out.push(`| ${r.scenario} | ${label} | ${fmt(r.capacityRps)} | ${r.attainment.toFixed(3)} | ${pct(r.admittedMissRate)} | ${pct(r.declineRate)} |`);
   }
   return `${out.join('\n')}\n`;
 }
 
-const COLORS: Record<string, string> = { slos: '#d62728', fcfs: '#1f77b4', 'fcfs+sd': '#17becf', sarathi: '#2ca02c', edf: '#9467bd' };
+const COLORS: Record<string, string> = { slos: '#d62728', fcfs: '#1f77b4', 'fcfs+sd': '#17becf', sarathi: '#2ca02c', edf: '#9467bd', 'vllm-v0': '#8c564b', 'sarathi-paper': '#bcbd22' };
 
 /** Small multiples: one panel per scenario, attainment vs rate (log x) for each scheduler's best. */
 export function svgPlot(results: readonly CapacityResult[], title: string): string {
@@ -104,7 +132,7 @@ export function svgPlot(results: readonly CapacityResult[], title: string): stri
   const ly = H - 10;
   for (const s of [...new Set(rows.map((r) => r.scheduler))]) {
     parts.push(`<rect x="${lx}" y="${ly - 8}" width="10" height="10" fill="${COLORS[s] ?? '#333'}"/><text x="${lx + 14}" y="${ly}">${escape(s)}</text>`);
-    lx += 80;
+    lx += 90;
   }
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

@@ -11,10 +11,10 @@
 //   without) and the simulator models the engine's prefix cache over the whole KV budget
 //   (prefix-cache.ts): a tool round hits its conversation so far, a request its app's shared prefix.
 
-import { FcfsScheduler, sarathiBudget } from '../scheduler/fcfs.js';
+import type { AttainmentMetric } from '../scheduler/attainment.js';
+import { scoreRequest } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
-import { judgeRequest } from '../scheduler/attainment.js';
-import { SlosScheduler } from '../scheduler/slos/scheduler.js';
+import { ablations, createScheduler, SCHEDULER_NAMES, sweep, type SchedulerContext, type SchedulerName, type SchedulerVariant } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { findCapacity, type CapacityPoint } from './capacity.js';
 import type { PrefixCacheConfig } from './prefix-cache.js';
@@ -22,17 +22,12 @@ import { generateScenario, type ScenarioName } from './scenarios.js';
 import { simulate } from './simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace, type Trace } from './trace.js';
 
-export const SCHEDULERS = ['slos', 'fcfs', 'fcfs+sd', 'sarathi', 'edf'] as const;
-export type SchedulerName = (typeof SCHEDULERS)[number];
+export const SCHEDULERS = SCHEDULER_NAMES;
+export type { SchedulerName } from '../scheduler/registry.js';
+export type Variant = SchedulerVariant;
 
-export interface Variant {
-  scheduler: SchedulerName;
-  /** e.g. 'fcfs budget=2048', 'fcfs+sd k=2', 'slos reserve=max_tokens'. specK: fcfs+sd's fixed k, slos's longest. */
-  label: string;
-  maxBatchedTokens?: number;
-  specK?: number;
-  reservation?: 'p90' | 'max_tokens';
-}
+/** Longest speculation the simulator offers (slos adaptive up to it; fcfs+sd and fixed k sweep 1, 2, 4). */
+export const SIM_MAX_SPEC = 4;
 
 export interface BenchSetup {
   profile: PerformanceModel;
@@ -42,6 +37,10 @@ export interface BenchSetup {
   requests: number;
   replicas: number;
   arrivals: 'poisson' | 'bursty';
+  /** Coefficient of variation of bursty arrival gaps (default 3.5). */
+  cv?: number;
+  /** How attainment is scored (default 'strict': ours). */
+  metric?: AttainmentMetric;
   contextTokens: number;
   /** Default acceptance rate where the trace gives none. */
   alpha: number;
@@ -65,6 +64,10 @@ export interface CapacityResult {
   capacityRps: number;
   /** Attainment at the capacity rate. */
   attainment: number;
+  /** At the capacity rate: admitted requests that missed, over admitted requests (the model is the clock). */
+  admittedMissRate: number;
+  /** At the capacity rate: declined requests over all requests. */
+  declineRate: number;
   points: CapacityPoint[];
 }
 
@@ -81,53 +84,36 @@ export function tpotsFor(profile: PerformanceModel): { tight: number; loose: num
   return { tight: Math.round(2 * step * 10) / 10, loose: Math.round(4 * step * 10) / 10 };
 }
 
-/** Each scheduler's variants: the tuning sweep (baselines) or the reservation policies (slos). */
+/** The registry's context for a setup and a workload. */
+export function schedulerContext(setup: BenchSetup, tightestTpotMs: number, history: Record<string, number[]> = {}): SchedulerContext {
+  return {
+    model: setup.profile,
+    kv: { pages: Math.floor(setup.kvTokens / setup.pageSize), pageSize: setup.pageSize },
+    maxSpec: hasDraftCost(setup.profile) ? SIM_MAX_SPEC : 0,
+    tightestTpotMs,
+    lengthHistory: history,
+  };
+}
+
+/** Each scheduler's variants: its tuning sweep (the registry's). */
 export function variantsFor(name: SchedulerName, setup: BenchSetup): Variant[] {
-  const maxStep = setup.profile.profile.maxTokensPerStep;
-  const budgets = [512, 1024, 2048, 4096, 8192].filter((b) => b <= maxStep);
-  if (budgets.length === 0) budgets.push(maxStep);
-  switch (name) {
-    case 'slos':
-      // Speculation is a setting like the baselines' budgets: swept where the profile has drafts.
-      return [
-        { scheduler: 'slos', label: 'slos reserve=p90', reservation: 'p90', specK: 0 },
-        ...(hasDraftCost(setup.profile) ? [{ scheduler: 'slos' as const, label: 'slos reserve=p90 spec<=4', reservation: 'p90' as const, specK: 4 }] : []),
-        { scheduler: 'slos', label: 'slos reserve=max_tokens', reservation: 'max_tokens', specK: 0 },
-      ];
-    case 'fcfs':
-      return budgets.map((b) => ({ scheduler: 'fcfs', label: `fcfs budget=${b}`, maxBatchedTokens: b }));
-    case 'fcfs+sd':
-      if (!hasDraftCost(setup.profile)) return [];
-      return [1, 2, 4].map((k) => ({ scheduler: 'fcfs+sd', label: `fcfs+sd k=${k}`, specK: k }));
-    case 'sarathi':
-      return [{ scheduler: 'sarathi', label: 'sarathi' }];
-    case 'edf':
-      return [{ scheduler: 'edf', label: 'edf' }];
-  }
+  return sweep(name, schedulerContext(setup, 1));
+}
+
+/** SLOs-Serve's ablation variants (the registry's). */
+export function ablationVariants(setup: BenchSetup): Variant[] {
+  return ablations(schedulerContext(setup, 1));
 }
 
 export function makeScheduler(v: Variant, setup: BenchSetup, tightestTpotMs: number, history: Record<string, number[]> = {}): Scheduler {
-  const model = setup.profile;
-  const kv = { pages: Math.floor(setup.kvTokens / setup.pageSize), pageSize: setup.pageSize };
-  switch (v.scheduler) {
-    case 'slos':
-      return new SlosScheduler({ model, kv, maxSpec: hasDraftCost(model) ? (v.specK ?? 0) : 0, reservation: v.reservation ?? 'p90', lengthHistory: history });
-    case 'edf':
-      return new SlosScheduler({ model, kv, admission: false });
-    case 'fcfs':
-      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? 2048 });
-    case 'fcfs+sd':
-      return new FcfsScheduler({ model, kv, maxBatchedTokens: v.maxBatchedTokens ?? 2048, specK: v.specK ?? 2 });
-    case 'sarathi':
-      return new FcfsScheduler({ model, kv, order: 'sarathi', maxBatchedTokens: sarathiBudget(model, tightestTpotMs, model.profile.maxTokensPerStep) });
-  }
+  return createScheduler(v.scheduler, schedulerContext(setup, tightestTpotMs, history), v.settings);
 }
 
 export function scenarioWorkload(name: ScenarioName, setup: BenchSetup): Workload {
   const { tight, loose } = tpotsFor(setup.profile);
   const traces = setup.seeds.map((seed) =>
     resolveTrace(
-      generateScenario(name, { requests: setup.requests, ratePerSec: 1, seed, arrivals: setup.arrivals, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256), ...(setup.prefixCache ? { prefixes: true } : {}) }),
+      generateScenario(name, { requests: setup.requests, ratePerSec: 1, seed, arrivals: setup.arrivals, ...(setup.cv !== undefined ? { cv: setup.cv } : {}), tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256), ...(setup.prefixCache ? { prefixes: true } : {}) }),
       { contextTokens: setup.contextTokens },
     ),
   );
@@ -163,17 +149,37 @@ export function prefixCacheConfig(setup: BenchSetup): PrefixCacheConfig {
   return { enabled: true, capacityTokens: Math.floor(setup.kvTokens / setup.pageSize) * setup.pageSize, pageSize: setup.pageSize };
 }
 
-/** Pooled attainment over seeds at `rate` requests per second, the first and last 10% excluded. */
+export interface AttainmentDetail {
+  attainment: number;
+  /** Scored requests (rounds under the paper metric) and those met. */
+  units: number;
+  met: number;
+  /** Requests (not rounds) counted, admitted (never declined), admitted that missed, declined. */
+  requests: number;
+  admitted: number;
+  admittedMissed: number;
+  declined: number;
+  /** The run stopped as soon as the target was out of reach: `attainment` is an upper bound. */
+  bounded: boolean;
+}
+
 /**
- * With `options.target`, a run stops as soon as the misses make the target unreachable and the
- * value returned is an upper bound on the attainment (below the target); the search needs no more.
+ * Pooled attainment over seeds at `rate` requests per second, the first and last 10% of requests by
+ * arrival excluded, scored by `setup.metric`. With `options.target`, a run stops as soon as the
+ * misses make the target unreachable and the attainment returned is an upper bound (below the
+ * target); the search needs no more.
  */
-export function attainmentAt(w: Workload, v: Variant, setup: BenchSetup, rate: number, options: { target?: number } = {}): number {
-  let met = 0;
-  let counted = 0;
+export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rate: number, options: { target?: number } = {}): AttainmentDetail {
+  const metric = setup.metric ?? 'strict';
+  const d: AttainmentDetail = { attainment: 1, units: 0, met: 0, requests: 0, admitted: 0, admittedMissed: 0, declined: 0, bounded: false };
   const tight = tightestTpot(w);
-  // Misses allowed over all seeds before the target is out of reach (then stop: a bound is enough).
-  const total = w.traces.reduce((a, t) => a + t.requests.length - 2 * Math.floor(t.requests.length * 0.1), 0);
+  const unitsOf = (t: ResolvedTrace, j: number): number => (metric === 'paper' ? Math.max(1, t.requests[j]!.rounds.length) : 1);
+  // Units over all seeds; misses allowed before the target is out of reach (then stop: a bound is enough).
+  let total = 0;
+  for (const t of w.traces) {
+    const n = t.requests.length;
+    for (let j = Math.floor(n * 0.1); j < n - Math.floor(n * 0.1); j++) total += unitsOf(t, j);
+  }
   let allowed = options.target === undefined ? Infinity : Math.floor(total - options.target * total + 1e-9);
   for (const [i, base] of w.traces.entries()) {
     const trace = compressTrace(base, rate / w.baseRate);
@@ -185,17 +191,30 @@ export function attainmentAt(w: Workload, v: Variant, setup: BenchSetup, rate: n
       ...(Number.isFinite(allowed) ? { missBudget: { from, to, max: allowed } } : {}),
       ...(setup.prefixCache ? { prefixCache: prefixCacheConfig(setup) } : {}),
     });
-    // Upper bound: every request not yet known to miss counted as met.
-    if (result.stoppedEarly !== undefined) return (total - (counted - met) - result.stoppedEarly) / total;
+    // Upper bound: every unit not yet known to miss counted as met (each certain miss is >= 1 unit).
+    if (result.stoppedEarly !== undefined) return { ...d, attainment: (total - (d.units - d.met) - result.stoppedEarly) / total, bounded: true };
     let missedHere = 0;
     for (let j = from; j < to; j++) {
-      counted++;
-      if (judgeRequest(result.timelines[j]!).met) met++;
-      else missedHere++;
+      const t = result.timelines[j]!;
+      const score = scoreRequest(t, metric);
+      d.units += score.units;
+      d.met += score.met;
+      missedHere += score.units - score.met;
+      d.requests++;
+      if (t.declined) d.declined++;
+      else {
+        d.admitted++;
+        if (!scoreRequest(t, 'strict').met) d.admittedMissed++;
+      }
     }
     allowed -= missedHere;
   }
-  return counted > 0 ? met / counted : 1;
+  d.attainment = d.units > 0 ? d.met / d.units : 1;
+  return d;
+}
+
+export function attainmentAt(w: Workload, v: Variant, setup: BenchSetup, rate: number, options: { target?: number } = {}): number {
+  return attainmentDetail(w, v, setup, rate, options).attainment;
 }
 
 /** A start rate that should pass: an eighth of the prefill-bound rate at zero load. */
@@ -218,5 +237,15 @@ export function startRate(w: Workload, setup: BenchSetup): number {
 export function capacityOf(w: Workload, v: Variant, setup: BenchSetup): CapacityResult {
   const search = findCapacity((rate) => attainmentAt(w, v, setup, rate, { target: 0.9 }), { start: startRate(w, setup), target: 0.9 });
   const at = search.points.find((p) => p.rate === search.capacity);
-  return { scenario: w.name, variant: v, capacityRps: search.capacity, attainment: at?.attainment ?? 0, points: search.points };
+  // The capacity point once more, run to the end, for its admitted misses and declines.
+  const detail = search.capacity > 0 ? attainmentDetail(w, v, setup, search.capacity) : null;
+  return {
+    scenario: w.name,
+    variant: v,
+    capacityRps: search.capacity,
+    attainment: at?.attainment ?? 0,
+    admittedMissRate: detail && detail.admitted > 0 ? detail.admittedMissed / detail.admitted : 0,
+    declineRate: detail && detail.requests > 0 ? detail.declined / detail.requests : 0,
+    points: search.points,
+  };
 }

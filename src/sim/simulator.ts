@@ -130,7 +130,8 @@ export function simulate(cfg: SimConfig): SimResult {
     const id = schedId(spec, round);
     const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     timelines[index.get(spec.id)!]!.rounds.push(timeline);
-    const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages };
+    // The true length goes along for the benchmark-only 'oracle' reservation (nothing else reads it).
+    const req: SchedRequest = { id, app: spec.app, arrivalMs: t, promptTokens: prompt, maxTokens: r.maxTokens, ttftMs, stages: r.stages, oracleOutputTokens: Math.max(1, total) };
     const state: Live = { spec, round, r, timeline, total: Math.max(1, total), target: prompt, prefilled: 0, generated: 0, draws: 0, prompt, replica: 0, kv: 0 };
     // A round without its first token by 1.05x its TTFT budget is a certain miss (missBudget).
     if (budget) firstTokenWatch.push({ at: t + 1.05 * ttftMs, st: state });

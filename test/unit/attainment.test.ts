@@ -3,7 +3,7 @@
 // stage switch changing the slope), multi-round, declined and unfinished requests, the summary.
 
 import { describe, expect, it } from 'vitest';
-import { judgeRequest, summarize, type RequestTimeline, type RoundTimeline } from '../../src/scheduler/attainment.js';
+import { judgeRequest, scoreRequest, summarize, type AttainmentMetric, type RequestTimeline, type RoundTimeline } from '../../src/scheduler/attainment.js';
 import type { StageSlo } from '../../src/scheduler/types.js';
 
 const DECODE: StageSlo[] = [{ name: 'decode', tpotMs: 50 }];
@@ -207,5 +207,95 @@ describe('summarize', () => {
     // Without timelines TTFT comes from the verdicts, and TPOT has no samples.
     expect(s.perApp.tool!.ttftMs.p50).toBe(100);
     expect(Number.isNaN(s.perApp.tool!.tpotMs.p50)).toBe(true);
+  });
+});
+
+describe("scoreRequest: ours ('strict') beside the authors' ('paper')", () => {
+  const both = (t: RequestTimeline): Record<AttainmentMetric, { units: number; met: number }> => ({ strict: scoreRequest(t, 'strict'), paper: scoreRequest(t, 'paper') });
+  // A reasoning round: `think` tokens then `answer` tokens, the first token on time at 100 (t0 = 100).
+  const reasoning = (think: number, thinkGap: number, answer: number, answerGap: number): RequestTimeline =>
+    request([round([...steady(100, thinkGap, think), ...steady(100 + (think - 1) * thinkGap + answerGap, answerGap, answer)], { stages: REASON, stageStarts: [0, think] })], { app: 'reason' });
+
+  it('on time: 1 of 1 either way', () => {
+    expect(both(request([round(steady(100, 50, 45))]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 1, met: 1 } });
+  });
+
+  it('tool calling: each round is its own unit under paper, each on its own SLO', () => {
+    const inner = round(steady(100, 50, 20));
+    // Round 2: issued at 5000, TTFT 200, its own (final-round) TPOT of 100 ms: token 20 limit 5200 + 1995.
+    const final = (last: number): RoundTimeline => ({ arrivalMs: 5000, ttftSloMs: 200, stages: [{ name: 'final', tpotMs: 100 }], stageStarts: [0], tokenTimes: [...steady(5200, 100, 19), last], finished: true });
+    // On time on its own 100 ms TPOT (it would be late on round 1's 50 ms).
+    expect(both(request([inner, final(5200 + 1900)]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 2, met: 2 } });
+    // Round 2 misses: 1 of 2 under paper, 0 of 1 under ours.
+    expect(both(request([inner, final(5200 + 1996)]))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 2, met: 1 } });
+    // Round 1 misses (late TTFT) and round 2 meets: still 1 of 2.
+    expect(scoreRequest(request([round(steady(106, 50, 20)), final(5200 + 1900)]), 'paper')).toEqual({ units: 2, met: 1 });
+  });
+
+  it('reasoning is scored at the answer TPOT (their tpot_per_token) for every token: thinking late vs its own TPOT meets', () => {
+    // Thinking at 80 ms against a 50 ms TPOT: ours misses at token 20 (t0 + 1520 > 997.5). The paper
+    // checks every token against 100 ms: token n at t0 + 80 (n - 1) < 105 (n - 1) always.
+    const t = reasoning(30, 80, 10, 80);
+    expect(both(t)).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 1 } });
+    // Not the thinking (first-stage) TPOT: under 50 ms for all tokens it would have missed.
+    expect(scoreRequest({ ...t, rounds: [{ ...t.rounds[0]!, stages: [{ name: 'think', tpotMs: 50 }], stageStarts: [0] }] }, 'paper')).toEqual({ units: 1, met: 0 });
+  });
+
+  it('reasoning late only in its answer meets under paper: the fast thinking banked slack on the one curve', () => {
+    // 40 thinking tokens on time (50 ms), 20 answer tokens at 140 ms against 100: token 60 at t0 + 4750.
+    // Ours: due t0 + 39*50 + 20*100 = t0 + 3950, limit 4147.5: late. Paper: limit 1.05 * 100 * 59 = 6195.
+    expect(both(reasoning(40, 50, 20, 140))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 1 } });
+    // An answer slower than the paper's curve too (300 ms: token 60 at t0 + 7950 > 6195) misses both.
+    expect(both(reasoning(40, 50, 20, 300))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 0 } });
+  });
+
+  it('the final token is checked too under paper', () => {
+    // 45 tokens: 20 and 40 on time; token 45 (not a 20th) past its limit 1.05 * 44 * 50 = 2310.
+    const times = steady(100, 50, 45);
+    times[44] = 100 + 2311;
+    expect(both(request([round(times)]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 1, met: 0 } });
+    times[44] = 100 + 2309;
+    expect(scoreRequest(request([round(times)]), 'paper')).toEqual({ units: 1, met: 1 });
+    // Fewer than 20 tokens: only the last is checked (ours checks none).
+    const short = steady(100, 50, 10);
+    short[9] = 100 + 1.05 * 9 * 50 + 1;
+    expect(both(request([round(short)]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 1, met: 0 } });
+  });
+
+  it("their limits: TTFT at exactly 1.05x passes; a token exactly at 1.05x the curve misses (theirs is '<=' a violation)", () => {
+    const at = steady(100, 50, 20);
+    at[19] = 100 + 997.5; // 1.05 * 50 * 19 after t0 = 100
+    expect(both(request([round(at)]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 1, met: 0 } });
+    at[19] = 100 + 997.4;
+    expect(scoreRequest(request([round(at)]), 'paper').met).toBe(1);
+    expect(scoreRequest(request([round(steady(105, 50, 20))]), 'paper').met).toBe(1);
+    expect(scoreRequest(request([round(steady(105.01, 50, 20))]), 'paper').met).toBe(0);
+  });
+
+  it('a speculative step is checked once, at the token count it reached (their timestamps are per step)', () => {
+    // Tokens 19-21 come out together at t0 + 1000: they check the step at n = 21 (limit 1.05 * 50 * 20 = 1050),
+    // ours checks token 20 (limit 997.5).
+    const times = [...steady(100, 50, 18), 1100, 1100, 1100, ...steady(1150, 50, 9)];
+    expect(times).toHaveLength(30);
+    expect(both(request([round(times)]))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 1 } });
+    // Token 21 one step later: token 20 is a step of its own, checked at n = 20, and late.
+    const apart = [...times];
+    apart[20] = 1101;
+    expect(scoreRequest(request([round(apart)]), 'paper').met).toBe(0);
+  });
+
+  it('declined, unfinished and token-less rounds miss', () => {
+    const ok = round(steady(100, 50, 40));
+    expect(both(request([ok, { ...ok, arrivalMs: 5000, tokenTimes: steady(5100, 50, 40) }], { declined: true }))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 2, met: 0 } });
+    expect(both(request([], { declined: true }))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 0 } });
+    expect(both(request([round(steady(100, 50, 30), { finished: false })]))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 0 } });
+    expect(both(request([round([], { finished: false })]))).toEqual({ strict: { units: 1, met: 0 }, paper: { units: 1, met: 0 } });
+    expect(scoreRequest(request([]), 'paper')).toEqual({ units: 1, met: 0 });
+  });
+
+  it('rejects malformed timelines and unknown metrics', () => {
+    expect(() => scoreRequest(request([round([100, 90])]), 'paper')).toThrow(RangeError);
+    expect(() => scoreRequest(request([round([100], { stageStarts: [1] })]), 'paper')).toThrow(RangeError);
+    expect(() => scoreRequest(request([round([100])]), 'typo' as AttainmentMetric)).toThrow(RangeError);
   });
 });

@@ -4,6 +4,8 @@
 // of up to E(s) * tau. Pick a bottleneck tier i and a length j (or no speculation); every other tier
 // k takes the smallest s_k with E(s_k) * tau_k >= E(j) * tau_i; keep the choice with the highest
 // prefill rate (rows per ms). No choice with room for the decode rows = the set is not sustainable.
+// One implementation (DecodeRateTable) serves the admission DP and the step builder's steady state;
+// the step builder's per-step choice (step-plan.ts) uses the same plannedTokens and the same model.
 
 import { expectedTokens } from '../acceptance-model.js';
 import type { PerformanceModel } from '../perf-model.js';
@@ -18,84 +20,17 @@ export interface TierLoad {
   alpha: number;
 }
 
-export interface DecodePlan {
-  /** Longest step the tiers tolerate, ms (Infinity when nothing decodes). */
-  stepMs: number;
-  /** Draft tokens per decode, per tier (same order as the input). */
-  spec: number[];
-  decodeRows: number;
-  draftSteps: number;
-  decodeKeys: number;
-  /** Rows left for prefill in one step (>= 0). */
-  prefillBudget: number;
-  /** Prefill rows per ms of steady state. */
-  prefillRate: number;
-}
-
-/**
- * The decode plan with the highest prefill rate; or, given `minRate` (the prefill rows per ms the
- * waiting prefills need), the shortest-step plan that still reaches it (speculate only as much as the
- * prefill work needs: shorter steps mean shorter waits for new arrivals), else the highest-rate one.
- */
 /**
  * Tokens per verify the plan counts on: the expectation, discounted. Planning to the bare mean puts a
  * request's 20th token on its deadline half the time (acceptance is random), so only a share of
- * the expected extra tokens is counted.
+ * the expected extra tokens is counted. Fractional: a request with k drafts tolerates a step that
+ * ends at the (interpolated) deadline of its (generated + plannedTokens)-th token.
  */
 export function plannedTokens(k: number, alpha: number): number {
   return 1 + (expectedTokens(k, alpha) - 1) * SPEC_CREDIT;
 }
 
 const SPEC_CREDIT = 0.5;
-
-export function planDecoding(model: PerformanceModel, tiers: readonly TierLoad[], maxSpec: number, maxTokensPerStep: number, minRate?: number): DecodePlan | null {
-  const active = tiers.filter((t) => t.requests > 0);
-  if (active.length === 0) {
-    const stepMs = model.predict({ tokens: maxTokensPerStep });
-    return { stepMs: Infinity, spec: tiers.map(() => 0), decodeRows: 0, draftSteps: 0, decodeKeys: 0, prefillBudget: maxTokensPerStep, prefillRate: maxTokensPerStep / stepMs };
-  }
-  let best: DecodePlan | null = null;
-  let enough: DecodePlan | null = null;
-  const consider = (stepMs: number, spec: number[]): void => {
-    let decodeRows = 0;
-    let draftSteps = 0;
-    let decodeKeys = 0;
-    for (const [k, t] of tiers.entries()) {
-      if (t.requests === 0) continue;
-      decodeRows += t.requests * (1 + spec[k]!);
-      decodeKeys += t.keys * (1 + spec[k]!);
-      draftSteps = Math.max(draftSteps, spec[k]!);
-    }
-    const rows = Math.min(maxTokensPerStep, model.maxTokensWithin(stepMs, draftSteps, decodeKeys));
-    const prefillBudget = rows - decodeRows;
-    if (prefillBudget < 0) return;
-    // A capped step finishes before stepMs: the rate is over the step's own predicted time.
-    const ms = model.predict({ tokens: rows, draftSteps, kvTokensRead: decodeKeys });
-    const prefillRate = prefillBudget / Math.max(ms, 1e-9);
-    const plan = { stepMs, spec, decodeRows, draftSteps, decodeKeys, prefillBudget, prefillRate };
-    if (!best || prefillRate > best.prefillRate + 1e-12) best = plan;
-    if (minRate !== undefined && prefillRate >= minRate && (!enough || stepMs < enough.stepMs)) enough = plan;
-  };
-  consider(Math.min(...active.map((t) => t.tpotMs)), tiers.map(() => 0));
-  for (let j = 1; j <= maxSpec; j++) {
-    for (const bottleneck of active) {
-      const target = plannedTokens(j, bottleneck.alpha) * bottleneck.tpotMs;
-      const spec: number[] = [];
-      let ok = true;
-      for (const t of tiers) {
-        let s = 0;
-        while (s <= maxSpec && plannedTokens(s, t.alpha) * t.tpotMs < target) s++;
-        if (s > maxSpec) {
-          if (t.requests > 0) ok = false;
-          s = 0;
-        }
-        spec.push(s);
-      }
-      if (ok) consider(target, spec);
-    }
-  }
-  return enough ?? best;
-}
 
 /**
  * TPOT tiers: the distinct TPOTs, at most `maxTiers` (the closest neighbours merged into the tighter
@@ -149,6 +84,8 @@ export class DecodeRateTable {
     private readonly maxTokensPerStep: number,
     /** Keys one new decoder's row reads (all layers). */
     private readonly keysPerNew: number,
+    /** Every decode verifies exactly maxSpec drafts (fixed speculation) instead of a choice per tier. */
+    private readonly fixed = false,
   ) {
     const p = model.profile;
     this.pieces = p.pieces;
@@ -156,6 +93,11 @@ export class DecodeRateTable {
     this.factor = p.margin.factor;
     this.addMs = p.margin.addMs;
     this.n = new Float64Array(base.length);
+    if (fixed) {
+      // One choice: k = maxSpec everywhere; the step is as long as the tightest active tier allows.
+      this.choices.push({ stepMs: null, spec: base.map(() => maxSpec) });
+      return;
+    }
     this.choices.push({ stepMs: null, spec: base.map(() => 0) });
     for (let j = 1; j <= maxSpec; j++) {
       for (const bottleneck of base) {
@@ -176,7 +118,8 @@ export class DecodeRateTable {
     let minTpot = Infinity;
     for (let k = 0; k < this.base.length; k++) {
       n[k] = this.base[k]!.requests + extra[k]!;
-      if (n[k]! > 0) minTpot = Math.min(minTpot, this.base[k]!.tpotMs);
+      const t = this.base[k]!;
+      if (n[k]! > 0) minTpot = Math.min(minTpot, this.fixed ? plannedTokens(this.choices[0]!.spec[k]!, t.alpha) * t.tpotMs : t.tpotMs);
     }
     if (minTpot === Infinity) {
       const m = this.maxTokensPerStep;

@@ -1,19 +1,23 @@
 // The SLOs-Serve scheduler (../../../README.md, "Scheduler"): admission by a DP over new requests,
-// EDF batches with per-tier speculation lengths, and a best-effort tier that takes leftovers and is
-// preempted first. With `admission: false` and no speculation it is the EDF baseline.
+// steps that execute the plan (sized to every admitted request's next deadline) with speculation
+// lengths per request, and a best-effort tier that takes leftovers and is preempted first. With
+// `admission: false` and no speculation it is the EDF baseline.
 //
 // Each step():
 //   1. Pending arrivals (coalesced since the last step) are decided: the first `window` by TTFT
 //      deadline go through the DP (solveAdmission); the rest wait for the next re-plan. Admitted
-//      requests reserve KV for prompt + min(max_tokens, the app's online p90 output length).
-//   2. Decoding admitted requests get an effective tier from their slack (ahead of their curve ->
-//      looser, behind -> tighter) and Plan(inf) picks the step length and speculation per tier.
-//   3. The step: every admitted decode (with its tier's drafts), then admitted prefills in deadline
-//      order in the rows the step length leaves, then best-effort work in what is left (a prefill
-//      only if the whole remaining prompt fits, else one decode row each). KV for admitted work comes
-//      first from free pages, then from preempting best-effort requests (recompute), then from the
-//      cached prefixes of requests that have computed nothing yet (waiting for admission, or admitted
-//      with a later deadline): they lose the hit, not work.
+//      requests reserve KV for prompt + the app's output-length reservation (reservation.ts).
+//   2. The step's length and drafts (step-plan.ts): no longer than the earliest first-token deadline
+//      of admitted prefills it can still meet, nor than any on-time decoder's deadline for the tokens
+//      its drafts plan on; drafts per request chosen for the most prefill rows per ms, then spent on
+//      racing ahead with what prefill leaves. With the model as the clock an admitted request misses
+//      only when its reservation or the model was wrong.
+//   3. The step: every admitted decode (with its drafts), then admitted prefills in deadline order
+//      in the rows the step length leaves, then best-effort work inside that length (a prefill only
+//      if the whole remaining prompt fits, else one decode row each; it never lengthens the step).
+//      KV for admitted work comes first from free pages, then from preempting best-effort requests
+//      (recompute), then from the cached prefixes of requests that have computed nothing yet
+//      (waiting for admission, or admitted with a later deadline): they lose the hit, not work.
 //
 // Prefix-cache hits (`cachedTokens`) need nothing special: a request starts with its cached KV and
 // prefill progress, so the DP sees only the uncached rest as prefill work (a hit shortens the time to
@@ -23,9 +27,11 @@ import { BaseScheduler, type SchedulerOptions } from '../base.js';
 import { keysRead, pagesFor, type RequestState } from '../request-state.js';
 import { OutputLengthTracker } from '../slo.js';
 import type { SchedRequest, StepEntry } from '../types.js';
+import { OutputReservation, type ReservationMode } from './reservation.js';
 import { solveAdmission, type AdmissionItem } from './admission.js';
 import { dropUntilPeakFits, type KvTrajectory } from './kv-projection.js';
-import { DecodeRateTable, effectiveTier, makeTiers, planDecoding, plannedTokens, tierOf, type DecodePlan, type TierLoad } from './decode-plan.js';
+import { DecodeRateTable, effectiveTier, makeTiers, tierOf, type TierLoad } from './decode-plan.js';
+import { planStepDecodes, type StepDecoder } from './step-plan.js';
 
 // A quarter step: a prefill ends with the step holding its last chunk, and arrivals land mid-step
 // (half a step on average; EDF steps often end early, so a quarter measured better in the simulator).
@@ -36,10 +42,12 @@ export interface SlosOptions extends SchedulerOptions {
   admission?: boolean;
   /** Serve declined requests best-effort (false: drop them). Default true. */
   bestEffort?: boolean;
-  /** Longest speculation per tier (0: no drafts). Default 0. */
+  /** Longest speculation per request (0: no drafts). Default 0. */
   maxSpec?: number;
-  /** KV reserved for a request's output: min(max_tokens, app p90) or max_tokens. Default 'p90'. */
-  reservation?: 'p90' | 'max_tokens';
+  /** Every decode verifies exactly maxSpec drafts (the fixed-k ablation) instead of adaptive lengths. Default false. */
+  fixedSpec?: boolean;
+  /** KV reserved for a request's output (reservation.ts). Default 'adaptive'. */
+  reservation?: ReservationMode;
   /** Most requests per DP, earliest deadlines first (the rest wait): a burst's window. Default 32. */
   window?: number;
   /** Requests per DP when no burst waits (new arrivals first, then re-offers). Default 16. */
@@ -63,12 +71,16 @@ export class SlosScheduler extends BaseScheduler {
   private readonly admission: boolean;
   private readonly bestEffort: boolean;
   private readonly maxSpec: number;
-  private readonly reservation: 'p90' | 'max_tokens';
+  private readonly fixedSpec: boolean;
+  /** Output KV reservations, and their demotion / memory-decline counts. */
+  readonly reservation: OutputReservation;
   private readonly window: number;
   private readonly steadyWindow: number;
   private readonly maxTiers: number;
   private readonly horizon: number;
   readonly lengths = new OutputLengthTracker();
+  /** The last admission decision refused someone for memory (steps then race decoders to free KV). */
+  private memoryBound = false;
   private readonly replanMs: number;
   private lastReplanMs = -Infinity;
   private replanDue = false;
@@ -81,7 +93,8 @@ export class SlosScheduler extends BaseScheduler {
     this.admission = options.admission ?? true;
     this.bestEffort = options.bestEffort ?? true;
     this.maxSpec = options.maxSpec ?? 0;
-    this.reservation = options.reservation ?? 'p90';
+    this.fixedSpec = options.fixedSpec ?? false;
+    this.reservation = new OutputReservation(options.reservation ?? 'adaptive', this.lengths);
     this.window = options.window ?? 32;
     this.steadyWindow = Math.min(this.window, options.steadyWindow ?? 16);
     this.maxTiers = options.maxTiers ?? 4;
@@ -148,7 +161,7 @@ export class SlosScheduler extends BaseScheduler {
     const reserve = new Map<RequestState, number>();
     let newKeys = 0;
     for (const s of candidates) {
-      const out = this.lengths.reservation(s.req.app, s.req.maxTokens, this.reservation);
+      const out = this.reservation.tokens(s.req);
       reserve.set(s, s.req.promptTokens + out);
       newKeys += (s.req.promptTokens + out / 2) * this.layers;
       const tpot = s.req.stages[0]!.tpotMs;
@@ -157,7 +170,7 @@ export class SlosScheduler extends BaseScheduler {
     const keysPerNew = candidates.length > 0 ? newKeys / candidates.length : 0;
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
 
-    const table = new DecodeRateTable(this.model, loads, this.maxSpec, this.maxTokensPerStep, keysPerNew);
+    const table = new DecodeRateTable(this.model, loads, this.maxSpec, this.maxTokensPerStep, keysPerNew, this.fixedSpec);
     // The DP caches per count vector and asks rate() then lag() for the same vector in a row: keep
     // the last answer (compared by value: the DP may reuse one array for several vectors).
     const lastExtra: number[] = [];
@@ -183,7 +196,17 @@ export class SlosScheduler extends BaseScheduler {
         return q && Number.isFinite(q.stepMs) ? q.stepMs * LAG_STEPS : 0;
       },
     });
+    const byDp = took.slice();
     this.fitProjection(admitted, items.filter((it, i) => took[i]).map((it) => it.state), reserve, took, items);
+    // Refusals memory caused (the adaptive reservation learns from their final declines): the
+    // projection dropped it, or its prompt's pages alone did not fit beside the DP's choices.
+    let takenPages = 0;
+    for (const [i, it] of items.entries()) if (byDp[i] && !it.forced) takenPages += it.pages;
+    this.memoryBound = false;
+    for (const [i, it] of items.entries()) {
+      if (it.forced || took[i]) continue;
+      if (byDp[i] || it.pages > this.kvBudget.pages - usedPages - takenPages) it.state.memoryRefused = this.memoryBound = true;
+    }
     for (const [i, it] of items.entries()) {
       if (it.forced) continue;
       const s = it.state;
@@ -197,6 +220,7 @@ export class SlosScheduler extends BaseScheduler {
         s.service = 'best-effort';
         if (this.offering === s) this.offerTaken = true;
       } else {
+        if (s.memoryRefused) this.reservation.onMemoryDecline(s.req.app);
         this.drop(s, nowMs);
       }
     }
@@ -206,10 +230,7 @@ export class SlosScheduler extends BaseScheduler {
     if (!this.admission) return this.pending.length > 0;
     // Final declines: best-effort requests whose TTFT deadline passed, or that got their first token.
     for (const s of this.states.values()) {
-      if (s.service === 'best-effort' && !s.declined && (s.firstTokenMs !== null || s.ttftDeadlineMs <= nowMs)) {
-        s.declined = true;
-        this.emit(s, 'best-effort', nowMs);
-      }
+      if (s.service === 'best-effort' && !s.declined && (s.firstTokenMs !== null || s.ttftDeadlineMs <= nowMs)) this.declineFinally(s, nowMs);
     }
     return this.pending.length > 0 || this.replanDue || nowMs - this.lastReplanMs >= this.replanMs;
   }
@@ -222,37 +243,54 @@ export class SlosScheduler extends BaseScheduler {
   protected build(nowMs: number): { entries: StepEntry[]; preempt: string[] } {
     const all = [...this.states.values()].filter((s) => s.service !== 'pending');
     const admitted = all.filter((s) => s.service === 'admitted');
-    const decoders = admitted.filter((s) => !s.prefilling);
-    const tiers = makeTiers(admitted.map((s) => s.tpotMs), this.maxTiers);
-    const tierIndex = new Map<RequestState, number>();
-    const loads = this.decodeLoads(decoders, tiers, nowMs, tierIndex);
-    // The prefill rate the admitted prefills need to meet their deadlines (EDF: the worst prefix).
-    let needRate = 0;
-    let work = 0;
-    for (const s of admitted.filter((x) => x.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b))) {
+    const decoders = admitted.filter((s) => !s.prefilling).slice(0, this.maxSeqs);
+    const prefills = admitted.filter((s) => s.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b) || a.seq - b.seq);
+    const bestEffort = all.filter((s) => s.service === 'best-effort').sort((a, b) => a.seq - b.seq);
+
+    // The step length: every admitted request's next deadline, under the model. Prefills first: the
+    // earliest first-token deadline this step can still meet (all prefills due before it, in deadline
+    // order, after the decode rows) caps the step. A prefill that cannot finish by its deadline in one
+    // step does not cap it (a shorter step would not save it).
+    let capMs = Infinity;
+    let work = decoders.length;
+    for (const s of prefills) {
       work += s.remainingPrefill;
       const left = deadlineOf(s) - nowMs;
-      needRate = Math.max(needRate, left > 0 ? work / left : Infinity);
+      if (left > 0 && work <= this.maxTokensPerStep && this.model.predict({ tokens: work }) <= left) {
+        capMs = left;
+        break;
+      }
     }
-    const plan: DecodePlan = planDecoding(this.model, loads, this.maxSpec, this.maxTokensPerStep, needRate * 1.2) ?? {
-      // Overloaded (admissions misjudged, or overruns): decode everyone without drafts, no prefill.
-      stepMs: 0, spec: loads.map(() => 0), decodeRows: decoders.length, draftSteps: 0, decodeKeys: 0, prefillBudget: 0, prefillRate: 0,
-    };
-    // EDF: the batch is as large as fits before the earliest next-token deadline still ahead, so
-    // slack banked by early tokens buys prefill rows (a token already late does not stall prefill
-    // for the rest of its request's life). Plan(inf)'s step length only sizes the speculation.
-    let stepMs = Infinity;
-    // A decode with s drafts emits E(s) tokens in expectation: its step may run to the deadline of
-    // its E(s)-th next token (what Plan(inf)'s step length assumes), not just the next one.
-    for (const s of decoders) {
-      const k = plan.spec[tierIndex.get(s)!] ?? 0;
-      const ahead = Math.max(1, Math.floor(plannedTokens(k, this.acceptance.alpha(s.req.app))));
-      const slack = s.tokenDeadlineMs(s.generated + ahead) - nowMs;
-      if (slack > 0) stepMs = Math.min(stepMs, slack);
+    let prefillWork = 0;
+    // Rows per ms the admitted prefills need to meet their deadlines (EDF: the worst prefix).
+    let needRate = 0;
+    for (const s of prefills) {
+      prefillWork += s.remainingPrefill;
+      const left = deadlineOf(s) - nowMs;
+      if (left > 0) needRate = Math.max(needRate, prefillWork / left);
     }
-    if (stepMs === Infinity && decoders.length > 0) stepMs = plan.stepMs; // all behind: steady-state length
-    const bounded = Number.isFinite(stepMs);
-    let rowsLeft = bounded ? Math.min(this.maxTokensPerStep, this.model.maxTokensWithin(stepMs, plan.draftSteps, plan.decodeKeys)) : this.maxTokensPerStep;
+    const memoryBound = this.memoryBound;
+    const tiers = makeTiers(admitted.map((s) => s.tpotMs), this.maxTiers);
+    const loads = this.decodeLoads(decoders, tiers, nowMs);
+    const steady = decoders.length > 0 ? new DecodeRateTable(this.model, loads, this.maxSpec, this.maxTokensPerStep, 0, this.fixedSpec).query(loads.map(() => 0)) : null;
+    const views: StepDecoder[] = decoders.map((s) => ({
+      reachMs: (tokens: number) => s.tokenDeadlineMs(s.generated + tokens) - nowMs,
+      alpha: this.acceptance.alpha(s.req.app),
+      maxK: Math.max(0, Math.min(this.maxSpec, s.req.maxTokens - s.generated - 1)),
+      kv: s.kv,
+    }));
+    const decodePlan = planStepDecodes(views, {
+      model: this.model,
+      layers: this.layers,
+      maxTokensPerStep: this.maxTokensPerStep,
+      speculation: this.fixedSpec ? this.maxSpec : 'adaptive',
+      capMs,
+      prefillWork: Math.min(prefillWork, this.maxTokensPerStep),
+      steadyMs: steady && Number.isFinite(steady.stepMs) ? steady.stepMs : (tiers[0] ?? Infinity),
+      memoryBound,
+      needRate: needRate * 1.2,
+    });
+    const stepMs = decodePlan.stepMs;
 
     const ledger = this.ledger();
     const entries: StepEntry[] = [];
@@ -292,20 +330,37 @@ export class SlosScheduler extends BaseScheduler {
         if (v.service === 'admitted' && !v.onlyCached) {
           v.service = 'best-effort';
           v.declined = true;
+          this.reservation.onDemoted(v.req.app);
           this.emit(v, 'best-effort', nowMs);
         }
       }
       return true;
     };
 
+    let rows = 0;
     let draftSteps = 0;
     let keys = 0;
-    for (const s of decoders) {
-      // The runner takes at most maxSeqs sequences per step: the rest decode next step.
-      if (entries.length >= this.maxSeqs) break;
+    /** Whether `extraRows` more rows reading `extraKeys` keys keep the step within `limitMs`. */
+    const fits = (extraRows: number, extraKeys: number, limitMs: number): boolean =>
+      rows + extraRows <= this.maxTokensPerStep && (!Number.isFinite(limitMs) || this.model.predict({ tokens: rows + extraRows, draftSteps, kvTokensRead: keys + extraKeys }) <= limitMs);
+    /** The longest chunk of `s`'s prefill (up to `most`) that fits within `limitMs`. */
+    const chunkWithin = (s: RequestState, most: number, limitMs: number): number => {
+      const chunk = Math.min(most, this.maxTokensPerStep - rows);
+      if (chunk <= 0 || fits(chunk, keysRead(s.kv, chunk, this.layers), limitMs)) return Math.max(0, chunk);
+      let lo = 0;
+      let hi = chunk;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (fits(mid, keysRead(s.kv, mid, this.layers), limitMs)) lo = mid;
+        else hi = mid;
+      }
+      return lo;
+    };
+
+    for (const [i, s] of decoders.entries()) {
       if (preempt.includes(s.id)) continue; // demoted and preempted for an earlier decode's pages
       if (this.dropIfTooLarge(s, 1, nowMs)) continue;
-      let k = Math.min(plan.spec[tierIndex.get(s)!] ?? 0, Math.max(0, s.req.maxTokens - s.generated - 1));
+      let k = decodePlan.spec[i]!;
       // Short of pages: drop the drafts before taking anyone else's pages.
       if (!take(s, 1 + k, false)) {
         k = 0;
@@ -313,31 +368,15 @@ export class SlosScheduler extends BaseScheduler {
       }
       entries.push({ id: s.id, kind: 'decode', draftTokens: k });
       inStep.add(s);
-      rowsLeft -= 1 + k;
+      rows += 1 + k;
       draftSteps = Math.max(draftSteps, k);
       keys += keysRead(s.kv, 1 + k, this.layers);
     }
-    const prefills = admitted.filter((s) => s.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b));
-    let rowsUsed = entries.reduce((n, e) => n + (e.kind === 'decode' ? 1 + e.draftTokens : e.tokens), 0);
     for (const s of prefills) {
-      if (rowsLeft <= 0 || entries.length >= this.maxSeqs) break;
+      if (entries.length >= this.maxSeqs || rows >= this.maxTokensPerStep) break;
       if (preempt.includes(s.id)) continue;
-      let chunk = Math.min(s.remainingPrefill, rowsLeft);
-      // Prefill rows read keys too: shrink the chunk until the step fits its length.
-      if (bounded) {
-        const fits = (c: number): boolean => this.model.predict({ tokens: rowsUsed + c, draftSteps, kvTokensRead: keys + keysRead(s.kv, c, this.layers) }) <= stepMs;
-        if (!fits(chunk)) {
-          let lo = 0;
-          let hi = chunk;
-          while (hi - lo > 1) {
-            const mid = (lo + hi) >> 1;
-            if (fits(mid)) lo = mid;
-            else hi = mid;
-          }
-          chunk = lo;
-        }
-        if (chunk <= 0) break;
-      }
+      let chunk = chunkWithin(s, s.remainingPrefill, stepMs);
+      if (chunk <= 0) break;
       // Shrink the chunk to the pages free (plus best-effort KV) rather than stall every later prefill.
       if (ledger.extra(s, chunk) > ledger.free) {
         const room = (ledger.free + releasable(s)) * this.kvBudget.pageSize + (pagesFor(s.kv, this.kvBudget.pageSize) * this.kvBudget.pageSize - s.kv);
@@ -346,36 +385,45 @@ export class SlosScheduler extends BaseScheduler {
       if (chunk <= 0 || !take(s, chunk, false)) continue;
       entries.push({ id: s.id, kind: 'prefill', tokens: chunk });
       inStep.add(s);
-      rowsLeft -= chunk;
-      rowsUsed += chunk;
+      rows += chunk;
       keys += keysRead(s.kv, chunk, this.layers);
     }
 
-    // Best-effort: leftovers only; it never preempts admitted work.
+    // Best-effort: rows inside the admitted rows' own predicted time only, never lengthening the step
+    // (a longer step would delay new arrivals' admission and slow every decoder, so KV is held longer);
+    // with nothing admitted in the step, up to a full step.
     const idle = entries.length === 0;
-    for (const s of all.filter((x) => x.service === 'best-effort').sort((a, b) => a.seq - b.seq)) {
-      if (rowsLeft <= 0 || entries.length >= this.maxSeqs) break;
+    const limitMs = idle ? Infinity : this.model.predict({ tokens: rows, draftSteps, kvTokensRead: keys });
+    for (const s of bestEffort) {
+      if (entries.length >= this.maxSeqs || rows >= this.maxTokensPerStep) break;
       if (preempt.includes(s.id)) continue;
-      let rows: number;
-      if (!s.prefilling) rows = 1;
-      else if (s.remainingPrefill <= rowsLeft) rows = s.remainingPrefill;
-      else if (idle) rows = rowsLeft; // nothing admitted to protect: chunk it
+      let n: number;
+      if (!s.prefilling) {
+        if (!fits(1, keysRead(s.kv, 1, this.layers), limitMs)) continue;
+        n = 1;
+      } else if (fits(s.remainingPrefill, keysRead(s.kv, s.remainingPrefill, this.layers), limitMs)) n = s.remainingPrefill;
+      else if (idle && entries.length === 0) n = chunkWithin(s, s.remainingPrefill, limitMs); // nothing admitted to protect: chunk it
       else continue;
-      if (!take(s, rows, false)) continue;
-      entries.push(s.prefilling ? { id: s.id, kind: 'prefill', tokens: rows } : { id: s.id, kind: 'decode', draftTokens: 0 });
+      if (n <= 0 || !take(s, n, false)) continue;
+      entries.push(s.prefilling ? { id: s.id, kind: 'prefill', tokens: n } : { id: s.id, kind: 'decode', draftTokens: 0 });
       inStep.add(s);
-      rowsLeft -= rows;
+      rows += n;
+      keys += keysRead(s.kv, n, this.layers);
     }
     return { entries, preempt };
   }
 
   protected override onRemoved(s: RequestState, nowMs: number, finished: boolean): void {
     // Served best-effort to the end before its decline was announced (a 1-token answer): announce it.
-    if (finished && s.service === 'best-effort' && !s.declined) {
-      s.declined = true;
-      this.emit(s, 'best-effort', nowMs);
-    }
+    if (finished && s.service === 'best-effort' && !s.declined) this.declineFinally(s, nowMs);
     if (finished) this.lengths.record(s.req.app, s.generated);
+  }
+
+  /** Announce that a request served best-effort will not be admitted. */
+  private declineFinally(s: RequestState, nowMs: number): void {
+    s.declined = true;
+    if (s.memoryRefused) this.reservation.onMemoryDecline(s.req.app);
+    this.emit(s, 'best-effort', nowMs);
   }
 
   private accept(s: RequestState, nowMs: number): void {
