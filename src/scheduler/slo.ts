@@ -162,19 +162,17 @@ export function tokenDeadlines(t0: number, tpotsMs: readonly number[], stageStar
   return out;
 }
 
-export type ReservationPolicy = 'p90' | 'max_tokens';
-
 /**
- * Online per-app p90 of output lengths: the engine knows only max_tokens, so admission reserves KV
- * for min(max_tokens, p90) and relies on best-effort preemption for overruns. A sliding window keeps
- * the estimate current when an app's use changes.
+ * Online per-app output lengths (a sliding window per app): the engine knows only max_tokens, so
+ * admission reserves KV for an observed quantile (slos/reservation.ts) and relies on best-effort
+ * preemption for overruns. The window keeps the estimate current when an app's use changes.
  */
 export class OutputLengthTracker {
-  private readonly windows = new Map<string, { values: number[]; next: number; p90?: number; sorted?: number[] }>();
+  private readonly windows = new Map<string, { values: number[]; next: number; sorted?: number[] }>();
 
   constructor(
     readonly window = 256,
-    /** Fewer observations than this give no p90 (too noisy to reserve less than max_tokens). */
+    /** Fewer observations than this give no quantile (too noisy to reserve less than max_tokens). */
     readonly minSamples = 8,
   ) {
     if (!Number.isInteger(window) || window < 1) throw new RangeError(`window must be a positive integer, got ${window}`);
@@ -186,8 +184,7 @@ export class OutputLengthTracker {
     if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`output length must be an integer >= 0, got ${tokens}`);
     let w = this.windows.get(app);
     if (!w) this.windows.set(app, (w = { values: [], next: 0 }));
-    delete w.p90; // recomputed on the next read (admission reads far more often than requests end)
-    delete w.sorted;
+    delete w.sorted; // sorted again on the next read (admission reads far more often than requests end)
     if (w.values.length < this.window) w.values.push(tokens);
     else {
       w.values[w.next] = tokens;
@@ -200,18 +197,9 @@ export class OutputLengthTracker {
     return this.windows.get(app)?.values.length ?? 0;
   }
 
-  /**
-   * The nearest-rank p90 (an observed length, so an integer token count: at least 90% of the window
-   * is <= it), or null before `minSamples` observations.
-   */
+  /** The nearest-rank p90, or null before `minSamples` observations. */
   p90(app: string): number | null {
-    const w = this.windows.get(app);
-    if (!w || w.values.length < this.minSamples) return null;
-    if (w.p90 === undefined) {
-      const sorted = [...w.values].sort((a, b) => a - b);
-      w.p90 = sorted[Math.ceil(0.9 * sorted.length) - 1]!;
-    }
-    return w.p90;
+    return this.quantile(app, 0.9);
   }
 
   /**
@@ -223,13 +211,6 @@ export class OutputLengthTracker {
     const w = this.windows.get(app);
     if (!w || w.values.length < this.minSamples) return null;
     w.sorted ??= [...w.values].sort((a, b) => a - b);
-    return w.sorted[Math.max(0, Math.ceil(q * w.sorted.length) - 1)]!;
-  }
-
-  /** Output tokens to reserve KV for: min(maxTokens, p90), or maxTokens without a p90 or under 'max_tokens'. */
-  reservation(app: string, maxTokens: number, policy: ReservationPolicy): number {
-    if (policy === 'max_tokens') return maxTokens;
-    const p = this.p90(app);
-    return p === null ? maxTokens : Math.min(maxTokens, p);
+    return w.sorted[Math.max(0, Math.ceil(q * w.sorted.length - 1e-9) - 1)]!; // 1e-9: q built by sums (0.6 - 0.01 - 0.01) may round up
   }
 }

@@ -11,8 +11,9 @@
 // Common random numbers: request i's lengths come from the stream (seed, 'lengths', app, i) and
 // arrival gaps from (seed, 'arrivals', mode), so for one seed the lengths are the same at every
 // rate and arrival mode, and the arrival times at rate r are exactly those at rate 1 divided by r.
-// Arrival gaps have mean 1/rate: exponential (Poisson) or Gamma with coefficient of variation `cv`
-// (shape 1/cv^2, bursty). The first request arrives at t = 0.
+// Arrival gaps have mean 1/rate: exponential (Poisson), or bursty: a Poisson process whose rate
+// changes every few dozen arrivals by a Gamma factor chosen for the gaps' coefficient of variation
+// `cv` (arrivalTimes). The first request arrives at t = 0.
 //
 // Shared prefixes (`prefixes: true`, for prefix caching): tool requests name the fixed system prompt
 // their first prompt starts with (prefix_id, prefix_tokens). Marking them draws no random numbers, so
@@ -29,7 +30,7 @@ export interface ScenarioOptions {
   ratePerSec: number;
   seed: number;
   arrivals?: 'poisson' | 'bursty';
-  /** Coefficient of variation of bursty arrival gaps (default 3.5). */
+  /** Coefficient of variation of bursty arrival gaps, > 1 (default 3.5). */
   cv?: number;
   tightTpotMs?: number;
   looseTpotMs?: number;
@@ -197,19 +198,90 @@ function check(ok: boolean, what: string, v: unknown): void {
   if (!ok) throw new RangeError(`scenario option ${what}, got ${String(v)}`);
 }
 
-/** Arrival times in ms: the first at 0, then unit-mean gaps scaled by 1000 / rate. */
+/** Expected arrivals per bursty epoch: a burst (or a lull) lasts about this many mean gaps. */
+export const BURST_EPOCH_ARRIVALS = 30;
+
+/**
+ * Arrival times in ms: the first at 0, then unit-mean gaps scaled by 1000 / rate.
+ *
+ * Poisson: exponential gaps. Bursty: a modulated Poisson process, the way bursty production traces
+ * look: time is cut into epochs of BURST_EPOCH_ARRIVALS mean gaps, each epoch's rate is the base
+ * rate times a Gamma(a, 1/a) factor (mean 1), and arrivals within an epoch are Poisson at that rate.
+ * The shape a is found once per CV by bisection on a fixed probe sequence, so that the gaps have the
+ * requested coefficient of variation (> 1). Drawn once at rate 1 and time-stretched to each rate (as
+ * the paper replays its traces), a burst is a stretch of higher rate, not simultaneous arrivals: at
+ * lower rates it lasts longer and is less intense, so it measures what a scheduler does with a
+ * surge, rather than failing every FCFS at every rate (a renewal process with Gamma gaps of CV 3.5
+ * puts a dozen arrivals at nearly the same instant whatever the rate).
+ */
 export function arrivalTimes(n: number, opts: { ratePerSec: number; seed: number; arrivals?: 'poisson' | 'bursty'; cv?: number }): number[] {
   const mode = opts.arrivals ?? 'poisson';
-  const cv = opts.cv ?? 3.5;
   const rng = rngFor(opts.seed, 'arrivals', mode);
-  const shape = 1 / (cv * cv);
-  const times: number[] = [];
+  if (mode === 'poisson') {
+    const times: number[] = [];
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      if (i > 0) s += rng.exponential(1);
+      times.push((s * 1000) / opts.ratePerSec);
+    }
+    return times;
+  }
+  const cv = opts.cv ?? 3.5;
+  if (!(cv > 1) || !Number.isFinite(cv)) throw new RangeError(`bursty arrivals need a finite coefficient of variation > 1 (1 is Poisson), got ${cv}`);
+  return modulatedPoisson(n, burstShape(cv), rng).map((s) => (s * 1000) / opts.ratePerSec);
+}
+
+/** n arrival times (the first at 0) of a Poisson process at rate 1 modulated per epoch by Gamma(shape, 1/shape). */
+function modulatedPoisson(n: number, shape: number, rng: Rng): number[] {
+  const epoch = BURST_EPOCH_ARRIVALS;
+  const times = [0];
   let s = 0;
-  for (let i = 0; i < n; i++) {
-    if (i > 0) s += mode === 'bursty' ? rng.gamma(shape, 1 / shape) : rng.exponential(1);
-    times.push((s * 1000) / opts.ratePerSec);
+  let end = epoch;
+  let rate = rng.gamma(shape, 1 / shape);
+  while (times.length < n) {
+    const gap = rng.exponential(Math.max(rate, 1e-12));
+    if (s + gap < end) {
+      s += gap;
+      times.push(s);
+      continue;
+    }
+    // Memoryless: restart at the epoch's end with the next epoch's rate.
+    s = end;
+    end += epoch;
+    rate = rng.gamma(shape, 1 / shape);
   }
   return times;
+}
+
+const shapes = new Map<number, number>();
+
+/** The Gamma shape whose modulated process has gaps of coefficient of variation `cv` (measured on a fixed probe). */
+export function burstShape(cv: number): number {
+  const known = shapes.get(cv);
+  if (known !== undefined) return known;
+  const cvOf = (shape: number): number => {
+    const t = modulatedPoisson(100_001, shape, rngFor(1, 'burst-shape-probe'));
+    let sum = 0;
+    let sq = 0;
+    for (let i = 1; i < t.length; i++) {
+      const g = t[i]! - t[i - 1]!;
+      sum += g;
+      sq += g * g;
+    }
+    const m = sum / (t.length - 1);
+    return Math.sqrt(Math.max(0, sq / (t.length - 1) - m * m)) / m;
+  };
+  // Smaller shapes are burstier; bisect log(shape) in [1e-3, 1e3].
+  let lo = Math.log(1e-3);
+  let hi = Math.log(1e3);
+  for (let i = 0; i < 40; i++) {
+    const mid = (lo + hi) / 2;
+    if (cvOf(Math.exp(mid)) > cv) lo = mid;
+    else hi = mid;
+  }
+  const shape = Math.exp((lo + hi) / 2);
+  shapes.set(cv, shape);
+  return shape;
 }
 
 /** A scenario's trace: `requests` requests at `ratePerSec`, a valid Trace for parseTrace. */
@@ -221,7 +293,7 @@ export function generateScenario(name: ScenarioName, opts: ScenarioOptions): Tra
   const arrivals = opts.arrivals ?? 'poisson';
   check(arrivals === 'poisson' || arrivals === 'bursty', "arrivals must be 'poisson' or 'bursty'", arrivals);
   const cv = opts.cv ?? 3.5;
-  check(cv > 0 && Number.isFinite(cv), 'cv must be finite and > 0', cv);
+  check(arrivals === 'poisson' || (cv > 1 && Number.isFinite(cv)), 'cv must be finite and > 1 for bursty arrivals (1 is Poisson)', cv);
   const tight = opts.tightTpotMs ?? 50;
   const loose = opts.looseTpotMs ?? 100;
   check(tight > 0 && Number.isFinite(tight), 'tightTpotMs must be finite and > 0', tight);

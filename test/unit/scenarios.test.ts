@@ -58,7 +58,7 @@ describe('arrivals', () => {
     expect(Math.abs(s.cv - 1)).toBeLessThan(0.03);
   });
 
-  it('bursty gaps are Gamma with the requested CV (default 3.5)', () => {
+  it('bursty gaps (a Gamma-modulated Poisson process) have the requested CV (default 3.5)', () => {
     for (const [cv, seed] of [[3.5, 2], [2, 3], [undefined, 4]] as const) {
       const s = stats(gaps(arrivalTimes(100_001, { ratePerSec: 2, seed, arrivals: 'bursty', cv })));
       expect(Math.abs(s.mean / 500 - 1)).toBeLessThan(0.06);
@@ -184,6 +184,7 @@ describe('scenarios', () => {
     expect(() => generateScenario('chatbot', { ...ok, ratePerSec: 0 })).toThrow(RangeError);
     expect(() => generateScenario('chatbot', { ...ok, seed: 1.5 })).toThrow(RangeError);
     expect(() => generateScenario('chatbot', { ...ok, arrivals: 'bursty', cv: 0 })).toThrow(RangeError);
+    expect(() => generateScenario('chatbot', { ...ok, arrivals: 'bursty', cv: 1 })).toThrow(/> 1/);
     expect(() => generateScenario('chatbot', { ...ok, tightTpotMs: -1 })).toThrow(RangeError);
     expect(() => generateScenario('chatbot', { ...ok, maxPromptTokens: 100 })).toThrow(RangeError);
     expect(() => generateScenario('nope' as never, ok)).toThrow(RangeError);

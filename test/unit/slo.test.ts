@@ -150,25 +150,26 @@ describe('token deadlines', () => {
 });
 
 describe('OutputLengthTracker', () => {
-  it('has no p90 before 8 observations; reserves max_tokens until then', () => {
+  it('has no p90 (no quantile) before 8 observations', () => {
     const t = new OutputLengthTracker();
     for (let i = 1; i <= 7; i++) t.record('chat', i * 10);
     expect(t.p90('chat')).toBeNull();
-    expect(t.reservation('chat', 500, 'p90')).toBe(500);
+    expect(t.quantile('chat', 0.5)).toBeNull();
     t.record('chat', 80);
     expect(t.p90('chat')).toBe(80); // nearest rank: ceil(0.9 * 8) = 8th of 10..80
     expect(t.p90('other')).toBeNull();
   });
 
-  it('is the nearest-rank p90 per app', () => {
+  it('is the nearest-rank p90 (and any quantile) per app', () => {
     const t = new OutputLengthTracker();
     for (let i = 1; i <= 100; i++) t.record('chat', i);
     for (let i = 0; i < 10; i++) t.record('code', 1000);
     expect(t.p90('chat')).toBe(90);
     expect(t.p90('code')).toBe(1000);
-    expect(t.reservation('chat', 500, 'p90')).toBe(90);
-    expect(t.reservation('chat', 64, 'p90')).toBe(64); // min(maxTokens, p90)
-    expect(t.reservation('chat', 500, 'max_tokens')).toBe(500);
+    expect(t.quantile('chat', 0.6)).toBe(60);
+    expect(t.quantile('chat', 1)).toBe(100);
+    expect(t.quantile('chat', 0.001)).toBe(1);
+    expect(() => t.quantile('chat', 0)).toThrow(RangeError);
   });
 
   it('keeps only the last 256 observations per app', () => {
