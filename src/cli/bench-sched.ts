@@ -12,8 +12,9 @@
 // (speculation off, fixed k, reservation modes including the benchmark-only oracle).
 // --prefix-cache runs the simulator with its model of the engine's prefix cache (src/sim/prefix-cache.ts).
 // Capacity searches run in worker processes (one per core by default). --json prints
-// [{"scenario", "scheduler", "label", "capacity_rps", "attainment", "admitted_miss_rate",
-// "decline_rate", "metric", "arrivals"}] (each scheduler at its best setting); otherwise a markdown
+// [{"scenario", "scheduler", "label", "capacity_rps", "attainment", "admitted_miss_rate" (scored
+// strictly), "decline_rate", "metric", "arrivals", "replicas", "ablation"}] (each scheduler at its best
+// setting, then each ablation); otherwise a markdown
 // table. --out DIR also writes bench-sched-<profile>[-xN][-bursty-cvC][-paper-metric].{md,svg,json}.
 
 import { spawn } from 'node:child_process';
@@ -57,7 +58,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   const nSeeds = numberFlag(args, 'seeds', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') ?? 3;
   const arrivals = stringFlag(args, 'arrivals') ?? 'poisson';
   if (arrivals !== 'poisson' && arrivals !== 'bursty') throw new UsageError(`--arrivals ${arrivals}: expected poisson or bursty`);
-  const cv = numberFlag(args, 'cv', (n) => n > 0 && n <= 20, 'a number in (0, 20]');
+  const cv = numberFlag(args, 'cv', (n) => n > 1 && n <= 10, 'a number in (1, 10] (1 is Poisson)');
   if (cv !== undefined && arrivals !== 'bursty') throw new UsageError('--cv sets the burstiness of --arrivals bursty; add --arrivals bursty');
   const metric = stringFlag(args, 'metric') ?? 'strict';
   if (metric !== 'strict' && metric !== 'paper') throw new UsageError(`--metric ${metric}: expected strict or paper`);
@@ -115,7 +116,11 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   const metricText = metric === 'paper' ? "metric 'paper' (the authors' scoring: each tool round alone, answer TPOT, final token checked)" : "metric 'strict' (every round and stage)";
   const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivalText}, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''}; ${metricText})`;
   const markdown = markdownReport(results, title);
-  const rows = bestRows(results).map((r) => ({ scenario: r.scenario, scheduler: r.scheduler, label: r.label, capacity_rps: r.capacityRps, attainment: r.attainment, admitted_miss_rate: r.admittedMissRate, decline_rate: r.declineRate, metric, arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson', replicas: setup.replicas }));
+  const row = (r: { scenario: string; scheduler: string; label: string; capacityRps: number; attainment: number; admittedMissRate: number; declineRate: number }, ablation: boolean) => ({ scenario: r.scenario, scheduler: r.scheduler, label: r.label, capacity_rps: r.capacityRps, attainment: r.attainment, admitted_miss_rate: r.admittedMissRate, decline_rate: r.declineRate, metric, arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson', replicas: setup.replicas, ablation });
+  const rows = [
+    ...bestRows(results).map((r) => row(r, false)),
+    ...results.filter((r) => r.variant.ablation).map((r) => row({ ...r, scheduler: r.variant.scheduler, label: r.variant.label }, true)),
+  ];
   process.stdout.write(args.flags.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : markdown);
   const out = stringFlag(args, 'out');
   if (out) {

@@ -31,7 +31,7 @@ export interface CoreRequestSpec {
   id: string;
   app: string;
   prompt: readonly number[];
-  /** Output cap (the scheduler plans with it; p90 reservations may be smaller). */
+  /** Output cap (the scheduler plans with it; its output reservation may be smaller). */
   maxTokens: number;
   /** Absolute TTFT budget, ms after arrival. */
   ttftMs: number;

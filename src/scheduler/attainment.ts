@@ -290,16 +290,18 @@ function paperRoundMet(r: RoundTimeline): boolean {
  * scores each one, each with its own SLO, struct.py L282), met by paperRoundMet.
  * A declined request's rounds all miss (satisfy_sla: `if not self.admitted: return False`, L650-651;
  * best-effort finishes do not count). Their admission is per round; our timeline marks declines per
- * request, so a decline in any round misses every round of it here. A request without rounds is 1 unit
- * (its first round never produced a token). Throws RangeError on a malformed timeline, as judgeRequest.
+ * request, so a decline in any round misses every round of it here. `rounds` is how many rounds the
+ * request has in its trace: rounds that never started (a conversation declined or cut short) are
+ * units that missed; without it, a request counts the rounds it ran, at least 1. Throws RangeError on
+ * a malformed timeline, as judgeRequest.
  */
-export function scoreRequest(t: RequestTimeline, metric: AttainmentMetric): { units: number; met: number } {
+export function scoreRequest(t: RequestTimeline, metric: AttainmentMetric, rounds?: number): { units: number; met: number } {
   const verdict = judgeRequest(t); // also validates the timeline
   switch (metric) {
     case 'strict':
       return { units: 1, met: verdict.met ? 1 : 0 };
     case 'paper': {
-      const units = Math.max(1, t.rounds.length);
+      const units = Math.max(1, t.rounds.length, rounds ?? 0);
       if (t.declined) return { units, met: 0 };
       return { units, met: t.rounds.filter(paperRoundMet).length };
     }

@@ -53,6 +53,8 @@ export interface SchedulerSettings {
   fixedSpec?: boolean;
   /** slos: output-KV reservation mode ('oracle' only in benchmarks). */
   reservation?: ReservationMode;
+  /** slos: run the admission DP (false: admit everything, with slos's speculation: the ablation). */
+  admission?: boolean;
 }
 
 export interface SchedulerContext {
@@ -126,7 +128,7 @@ export function createScheduler(name: SchedulerName, ctx: SchedulerContext, sett
   };
   switch (name) {
     case 'slos':
-      return new SlosScheduler({ ...common, maxSpec: spec(settings.specK ?? ctx.maxSpec), fixedSpec: settings.fixedSpec ?? false, reservation: settings.reservation ?? 'adaptive', ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}) });
+      return new SlosScheduler({ ...common, maxSpec: spec(settings.specK ?? ctx.maxSpec), fixedSpec: settings.fixedSpec ?? false, reservation: settings.reservation ?? 'adaptive', admission: settings.admission ?? true, name: 'slos', ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}) });
     case 'edf':
       return new SlosScheduler({ ...common, admission: false, name: 'edf' });
     case 'fcfs':
@@ -168,11 +170,12 @@ export function sweep(name: SchedulerName, ctx: SchedulerContext): SchedulerVari
 }
 
 /**
- * SLOs-Serve's ablations, for benchmarks: speculation off, each fixed k, and each reservation mode
- * ('oracle' knows the true lengths: a benchmark-only reference). Admission off is the 'edf' name.
+ * SLOs-Serve's ablations, for benchmarks: admission off (with its speculation; 'edf' is admission
+ * and speculation off), speculation off, each fixed k, and each reservation mode ('oracle' knows the
+ * true lengths: a benchmark-only reference).
  */
 export function ablations(ctx: SchedulerContext): SchedulerVariant[] {
-  const out: SchedulerVariant[] = [];
+  const out: SchedulerVariant[] = [{ scheduler: 'slos', label: 'slos admission=off', settings: { specK: ctx.maxSpec, admission: false }, ablation: true }];
   if (ctx.maxSpec > 0) {
     out.push({ scheduler: 'slos', label: 'slos spec=off', settings: { specK: 0, reservation: 'adaptive' }, ablation: true });
     for (const k of [1, 2, 4].filter((x) => x <= ctx.maxSpec)) out.push({ scheduler: 'slos', label: `slos spec=fixed k=${k}`, settings: { specK: k, fixedSpec: true, reservation: 'adaptive' }, ablation: true });

@@ -27,7 +27,7 @@ export class RequestState {
   service: Service = 'pending';
   /** A final decision not to admit it was announced (it may still be served best-effort). */
   declined = false;
-  /** Admission refused it for memory at least once (its final decline teaches the reservation). */
+  /** The last admission decision refused it for memory (its final decline teaches the reservation). */
   memoryRefused = false;
   /** Tokens of KV the admission reserved (prompt + expected output). */
   reservedTokens = 0;

@@ -50,12 +50,12 @@ export interface BenchSetup {
 
 export interface Workload {
   name: string;
-  /** Output lengths per app from a warm-up trace (other seeds): the p90 reservations' history. */
+  /** Output lengths per app from a warm-up trace (other seeds): the reservations' warm start. */
   history: Record<string, number[]>;
   /** One trace per seed (a trace file: the same trace, seeds vary acceptance draws only). */
   traces: ResolvedTrace[];
-  /** Requests per second of the traces as built (rate r compresses time by r / baseRate). */
-  baseRate: number;
+  /** Requests per second of each trace as built, measured over its span (rate r compresses trace i by r / baseRates[i]). */
+  baseRates: number[];
 }
 
 export interface CapacityResult {
@@ -118,17 +118,26 @@ export function scenarioWorkload(name: ScenarioName, setup: BenchSetup): Workloa
     ),
   );
   const warm = resolveTrace(generateScenario(name, { requests: 200, ratePerSec: 1, seed: 1_000_003, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256) }), { contextTokens: setup.contextTokens });
-  return { name, traces, baseRate: 1, history: lengthHistory(warm) };
+  return { name, traces, baseRates: traces.map(measuredRate), history: lengthHistory(warm) };
 }
 
 export function traceWorkload(name: string, json: unknown, setup: BenchSetup): Workload {
   const trace: Trace = parseTrace(json);
   const resolved = resolveTrace(trace, { contextTokens: setup.contextTokens });
   const reqs = resolved.requests;
-  const span = reqs.length > 1 ? (reqs[reqs.length - 1]!.arrivalMs - reqs[0]!.arrivalMs) / 1000 : 1;
-  const baseRate = span > 0 ? (reqs.length - 1) / span : 1;
+  const baseRate = measuredRate(resolved);
   // A trace file has no second sample: its own first 10% (excluded from attainment) warm the history.
-  return { name, traces: setup.seeds.map(() => resolved), baseRate, history: lengthHistory({ apps: resolved.apps, requests: reqs.slice(0, Math.max(1, Math.floor(reqs.length * 0.1))) }) };
+  return { name, traces: setup.seeds.map(() => resolved), baseRates: setup.seeds.map(() => baseRate), history: lengthHistory({ apps: resolved.apps, requests: reqs.slice(0, Math.max(1, Math.floor(reqs.length * 0.1))) }) };
+}
+
+/**
+ * Requests per second over a trace's span: a rate means arrivals actually seen per second (a
+ * generated trace's nominal rate 1 is only its expectation: a bursty trace's span varies a lot).
+ */
+export function measuredRate(trace: ResolvedTrace): number {
+  const reqs = trace.requests;
+  const span = reqs.length > 1 ? (reqs[reqs.length - 1]!.arrivalMs - reqs[0]!.arrivalMs) / 1000 : 0;
+  return span > 0 ? (reqs.length - 1) / span : 1;
 }
 
 /** Output lengths per app (per round for tool apps, as the scheduler sees rounds). */
@@ -182,7 +191,7 @@ export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rat
   }
   let allowed = options.target === undefined ? Infinity : Math.floor(total - options.target * total + 1e-9);
   for (const [i, base] of w.traces.entries()) {
-    const trace = compressTrace(base, rate / w.baseRate);
+    const trace = compressTrace(base, rate / w.baseRates[i]!);
     const n = trace.requests.length;
     const from = Math.floor(n * 0.1);
     const to = n - Math.floor(n * 0.1);
@@ -196,7 +205,7 @@ export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rat
     let missedHere = 0;
     for (let j = from; j < to; j++) {
       const t = result.timelines[j]!;
-      const score = scoreRequest(t, metric);
+      const score = scoreRequest(t, metric, base.requests[j]!.rounds.length);
       d.units += score.units;
       d.met += score.met;
       missedHere += score.units - score.met;

@@ -1,5 +1,5 @@
 // Projected KV occupancy of admitted requests, for admission. Each request reserves KV up to
-// `reservedTokens` (prompt + min(max_tokens, the app's p90 output)), but it fills that reservation only
+// `reservedTokens` (prompt + the app's output reservation, reservation.ts), but it fills that reservation only
 // as it decodes and gives all of it back when it ends: its reserved trajectory grows from its current
 // KV by one token per TPOT (the slowest pace its SLO allows: the longest life, so the conservative
 // choice) up to the reservation, and drops to zero at the end. The admission needs the peak of the sum

@@ -18,9 +18,11 @@
 //
 // Fixed speculation (k for everyone, 0 = off): the step is as long as the nearest reach.
 //
-// A request already behind its curve (its next token late) does not bound the step (it cannot be
-// helped by a shorter one) and speculates at its longest (adaptive) to catch up. With every decoder
-// behind and no prefill deadline, the step is Plan(inf)'s steady-state length (`steadyMs`).
+// A request already behind its curve (its next token late, or due sooner than even a decode-only
+// step without drafts can end, whatever it drafts) does not bound the step (a shorter one cannot save
+// it) and speculates at its longest (adaptive) to catch up. With every decoder behind and no prefill
+// deadline, the step is Plan(inf)'s steady-state length (`steadyMs`). Drafts are trimmed, longest
+// first, until the rows fit `maxTokensPerStep`.
 
 import type { PerformanceModel } from '../perf-model.js';
 import { keysRead } from '../request-state.js';
@@ -30,7 +32,7 @@ export interface StepDecoder {
   /** ms from now to the deadline of the request's next `tokens` tokens (fractional: interpolated). */
   reachMs(tokens: number): number;
   alpha: number;
-  /** Most drafts this request may verify now (speculation cap, tokens left, pages). */
+  /** Most drafts this request may verify now (the speculation cap and the tokens it has left). */
   maxK: number;
   /** KV tokens it holds (its rows attend to them). */
   kv: number;
@@ -51,7 +53,12 @@ export interface StepPlanOptions {
   speculation: 'adaptive' | number;
   /** Upper bound from admitted prefills' first-token deadlines (Infinity: none). */
   capMs: number;
-  /** Prefill rows that could use the step (admitted and best-effort). */
+  /**
+   * Prefill rows that must fit in this step (the prefills due by `capMs`, which the next step would
+   * finish too late): a step length without room for them is not a candidate. Default 0.
+   */
+  mustPrefill?: number;
+  /** Prefill rows of admitted requests that could use the step. */
   prefillWork: number;
   /** Plan(inf)'s steady-state step length, for when every decoder is behind. */
   steadyMs: number;
@@ -70,8 +77,28 @@ const MAX_CANDIDATES = 24;
 const EPS = 1e-9;
 
 export function planStepDecodes(decoders: readonly StepDecoder[], o: StepPlanOptions): StepDecodePlan {
+  const plan = planUncapped(decoders, o);
+  fitRows(plan.spec, o.maxTokensPerStep);
+  return plan;
+}
+
+/** Drop drafts, from the longest, until every decode row and draft fits `maxRows` (or no drafts are left). */
+function fitRows(spec: number[], maxRows: number): void {
+  let rows = spec.reduce((a, k) => a + 1 + k, 0);
+  while (rows > maxRows) {
+    let at = -1;
+    for (let i = 0; i < spec.length; i++) if (spec[i]! > 0 && (at < 0 || spec[i]! > spec[at]!)) at = i;
+    if (at < 0) return;
+    spec[at]!--;
+    rows--;
+  }
+}
+
+function planUncapped(decoders: readonly StepDecoder[], o: StepPlanOptions): StepDecodePlan {
   const n = decoders.length;
-  const late = decoders.map((d) => !(d.reachMs(1) > 0));
+  // The shortest step the decodes alone can make: a deadline before it cannot be met.
+  const shortest = n > 0 ? o.model.predict({ tokens: Math.min(n, o.maxTokensPerStep), draftSteps: 0, kvTokensRead: 0 }) : 0;
+  const late = decoders.map((d) => !(d.reachMs(plannedTokens(d.maxK, d.alpha)) >= shortest));
   const keysOf = (i: number, k: number): number => keysRead(decoders[i]!.kv, 1 + k, o.layers);
   // reach[i][k]
   const reach = decoders.map((d, i) => Array.from({ length: d.maxK + 1 }, (_, k) => (late[i] ? -Infinity : d.reachMs(plannedTokens(k, d.alpha)))));
@@ -134,7 +161,7 @@ export function planStepDecodes(decoders: readonly StepDecoder[], o: StepPlanOpt
     }
     if (!ok) continue;
     const fit = Math.min(o.maxTokensPerStep, o.model.maxTokensWithin(T, draft, keys));
-    if (fit < rows) continue;
+    if (fit < rows + (o.mustPrefill ?? 0)) continue;
     const prefill = Math.min(o.prefillWork, fit - rows);
     // Prefill rows read keys too, but their context is unknown here: the rate is a ranking only.
     const ms = Math.max(o.model.predict({ tokens: rows + prefill, draftSteps: draft, kvTokensRead: keys }), EPS);
