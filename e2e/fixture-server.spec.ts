@@ -141,7 +141,9 @@ test.describe('fixture models on the preview server', () => {
     // Model files by name (a code chunk may be named after src/model/safetensors.ts: that is code).
     expect(shipped.filter((f) => /\.safetensors$|reference\.json$|tokenizer(_config)?\.json$/.test(f) || f.startsWith(join(DIST, 'models')))).toEqual([]);
     const total = shipped.reduce((sum, f) => sum + statSync(f).size, 0);
-    expect(total, 'bytes in dist/').toBeLessThan(4 << 20);
+    // Code and its source maps (4.3 MB with the scheduler registry and paper baselines): under 5 MiB,
+    // still below the smallest fixture (tiny-qwen3b's weights, 6.6 MB) should one slip in unnamed.
+    expect(total, 'bytes in dist/').toBeLessThan(5 << 20);
   });
 });
 

@@ -11,6 +11,6 @@ export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel 
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export { QuantizeError } from './model/quantize-q4.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';
-export { SCHEDULER_LABELS, SCHEDULER_NAMES } from './scheduler/registry.js';
+export { SCHEDULER_LABELS, SCHEDULER_NAMES } from './scheduler/names.js';
 export type { AppStats, LatencySummary, StepRecord } from './engine/stats.js';
 export type * from './api/openai/types.js';

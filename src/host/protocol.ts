@@ -4,11 +4,11 @@
 import type { EngineStats } from '../engine/stats.js';
 import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
 import type { NormalizedMessage } from '../api/openai/validate.js';
-import type { SchedulerName } from '../scheduler/registry.js';
+import type { SchedulerName } from '../scheduler/names.js';
 import type { StageSlo } from '../scheduler/types.js';
 
 /** A scheduler of the registry (src/scheduler/registry.ts: what each name means). */
-export type { SchedulerName } from '../scheduler/registry.js';
+export type { SchedulerName } from '../scheduler/names.js';
 
 /** A model as createEngine takes it: hub id, URL, local folder (Node), or picked files / a directory handle. */
 export type ModelSpec = string | readonly File[] | FileSystemDirectoryHandle;

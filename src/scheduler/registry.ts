@@ -23,20 +23,9 @@ import type { PerformanceModel } from './perf-model.js';
 import { SlosScheduler } from './slos/scheduler.js';
 import type { ReservationMode } from './slos/reservation.js';
 import type { KvBudget, Scheduler } from './types.js';
+import { SchedulerNameError, type SchedulerName } from './names.js';
 
-export const SCHEDULER_NAMES = ['slos', 'edf', 'fcfs', 'fcfs+sd', 'sarathi', 'vllm-v0', 'sarathi-paper'] as const;
-export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
-
-/** A short human name per scheduler (the demo's select, reports). */
-export const SCHEDULER_LABELS: Readonly<Record<SchedulerName, string>> = {
-  slos: 'SLOs-Serve',
-  edf: 'EDF (no admission)',
-  fcfs: 'FCFS (vLLM v1)',
-  'fcfs+sd': 'FCFS + speculation',
-  sarathi: 'Sarathi-Serve',
-  'vllm-v0': 'vLLM v0 (paper baseline)',
-  'sarathi-paper': 'Sarathi (paper baseline)',
-};
+export { checkSchedulerName, isSchedulerName, SCHEDULER_LABELS, SCHEDULER_NAMES, SchedulerNameError, type SchedulerName } from './names.js';
 
 /** The SLO-unaware baselines tuned by sweeping their settings (the strong comparison). */
 export const TUNED_BASELINES: readonly SchedulerName[] = ['fcfs', 'fcfs+sd', 'sarathi', 'edf'];
@@ -78,20 +67,6 @@ export interface SchedulerVariant {
   settings: SchedulerSettings;
   /** An ablation of SLOs-Serve (reported apart from the scheduler comparison). */
   ablation?: boolean;
-}
-
-/** A name or setting the registry does not know, or one the context cannot run. */
-export class SchedulerNameError extends RangeError {
-  override name = 'SchedulerNameError';
-}
-
-export function isSchedulerName(x: unknown): x is SchedulerName {
-  return typeof x === 'string' && (SCHEDULER_NAMES as readonly string[]).includes(x);
-}
-
-export function checkSchedulerName(x: unknown): SchedulerName {
-  if (!isSchedulerName(x)) throw new SchedulerNameError(`scheduler '${String(x)}' is not one of ${SCHEDULER_NAMES.join(', ')}`);
-  return x;
 }
 
 const DEFAULT_BUDGET = 2048;
