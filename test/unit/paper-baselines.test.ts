@@ -8,11 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { SchedulerInputError } from '../../src/scheduler/base.js';
 import { paperSarathiBudget, SarathiPaperScheduler, VllmV0Scheduler } from '../../src/scheduler/paper-baselines.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
-import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../../src/scheduler/types.js';
+import type { SchedRequest, Scheduler, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { compressTrace, resolveTrace } from '../../src/sim/trace.js';
+import { runStep } from '../helpers/sched-steps.js';
 
 // The paper's OPT-6.7B fit: planned T = 1.05 * max(0.0688 t + 24.8, 0.0752 t + 3.46 s + 3.0) ms.
 const model = PerformanceModel.fromProfile({ ...(PROFILES.paper as object), maxTokensPerStep: 4096 });
@@ -22,21 +23,7 @@ function req(id: string, over: Partial<SchedRequest> = {}): SchedRequest {
   return { id, app: 'chat', arrivalMs: 0, promptTokens: 100, maxTokens: 50, ttftMs: 1000, stages: [{ name: 'decode', tpotMs: 100 }], ...over };
 }
 
-/** Run one step and complete it: a prefill that finishes its prompt emits a token, a decode emits 1. */
-function run(s: Scheduler, now: number, progress: Map<string, number>, prompts: Map<string, number>, finish: ReadonlySet<string> = new Set()): StepPlan | null {
-  const plan = s.step(now);
-  if (!plan) return null;
-  const out: StepOutcome[] = plan.entries.map((e) => {
-    if (e.kind === 'prefill') {
-      const done = (progress.get(e.id) ?? 0) + e.tokens;
-      progress.set(e.id, done);
-      return { id: e.id, emitted: done >= prompts.get(e.id)! ? 1 : 0, finished: false };
-    }
-    return { id: e.id, emitted: 1, finished: finish.has(e.id) };
-  });
-  s.complete(now + plan.predictedMs, out);
-  return plan;
-}
+const run = runStep;
 
 function submitAll(s: Scheduler, prompts: Map<string, number>, now = 0, over: Partial<SchedRequest> = {}): void {
   for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p, ...over }), now);

@@ -8,11 +8,12 @@ import { judgeRequest } from '../../src/scheduler/attainment.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
-import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../../src/scheduler/types.js';
+import type { SchedRequest, Scheduler, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { compressTrace, resolveTrace } from '../../src/sim/trace.js';
+import { runStep } from '../helpers/sched-steps.js';
 
 // The paper's OPT-6.7B fit (with a draft piece), as a small-GPU-free clock.
 const model = PerformanceModel.fromProfile({ ...(PROFILES.paper as object), maxTokensPerStep: 4096 });
@@ -22,21 +23,7 @@ function req(id: string, over: Partial<SchedRequest> = {}): SchedRequest {
   return { id, app: 'chat', arrivalMs: 0, promptTokens: 100, maxTokens: 50, ttftMs: 1000, stages: [{ name: 'decode', tpotMs: 100 }], ...over };
 }
 
-/** Run one step and complete it: prefill chunks that finish the prompt emit a token, decodes emit 1. */
-function run(s: Scheduler, now: number, progress: Map<string, number>, prompts: Map<string, number>): StepPlan | null {
-  const plan = s.step(now);
-  if (!plan) return null;
-  const out: StepOutcome[] = plan.entries.map((e) => {
-    if (e.kind === 'prefill') {
-      const done = (progress.get(e.id) ?? 0) + e.tokens;
-      progress.set(e.id, done);
-      return { id: e.id, emitted: done >= prompts.get(e.id)! ? 1 : 0, finished: false };
-    }
-    return { id: e.id, emitted: 1, accepted: 0, finished: false };
-  });
-  s.complete(now + plan.predictedMs, out);
-  return plan;
-}
+const run = runStep;
 
 describe('FCFS (vLLM-style) and Sarathi', () => {
   it('serves running requests first, then waiting ones in arrival order, under the token budget', () => {
