@@ -136,9 +136,13 @@ export function sweep(name: SchedulerName, ctx: SchedulerContext): SchedulerVari
       return [{ scheduler: 'slos', label: 'slos', settings: defaultSettings('slos', ctx) }];
     case 'fcfs':
       return budgets.map((b) => ({ scheduler: 'fcfs', label: `fcfs budget=${b}`, settings: { budget: b } }));
-    case 'fcfs+sd':
+    case 'fcfs+sd': {
       if (ctx.maxSpec === 0) return [];
-      return [1, 2, 4].filter((k) => k <= ctx.maxSpec).flatMap((k) => budgets.filter((b) => b >= 1024 && b <= 4096).map((b) => ({ scheduler: 'fcfs+sd' as const, label: `fcfs+sd k=${k} budget=${b}`, settings: { specK: k, budget: b } })));
+      // The budgets that did best without speculation; a small step limit leaves only itself.
+      const sd = budgets.filter((b) => b >= 1024 && b <= 4096);
+      if (sd.length === 0) sd.push(Math.min(most, 4096));
+      return [1, 2, 4].filter((k) => k <= ctx.maxSpec).flatMap((k) => sd.map((b) => ({ scheduler: 'fcfs+sd' as const, label: `fcfs+sd k=${k} budget=${b}`, settings: { specK: k, budget: b } })));
+    }
     default:
       return [{ scheduler: name, label: name, settings: {} }];
   }

@@ -208,5 +208,7 @@ describe('the scheduler registry', () => {
     }
     expect(sweep('slos', ctx)).toHaveLength(1);
     expect(sweep('fcfs+sd', { ...ctx, maxSpec: 0 })).toEqual([]);
+    // A small step limit (the h200 profile's 512) still sweeps k, at the budget it allows.
+    expect(sweep('fcfs+sd', { ...ctx, maxTokensPerStep: 512 }).map((v) => v.label)).toEqual(['fcfs+sd k=1 budget=512', 'fcfs+sd k=2 budget=512', 'fcfs+sd k=4 budget=512']);
   });
 });
