@@ -275,25 +275,34 @@ export class SlosScheduler extends BaseScheduler {
     // whole in this one, when they fit within the cap: the next step would finish them too late.
     let capMs = Infinity;
     let mustPrefill = 0;
+    let mustKeys = 0;
+    let keysSoFar = 0;
     let work = decoders.length;
     const shortest = this.model.predict({ tokens: decoders.length + 1 });
     for (const s of prefills) {
       work += s.remainingPrefill;
+      keysSoFar += keysRead(s.kv, s.remainingPrefill, this.layers);
       const left = deadlineOf(s) - nowMs;
       const fits = left > 0 && work <= this.maxTokensPerStep && this.model.predict({ tokens: work }) <= Math.min(left, capMs);
       if (!Number.isFinite(capMs)) {
         if (!fits) continue;
         capMs = left;
         mustPrefill = work - decoders.length;
+        mustKeys = keysSoFar;
       } else if (left < capMs + shortest) {
-        if (fits) mustPrefill = work - decoders.length;
+        if (fits) {
+          mustPrefill = work - decoders.length;
+          mustKeys = keysSoFar;
+        }
       } else break;
     }
     let prefillWork = 0;
+    let prefillKeys = 0;
     // Rows per ms the admitted prefills need to meet their deadlines (EDF: the worst prefix).
     let needRate = 0;
     for (const s of prefills) {
       prefillWork += s.remainingPrefill;
+      if (prefillWork <= this.maxTokensPerStep) prefillKeys += keysRead(s.kv, s.remainingPrefill, this.layers);
       const left = deadlineOf(s) - nowMs;
       if (left > 0) needRate = Math.max(needRate, prefillWork / left);
     }
@@ -307,6 +316,8 @@ export class SlosScheduler extends BaseScheduler {
       maxK: Math.max(0, Math.min(this.maxSpec, s.req.maxTokens - s.generated - 1)),
       kv: s.kv,
     }));
+    let usedPages = 0;
+    for (const s of this.states.values()) usedPages += pagesFor(s.kv, this.kvBudget.pageSize);
     const decodePlan = planStepDecodes(views, {
       model: this.model,
       layers: this.layers,
@@ -314,10 +325,13 @@ export class SlosScheduler extends BaseScheduler {
       speculation: this.fixedSpec ? this.maxSpec : 'adaptive',
       capMs,
       mustPrefill,
+      mustKeys,
       prefillWork: Math.min(prefillWork, this.maxTokensPerStep),
+      prefillKeys,
       steadyMs: steady && Number.isFinite(steady.stepMs) ? steady.stepMs : (tiers[0] ?? Infinity),
       memoryBound,
       needRate: needRate * 1.2,
+      kvPressure: usedPages * 2 >= this.kvBudget.pages,
     });
     const stepMs = decodePlan.stepMs;
 

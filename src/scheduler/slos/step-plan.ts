@@ -58,6 +58,10 @@ export interface StepPlanOptions {
    * finish too late): a step length without room for them is not a candidate. Default 0.
    */
   mustPrefill?: number;
+  /** Keys the `mustPrefill` rows read (all layers). Default 0. */
+  mustKeys?: number;
+  /** Keys all `prefillWork` rows read (all layers). Default 0. */
+  prefillKeys?: number;
   /** Prefill rows of admitted requests that could use the step. */
   prefillWork: number;
   /** Plan(inf)'s steady-state step length, for when every decoder is behind. */
@@ -70,6 +74,12 @@ export interface StepPlanOptions {
    */
   memoryBound?: boolean;
   needRate?: number;
+  /**
+   * KV is filling up (half the cache or more): drafts that lengthen the step within its length are
+   * worth their time, since decoders that finish sooner free KV. Otherwise only drafts that add no
+   * time are added (a longer step delays new arrivals). Default false.
+   */
+  kvPressure?: boolean;
 }
 
 /** Most candidate step lengths evaluated (evenly spaced by rank, always the shortest and the cap). */
@@ -160,8 +170,9 @@ function planUncapped(decoders: readonly StepDecoder[], o: StepPlanOptions): Ste
       tokens += plannedTokens(k, d.alpha);
     }
     if (!ok) continue;
+    if (o.mustPrefill && Math.min(o.maxTokensPerStep, o.model.maxTokensWithin(T, draft, keys + (o.mustKeys ?? 0))) < rows + o.mustPrefill) continue;
     const fit = Math.min(o.maxTokensPerStep, o.model.maxTokensWithin(T, draft, keys));
-    if (fit < rows + (o.mustPrefill ?? 0)) continue;
+    if (fit < rows) continue;
     const prefill = Math.min(o.prefillWork, fit - rows);
     // Prefill rows read keys too, but their context is unknown here: the rate is a ranking only.
     const ms = Math.max(o.model.predict({ tokens: rows + prefill, draftSteps: draft, kvTokensRead: keys }), EPS);
@@ -199,7 +210,10 @@ function race(decoders: readonly StepDecoder[], spec: number[], stepMs: number, 
     draft = Math.max(draft, spec[i]!);
     keys += keysOf(i, spec[i]!);
   }
-  const fits = (r: number, s: number, kv: number): boolean => r + o.prefillWork <= o.maxTokensPerStep && o.model.predict({ tokens: r + o.prefillWork, draftSteps: s, kvTokensRead: kv }) <= stepMs;
+  const time = (r: number, s: number, kv: number): number => o.model.predict({ tokens: r + o.prefillWork, draftSteps: s, kvTokensRead: kv + (o.prefillKeys ?? 0) });
+  // Drafts that add no time always; under memory pressure, any that keep the step within stepMs.
+  const limit = o.memoryBound || o.kvPressure ? stepMs : Math.min(stepMs, time(rows, draft, keys));
+  const fits = (r: number, s: number, kv: number): boolean => r + o.prefillWork <= o.maxTokensPerStep && time(r, s, kv) <= limit;
   if (!fits(rows, draft, keys)) return { stepMs, spec };
   const order = decoders.map((d, i) => i).sort((a, b) => decoders[a]!.reachMs(1) - decoders[b]!.reachMs(1));
   for (let grew = true; grew; ) {
