@@ -316,8 +316,8 @@ export class SlosScheduler extends BaseScheduler {
       maxK: Math.max(0, Math.min(this.maxSpec, s.req.maxTokens - s.generated - 1)),
       kv: s.kv,
     }));
-    let usedPages = 0;
-    for (const s of this.states.values()) usedPages += pagesFor(s.kv, this.kvBudget.pageSize);
+    // Pages in use now (the ledger the rows below take pages from).
+    const ledger = this.ledger();
     const decodePlan = planStepDecodes(views, {
       model: this.model,
       layers: this.layers,
@@ -331,11 +331,10 @@ export class SlosScheduler extends BaseScheduler {
       steadyMs: steady && Number.isFinite(steady.stepMs) ? steady.stepMs : (tiers[0] ?? Infinity),
       memoryBound,
       needRate: needRate * 1.2,
-      kvPressure: usedPages * 2 >= this.kvBudget.pages,
+      kvPressure: (this.kvBudget.pages - ledger.free) * 2 >= this.kvBudget.pages,
     });
     const stepMs = decodePlan.stepMs;
 
-    const ledger = this.ledger();
     const entries: StepEntry[] = [];
     const preempt: string[] = [];
     const inStep = new Set<RequestState>();
