@@ -99,7 +99,7 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
       let predicted = 0;
       let steps = 0;
       // The engine as createEngine runs it: the planner's model refitted online from the real steps.
-      const refit = new OnlineRefit(cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+      const refit = new OnlineRefit(model, cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
       const scheduler = make(model);
       const timed = new EngineCore({
         spec: new SpecSession(target, { kind: 'none' }),

@@ -194,7 +194,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
     // The planner's model follows what steps really cost: refitted on calibration + recent real steps.
-    const refit = o.onlineRefit === false ? null : new OnlineRefit(calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+    const refit = o.onlineRefit === false ? null : new OnlineRefit(model, calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
     // A draft model must hold every context too: the engine's limit is the smaller of the two.
     const maxContextTokens = Math.min(files.config.maxPositionEmbeddings, draftFiles?.config.maxPositionEmbeddings ?? Infinity);
     const core: EngineCore = new EngineCore({

@@ -203,6 +203,19 @@ export class PerformanceModel {
     return ms;
   }
 
+  /**
+   * The same fit with every cost (pieces and k3) times `factor`, the planning margin kept: the model
+   * of steps that run `factor` times slower than fitted (a GPU shared with a page's rendering, a
+   * throttled one). r2, residuals and the sample count still describe the fit.
+   */
+  scaled(factor: number): PerformanceModel {
+    if (!Number.isFinite(factor) || factor <= 0) throw new PerfFitError('factor', `is ${factor}; expected a finite number > 0`);
+    const p = this.toProfile();
+    p.pieces = p.pieces.map((q) => ({ k1: q.k1 * factor, k2: q.k2 * factor, b: q.b * factor }));
+    p.k3 *= factor;
+    return PerformanceModel.fromProfile(p);
+  }
+
   /** One line: the pieces in us, R^2, the margin. */
   summary(): string {
     const p = this.profile;
