@@ -10,6 +10,8 @@ export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, Safeten
 export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel } from './hub/index.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export { QuantizeError } from './model/quantize-q4.js';
+export { PerfProfileError } from './scheduler/perf-model.js';
+export { EngineOptionError } from './host/options.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';
 export { SCHEDULER_LABELS, SCHEDULER_NAMES } from './scheduler/names.js';
 export type { AppStats, LatencySummary, StepRecord } from './engine/stats.js';

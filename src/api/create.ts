@@ -6,6 +6,7 @@ import { Engine } from './engine.js';
 import { spawnEngineWorker } from '../worker/spawn.js';
 import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';
 import { parseQuantization } from '../model/quantize-q4.js';
+import { checkLoadOptions } from '../host/options.js';
 
 export interface CreateEngineOptions extends HostLoadOptions {
   onProgress?: (p: LoadProgress) => void;
@@ -19,6 +20,7 @@ export interface CreateEngineOptions extends HostLoadOptions {
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
   const { onProgress, worker, ...load } = options;
   // Here as well as where the engine loads: a worker would hand back a plainer error.
+  checkLoadOptions(load);
   parseQuantization(load.quantize);
   const useWorker = worker !== false && typeof Worker !== 'undefined';
   if (useWorker) {

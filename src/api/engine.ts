@@ -2,7 +2,7 @@
 // (streamed or not), stats and unload. It runs on the page (or in Node) and talks to wherever the
 // engine runs through an EngineBackend; each request's events are pushed to it, never polled.
 
-import { fromWire, AbortError } from './errors.js';
+import { fromWire, AbortError, EngineClosedError, SloError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from './openai/responses.js';
 import type {
@@ -87,6 +87,8 @@ export class Engine {
    * model can meet it is checked by the engine: a request of an impossible app fails with SloError.
    */
   app(name: string, slo: AppSloInput): AppHandle {
+    if (this.unloaded) throw new EngineClosedError();
+    if (slo === null || typeof slo !== 'object') throw new SloError(String(name), '(slo)', `must be an object { ttftMs | ttftSlowdown, tpotMs | stages }, got ${slo === null ? 'null' : typeof slo}`);
     const stages = slo.stages ?? (slo.tpotMs !== undefined ? [{ name: 'answer', tpotMs: slo.tpotMs }] : undefined);
     validateAppSlo(name, { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages });
     const registration = this.backend.registerApp(name, { ...slo });

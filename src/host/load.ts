@@ -10,13 +10,14 @@ import { parseQuantization } from '../model/quantize-q4.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../scheduler/calibrate.js';
-import { PerformanceModel, type PerfSample } from '../scheduler/perf-model.js';
+import { PerformanceModel, PerfProfileError, type PerfSample } from '../scheduler/perf-model.js';
 import { OnlineRefit } from '../engine/online-refit.js';
 import { checkSchedulerName, createScheduler, SchedulerNameError, type SchedulerName } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec } from './protocol.js';
+import { checkLoadOptions, EngineOptionError } from './options.js';
 
 export const DEFAULT_KV_BYTES = 256 * 1024 * 1024;
 const DEFAULT_MAX_SPEC = 4;
@@ -78,23 +79,25 @@ export function kvBytesPerToken(files: LoadedModelFiles): number {
 }
 
 export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgress) => void = () => {}, onDeviceLost?: (reason: string) => void): Promise<LoadedEngine> {
+  checkLoadOptions(o);
   const schedulerName = o.scheduler ?? 'slos';
   checkSchedulerName(schedulerName);
   if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined) throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
-  if (o.draftModel !== undefined && o.selfSpeculation !== undefined) throw new RangeError('give draftModel or selfSpeculation, not both');
   // Checked before any download: a typo should not cost a model fetch.
   const quantize = parseQuantization(o.quantize);
   const files = await loadFiles(o.model, o, 'target', onProgress);
   const draftFiles = o.draftModel !== undefined ? await loadFiles(o.draftModel, o, 'draft', onProgress) : null;
   if (draftFiles && draftFiles.config.vocabSize !== files.config.vocabSize) {
-    throw new RangeError(`the draft model's vocabulary (${draftFiles.config.vocabSize}) differs from the model's (${files.config.vocabSize}): pick a draft from the same family`);
+    throw new EngineOptionError('draftModel', `has a vocabulary of ${draftFiles.config.vocabSize} tokens, the model ${files.config.vocabSize}: pick a draft from the same family`);
   }
   const rt = await GpuRuntime.create({ onLost: (e) => onDeviceLost?.(e.message) });
   const runners: ModelRunner[] = [];
   try {
     const pageSize = 16;
     const kvBytes = o.kvCacheBytes ?? DEFAULT_KV_BYTES;
-    const kvPages = Math.max(1, Math.floor(kvBytes / (kvBytesPerToken(files) * pageSize)));
+    const pageBytes = kvBytesPerToken(files) * pageSize;
+    const kvPages = Math.floor(kvBytes / pageBytes);
+    if (kvPages < 1) throw new EngineOptionError('kvCacheBytes', `is ${kvBytes}; one KV page of this model (${pageSize} tokens) takes ${pageBytes} bytes`);
     onProgress({ phase: 'upload', loaded: 0, total: 1, model: 'target' });
     const runner = await ModelRunner.create(rt, files, { kvPages, pageSize, quantize, ...(o.maxTokensPerStep ? { maxTokensPerStep: o.maxTokensPerStep } : {}) });
     runners.push(runner);
@@ -111,7 +114,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       // The draft's cache mirrors the target's: one draft sequence per decoding request.
       // The same token capacity as the target's cache: a decoding request holds its context in both.
       draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: runner.numPages, pageSize, maxTokensPerStep: runner.maxTokens, quantize });
-      if (draftRunner.numPages < runner.numPages) throw new RangeError(`the draft model's KV cache fits ${draftRunner.numPages} pages, fewer than the model's ${runner.numPages}: lower kvCacheBytes`);
+      if (draftRunner.numPages < runner.numPages) throw new EngineOptionError('kvCacheBytes', `is ${kvBytes}: the draft model's KV cache fits ${draftRunner.numPages} pages on this adapter, fewer than the model's ${runner.numPages}; lower it`);
       runners.push(draftRunner);
       draftFiles.tensors.clear();
       draft = { kind: 'model', session: new RunnerSession(draftRunner) };
@@ -126,6 +129,11 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     let calibrationSamples: readonly PerfSample[] = [];
     if (o.profile !== undefined) {
       model = PerformanceModel.fromProfile(o.profile);
+      // A profile holds for one model: its KV term counts keys x layers, and the planner (and the
+      // online refit) plans for this model's layers. Refused here, not at the first refit.
+      if (model.profile.layers !== files.config.numLayers) {
+        throw new PerfProfileError('layers', `is ${model.profile.layers}; this model has ${files.config.numLayers} layers (a profile holds for the model it was measured on: run \`webslo calibrate\` on this one, or leave profile out to calibrate at startup)`);
+      }
       origin = model.profile.origin ?? 'given to createEngine';
     } else {
       const budget = o.calibrationBudgetMs ?? 4000;
@@ -135,7 +143,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       const decodeContexts = [32, 256].filter((c) => fits(1, c));
       const decodeBatches = [1, 4, 16].filter((b) => fits(b, Math.max(0, ...decodeContexts)));
       if (decodeContexts.length === 0 || decodeBatches.length === 0) {
-        throw new RangeError(`the KV cache (${runner.numPages} pages of ${pageSize} tokens) is too small to calibrate in: give more kvCacheBytes, or pass a profile`);
+        throw new EngineOptionError('kvCacheBytes', `is ${kvBytes}: ${runner.numPages} pages of ${pageSize} tokens are too few to calibrate in; give more, or pass a profile`);
       }
       const base = {
         adapter: adapterName(rt.capabilities),

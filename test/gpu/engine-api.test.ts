@@ -5,8 +5,9 @@
 
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, engineFetch, type Engine } from '../../src/index.js';
+import { createEngine, engineFetch, PerfProfileError, type Engine } from '../../src/index.js';
 import { PROFILES } from '../../src/sim/profiles.js';
+import { paperProfileFor } from '../helpers/profiles.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { legScope } from './gpu-config.js';
 
@@ -15,7 +16,7 @@ const MODEL = fixtureDir('tiny-qwen2');
 let engine: Engine;
 
 beforeAll(async () => {
-  engine = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 4 * 1024 * 1024 });
+  engine = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 4 * 1024 * 1024 });
   engine.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
 });
 
@@ -112,12 +113,23 @@ describe('public API (Node, in-process)', () => {
     await expect(engine.chat.completions.create({ app: 'impossible', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'SloError' });
     await expect(engine.chat.completions.create({ app: 'nobody', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'SloError' });
   });
+
+  it('a profile measured on a model of other depth is refused at createEngine with PerfProfileError', async () => {
+    // The paper's OPT-6.7B profile has 32 layers, tiny-qwen2 has 2: once, the engine took it and
+    // died at its first online refit (step 128) with every request in flight.
+    const err = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PerfProfileError);
+    expect((err as PerfProfileError).field).toBe('layers');
+    expect((err as Error).message).toMatch(/is 32; this model has 2 layers/);
+  });
 });
 
 describe('a burst through the public API', () => {
-  it('200 requests from 4 apps: each ends exactly once (completed, SloError, AbortError), zero pages after', async () => {
-    const count = LIGHT ? 60 : 200;
-    const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, onlineRefit: false });
+  // The engine's bookkeeping, the same on every driver: the lavapipe legs run it; SwiftShader (~10x
+  // slower) leaves it to them.
+  it.skipIf(LIGHT)('200 requests from 4 apps: each ends exactly once (completed, SloError, AbortError), zero pages after', async () => {
+    const count = 200;
+    const e = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024, onlineRefit: false });
     try {
       // Tight TTFTs on the paper profile's clock: the planner declines part of the burst.
       const apps = [
@@ -176,7 +188,7 @@ describe('prefix caching through the API', () => {
     const after = (await engine.stats()).apps.find((a) => a.app === 'chat')!;
     expect(after.cachedPromptTokens - before.cachedPromptTokens).toBeGreaterThan(r1.usage!.prompt_tokens / 2);
     expect(after.prefixHitRate).toBeGreaterThan(0);
-    const cold = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, prefixCaching: false });
+    const cold = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024, prefixCaching: false });
     cold.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
     const c2 = await cold.chat.completions.create({ app: 'chat', messages: history, max_tokens: 6, ignore_eos: true, logprobs: true });
     expect(r2.choices[0]!.message.content).toBe(c2.choices[0]!.message.content);
@@ -194,11 +206,11 @@ describe('speculative engines', () => {
       const out = await Promise.all(prompts.map((p) => e.chat.completions.create({ app: 'fast', messages: [{ role: 'user', content: p }], max_tokens: 12, ignore_eos: true })));
       return out.map((r) => r.choices[0]!.message.content!);
     };
-    const plainEngine = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    const plainEngine = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 });
     const plain = await ask(plainEngine);
     await plainEngine.unload();
     for (const extra of [{ draftModel: fixtureDir('tiny-mistral') }, { selfSpeculation: { layers: 1 } }]) {
-      const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, ...extra });
+      const e = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024, ...extra });
       expect(e.info.speculation).toBe('draftModel' in extra ? 'draft-model' : 'self');
       expect(await ask(e)).toEqual(plain);
       expect((await e.stats()).kv.pagesUsed).toBe(0);
@@ -209,7 +221,7 @@ describe('speculative engines', () => {
 
 describe('device loss and startup calibration', () => {
   it('device.destroy() mid-run fails in-flight requests with DeviceLostError; a new engine works', async () => {
-    const e = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    const e = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 });
     e.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
     const stream = await e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'go on' }], max_tokens: 500, ignore_eos: true, stream: true });
     let n = 0;
@@ -222,7 +234,7 @@ describe('device loss and startup calibration', () => {
     await expect(read).rejects.toMatchObject({ name: 'DeviceLostError' });
     await expect(e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'again' }], max_tokens: 2 })).rejects.toMatchObject({ name: 'DeviceLostError' });
     await e.unload();
-    const fresh = await createEngine({ model: MODEL, worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024 });
+    const fresh = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 });
     fresh.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
     const r = await fresh.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'again' }], max_tokens: 3, ignore_eos: true });
     expect(r.usage!.completion_tokens).toBe(3);

@@ -17,7 +17,7 @@ import { q4Reference, q4WeightLookup } from '../../src/reference/q4.js';
 import { destroyWeights, uploadWeights } from '../../src/runner/gpu-weights.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
-import { PROFILES } from '../../src/sim/profiles.js';
+import { paperProfileFor } from '../helpers/profiles.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir, type FixtureModel } from '../helpers/fixtures.js';
 import { topK } from '../helpers/logits.js';
@@ -368,7 +368,7 @@ describe('createEngine({ quantize })', () => {
     // So the check below tells a q4 engine from one that ignored the option.
     expect(expected).not.toEqual(c.greedy.slice(0, 8));
     const tokenizer = new TextTokenizer(files.tokenizerJson!, files.tokenizerConfig, files.config.eosTokenIds);
-    const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, profile: PROFILES.paper, kvCacheBytes: 2 * 1024 * 1024, quantize: 'q4' });
+    const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024, quantize: 'q4' });
     try {
       expect(engine.info.quantize).toBe('q4');
       expect(engine.info.gpuWeightsBytes).toBeLessThan(engine.info.weightsBytes);
