@@ -277,6 +277,9 @@ export class ModelRunner {
     const ids = flat.outputRows.length > 0 ? step.read(a.ids, 0, 4 * flat.outputRows.length) : Promise.resolve(new ArrayBuffer(0));
     const start = performance.now();
     await step.submit();
+    // A step with no output rows (a prompt chunk before its last) reads nothing back: wait for the GPU
+    // all the same, so `ms` (and the planner's step times built on it) is the step's, not the submit's.
+    if (flat.outputRows.length === 0) await this.rt.flush();
     const tokens = new Uint32Array(await ids);
     let logits: Float32Array | null = null;
     if (logitReads) {

@@ -31,6 +31,17 @@ afterAll(() => {
   rt.destroy();
 });
 
+describe('step times', () => {
+  it('a step with no output rows returns after its GPU work, so its time is the step, not the submit', async () => {
+    const id = session.newSequence();
+    // outputs 'none': no token comes back, nothing to wait for but the GPU itself.
+    const [r] = await session.prefill(id, prompt, 64, { outputs: 'none' });
+    expect(r!.features.outputRows).toBe(0);
+    expect(rt.inFlightCount).toBe(0);
+    session.free(id);
+  });
+});
+
 describe('sampled generation', () => {
   it('picks what the float64 reference picks from the same logits, for many token indexes', async () => {
     const id = session.newSequence();
