@@ -112,7 +112,7 @@ export class EngineCore {
     const { seq, cached } = this.startFromCache(spec);
     const r: Live = { spec: { ...spec, maxTokens }, sink, generated: [], seq, prefilled: cached, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0, cached, publishedPages: Math.floor(cached / runner.pageSize) };
     try {
-      this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages }, Math.max(now, arrival));
+      this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages, serveDeclined: spec.onDecline !== 'error' }, Math.max(now, arrival));
     } catch (e) {
       // Refused by the scheduler (a bad field): nothing of it may stay, the pinned pages included.
       r.cached = 0;

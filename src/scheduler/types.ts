@@ -38,6 +38,13 @@ export interface SchedRequest {
   /** Decode stages in order (one for plain apps; think, answer for reasoning). */
   stages: readonly StageSlo[];
   /**
+   * Whether a request the planner refuses is served best-effort meanwhile (default true). False for
+   * an app that fails declined requests (onDecline 'error'): serving it would be wasted work, since a
+   * first token produced before admission ends it as declined. It then only waits to be re-offered
+   * at each re-plan, and is declined once its first token can no longer be on time.
+   */
+  serveDeclined?: boolean;
+  /**
    * Benchmarks only: the true output length, which a simulator knows and an engine never does. Read
    * by nothing but the 'oracle' reservation (slos/reservation.ts), which exists to compare with the
    * paper's planner (it assumes known lengths); the engine never sets it.

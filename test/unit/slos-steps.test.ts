@@ -166,7 +166,7 @@ describe('output reservations', () => {
   it('adaptive moves its quantile with demotions (up) and memory declines (down); oracle reads the true length', () => {
     const lengths = new OutputLengthTracker();
     for (let n = 1; n <= 100; n++) lengths.record('a', n);
-    const r = new OutputReservation('adaptive', lengths);
+    const r = new OutputReservation('adaptive', lengths, 1_000_000);
     const base = r.tokens(req('x', { app: 'a', maxTokens: 1000 }));
     expect(base).toBe(60);
     r.onMemoryDecline('a');
@@ -179,12 +179,56 @@ describe('output reservations', () => {
     for (let i = 0; i < 100; i++) r.onMemoryDecline('a');
     expect(r.quantile('a')).toBe(0.5);
     expect(r.tokens(req('x', { app: 'a', maxTokens: 50 }))).toBe(50);
-    expect(new OutputReservation('p90', lengths).tokens(req('x', { app: 'a', maxTokens: 1000 }))).toBe(90);
-    expect(new OutputReservation('max_tokens', lengths).tokens(req('x', { app: 'a', maxTokens: 1000 }))).toBe(1000);
-    expect(new OutputReservation('oracle', lengths).tokens(req('x', { app: 'a', maxTokens: 1000, oracleOutputTokens: 17 }))).toBe(17);
-    // Before any history every mode but oracle reserves max_tokens.
-    expect(new OutputReservation('adaptive', lengths).tokens(req('x', { app: 'new', maxTokens: 300 }))).toBe(300);
-    expect(() => new OutputReservation('p50' as never, lengths)).toThrow(/not one of adaptive, p90, max_tokens, oracle/);
+    expect(new OutputReservation('p90', lengths, 1_000_000).tokens(req('x', { app: 'a', maxTokens: 1000 }))).toBe(90);
+    expect(new OutputReservation('max_tokens', lengths, 1_000_000).tokens(req('x', { app: 'a', maxTokens: 1000 }))).toBe(1000);
+    expect(new OutputReservation('oracle', lengths, 1_000_000).tokens(req('x', { app: 'a', maxTokens: 1000, oracleOutputTokens: 17 }))).toBe(17);
+    // Before any history: max_tokens, at most an eighth of the cache.
+    expect(new OutputReservation('adaptive', lengths, 1_000_000).tokens(req('x', { app: 'new', maxTokens: 300 }))).toBe(300);
+    expect(new OutputReservation('adaptive', lengths, 1024).tokens(req('x', { app: 'new', maxTokens: 4096 }))).toBe(128);
+    expect(new OutputReservation('p90', lengths, 1024).tokens(req('x', { app: 'new', maxTokens: 4096 }))).toBe(128);
+    expect(new OutputReservation('max_tokens', lengths, 1024).tokens(req('x', { app: 'new', maxTokens: 4096 }))).toBe(4096);
+    expect(() => new OutputReservation('p50' as never, lengths, 1_000_000)).toThrow(/not one of adaptive, p90, max_tokens, oracle/);
+  });
+});
+
+describe('cold start', () => {
+  it('requests without max_tokens on an app without history are admitted when the cache is smaller than the context', () => {
+    // Once: 1,024 KV tokens, 4,096 context, max_tokens left out (= the context): each reservation was
+    // prompt + 4,096 tokens, more than the whole cache, so all 12 were declined, and since declined
+    // requests never finish, the app never got the history that would have fixed it.
+    // Now each reserves at most an eighth of the cache: six fit at once, the others are re-offered as
+    // the first ones finish (10 tokens each), all within their TTFT.
+    const s = new SlosScheduler({ model: paper, kv: { pages: 64, pageSize: 16 } });
+    expect(s.reservation.coldTokens).toBe(128);
+    const prompts = new Map<string, number>();
+    for (let i = 0; i < 12; i++) {
+      s.submit(req(`r${i}`, { app: 'new', promptTokens: 20, maxTokens: 4096, ttftMs: 2000 }), 0);
+      prompts.set(`r${i}`, 20);
+    }
+    const progress = new Map<string, number>();
+    const emitted = new Map<string, number>();
+    const events: { id: string; decision: string }[] = [];
+    let now = 0;
+    for (let n = 0; n < 400 && s.size > 0; n++) {
+      const plan = s.step(now);
+      events.push(...s.drainEvents());
+      if (!plan) break;
+      const out: StepOutcome[] = plan.entries.map((e) => {
+        if (e.kind === 'prefill') {
+          const done = (progress.get(e.id) ?? 0) + e.tokens;
+          progress.set(e.id, done);
+          return { id: e.id, emitted: done >= 20 ? 1 : 0, finished: false };
+        }
+        const k = (emitted.get(e.id) ?? 1) + 1;
+        emitted.set(e.id, k);
+        return { id: e.id, emitted: 1, accepted: 0, finished: k >= 10 };
+      });
+      now += plan.predictedMs;
+      s.complete(now, out);
+    }
+    events.push(...s.drainEvents());
+    expect(events.filter((e) => e.decision !== 'admitted')).toEqual([]);
+    expect(events.filter((e) => e.decision === 'admitted')).toHaveLength(12);
   });
 });
 

@@ -19,8 +19,13 @@
 //   For benchmarks only, to compare with the paper (whose planner assumes known lengths); every table
 //   that shows it says so.
 //
-// Before an app has enough finished requests (OutputLengthTracker.minSamples), every mode but
-// 'oracle' reserves max_tokens.
+// Before an app has enough finished requests (OutputLengthTracker.minSamples), 'adaptive' and 'p90'
+// reserve a prior: max_tokens, but at most a share of the KV cache (COLD_SHARE). max_tokens alone
+// would be the whole context when a request leaves it out, and a cache smaller than the context (the
+// usual case: Qwen2.5-0.5B's 32k context against ~11k tokens in 256 MiB) would then decline every
+// request of a new app, forever, since declined requests never finish to teach the tracker. A
+// request that outgrows the prior is served from free pages, or demoted (which raises its app's
+// quantile once it has one).
 
 import type { OutputLengthTracker } from '../slo.js';
 import type { SchedRequest } from '../types.js';
@@ -28,6 +33,8 @@ import type { SchedRequest } from '../types.js';
 export const RESERVATION_MODES = ['adaptive', 'p90', 'max_tokens', 'oracle'] as const;
 export type ReservationMode = (typeof RESERVATION_MODES)[number];
 
+/** The share of the KV cache a request of an app without history reserves for its output, at most. */
+export const COLD_SHARE = 1 / 8;
 const Q_START = 0.6;
 const Q_MIN = 0.5;
 const Q_MAX = 0.99;
@@ -40,11 +47,17 @@ export class OutputReservation {
   demotions = 0;
   memoryDeclines = 0;
 
+  /** Output tokens reserved before an app has history, at most (COLD_SHARE of the cache). */
+  readonly coldTokens: number;
+
   constructor(
     readonly mode: ReservationMode,
     private readonly lengths: OutputLengthTracker,
+    kvTokens: number,
   ) {
     if (!(RESERVATION_MODES as readonly string[]).includes(mode)) throw new RangeError(`reservation '${String(mode)}' is not one of ${RESERVATION_MODES.join(', ')}`);
+    if (!(kvTokens > 0)) throw new RangeError(`kvTokens must be > 0, got ${kvTokens}`);
+    this.coldTokens = Math.max(1, Math.floor(kvTokens * COLD_SHARE));
   }
 
   /** Output tokens to reserve KV for. */
@@ -55,9 +68,9 @@ export class OutputReservation {
       case 'oracle':
         return Math.min(req.maxTokens, req.oracleOutputTokens ?? req.maxTokens);
       case 'p90':
-        return Math.min(req.maxTokens, this.lengths.quantile(req.app, 0.9) ?? req.maxTokens);
+        return Math.min(req.maxTokens, this.lengths.quantile(req.app, 0.9) ?? this.coldTokens);
       case 'adaptive':
-        return Math.min(req.maxTokens, this.lengths.quantile(req.app, this.quantile(req.app)) ?? req.maxTokens);
+        return Math.min(req.maxTokens, this.lengths.quantile(req.app, this.quantile(req.app)) ?? this.coldTokens);
     }
   }
 

@@ -99,7 +99,7 @@ export class SlosScheduler extends BaseScheduler {
     this.bestEffort = options.bestEffort ?? true;
     this.maxSpec = options.maxSpec ?? 0;
     this.fixedSpec = options.fixedSpec ?? false;
-    this.reservation = new OutputReservation(options.reservation ?? 'adaptive', this.lengths);
+    this.reservation = new OutputReservation(options.reservation ?? 'adaptive', this.lengths, this.kvBudget.pages * this.kvBudget.pageSize);
     this.window = options.window ?? 32;
     this.steadyWindow = Math.min(this.window, options.steadyWindow ?? 16);
     this.maxTiers = options.maxTiers ?? 4;
@@ -265,7 +265,7 @@ export class SlosScheduler extends BaseScheduler {
     // The runner takes at most maxSeqs sequences a step: the most urgent decode first.
     const decoders = admitted.filter((s) => !s.prefilling).sort((a, b) => a.nextDeadlineMs - b.nextDeadlineMs || a.seq - b.seq).slice(0, this.maxSeqs);
     const prefills = admitted.filter((s) => s.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b) || a.seq - b.seq);
-    const bestEffort = all.filter((s) => s.service === 'best-effort').sort((a, b) => a.seq - b.seq);
+    const bestEffort = all.filter((s) => s.service === 'best-effort' && s.req.serveDeclined !== false).sort((a, b) => a.seq - b.seq);
 
     // The step length: every admitted request's next deadline, under the model. Prefills first: the
     // earliest first-token deadline this step can still meet (all prefills due before it, in deadline
