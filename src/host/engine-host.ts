@@ -17,6 +17,7 @@ import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { StageSlo } from '../scheduler/types.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from './protocol.js';
+import { cacheNamespace, conversationKey } from './keys.js';
 
 interface AppConfig {
   name: string;
@@ -241,8 +242,8 @@ export class EngineHost {
       stageMarkerIds: app.markerIds,
       onDecline: app.onDecline,
       // Cached pages are per model and, unless shared on purpose, per app.
-      cacheNamespace: `${this.e.info.model}|${this.e.prefix?.shareAcrossApps ? '*' : app.name}`,
-      ...(req.conversationId !== null ? { conversationId: `${app.name}|${req.conversationId}` } : {}),
+      cacheNamespace: cacheNamespace(this.e.info.model, this.e.prefix?.shareAcrossApps ? null : app.name),
+      ...(req.conversationId !== null ? { conversationId: conversationKey(app.name, req.conversationId) } : {}),
     };
     arrivalMs = this.e.core.now();
     this.e.core.submit(spec, sink);
