@@ -159,6 +159,18 @@ describe('model folder refusals', () => {
     expect([...(e as MissingTensorError).tensors].sort()).toEqual([...gone].sort());
   });
 
+  it('num_hidden_layers beyond the files: MissingTensorError at once, without naming 2^31 layers', async () => {
+    // Once: 1e6 layers built the whole tensor-name map first (55 s, 2.4 GB); 2^31-1 gave an untyped
+    // "RangeError: Map maximum size exceeded" after 70 s.
+    const { config, bytes } = await qwen2();
+    for (const layers of [3, 1_000_000, 2 ** 31 - 1]) {
+      const dir = await folder(`layers-${layers}`, { 'config.json': { ...config, num_hidden_layers: layers }, 'model.safetensors': bytes });
+      const e = await rejection(loadModelFiles(nodeDirectorySource(dir)));
+      expect(e, String(layers)).toBeInstanceOf(MissingTensorError);
+      expect(e.message).toContain(`layers 2..${layers - 1}`);
+    }
+  });
+
   it('a config that disagrees with the tensors: TensorShapeError with both shapes', async () => {
     const { config, bytes } = await qwen2();
     const dir = await folder('shape', { 'config.json': { ...config, intermediate_size: 128 }, 'model.safetensors': bytes });
