@@ -4,6 +4,7 @@
 // refused up front with a typed error rather than computed wrongly.
 
 import { ModelConfigError, UnsupportedModelError } from './errors.js';
+import { describeValue } from './describe.js';
 
 export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
 
@@ -87,7 +88,7 @@ function positiveInt(cfg: Json, key: string, fallback?: number): number {
     throw new ModelConfigError(key, 'is missing', 'a positive integer');
   }
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > MAX_SIZE) {
-    throw new ModelConfigError(key, `is ${JSON.stringify(v)}`, `a positive integer below 2^31`);
+    throw new ModelConfigError(key, `is ${describeValue(v)}`, `a positive integer below 2^31`);
   }
   return v;
 }
@@ -100,7 +101,7 @@ function positiveNumber(cfg: Json, key: string, fallback: number | undefined, fi
     throw new ModelConfigError(field, 'is missing', 'a finite number > 0');
   }
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new ModelConfigError(field, `is ${JSON.stringify(v)}`, 'a finite number > 0');
+    throw new ModelConfigError(field, `is ${describeValue(v)}`, 'a finite number > 0');
   }
   return v;
 }
@@ -108,13 +109,13 @@ function positiveNumber(cfg: Json, key: string, fallback: number | undefined, fi
 function bool(cfg: Json, key: string, fallback: boolean): boolean {
   const v = get(cfg, key);
   if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') throw new ModelConfigError(key, `is ${JSON.stringify(v)}`, 'true or false');
+  if (typeof v !== 'boolean') throw new ModelConfigError(key, `is ${describeValue(v)}`, 'true or false');
   return v;
 }
 
 function tokenId(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new ModelConfigError(field, `is ${JSON.stringify(v)}`, 'a non-negative integer token id');
+    throw new ModelConfigError(field, `is ${describeValue(v)}`, 'a non-negative integer token id');
   }
   return v;
 }

@@ -8,6 +8,7 @@ import { parseSafetensors, type Tensor } from './safetensors.js';
 import { checkFileName, type ModelSource } from './source.js';
 import { checkTensors, expectedTensors } from './tensors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
+import { describeValue } from './describe.js';
 
 export interface GenerationConfig {
   eosTokenIds?: number[];
@@ -64,7 +65,7 @@ export function parseGenerationConfig(json: unknown): GenerationConfig {
     const v = field(key);
     if (v === undefined) return undefined;
     if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) {
-      throw new ModelConfigError(`generation_config.${key}`, `is ${JSON.stringify(v)}`, valid);
+      throw new ModelConfigError(`generation_config.${key}`, `is ${describeValue(v)}`, valid);
     }
     return v;
   };

@@ -4,6 +4,7 @@
 // and nothing here loops on untrusted counts (work is linear in the header size, at most 100 MiB).
 
 import { SafetensorsError } from './errors.js';
+import { describeValue } from './describe.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
@@ -68,10 +69,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+const describe = (v: unknown): string => describeValue(v);
 
 function parseEntry(fileName: string, name: string, raw: unknown, dataSize: number): TensorEntry {
   const fail = (problem: string): never => {

@@ -16,6 +16,7 @@
 // conversation (their context is everything before them), so they need no field to be cacheable.
 
 import type { StageSlo } from '../scheduler/types.js';
+import { describeValue } from '../model/describe.js';
 
 export interface TraceStage { name: string; tpot_ms: number }
 
@@ -118,7 +119,7 @@ function fail(path: string, problem: string): never {
   throw new TraceError(path, problem);
 }
 
-const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : (JSON.stringify(v) ?? String(v)));
+const show = (v: unknown): string => (typeof v === 'string' ? `'${v.length > 60 ? `${v.slice(0, 57)}...` : v}'` : describeValue(v));
 
 function object(v: unknown, path: string): Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, `must be an object, got ${show(v)}`);
