@@ -19,9 +19,10 @@ function webslo(...args: string[]): { code: number; out: string; err: string } {
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
-// The CLI's behaviour does not depend on the adapter; SwiftShader's slow pipeline compiles in every
-// spawned process would dominate its leg, so that leg leaves the CLI to the lavapipe legs.
-describe.skipIf(legScope() === 'light')('webslo CLI', () => {
+// The CLI's behaviour does not depend on the adapter or its features (its forward is the runner's,
+// which every leg tests directly), and each spawned process compiles its pipelines afresh: the full
+// lavapipe leg runs it, the others leave it to that leg.
+describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
   it('logits prints all last logits and the top ids per position, matching HF', () => {
     const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
     const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--top', '8');

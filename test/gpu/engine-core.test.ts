@@ -26,7 +26,8 @@ import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
 import { createTestRuntime, legScope } from './gpu-config.js';
 
-const LIGHT = legScope() === 'light';
+const SCOPE = legScope();
+const LIGHT = SCOPE === 'light';
 let rt: GpuRuntime;
 let files: LoadedModelFiles;
 const runners: ModelRunner[] = [];
@@ -257,8 +258,10 @@ describe('engine core', () => {
     expect(h.core.size).toBe(0);
   });
 
-  it('a burst of 200 requests from 4 apps: each ends exactly once (completed, declined, aborted), zero pages in use after', async () => {
-    const count = LIGHT ? 60 : 200;
+  // Bookkeeping under a burst is the engine's logic, the same on every driver: the lavapipe legs run
+  // it (each with its own kernels); SwiftShader (~10x slower) leaves it to them and to the browser tier.
+  it.skipIf(LIGHT)('a burst of 200 requests from 4 apps: each ends exactly once (completed, declined, aborted), zero pages in use after', async () => {
+    const count = 200;
     // Tight TTFTs on the paper profile's clock: the planner has to decline some of the burst.
     const h = await harness((kv, runner) => new SlosScheduler({ model: paper, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences }), { kvPages: 96 });
     const random = rng(7);
@@ -314,7 +317,10 @@ describe('engine core', () => {
     // Every scheduler of the registry, as the engine builds it, except fcfs+sd: speculation's
     // acceptance is the model's on the engine and random draws in the simulator, so their timelines
     // cannot be equal (the engine's draft/verify is tested against the simulator's rules elsewhere).
-    for (const name of SCHEDULER_NAMES.filter((n) => n !== 'fcfs+sd')) {
+    // Which scheduler decides is independent of the driver: the full leg runs them all, the other
+    // legs the engine's default (they check that the engine's steps run on their kernels).
+    const names = SCOPE === 'full' ? SCHEDULER_NAMES.filter((n) => n !== 'fcfs+sd') : (['slos'] as const);
+    for (const name of names) {
       const make = (kv: { pages: number; pageSize: number }): Scheduler => createScheduler(name, { model: paper, kv, maxTokensPerStep: 256, maxSeqs: 64, maxSpec: 0, tightestTpotMs: 40 });
       const clock = new VirtualClock();
       const h = await harness(make, { clock, kvPages: 64 });

@@ -123,15 +123,15 @@ function fuzz(base: Uint8Array, seed: number, count: number): Tally {
 }
 
 describe('safetensors fuzzing', () => {
-  it('mutations of a real fixture parse or give SafetensorsError, quickly', () => {
+  // A hang shows as one parse over a second (slowestMs); the whole run's time is the machine's, not
+  // the parser's (it took 15 s on 2 loaded cores), so it is not asserted.
+  it('mutations of a real fixture parse or give SafetensorsError, each within a second', () => {
     const base = new Uint8Array(readFileSync(new URL('../fixtures/tiny-qwen3b/model.safetensors', import.meta.url)));
-    const start = performance.now();
     const tally = fuzz(base, 1234, 2400);
     expect(tally.ok + tally.refused).toBe(2400);
     expect(tally.ok).toBeGreaterThan(0); // flips inside names and whitespace still parse
     expect(tally.refused).toBeGreaterThan(1500);
     expect(tally.slowestMs).toBeLessThan(1000);
-    expect(performance.now() - start).toBeLessThan(15_000);
   });
 
   it('mutations of a small synthetic file, across several seeds', () => {
