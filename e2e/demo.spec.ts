@@ -36,6 +36,9 @@ async function sample(page: Page): Promise<{ stats: EngineStats; series: ChartSe
   return (await page.evaluate(() => window.__demo!.sample()))!;
 }
 
+/** A main-thread task this long means the page blocked (see the overload test). */
+const BLOCKED_MS = 200;
+
 const declinedBy = (s: EngineStats, apps: string[]): number => s.apps.filter((a) => apps.includes(a.app)).reduce((n, a) => n + a.declined, 0);
 
 test.describe.serial('the demo page on the embedded model', () => {
@@ -147,7 +150,7 @@ test.describe.serial('the demo page on the embedded model', () => {
     expect(seen.indexOf('scheduler')).toBeLessThan(seen.indexOf('chat-ttft'));
   });
 
-  test('overload: SLOs-Serve declines some requests, FCFS none; no long task; screenshot', async () => {
+  test('overload: SLOs-Serve declines some requests, FCFS none; the page never blocks; screenshot', async () => {
     test.setTimeout(300_000);
     const testInfo = test.info();
     const apps = [
@@ -167,7 +170,7 @@ test.describe.serial('the demo page on the embedded model', () => {
     await expect.poll(() => page.evaluate(() => window.__demo!.panels.map((p) => p.slo.ttftMs))).toEqual([ttft, expect.any(Number), ttft, ttft, expect.any(Number)]);
     await page.getByLabel('Burst size').fill('10');
 
-    const burst = async (): Promise<{ declined: number; clientDeclined: number; ms: number; longTasks: { start: number; duration: number }[] }> => {
+    const burst = async (): Promise<{ declined: number; clientDeclined: number; ms: number; longTasks: { start: number; duration: number }[]; why: string }> => {
       const before = await sample(page);
       const from = await page.evaluate(() => performance.now());
       const clientBefore = await page.evaluate(() => [...window.__demo!.traffic!.counts.values()].reduce((n, c) => n + c.declined, 0));
@@ -181,7 +184,18 @@ test.describe.serial('the demo page on the embedded model', () => {
         declined: declinedBy(after.stats, names) - declinedBy(before.stats, names),
         clientDeclined: (await page.evaluate(() => [...window.__demo!.traffic!.counts.values()].reduce((n, c) => n + c.declined, 0))) - clientBefore,
         ms: to - from,
-        longTasks: (await page.evaluate(() => window.__longTasks!)).filter((t) => t.start >= from && t.start <= to),
+        // The engine runs in a worker: a step on the page's thread would block it for seconds here
+        // (SwiftShader steps take 0.3-5 s). Tasks just over the browser's 50 ms long-task line are
+        // the OS's: SwiftShader's threads saturate both cores of a CI machine, and a chart redraw
+        // once took 52 ms. Blocking is what is asserted, not the scheduler's timing.
+        longTasks: (await page.evaluate(() => window.__longTasks!)).filter((t) => t.start >= from && t.start <= to && t.duration >= BLOCKED_MS),
+        // What the planner saw, for a failure's log: each app's attainment and TTFT, and the last
+        // steps' measured against predicted times.
+        why: JSON.stringify({
+          ttft,
+          apps: after.stats.apps.filter((a) => names.includes(a.app)).map((a) => ({ app: a.app, attainment: a.attainment, ttftP50: a.ttftMs.p50, ttftP90: a.ttftMs.p90 })),
+          steps: after.stats.steps.slice(-12).map((x) => `${x.prefillTokens}+${x.decodeRows}: ${x.ms.toFixed(0)}/${x.predictedMs.toFixed(0)} ms`),
+        }),
       };
     };
 
@@ -189,11 +203,11 @@ test.describe.serial('the demo page on the embedded model', () => {
     // off, and the online refit learns the real step times from the first burst's steps, so the
     // overload may take a second or third burst to show (each is its own measurement below).
     let slos = await burst();
-    console.log(`[demo] SLOs-Serve burst: ${slos.declined} declined in ${Math.round(slos.ms)} ms, long tasks ${JSON.stringify(slos.longTasks)}`);
+    console.log(`[demo] SLOs-Serve burst: ${slos.declined} declined in ${Math.round(slos.ms)} ms, long tasks ${JSON.stringify(slos.longTasks)}; ${slos.why}`);
     for (let again = 0; again < 2 && slos.declined === 0; again++) {
       expect(slos.longTasks).toEqual([]);
       slos = await burst();
-      console.log(`[demo] SLOs-Serve burst again: ${slos.declined} declined in ${Math.round(slos.ms)} ms, long tasks ${JSON.stringify(slos.longTasks)}`);
+      console.log(`[demo] SLOs-Serve burst again: ${slos.declined} declined in ${Math.round(slos.ms)} ms, long tasks ${JSON.stringify(slos.longTasks)}; ${slos.why}`);
     }
     expect(slos.declined).toBeGreaterThan(0);
     expect(slos.clientDeclined).toBe(slos.declined);
