@@ -16,7 +16,7 @@ import { scoreRequest } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 import { ablations, createScheduler, SCHEDULER_NAMES, sweep, type SchedulerContext, type SchedulerName, type SchedulerVariant } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
-import { findCapacity, type CapacityPoint } from './capacity.js';
+import { CapacityUnboundedError, findCapacity, type CapacityPoint } from './capacity.js';
 import type { PrefixCacheConfig } from './prefix-cache.js';
 import { generateScenario, type ScenarioName } from './scenarios.js';
 import { simulate } from './simulator.js';
@@ -142,7 +142,8 @@ export function measuredRate(trace: ResolvedTrace): number {
 
 /** Output lengths per app (per round for tool apps, as the scheduler sees rounds). */
 export function lengthHistory(trace: ResolvedTrace): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
+  // No prototype: an app may be named __proto__.
+  const out = Object.create(null) as Record<string, number[]>;
   for (const r of trace.requests) for (const round of r.rounds) (out[r.app] ??= []).push(Math.min(round.maxTokens, round.stageTokens.reduce((a, b) => a + b, 0)));
   return out;
 }
@@ -245,6 +246,7 @@ export function startRate(w: Workload, setup: BenchSetup): number {
 
 export function capacityOf(w: Workload, v: Variant, setup: BenchSetup): CapacityResult {
   const search = findCapacity((rate) => attainmentAt(w, v, setup, rate, { target: 0.9 }), { start: startRate(w, setup), target: 0.9 });
+  if (search.unbounded) throw new CapacityUnboundedError(w.name, w.traces[0]!.requests.length, search.capacity);
   const at = search.points.find((p) => p.rate === search.capacity);
   // The capacity point once more, run to the end, for its admitted misses and declines.
   const detail = search.capacity > 0 ? attainmentDetail(w, v, setup, search.capacity) : null;

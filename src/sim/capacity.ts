@@ -8,9 +8,28 @@ export interface CapacityPoint {
   attainment: number;
 }
 
+/**
+ * Every rate the search tried met the target: the workload is too small to load the scheduler (a
+ * trace of a few requests stays easy however compressed), so its capacity is not measured; the
+ * last rate tried is a lower bound, not a capacity.
+ */
+export class CapacityUnboundedError extends Error {
+  override name = 'CapacityUnboundedError';
+
+  constructor(
+    readonly workload: string,
+    readonly requests: number,
+    readonly highestRate: number,
+  ) {
+    super(`${workload}: every rate tried up to ${highestRate.toPrecision(4)} req/s met the target, so its capacity is not measured (${requests} requests are too few to load the scheduler at any rate): use a trace with more requests`);
+  }
+}
+
 export interface CapacitySearch {
   /** Highest rate seen passing (0 if even the lowest tried fails). */
   capacity: number;
+  /** No rate tried failed: `capacity` is only the search's ceiling. */
+  unbounded: boolean;
   /** Every evaluated point, by rate. */
   points: CapacityPoint[];
 }
@@ -66,5 +85,5 @@ export function findCapacity(evaluate: (rate: number) => number, options: Capaci
     }
   }
   points.sort((a, b) => a.rate - b.rate);
-  return { capacity: lo, points };
+  return { capacity: lo, unbounded: hi === Infinity, points };
 }

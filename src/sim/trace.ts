@@ -276,7 +276,8 @@ export function parseTrace(json: unknown): Trace {
   for (const k of Object.keys(top)) if (!TOP_KEYS.includes(k)) fail(k, `unknown key; a trace has: ${TOP_KEYS.join(', ')}`);
   const rawApps = object(top.apps, 'apps');
   const apps: Record<string, TraceApp> = {};
-  for (const [name, app] of Object.entries(rawApps)) apps[name] = parseApp(name, app);
+  // defineProperty: an app named __proto__ stays an app rather than replacing the prototype.
+  for (const [name, app] of Object.entries(rawApps)) Object.defineProperty(apps, name, { value: parseApp(name, app), enumerable: true, writable: true, configurable: true });
   if (Object.keys(apps).length === 0) fail('apps', 'must define at least one app');
   const rawRequests = array(top.requests, 'requests');
   if (rawRequests.length === 0) fail('requests', 'must hold at least one request');
@@ -396,7 +397,7 @@ export function traceToJson(trace: ResolvedTrace): Trace {
     if (a.kind === 'tool') app.final_tpot_ms = (a.finalStages?.[0] ?? (a.stages[0] as StageSlo)).tpotMs;
     if (a.maxTokens !== undefined) app.max_tokens = a.maxTokens;
     if (a.alpha !== undefined) app.alpha = a.alpha;
-    apps[name] = app;
+    Object.defineProperty(apps, name, { value: app, enumerable: true, writable: true, configurable: true });
   }
   const requests = trace.requests.map((r): TraceRequest => {
     const kind = trace.apps.get(r.app)?.kind;

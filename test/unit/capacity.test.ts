@@ -7,7 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectedPeakPages } from '../../src/scheduler/slos/kv-projection.js';
-import { findCapacity } from '../../src/sim/capacity.js';
+import { PerformanceModel } from '../../src/scheduler/perf-model.js';
+import { capacityOf, traceWorkload, variantsFor, type BenchSetup } from '../../src/sim/bench-sched.js';
+import { CapacityUnboundedError, findCapacity } from '../../src/sim/capacity.js';
+import { PROFILES } from '../../src/sim/profiles.js';
+import { parseTrace } from '../../src/sim/trace.js';
 
 describe('findCapacity', () => {
   it('brackets with a geometric grid, then bisects to within 2^(1/32) of the true threshold', () => {
@@ -22,6 +26,27 @@ describe('findCapacity', () => {
 
   it('reports 0 when even the lowest rate fails', () => {
     expect(findCapacity(() => 0, { start: 1, maxGridSteps: 3 }).capacity).toBe(0);
+  });
+
+  it('says when no rate failed: the capacity is then only the ceiling of the search', () => {
+    const s = findCapacity(() => 1, { start: 1, maxGridSteps: 4 });
+    expect(s.unbounded).toBe(true);
+    expect(s.capacity).toBe(16);
+    expect(findCapacity((r) => (r <= 3 ? 1 : 0), { start: 1 }).unbounded).toBe(false);
+  });
+
+  it('bench-sched refuses to call a trace too small to load the scheduler a capacity; an app may be named __proto__', () => {
+    // Once: a one-request trace crashed, and a three-request one reported 54,603 req/s (the search's
+    // ceiling) as its capacity.
+    const setup: BenchSetup = { profile: PerformanceModel.fromProfile(PROFILES.paper), kvTokens: 100_000, pageSize: 16, seeds: [1], requests: 3, replicas: 1, arrivals: 'poisson', contextTokens: 4096, alpha: 0.7 };
+    const small = { apps: { chat: { ttft_ms: 5000, tpot_ms: 500 } }, requests: [0, 1000, 2000].map((t) => ({ t_ms: t, app: 'chat', prompt_tokens: 20, output_tokens: 10 })) };
+    const slos = variantsFor('slos', setup)[0]!;
+    for (const requests of [small.requests.slice(0, 1), small.requests]) {
+      expect(() => capacityOf(traceWorkload('small', { ...small, requests }, setup), slos, setup)).toThrow(CapacityUnboundedError);
+    }
+    const proto = { apps: JSON.parse('{"__proto__": {"ttft_ms": 500, "tpot_ms": 50}}') as unknown, requests: Array.from({ length: 200 }, (_, i) => ({ t_ms: i * 50, app: '__proto__', prompt_tokens: 20 + (i % 50), output_tokens: 10 + (i % 20) })) };
+    expect(Object.keys(parseTrace(proto).apps)).toEqual(['__proto__']);
+    expect(capacityOf(traceWorkload('proto', proto, setup), slos, setup).capacityRps).toBeGreaterThan(0);
   });
 });
 
