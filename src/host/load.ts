@@ -5,7 +5,7 @@
 import { EngineCore } from '../engine/engine-core.js';
 import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
 import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore, type ModelInput } from '../hub/index.js';
-import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
+import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '../model/load.js';
 import { parseQuantization } from '../model/quantize-q4.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
@@ -47,7 +47,7 @@ function describeModel(m: ModelSpec): string {
   return (m as FileSystemDirectoryHandle).name ?? 'a directory';
 }
 
-async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 'draft', onProgress: (p: LoadProgress) => void): Promise<LoadedModelFiles> {
+async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 'draft', onProgress: (p: LoadProgress) => void, options: LoadModelOptions = {}): Promise<LoadedModelFiles> {
   let cache: ModelCacheStore | false | undefined = o.cache === false ? false : undefined;
   if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
   const source = await resolveModelSource(spec as ModelInput, {
@@ -57,7 +57,7 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
     ...(cache !== undefined ? { cache } : {}),
     onProgress: (ev) => onProgress({ phase: 'download', file: ev.file, loaded: ev.loaded, total: ev.total, fromCache: ev.fromCache, model: which }),
   });
-  return loadModelFiles(source);
+  return loadModelFiles(source, options);
 }
 
 /** The registry's scheduler for this engine (tightest TPOT: the apps' when known, else the registry's default). */
@@ -85,7 +85,13 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
   if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined) throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
   // Checked before any download: a typo should not cost a model fetch.
   const quantize = parseQuantization(o.quantize);
-  const files = await loadFiles(o.model, o, 'target', onProgress);
+  // The tokenizer (and its chat template) is checked before any weight is downloaded.
+  let tokenizer = null as TextTokenizer | null;
+  const files = await loadFiles(o.model, o, 'target', onProgress, {
+    beforeWeights: (m) => {
+      tokenizer = m.tokenizerJson ? new TextTokenizer(m.tokenizerJson, m.tokenizerConfig, [...m.config.eosTokenIds, ...(m.generationConfig?.eosTokenIds ?? [])]) : null;
+    },
+  });
   const draftFiles = o.draftModel !== undefined ? await loadFiles(o.draftModel, o, 'draft', onProgress) : null;
   if (draftFiles && draftFiles.config.vocabSize !== files.config.vocabSize) {
     throw new EngineOptionError('draftModel', `has a vocabulary of ${draftFiles.config.vocabSize} tokens, the model ${files.config.vocabSize}: pick a draft from the same family`);
@@ -215,7 +221,6 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
         if (next) core.scheduler.setModel(next);
       },
     });
-    const tokenizer = files.tokenizerJson ? new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, [...files.config.eosTokenIds, ...(files.generationConfig?.eosTokenIds ?? [])]) : null;
     const info: ModelInfo = {
       model: describeModel(o.model),
       architecture: files.config.architecture,

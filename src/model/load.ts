@@ -132,12 +132,24 @@ async function readShards(source: ModelSource, indexJson: unknown): Promise<{ te
   return { tensors, files };
 }
 
-export async function loadModelFiles(source: ModelSource): Promise<LoadedModelFiles> {
+/** What a model folder says before its weights: checked by the caller before any weight is read. */
+export type ModelMetadata = Pick<LoadedModelFiles, 'config' | 'generationConfig' | 'tokenizerJson' | 'tokenizerConfig'>;
+
+export interface LoadModelOptions {
+  /**
+   * Called with the config and tokenizer files before any weight file is read (or downloaded:
+   * minutes for a real model); what it throws ends the load. The host builds its tokenizer here.
+   */
+  beforeWeights?: (meta: ModelMetadata) => void | Promise<void>;
+}
+
+export async function loadModelFiles(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModelFiles> {
   const config = parseModelConfig(await readJson(source, 'config.json', true));
   const generationJson = await readJson(source, 'generation_config.json', false);
   const generationConfig = generationJson === null ? null : parseGenerationConfig(generationJson);
   const tokenizerJson = await readJson(source, 'tokenizer.json', false);
   const tokenizerConfig = await readJson(source, 'tokenizer_config.json', false);
+  await options.beforeWeights?.({ config, generationConfig, tokenizerJson, tokenizerConfig });
 
   // transformers prefers the single file when both layouts are present; so does this.
   let all: Map<string, Tensor>;

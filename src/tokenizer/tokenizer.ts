@@ -5,6 +5,7 @@
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from '../model/errors.js';
+import { describeValue } from '../model/describe.js';
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the tokenizer config asks (default true). Chat-template output already has them. */
@@ -51,6 +52,11 @@ export class TextTokenizer {
       throw new TokenizerError('tokenizer_config.json is not a JSON object');
     }
     this.config = tokenizerConfig ?? {};
+    const template = this.config['chat_template'];
+    if (template !== undefined && template !== null && typeof template !== 'string' && !(Array.isArray(template) && template.every((e) => isObject(e) && typeof e['name'] === 'string' && typeof e['template'] === 'string'))) {
+      const shown = describeValue(template);
+      throw new TokenizerError(`tokenizer_config.json chat_template is ${Array.isArray(template) ? 'a list with an entry that is not { name, template }' : shown}; expected a template string or a list of { name, template }`);
+    }
     try {
       this.tokenizer = new Tokenizer(tokenizerJson, this.config);
     } catch (e) {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TokenizerError } from '../../src/model/errors.js';
+import { loadModelFiles, type ModelMetadata } from '../../src/model/load.js';
+import type { ModelSource } from '../../src/model/source.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
 const read = (file: string): Record<string, unknown> =>
@@ -83,6 +85,34 @@ describe('TextTokenizer on the tiny-qwen2 (Llama-2/Mistral vocabulary) tokenizer
     expect(() => new TextTokenizer(tokenizerJson, [1])).toThrow(TokenizerError);
     expect(() => new TextTokenizer(tokenizerJson, { ...tokenizerConfig, bos_token: '<nope>' })).toThrow(/not in the vocabulary/);
     expect(() => new TextTokenizer({ model: { type: 'Nonsense' } }, null)).toThrow(TokenizerError);
+  });
+
+  it('a chat_template that is not a template is a TokenizerError saying what it is', () => {
+    // Once: chat_template 5 was reported as "has no chat_template", at the first chat request.
+    expect(() => new TextTokenizer(tokenizerJson, { ...tokenizerConfig, chat_template: 5 })).toThrow(/chat_template is 5; expected a template string or a list of \{ name, template \}/);
+    expect(() => new TextTokenizer(tokenizerJson, { ...tokenizerConfig, chat_template: [{ name: 'default' }] })).toThrow(TokenizerError);
+    expect(new TextTokenizer(tokenizerJson, { ...tokenizerConfig, chat_template: [{ name: 'default', template: 'x' }] }).chatTemplate).toBe('x');
+  });
+
+  it('a broken tokenizer is found before any weight file is read', async () => {
+    // Once: only after the weights were uploaded (minutes on a real model).
+    const dir = new URL('../fixtures/tiny-qwen2/', import.meta.url);
+    const reads: string[] = [];
+    const source: ModelSource = {
+      describe: () => 'tiny-qwen2 (tokenizer broken)',
+      read: async (file) => {
+        reads.push(file);
+        if (file === 'tokenizer.json') return new TextEncoder().encode('{"model": {"type": "Nonsense"}}');
+        try {
+          return new Uint8Array(readFileSync(new URL(file, dir)));
+        } catch {
+          return null;
+        }
+      },
+    };
+    const beforeWeights = (m: ModelMetadata): void => void new TextTokenizer(m.tokenizerJson, m.tokenizerConfig);
+    await expect(loadModelFiles(source, { beforeWeights })).rejects.toThrow(TokenizerError);
+    expect(reads.filter((f) => f.endsWith('.safetensors') || f.endsWith('.index.json'))).toEqual([]);
   });
 
   it('accepts special tokens written as AddedToken objects', () => {
