@@ -91,6 +91,22 @@ describe('renderChat', () => {
     expect(renderChat(t, [])).toMatch(/^3\|\d\d [A-Z][a-z]{2} \d{4}\|true\|true\|4,2$/);
   });
 
+  it('a template that loops without limit is refused (range() budget per render), and the next render works', () => {
+    // Once: range(1000000) blocked the engine for 10 s; range(100000000) exhausted the heap.
+    const msgs = [{ role: 'user' as const, content: 'hi' }];
+    for (const t of ['{% for i in range(100000000) %}x{% endfor %}', '{% for i in range(1000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}']) {
+      let err: unknown;
+      try {
+        renderChat(t, msgs);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ChatTemplateError);
+      expect((err as Error).message).toMatch(/range\(\) for more than 100000 numbers/);
+    }
+    expect(renderChat('{% for i in range(3) %}{{ i }}{% endfor %}', msgs)).toBe('012');
+  });
+
   it('reports a template that does not parse or fails to render', () => {
     const syntax = templateError(() => renderChat('{% for m in messages %}', [{ role: 'user', content: 'a' }]));
     expect(syntax.kind).toBe('syntax');

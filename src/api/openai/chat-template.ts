@@ -57,12 +57,28 @@ function strftimeNow(format: string): string {
   });
 }
 
-function range(start: number, stop?: number, step = 1): number[] {
-  if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0) throw new Error('range() step must not be zero');
-  const out: number[] = [];
-  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
-  return out;
+/**
+ * Numbers range() may produce in one render, over all its calls. A template comes from the model
+ * folder, not from us: `{% for i in range(1000000) %}` once blocked the engine for 10 s and
+ * range(100000000) exhausted the heap. Real templates loop over messages and tools, and call range
+ * for small counts, if at all.
+ */
+export const RANGE_BUDGET = 100_000;
+
+class TemplateLimitError extends Error {}
+
+function boundedRange(budget: { left: number }): (start: number, stop?: number, step?: number) => number[] {
+  return (start, stop, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start];
+    if (step === 0) throw new Error('range() step must not be zero');
+    if (![start, stop, step].every(Number.isFinite)) throw new Error(`range(${start}, ${stop}, ${step}) needs finite numbers`);
+    const count = Math.max(0, Math.ceil((stop - start) / step));
+    budget.left -= count;
+    if (budget.left < 0) throw new TemplateLimitError(`the chat template asked range() for more than ${RANGE_BUDGET} numbers in one render`);
+    const out: number[] = [];
+    for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+    return out;
+  };
 }
 
 /**
@@ -78,7 +94,7 @@ function globals(): Record<string, unknown> {
     False: false,
     True: true,
     None: null,
-    range,
+    range: boundedRange({ left: RANGE_BUDGET }),
     strftime_now: strftimeNow,
     raise_exception: (message?: unknown): never => {
       throw new RaisedByTemplate(typeof message === 'string' ? message : String(message));
@@ -150,6 +166,7 @@ export function renderChat(template: string | null, messages: readonly TemplateM
     return typeof out === 'string' ? out : String(out);
   } catch (e) {
     if (e instanceof RaisedByTemplate) throw new ChatTemplateError('raised', `the chat template rejected the messages: ${e.message}`);
+    if (e instanceof TemplateLimitError) throw new ChatTemplateError('render', `${e.message}: refused (a template from the model folder may not loop without limit)`);
     throw new ChatTemplateError('render', `the chat template failed to render: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
