@@ -14,8 +14,10 @@ export class PromptTooLongError extends EngineError {
     readonly promptTokens: number,
     readonly limit: number,
     readonly what: string,
+    /** promptTokens is a lower bound (the prompt was refused from a prefix, not counted whole). */
+    readonly atLeast = false,
   ) {
-    super(`the prompt has ${promptTokens} tokens; ${what} holds at most ${limit} (prompt + at least one output token): shorten the prompt or lower max_tokens`);
+    super(`the prompt has ${atLeast ? 'more than ' : ''}${promptTokens} tokens; ${what} holds at most ${limit} (prompt + at least one output token): shorten the prompt or lower max_tokens`);
   }
 }
 

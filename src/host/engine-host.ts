@@ -9,12 +9,13 @@ import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
 import { IncrementalDetokenizer } from '../api/openai/incremental-text.js';
 import { StopMatcher } from '../api/openai/stop-strings.js';
 import { EngineLoop } from '../engine/engine-loop.js';
-import { AbortError, DeviceLostError, EngineClosedError, RequestError } from '../engine/errors.js';
+import { AbortError, DeviceLostError, EngineClosedError, PromptTooLongError, RequestError } from '../engine/errors.js';
 import type { CoreRequestSpec, EmittedToken, RequestSink } from '../engine/request.js';
 import type { EngineStats } from '../engine/stats.js';
 import { checkSchedulerName } from '../scheduler/registry.js';
 import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { StageSlo } from '../scheduler/types.js';
+import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from './protocol.js';
 import { cacheNamespace, conversationKey } from './keys.js';
@@ -156,10 +157,19 @@ export class EngineHost {
       return p.ids;
     }
     if (!tok) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
-    if (p.kind === 'text') return tok.encode(p.text);
+    const text = p.kind === 'text' ? p.text : this.renderChat(tok, p.messages, p.tools);
+    // A text far over the limit is refused from a prefix, before it is all tokenized (on the step loop).
+    const { info } = this.e;
+    const cache = info.kv.pages * info.kv.pageSize;
+    const [limit, what] = info.contextLength <= cache ? [info.contextLength, "the model's context"] : [cache, 'the KV cache'];
+    const r = tok.encodeWithin(text, limit);
+    if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
+    return r.ids;
+  }
+
+  private renderChat(tok: TextTokenizer, messages: Extract<HostRequest['prompt'], { kind: 'chat' }>['messages'], tools: unknown): string {
     const { template, bosToken, eosToken } = chatTemplateOf(tok);
-    const text = renderChat(template, p.messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (p.tools as never) ?? null });
-    return tok.encode(text);
+    return renderChat(template, messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (tools as never) ?? null });
   }
 
   private start(req: HostRequest, emit: (ev: StreamEvent) => void): void {

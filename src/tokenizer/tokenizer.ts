@@ -28,6 +28,10 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
+/** Characters of a text tokenized to judge whether it is over a token limit (see encodeWithin). */
+export const PREFIX_CHARS_PER_TOKEN = 8;
+const CUT_MARGIN_TOKENS = 16;
+
 export class TextTokenizer {
   readonly bosTokenId: number | null;
   readonly eosTokenIds: number[];
@@ -101,6 +105,24 @@ export class TextTokenizer {
       if (this.addEos && this.eosForAppend !== null) ids.push(this.eosForAppend);
     }
     return ids;
+  }
+
+  /**
+   * encode(), unless the text certainly holds more than `maxTokens` tokens: then `{ atLeast }`, judged
+   * from a prefix of PREFIX_CHARS_PER_TOKEN x maxTokens characters, so a megabyte prompt against a
+   * 4k context is refused after tokenizing 32k characters of it (once, a 1 MB prompt held the step
+   * loop for 11.9 s before its PromptTooLongError). A cut changes tokens only near it (pre-tokenizers
+   * split at whitespace; BPE merges are local), so the prefix must exceed the limit by a margin.
+   */
+  encodeWithin(text: string, maxTokens: number, options: EncodeOptions = {}): { ids: number[] } | { atLeast: number } {
+    const cutAt = PREFIX_CHARS_PER_TOKEN * maxTokens;
+    if (text.length > cutAt) {
+      // Not inside a surrogate pair.
+      const cut = /[\uD800-\uDBFF]/.test(text[cutAt - 1]!) ? cutAt - 1 : cutAt;
+      const prefix = this.encode(text.slice(0, cut), options).length;
+      if (prefix > maxTokens + CUT_MARGIN_TOKENS) return { atLeast: prefix - CUT_MARGIN_TOKENS };
+    }
+    return { ids: this.encode(text, options) };
   }
 
   /** Text of `ids`; the library throws on an empty list, this returns ''. */

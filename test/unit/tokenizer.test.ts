@@ -115,6 +115,21 @@ describe('TextTokenizer on the tiny-qwen2 (Llama-2/Mistral vocabulary) tokenizer
     expect(reads.filter((f) => f.endsWith('.safetensors') || f.endsWith('.index.json'))).toEqual([]);
   });
 
+  it('encodeWithin refuses a text far over the limit from a prefix, and is encode() otherwise', () => {
+    // Once: a 1 MB prompt against a 4k context was tokenized whole (11.9 s of the step loop) before
+    // its PromptTooLongError.
+    const huge = 'the quick brown fox jumps over the lazy dog. '.repeat(25_000);
+    const r = tok.encodeWithin(huge, 4096);
+    expect('atLeast' in r && r.atLeast > 4096).toBe(true);
+    const short = 'Hello, world: a short prompt.';
+    expect(tok.encodeWithin(short, 4096)).toEqual({ ids: tok.encode(short) });
+    // Longer than the prefix (8 characters a token) but within the limit in tokens (a run of spaces,
+    // 38 tokens for 576 characters): counted whole.
+    const sparse = ' '.repeat(576);
+    expect(tok.encode(sparse).length).toBeLessThan(64);
+    expect(tok.encodeWithin(sparse, 64)).toEqual({ ids: tok.encode(sparse) });
+  });
+
   it('accepts special tokens written as AddedToken objects', () => {
     const t = new TextTokenizer(tokenizerJson, { ...tokenizerConfig, bos_token: { content: '<s>', __type: 'AddedToken' }, eos_token: { content: '</s>' } });
     expect([t.bosTokenId, t.eosTokenIds]).toEqual([1, [2]]);
