@@ -6,7 +6,7 @@ export { Engine, DEFAULT_APP, type AppHandle, type ChatParams, type ChunkStream,
 export { engineFetch, type FetchLike } from './api/fetch-handler.js';
 export { AbortError, ChatTemplateError, DeviceLostError, EngineClosedError, EngineError, InvalidRequestError, PromptTooLongError, RemoteEngineError, RequestDeclinedError, SloError } from './api/errors.js';
 // ModelLoadError: the base class of every model-loading error (instanceof catches them all).
-export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
+export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, NonFiniteWeightError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
 export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel } from './hub/index.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export { QuantizeError } from './model/quantize-q4.js';

@@ -76,3 +76,13 @@ export class ModelFileError extends ModelError {
 
 /** tokenizer.json / tokenizer_config.json that the tokenizer library cannot build a tokenizer from. */
 export class TokenizerError extends ModelError {}
+
+/** A weight that is NaN or infinite: the model would compute garbage (greedy returns token 0 forever). */
+export class NonFiniteWeightError extends ModelError {
+  constructor(
+    readonly tensor: string,
+    readonly index: number,
+  ) {
+    super(`tensor '${tensor}' holds a non-finite value (NaN or infinity) at element ${index}: the weights are corrupt; download them again or convert them anew`);
+  }
+}

@@ -9,6 +9,7 @@ import { checkFileName, type ModelSource } from './source.js';
 import { checkTensors, expectedTensors } from './tensors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
 import { describeValue } from './describe.js';
+import { checkFinite } from './finite.js';
 
 export interface GenerationConfig {
   eosTokenIds?: number[];
@@ -169,6 +170,7 @@ export async function loadModelFiles(source: ModelSource, options: LoadModelOpti
   const { extra } = checkTensors(config, all);
   // In expectedTensors order (embeddings, layer by layer, norm, head), whatever the files' order.
   const tensors = new Map([...expectedTensors(config).keys()].map((name) => [name, all.get(name)!]));
+  checkFinite(tensors);
   return { config, generationConfig, tokenizerJson, tokenizerConfig, tensors, ignoredTensors: extra, weightFiles };
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../../src/model/config.js';
-import { MissingTensorError, ModelFileError, SafetensorsError, TensorShapeError, type ModelConfigError } from '../../src/model/errors.js';
+import { MissingTensorError, ModelFileError, NonFiniteWeightError, SafetensorsError, TensorShapeError, type ModelConfigError } from '../../src/model/errors.js';
 import { loadModelFiles, tensorToFloat64, type LoadedModelFiles } from '../../src/model/load.js';
 import { parseSafetensors } from '../../src/model/safetensors.js';
 import { fileListSource, hubSource, httpSource, nodeDirectorySource, type FileLike } from '../../src/model/source.js';
@@ -157,6 +157,30 @@ describe('model folder refusals', () => {
     const e = await rejection(loadModelFiles(nodeDirectorySource(dir)));
     expect(e).toBeInstanceOf(MissingTensorError);
     expect([...(e as MissingTensorError).tensors].sort()).toEqual([...gone].sort());
+  });
+
+  it('a NaN or infinite weight is a NonFiniteWeightError naming the tensor and element, for F32, F16 and BF16', async () => {
+    // Once: such weights loaded and ran, and greedy decoding returned token 0 forever.
+    const cases = [
+      { model: 'tiny-qwen2', bits: [0x7fc00000, 0xff800000] },
+      { model: 'tiny-qwen3b', bits: [0x7e00, 0x7c00] },
+      { model: 'tiny-llama3', bits: [0x7fc0, 0xff80] },
+    ] as const;
+    for (const { model, bits } of cases) {
+      for (const bad of bits) {
+        const bytes = new Uint8Array(await fixtureFile(model, 'model.safetensors'));
+        const parsed = parseSafetensors(bytes, 'model.safetensors');
+        const name = 'model.layers.1.mlp.down_proj.weight';
+        const t = parsed.tensors.get(name)!;
+        const width = t.dtype === 'F32' ? 4 : 2;
+        const at = t.data.byteOffset + 7 * width;
+        for (let k = 0; k < width; k++) bytes[at + k] = (bad >>> (8 * k)) & 0xff;
+        const dir = await folder(`nonfinite-${model}-${bad}`, { 'config.json': await fixtureJson(model, 'config.json'), 'model.safetensors': bytes });
+        const e = await rejection(loadModelFiles(nodeDirectorySource(dir)));
+        expect(e, `${model} ${bad.toString(16)}`).toBeInstanceOf(NonFiniteWeightError);
+        expect([(e as NonFiniteWeightError).tensor, (e as NonFiniteWeightError).index]).toEqual([name, 7]);
+      }
+    }
   });
 
   it('num_hidden_layers beyond the files: MissingTensorError at once, without naming 2^31 layers', async () => {
