@@ -131,7 +131,7 @@ function architectureOf(cfg: Json): Architecture {
   const archs = get(cfg, 'architectures');
   if (archs !== undefined) {
     if (!Array.isArray(archs) || archs.length === 0 || !archs.every((a) => typeof a === 'string')) {
-      throw new ModelConfigError('architectures', `is ${JSON.stringify(archs)}`, 'a non-empty list of class names');
+      throw new ModelConfigError('architectures', `is ${describeValue(archs)}`, 'a non-empty list of class names');
     }
     // transformers instantiates architectures[0]; a config listing several is a multi-head export.
     const name = archs[0] as string;
@@ -158,7 +158,7 @@ function parseRope(cfg: Json): { ropeTheta: number; ropeScaling: Llama3RopeScali
   let ropeTheta: number;
   let field: string;
   if (params !== undefined) {
-    if (!isObject(params)) throw new ModelConfigError('rope_parameters', `is ${JSON.stringify(params)}`, 'an object');
+    if (!isObject(params)) throw new ModelConfigError('rope_parameters', `is ${describeValue(params)}`, 'an object');
     ropeTheta = positiveNumber(params, 'rope_theta', positiveNumber(cfg, 'rope_theta', 10000), 'rope_parameters.rope_theta');
     scaling = params;
     field = 'rope_parameters';
@@ -168,11 +168,11 @@ function parseRope(cfg: Json): { ropeTheta: number; ropeScaling: Llama3RopeScali
     field = 'rope_scaling';
   }
   if (scaling === undefined) return { ropeTheta, ropeScaling: null };
-  if (!isObject(scaling)) throw new ModelConfigError(field, `is ${JSON.stringify(scaling)}`, 'an object or null');
+  if (!isObject(scaling)) throw new ModelConfigError(field, `is ${describeValue(scaling)}`, 'an object or null');
   const type = get(scaling, 'rope_type') ?? get(scaling, 'type');
   if (type === 'default' || (type === undefined && params !== undefined)) return { ropeTheta, ropeScaling: null };
   if (type !== 'llama3') {
-    throw new UnsupportedModelError(`${field} type ${JSON.stringify(type)}`, ['none', 'default', 'llama3']);
+    throw new UnsupportedModelError(`${field} type ${describeValue(type)}`, ['none', 'default', 'llama3']);
   }
   const num = (key: string): number => positiveNumber(scaling, key, undefined, `${field}.${key}`);
   const factor = num('factor');
@@ -203,7 +203,7 @@ function checkSlidingWindow(cfg: Json, arch: Architecture, maxPositions: number)
   const window = get(cfg, 'sliding_window');
   if (window === undefined) return;
   if (typeof window !== 'number' || !Number.isInteger(window) || window <= 0) {
-    throw new ModelConfigError('sliding_window', `is ${JSON.stringify(window)}`, 'a positive integer or null');
+    throw new ModelConfigError('sliding_window', `is ${describeValue(window)}`, 'a positive integer or null');
   }
   if (arch === 'mistral') {
     if (window < maxPositions) {
@@ -233,7 +233,7 @@ export function parseModelConfig(json: unknown): ModelConfig {
   const hiddenAct = get(cfg, 'hidden_act') ?? 'silu';
   // transformers maps 'swish' to the same SiLU module.
   if (hiddenAct !== 'silu' && hiddenAct !== 'swish') {
-    throw new UnsupportedModelError(`hidden_act ${JSON.stringify(hiddenAct)}`, ['silu']);
+    throw new UnsupportedModelError(`hidden_act ${describeValue(hiddenAct)}`, ['silu']);
   }
 
   const vocabSize = positiveInt(cfg, 'vocab_size');

@@ -85,7 +85,7 @@ export function parseGenerationConfig(json: unknown): GenerationConfig {
   if (maxNew !== undefined) out.maxNewTokens = maxNew;
   const doSample = field('do_sample');
   if (doSample !== undefined) {
-    if (typeof doSample !== 'boolean') throw new ModelConfigError('generation_config.do_sample', `is ${JSON.stringify(doSample)}`, 'true or false');
+    if (typeof doSample !== 'boolean') throw new ModelConfigError('generation_config.do_sample', `is ${describeValue(doSample)}`, 'true or false');
     out.doSample = doSample;
   }
   return out;
@@ -103,7 +103,7 @@ async function readShards(source: ModelSource, indexJson: unknown): Promise<{ te
   }
   const byShard = new Map<string, Set<string>>();
   for (const [tensor, shard] of Object.entries(indexJson['weight_map'])) {
-    if (typeof shard !== 'string') throw new ModelFileError(where, `weight_map['${tensor}'] is ${JSON.stringify(shard)}, not a file name`);
+    if (typeof shard !== 'string') throw new ModelFileError(where, `weight_map['${tensor}'] is ${describeValue(shard)}, not a file name`);
     checkFileName(shard, source.describe());
     let set = byShard.get(shard);
     if (!set) byShard.set(shard, (set = new Set()));

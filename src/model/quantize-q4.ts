@@ -14,6 +14,7 @@
 
 import { f16BitsToNumber } from '../numeric/half.js';
 import { DTYPE_BYTES, type SafetensorsDtype } from './safetensors.js';
+import { describeValue } from './describe.js';
 
 export const Q4_GROUP = 32;
 
@@ -38,7 +39,7 @@ export class QuantizeError extends Error {
 export function parseQuantization(value: unknown, field = 'quantize'): WeightQuantization {
   if (value === undefined) return 'none';
   if (typeof value === 'string' && (WEIGHT_QUANTIZATIONS as readonly string[]).includes(value)) return value as WeightQuantization;
-  throw new QuantizeError(`${field} ${JSON.stringify(value) ?? String(value)}`, 'is not a weight quantization', WEIGHT_QUANTIZATIONS.map((q) => `'${q}'`).join(' or '));
+  throw new QuantizeError(`${field} ${describeValue(value)}`, 'is not a weight quantization', WEIGHT_QUANTIZATIONS.map((q) => `'${q}'`).join(' or '));
 }
 
 function checkShape(rows: number, cols: number, what: string): void {
