@@ -102,10 +102,10 @@ describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
     writeFileSync(join(dir, 'trace.json'), JSON.stringify(trace));
     const r = webslo('bench-sched', '--real', '--model', fixtureDir('tiny-qwen2'), '--trace', join(dir, 'trace.json'), '--calibration-s', '3', '--loads', '1', '--kv-tokens', '16384', '--json', '--out', dir);
     expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as { rows: { load: number; requests: number; realAttainment: number; simAttainment: number; realSteps: number }[] };
+    const j = JSON.parse(r.out) as { rows: { load: number; requests: number; realAttainment: number; simAttainment: number; admittedMissRate: number; realSteps: number }[] };
     expect(j.rows).toHaveLength(1);
     expect(j.rows[0]!.requests).toBe(12);
-    for (const a of [j.rows[0]!.realAttainment, j.rows[0]!.simAttainment]) expect(a >= 0 && a <= 1).toBe(true);
+    for (const a of [j.rows[0]!.realAttainment, j.rows[0]!.simAttainment, j.rows[0]!.admittedMissRate]) expect(a >= 0 && a <= 1).toBe(true);
     expect(j.rows[0]!.realSteps).toBeGreaterThan(12);
     expect(readFileSync(join(dir, 'bench-real.md'), 'utf8')).toMatch(/\| 1 \| 12 \|/);
   });
