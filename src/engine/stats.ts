@@ -25,8 +25,9 @@ export interface AppStats {
   running: number;
   /** Finished requests that met their SLO / finished requests (declined ones count as misses); null before any. */
   attainment: number | null;
+  /** Over the app's most recent completed requests (LATENCY_WINDOW to twice that). */
   ttftMs: LatencySummary;
-  /** Mean time per output token after the first, per request. */
+  /** Mean time per output token after the first, per request (the same window). */
   tpotMs: LatencySummary;
   /** Prompt tokens submitted, and how many of them the prefix cache (or a kept conversation) held. */
   promptTokens: number;
@@ -61,6 +62,13 @@ export interface EngineStats {
 }
 
 export const STEP_HISTORY = 512;
+/** Requests per app the latency percentiles are over (the most recent): a server's memory stays flat. */
+export const LATENCY_WINDOW = 4096;
+
+function keep(window: number[], value: number): void {
+  window.push(value);
+  if (window.length > 2 * LATENCY_WINDOW) window.splice(0, window.length - LATENCY_WINDOW);
+}
 
 function summarize(values: number[]): LatencySummary {
   if (values.length === 0) return { count: 0, p50: null, p90: null, p99: null };
@@ -122,8 +130,8 @@ export class StatsCollector {
     if (how === 'declined') a.judged++;
     if (how !== 'completed' || !timeline) return;
     const t = timeline.round.tokenTimes;
-    if (t.length > 0) a.ttft.push(t[0]! - timeline.round.arrivalMs);
-    if (t.length > 1) a.tpot.push((t[t.length - 1]! - t[0]!) / (t.length - 1));
+    if (t.length > 0) keep(a.ttft, t[0]! - timeline.round.arrivalMs);
+    if (t.length > 1) keep(a.tpot, (t[t.length - 1]! - t[0]!) / (t.length - 1));
     const verdict = judgeRequest({ id: timeline.id, app, declined: timeline.declined, rounds: [timeline.round] });
     a.judged++;
     if (verdict.met) a.met++;
