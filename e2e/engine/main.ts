@@ -56,7 +56,8 @@ async function run(engine: Engine, i: number): Promise<RunOutput> {
 }
 
 async function main(): Promise<EngineResult> {
-  const engine = await createEngine({ model: `${location.origin}/models/tiny-qwen2/resolve/main`, profile: PROFILES.paper, cache: false, kvCacheBytes: 4 * 1024 * 1024 });
+  // The paper profile relabelled for tiny-qwen2's 2 layers (createEngine refuses other depths).
+  const engine = await createEngine({ model: `${location.origin}/models/tiny-qwen2/resolve/main`, profile: { ...(PROFILES.paper as object), layers: 2 }, cache: false, kvCacheBytes: 4 * 1024 * 1024 });
   try {
     engine.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
     engine.app('code', { ttftMs: 30_000, tpotMs: 5_000 });
