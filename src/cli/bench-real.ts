@@ -97,12 +97,13 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
     const make = (m: PerformanceModel): Scheduler => createScheduler('slos', { model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 0 });
     // One engine run of a trace: the planner starts from `from` and is refitted online as the
     // engine does (createEngine), the step times recorded.
-    const run = async (trace: ResolvedTrace, from: PerformanceModel): Promise<{ timelines: RequestTimeline[]; model: PerformanceModel; refits: number; steps: number; measured: number; predicted: number; wallMs: number }> => {
+    const run = async (trace: ResolvedTrace, refit: OnlineRefit): Promise<{ timelines: RequestTimeline[]; refits: number; steps: number; measured: number; predicted: number; wallMs: number }> => {
       const t0 = performance.now();
       let measured = 0;
       let predicted = 0;
       let steps = 0;
-      const refit = new OnlineRefit(from, cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+      const from = refit.model;
+      const refitsBefore = refit.refits;
       const scheduler = make(from);
       const timed = new EngineCore({
         spec: new SpecSession(target, { kind: 'none' }),
@@ -117,21 +118,23 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         },
       });
       const timelines = await replayTrace(timed, trace, { model: from, vocabSize: files.config.vocabSize });
-      return { timelines, model: scheduler.performanceModel, refits: refit.refits, steps, measured, predicted, wallMs: performance.now() - t0 };
+      return { timelines, refits: refit.refits - refitsBefore, steps, measured, predicted, wallMs: performance.now() - t0 };
     };
     // Warm-up, not scored: every load once, the model carried from run to run, as an engine that has
     // served before. The scored runs start from the model it ends with, and the simulator predicts
     // with that same model: nothing the scored run measures reaches the prediction.
-    let warm = model;
+    const warmRefit = new OnlineRefit(model, cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
     for (const load of loads) {
-      const w = await run(compressTrace(base, load), warm);
-      warm = w.model;
-      log(`warm-up at load ${load}: ${w.steps} steps, ${w.refits} refits`);
+      const w = await run(compressTrace(base, load), warmRefit);
+      log(`warm-up at load ${load}: ${w.steps} steps, ${w.refits} refits, level ${warmRefit.drift.toFixed(2)}`);
     }
+    const warm = warmRefit.model;
     const rows: RealRow[] = [];
     for (const load of loads) {
       const trace = compressTrace(base, load);
-      const real = await run(trace, warm);
+      // The engine goes on from its warmed-up state (and keeps refitting, as it does when serving).
+      const engineRefit = warmRefit.clone();
+      const real = await run(trace, engineRefit);
       const sim = simulate({ trace, clock: warm, makeScheduler: () => make(warm), seed: 1 });
       const startup = simulate({ trace, clock: model, makeScheduler: () => make(model), seed: 1 });
       const r = attain(real.timelines);
@@ -155,7 +158,7 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         meanPredictedMs: real.predicted / Math.max(1, real.steps),
         outsideStepFraction: 1 - real.measured / real.wallMs,
       });
-      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only)`);
+      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only); level ${warmRefit.drift.toFixed(2)} -> ${engineRefit.drift.toFixed(2)}, ${real.refits} refits`);
     }
     const head = `Real engine vs simulator: ${traceFile} on ${adapterName(rt.capabilities)} (${dir}), SLOs x${scale.toFixed(3)}, calibration R² ${model.profile.r2.toFixed(3)} over ${cal.samples.length} samples; the engine warmed up on every load once (not scored), the simulator predicts with the model it had then\n\n`;
     const table = [

@@ -81,6 +81,21 @@ export class OnlineRefit {
     this.anchor = calibration.length > 0 ? calibration : anchorSamples(initial);
   }
 
+  /** The same state, going on separately (a benchmark runs several traces from one warmed-up engine). */
+  clone(): OnlineRefit {
+    const c = new OnlineRefit(this.fitted, this.anchor, this.info, this.options);
+    c.recent.push(...this.recent);
+    c.sinceFit = this.sinceFit;
+    c.applied = this.applied;
+    c.refits = this.refits;
+    return c;
+  }
+
+  /** The model to plan with now: the latest fit at the applied level. */
+  get model(): PerformanceModel {
+    return this.applied === 1 ? this.fitted : this.fitted.scaled(this.applied);
+  }
+
   /** The level last applied: measured over fitted time of recent steps (1 until measured). */
   get drift(): number {
     return this.applied;
@@ -113,7 +128,7 @@ export class OnlineRefit {
       changed = true;
     }
     if (!changed) return null;
-    return this.applied === 1 ? this.fitted : this.fitted.scaled(this.applied);
+    return this.model;
   }
 
   /** Measured over fitted time of the last driftWindow steps, clamped; null with too few steps. */
