@@ -159,17 +159,27 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       const started = performance.now();
       // Phase 1, whatever the budget: the fewest shapes a fit stands on (prefill and decode sizes,
       // a verify when speculating), so a slow adapter still gets a usable model.
-      const first = await calibrate(target, {
-        ...base,
-        prefillChunks: [16, 64],
-        prefillContexts: [0],
-        decodeBatches: decodeBatches.slice(0, 2),
-        decodeContexts: [Math.min(...decodeContexts)],
-        verifyKs: maxSpec > 0 ? [2] : [],
-        verifyBatches: [1],
-        repeats: 2,
-        onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
-      });
+      const minimal = (repeats: number, prefillChunks: number[]): ReturnType<typeof calibrate> =>
+        calibrate(target, {
+          ...base,
+          prefillChunks,
+          prefillContexts: [0],
+          decodeBatches: decodeBatches.slice(0, 2),
+          decodeContexts: [Math.min(...decodeContexts)],
+          verifyKs: maxSpec > 0 ? [2] : [],
+          verifyBatches: [1],
+          repeats,
+          onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
+        });
+      let first: Awaited<ReturnType<typeof calibrate>>;
+      try {
+        first = await minimal(2, [16, 64]);
+      } catch (e) {
+        // A small model on a CPU adapter: 16 and 64 tokens can cost the same within the noise (once,
+        // "time does not grow with tokens" on lavapipe). Once more, over the widest chunk, repeated.
+        if ((e as Error).name !== 'PerfFitError') throw e;
+        first = await minimal(4, [16, widest]);
+      }
       let samples = [...first.samples];
       let skipped = 0;
       // Phase 2, in the time left: the wider sweep; its samples join phase 1's in one fit.
