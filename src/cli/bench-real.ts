@@ -7,7 +7,7 @@
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineCore } from '../engine/engine-core.js';
-import { OnlineRefit } from '../engine/online-refit.js';
+import { OnlineRefit } from '../scheduler/online-refit.js';
 import { replayTrace } from '../engine/replay.js';
 import { GpuRuntime } from '../gpu/index.js';
 import { loadModelFiles } from '../model/load.js';

@@ -11,7 +11,7 @@ import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../scheduler/calibrate.js';
 import { PerformanceModel, PerfProfileError, type PerfSample } from '../scheduler/perf-model.js';
-import { OnlineRefit } from '../engine/online-refit.js';
+import { OnlineRefit } from '../scheduler/online-refit.js';
 import { checkSchedulerName, createScheduler, SchedulerNameError, type SchedulerName } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { SpecSession, type DraftSource } from '../spec/spec-session.js';

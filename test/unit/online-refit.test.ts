@@ -3,7 +3,7 @@
 // shapes no real step was measured at keep the anchor's cost; a failed fit keeps the old model.
 
 import { describe, expect, it } from 'vitest';
-import { anchorSamples, OnlineRefit } from '../../src/engine/online-refit.js';
+import { anchorSamples, OnlineRefit } from '../../src/scheduler/online-refit.js';
 import { PerformanceModel, type PerfSample } from '../../src/scheduler/perf-model.js';
 import type { StepPlan } from '../../src/scheduler/types.js';
 

@@ -1,4 +1,5 @@
-// Online refit of the performance model: every executed step is a sample (its shape and measured
+// Online refit of the performance model (pure planning code: the engine feeds it each step it ran):
+// every executed step is a sample (its shape and measured
 // time), and the planner's model follows what steps really cost, in two parts.
 //
 // 1. The shape (every `every` steps): the model is refitted on an anchor plus the most recent
@@ -17,8 +18,8 @@
 // record() returns the model to plan with when it changed, null otherwise. A failed fit keeps the
 // previous fit (lastError says why).
 
-import { PerformanceModel, type FitOptions, type PerfSample, type ProfileInfo, type StepShape } from '../scheduler/perf-model.js';
-import type { StepPlan } from '../scheduler/types.js';
+import { PerformanceModel, type FitOptions, type PerfSample, type ProfileInfo, type StepShape } from './perf-model.js';
+import type { StepPlan } from './types.js';
 
 export interface OnlineRefitOptions extends FitOptions {
   /**
