@@ -1,6 +1,6 @@
-// Online refit of the performance model (pure planning code: the engine feeds it each step it ran):
-// every executed step is a sample (its shape and measured
-// time), and the planner's model follows what steps really cost, in two parts.
+// Online refit of the performance model (planning code: the engine feeds it each step it ran). Every
+// executed step is a sample (its shape and measured time), and the planner's model follows what
+// steps really cost, in two parts.
 //
 // 1. The shape (every `every` steps): the model is refitted on an anchor plus the most recent
 //    `window` real steps. The anchor is the startup calibration's samples when there are any, else
