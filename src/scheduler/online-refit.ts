@@ -33,7 +33,11 @@ export interface OnlineRefitOptions extends FitOptions {
   minSamples?: number;
   /** Steps the level is measured over (default 16; at least 4 before it applies). */
   driftWindow?: number;
-  /** Bounds of the level (default 0.5 and 8). */
+  /**
+   * Bounds of the level (default 1 and 8): it slows the fit down for contention, never speeds it up
+   * (a planner that thinks steps are cheaper than the fit packs longer steps, and a miss costs more
+   * than a decline; with a floor of 0.5 the level sank to 0.51 at 2x load on lavapipe).
+   */
   minDrift?: number;
   maxDrift?: number;
   /** Relative change of the level that is applied (default 0.15). */
@@ -144,6 +148,6 @@ export class OnlineRefit {
       fitted += this.fitted.predictRaw(s);
     }
     if (!(fitted > 0)) return null;
-    return Math.min(this.options.maxDrift ?? 8, Math.max(this.options.minDrift ?? 0.5, measured / fitted));
+    return Math.min(this.options.maxDrift ?? 8, Math.max(this.options.minDrift ?? 1, measured / fitted));
   }
 }
