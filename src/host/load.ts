@@ -85,10 +85,17 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
   if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined) throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
   // Checked before any download: a typo should not cost a model fetch.
   const quantize = parseQuantization(o.quantize);
-  // The tokenizer (and its chat template) is checked before any weight is downloaded.
+  const given = o.profile !== undefined ? PerformanceModel.fromProfile(o.profile) : null;
+  // The tokenizer (and its chat template), and a given profile against the model's layers, are
+  // checked before any weight is downloaded.
   let tokenizer = null as TextTokenizer | null;
   const files = await loadFiles(o.model, o, 'target', onProgress, {
     beforeWeights: (m) => {
+      // A profile holds for one model: its KV term counts keys x layers, and the planner (and the
+      // online refit) plans for this model's layers. Refused here, not at the first refit.
+      if (given && given.profile.layers !== m.config.numLayers) {
+        throw new PerfProfileError('layers', `is ${given.profile.layers}; this model has ${m.config.numLayers} layers (a profile holds for the model it was measured on: run \`webslo calibrate\` on this one, or leave profile out to calibrate at startup)`);
+      }
       tokenizer = m.tokenizerJson ? new TextTokenizer(m.tokenizerJson, m.tokenizerConfig, [...m.config.eosTokenIds, ...(m.generationConfig?.eosTokenIds ?? [])]) : null;
     },
   });
@@ -133,13 +140,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     let model: PerformanceModel;
     let origin: string;
     let calibrationSamples: readonly PerfSample[] = [];
-    if (o.profile !== undefined) {
-      model = PerformanceModel.fromProfile(o.profile);
-      // A profile holds for one model: its KV term counts keys x layers, and the planner (and the
-      // online refit) plans for this model's layers. Refused here, not at the first refit.
-      if (model.profile.layers !== files.config.numLayers) {
-        throw new PerfProfileError('layers', `is ${model.profile.layers}; this model has ${files.config.numLayers} layers (a profile holds for the model it was measured on: run \`webslo calibrate\` on this one, or leave profile out to calibrate at startup)`);
-      }
+    if (given) {
+      model = given;
       origin = model.profile.origin ?? 'given to createEngine';
     } else {
       const budget = o.calibrationBudgetMs ?? 4000;

@@ -4,7 +4,7 @@
 // and nothing here loops on untrusted counts (work is linear in the header size, at most 100 MiB).
 
 import { SafetensorsError } from './errors.js';
-import { describeValue } from './describe.js';
+import { describeValue as describe } from './describe.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
@@ -68,8 +68,6 @@ export function readSafetensorsHeaderLength(first: Uint8Array, fileName: string,
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-
-const describe = (v: unknown): string => describeValue(v);
 
 function parseEntry(fileName: string, name: string, raw: unknown, dataSize: number): TensorEntry {
   const fail = (problem: string): never => {

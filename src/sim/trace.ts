@@ -121,6 +121,11 @@ function fail(path: string, problem: string): never {
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v.length > 60 ? `${v.slice(0, 57)}...` : v}'` : describeValue(v));
 
+/** obj[key] = value as an own property: an app named __proto__ stays an app rather than replacing the prototype. */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function object(v: unknown, path: string): Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, `must be an object, got ${show(v)}`);
   return v as Obj;
@@ -276,8 +281,7 @@ export function parseTrace(json: unknown): Trace {
   for (const k of Object.keys(top)) if (!TOP_KEYS.includes(k)) fail(k, `unknown key; a trace has: ${TOP_KEYS.join(', ')}`);
   const rawApps = object(top.apps, 'apps');
   const apps: Record<string, TraceApp> = {};
-  // defineProperty: an app named __proto__ stays an app rather than replacing the prototype.
-  for (const [name, app] of Object.entries(rawApps)) Object.defineProperty(apps, name, { value: parseApp(name, app), enumerable: true, writable: true, configurable: true });
+  for (const [name, app] of Object.entries(rawApps)) setOwn(apps, name, parseApp(name, app));
   if (Object.keys(apps).length === 0) fail('apps', 'must define at least one app');
   const rawRequests = array(top.requests, 'requests');
   if (rawRequests.length === 0) fail('requests', 'must hold at least one request');
@@ -397,7 +401,7 @@ export function traceToJson(trace: ResolvedTrace): Trace {
     if (a.kind === 'tool') app.final_tpot_ms = (a.finalStages?.[0] ?? (a.stages[0] as StageSlo)).tpotMs;
     if (a.maxTokens !== undefined) app.max_tokens = a.maxTokens;
     if (a.alpha !== undefined) app.alpha = a.alpha;
-    Object.defineProperty(apps, name, { value: app, enumerable: true, writable: true, configurable: true });
+    setOwn(apps, name, app);
   }
   const requests = trace.requests.map((r): TraceRequest => {
     const kind = trace.apps.get(r.app)?.kind;
