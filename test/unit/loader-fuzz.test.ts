@@ -196,7 +196,6 @@ describe('loader fuzzing', () => {
       tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
     }
     console.log(`[loader-fuzz] ${N} cases: ${JSON.stringify(Object.fromEntries([...tally].sort((a, b) => b[1] - a[1])))}`);
-    expect([...tally.values()].reduce((a, b) => a + b, 0)).toBe(N);
     // Both sides exercised: some mutations still load, most are refused.
     expect(tally.get('ok') ?? 0).toBeGreaterThan(100);
     expect(N - (tally.get('ok') ?? 0)).toBeGreaterThan(3000);
