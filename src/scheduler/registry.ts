@@ -44,6 +44,8 @@ export interface SchedulerSettings {
   reservation?: ReservationMode;
   /** slos: run the admission DP (false: admit everything, with slos's speculation: the ablation). */
   admission?: boolean;
+  /** slos: the admission margin is learned from admitted first tokens ('learned') or not ('fixed': the ablation). */
+  margin?: 'learned' | 'fixed';
 }
 
 export interface SchedulerContext {
@@ -103,7 +105,7 @@ export function createScheduler(name: SchedulerName, ctx: SchedulerContext, sett
   };
   switch (name) {
     case 'slos':
-      return new SlosScheduler({ ...common, maxSpec: spec(settings.specK ?? ctx.maxSpec), fixedSpec: settings.fixedSpec ?? false, reservation: settings.reservation ?? 'adaptive', admission: settings.admission ?? true, name: 'slos', ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}) });
+      return new SlosScheduler({ ...common, maxSpec: spec(settings.specK ?? ctx.maxSpec), fixedSpec: settings.fixedSpec ?? false, reservation: settings.reservation ?? 'adaptive', admission: settings.admission ?? true, learnMargin: (settings.margin ?? 'learned') === 'learned', name: 'slos', ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}) });
     case 'edf':
       return new SlosScheduler({ ...common, admission: false, name: 'edf' });
     case 'fcfs':
@@ -150,8 +152,8 @@ export function sweep(name: SchedulerName, ctx: SchedulerContext): SchedulerVari
 
 /**
  * SLOs-Serve's ablations, for benchmarks: admission off (with its speculation; 'edf' is admission
- * and speculation off), speculation off, each fixed k, and each reservation mode ('oracle' knows the
- * true lengths: a benchmark-only reference).
+ * and speculation off), speculation off, each fixed k, the admission margin not learned, and each
+ * reservation mode ('oracle' knows the true lengths: a benchmark-only reference).
  */
 export function ablations(ctx: SchedulerContext): SchedulerVariant[] {
   const out: SchedulerVariant[] = [{ scheduler: 'slos', label: 'slos admission=off', settings: { specK: ctx.maxSpec, admission: false }, ablation: true }];
@@ -159,6 +161,7 @@ export function ablations(ctx: SchedulerContext): SchedulerVariant[] {
     out.push({ scheduler: 'slos', label: 'slos spec=off', settings: { specK: 0, reservation: 'adaptive' }, ablation: true });
     for (const k of [1, 2, 4].filter((x) => x <= ctx.maxSpec)) out.push({ scheduler: 'slos', label: `slos spec=fixed k=${k}`, settings: { specK: k, fixedSpec: true, reservation: 'adaptive' }, ablation: true });
   }
+  out.push({ scheduler: 'slos', label: 'slos margin=fixed', settings: { specK: ctx.maxSpec, margin: 'fixed' }, ablation: true });
   for (const r of ['p90', 'max_tokens', 'oracle'] as const) out.push({ scheduler: 'slos', label: `slos reserve=${r}${r === 'oracle' ? ' (oracle: true lengths, benchmark only)' : ''}`, settings: { specK: ctx.maxSpec, reservation: r }, ablation: true });
   return out;
 }

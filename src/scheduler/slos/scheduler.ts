@@ -6,7 +6,9 @@
 // Each step():
 //   1. Pending arrivals (coalesced since the last step) are decided: the first `window` by TTFT
 //      deadline go through the DP (solveAdmission); the rest wait for the next re-plan. Admitted
-//      requests reserve KV for prompt + the app's output-length reservation (reservation.ts).
+//      requests reserve KV for prompt + the app's output-length reservation (reservation.ts). The
+//      DP's prefill rate and lag carry a margin learned from admitted first tokens
+//      (admission-margin.ts).
 //   2. The step's length and drafts (step-plan.ts): no longer than the earliest first-token deadline
 //      of admitted prefills it can still meet, nor than any on-time decoder's deadline for the tokens
 //      its drafts plan on; drafts per request chosen for the most prefill rows per ms, then spent on
@@ -30,6 +32,7 @@ import { OutputLengthTracker } from '../slo.js';
 import type { SchedRequest, StepEntry, StepOutcome } from '../types.js';
 import { OutputReservation, type ReservationMode } from './reservation.js';
 import { solveAdmission, type AdmissionItem } from './admission.js';
+import { AdmissionMargin } from './admission-margin.js';
 import { dropUntilPeakFits, type KvTrajectory } from './kv-projection.js';
 import { DecodeRateTable, effectiveTier, makeTiers, tierOf, type TierLoad } from './decode-plan.js';
 import { planStepDecodes, type StepDecoder } from './step-plan.js';
@@ -38,7 +41,9 @@ import { planStepDecodes, type StepDecoder } from './step-plan.js';
 // steps are cut short by other requests' deadlines. At least a quarter of Plan(inf)'s step, and half
 // the steps actually run (a decayed average): with the quarter alone, chatbot under the paper's profile
 // at 27.9 req/s (2 seeds x 400) missed 25 admitted first tokens of 608; with half the measured steps,
-// 10, and 4 fewer misses in all (a whole measured step: 0 admitted misses, 3x the declines).
+// 10, and 4 fewer misses in all (a whole measured step: 0 admitted misses, 3x the declines). The
+// learned admission margin (admission-margin.ts) then scales this lag up and the prefill rate down
+// (or the opposite) until about 1% of admitted first tokens come after their deadline.
 const LAG_STEPS = 0.25;
 const LAG_MEASURED = 0.5;
 
@@ -66,6 +71,11 @@ export interface SlosOptions extends SchedulerOptions {
    * passes a warm-up trace's), so reservations start from data rather than max_tokens.
    */
   lengthHistory?: Readonly<Record<string, readonly number[]>>;
+  /**
+   * Learn the admission margin from admitted first tokens (admission-margin.ts); false keeps the
+   * DP's fluid estimate as it is (the ablation). Default true.
+   */
+  learnMargin?: boolean;
   /** Re-plan (the DP) at least this often while requests wait for admission, ms. Default 100. */
   replanMs?: number;
   name?: string;
@@ -87,6 +97,7 @@ export class SlosScheduler extends BaseScheduler {
   /** The last admission decision refused someone for memory (steps then race decoders to free KV). */
   private memoryBound = false;
   private readonly replanMs: number;
+  private readonly learnMargin: boolean;
   private lastReplanMs = -Infinity;
   private replanDue = false;
   /** Set while offer() decides a single request for routing. */
@@ -105,6 +116,7 @@ export class SlosScheduler extends BaseScheduler {
     this.maxTiers = options.maxTiers ?? 4;
     this.horizon = options.tierHorizon ?? 10;
     this.replanMs = options.replanMs ?? 100;
+    this.learnMargin = options.learnMargin ?? true;
     for (const [app, lengths] of Object.entries(options.lengthHistory ?? {})) for (const n of lengths) this.lengths.record(app, n);
     this.name = options.name ?? (this.admission ? 'slos' : 'edf');
   }
@@ -190,16 +202,20 @@ export class SlosScheduler extends BaseScheduler {
       }
       return lastQuery;
     };
+    const margin = this.margin.factor;
     const took = solveAdmission({
       nowMs,
       items,
       tiers: tiers.length,
       freePages: this.kvBudget.pages - usedPages,
-      rate: (extra) => query(extra)?.rate ?? null,
+      rate: (extra) => {
+        const r = query(extra)?.rate;
+        return r === undefined || r === null ? null : r / margin;
+      },
       lag: (extra) => {
         const q = query(extra);
         const steady = q && Number.isFinite(q.stepMs) ? q.stepMs * LAG_STEPS : 0;
-        return Math.max(steady, this.stepEwma * LAG_MEASURED);
+        return Math.max(steady, this.stepEwma * LAG_MEASURED) * margin;
       },
     });
     const byDp = took.slice();
@@ -252,9 +268,16 @@ export class SlosScheduler extends BaseScheduler {
   /** Decayed average of the steps' actual lengths (the admission's lag), and when the current one began. */
   private stepEwma = 0;
   private stepStart = 0;
+  /** How optimistic admission may be, learned from admitted first tokens (admission-margin.ts). */
+  readonly margin = new AdmissionMargin();
 
   override complete(nowMs: number, outcomes: readonly StepOutcome[]): void {
     this.stepEwma = 0.9 * this.stepEwma + 0.1 * (nowMs - this.stepStart);
+    // Admitted first tokens teach the admission margin (before super.complete records them).
+    for (const o of outcomes) {
+      const s = o.emitted > 0 ? this.states.get(o.id) : undefined;
+      if (s && s.firstTokenMs === null && s.service === 'admitted' && this.learnMargin) this.margin.record(nowMs, s.ttftDeadlineMs);
+    }
     super.complete(nowMs, outcomes);
   }
 
