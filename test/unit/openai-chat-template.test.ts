@@ -107,6 +107,20 @@ describe('renderChat', () => {
     expect(renderChat('{% for i in range(3) %}{{ i }}{% endfor %}', msgs)).toBe('012');
   });
 
+  it('a template that nests loops over the messages or grows a string without limit is refused, and the next render works', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => ({ role: (i % 2 ? 'assistant' : 'user') as 'user' | 'assistant', content: `m${i}` }));
+    // 1,000 x 1,000 iterations: no range() involved, so only the evaluation budget stops it.
+    const nested = templateError(() => renderChat('{% for a in messages %}{% for b in messages %}{{ b.content }}{% endfor %}{% endfor %}', many));
+    expect(nested.kind).toBe('render');
+    expect(nested.message).toMatch(/evaluated more than 500000 expressions in one render: refused/);
+    // 40 doublings of one character would be a terabyte: refused at 16 Mi characters.
+    const doubling = templateError(() => renderChat("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}", many));
+    expect(doubling.kind).toBe('render');
+    expect(doubling.message).toMatch(/built a string of \d+ characters \(the limit is 16777216\)/);
+    // A real template over the same 1,000 messages is far inside both limits.
+    expect(renderChat(CHATML, many)).toContain('<|im_start|>assistant\nm999<|im_end|>');
+  });
+
   it('reports a template that does not parse or fails to render', () => {
     const syntax = templateError(() => renderChat('{% for m in messages %}', [{ role: 'user', content: 'a' }]));
     expect(syntax.kind).toBe('syntax');

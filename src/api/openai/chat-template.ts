@@ -65,7 +65,39 @@ function strftimeNow(format: string): string {
  */
 export const RANGE_BUDGET = 100_000;
 
+/**
+ * Template nodes one render may evaluate, and characters any value in it may hold. Loops over the
+ * messages are bounded by the request, but a template may nest them (5,000 messages x 5,000) or
+ * double a string in a short loop (30 doublings: a gigabyte); either would stall the engine or
+ * exhaust the heap. Real templates evaluate tens of nodes per message (Llama-2's: 27, measured), so
+ * the budget is ~18,000 messages of such a template (about 1 s of this machine's CPU).
+ */
+export const EVAL_BUDGET = 500_000;
+export const OUTPUT_LIMIT = 16 * 1024 * 1024;
+
 class TemplateLimitError extends Error {}
+
+type Evaluate = (statement: unknown, environment: unknown) => { type: string; value?: unknown };
+
+/**
+ * An interpreter whose every evaluation counts against EVAL_BUDGET and whose string values may not
+ * exceed OUTPUT_LIMIT. The library has no hook for this: its private `evaluate` (every node goes
+ * through it) is wrapped on the instance.
+ */
+function boundedInterpreter(env: Environment): Interpreter {
+  const interpreter = new Interpreter(env);
+  const target = interpreter as unknown as { evaluate: Evaluate };
+  if (typeof target.evaluate !== 'function') throw new Error('@huggingface/jinja has no Interpreter.evaluate: the render limits cannot be applied (library changed)');
+  const inner = target.evaluate.bind(interpreter);
+  let left = EVAL_BUDGET;
+  target.evaluate = (statement, environment) => {
+    if (--left < 0) throw new TemplateLimitError(`the chat template evaluated more than ${EVAL_BUDGET} expressions in one render`);
+    const out = inner(statement, environment);
+    if (typeof out.value === 'string' && out.value.length > OUTPUT_LIMIT) throw new TemplateLimitError(`the chat template built a string of ${out.value.length} characters (the limit is ${OUTPUT_LIMIT})`);
+    return out;
+  };
+  return interpreter;
+}
 
 function boundedRange(budget: { left: number }): (start: number, stop?: number, step?: number) => number[] {
   return (start, stop, step = 1) => {
@@ -162,11 +194,11 @@ export function renderChat(template: string | null, messages: readonly TemplateM
   try {
     const env = new Environment();
     for (const [key, value] of Object.entries({ ...globals(), ...vars })) env.set(key, value);
-    const out = new Interpreter(env).run(t.parsed).value;
+    const out = boundedInterpreter(env).run(t.parsed).value;
     return typeof out === 'string' ? out : String(out);
   } catch (e) {
     if (e instanceof RaisedByTemplate) throw new ChatTemplateError('raised', `the chat template rejected the messages: ${e.message}`);
-    if (e instanceof TemplateLimitError) throw new ChatTemplateError('render', `${e.message}: refused (a template from the model folder may not loop without limit)`);
+    if (e instanceof TemplateLimitError) throw new ChatTemplateError('render', `${e.message}: refused (a template from the model folder may not run or grow without limit)`);
     throw new ChatTemplateError('render', `the chat template failed to render: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
