@@ -1,6 +1,6 @@
 // npm run bench:calibrate — the scheduler's performance model calibrated on a synthetic model with a
 // real model's shapes (weights generated on the GPU, bench/synthetic-model.ts; no files), through the
-// real ModelRunner and RunnerSession and src/scheduler/calibrate.ts: prefill chunks, decode batches
+// real ModelRunner and RunnerSession and src/runner/calibrate.ts: prefill chunks, decode batches
 // at several contexts, verify batches, and speculative steps with SpecSession's self draft (the first
 // --draft-layers layers + final norm + LM head: k sequential draft passes, then the verify), so the
 // profile's k2 (ms per draft step) is measured. Prints every sample beside the fitted prediction, the
@@ -26,7 +26,7 @@ import { dirname } from 'node:path';
 import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
-import { adapterName, calibrate, type CalibrationOptions } from '../src/scheduler/calibrate.js';
+import { adapterName, calibrate, type CalibrationOptions } from '../src/runner/calibrate.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { assertFillChecked, buildSyntheticWeights, shapeArgs, shapeConfig } from './synthetic-model.js';
 

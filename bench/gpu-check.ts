@@ -18,7 +18,7 @@ import { loadModelFiles } from '../src/model/load.js';
 import { nodeDirectorySource } from '../src/model/source.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
-import { topIdsComparable, topK } from '../test/helpers/logits.js';
+import { topIdsComparable, topK } from '../src/reference/logits.js';
 import { arg } from './common.js';
 
 const MODELS = ['tiny-qwen2', 'tiny-llama3', 'tiny-qwen3b', 'tiny-mistral'] as const;

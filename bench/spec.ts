@@ -18,7 +18,7 @@ import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import type { SourceWeightDType } from '../src/kernels/matmul.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
-import { SpecSession } from '../src/spec/spec-session.js';
+import { SpecSession } from '../src/speculative/spec-session.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { buildSyntheticWeights, isShapeName, shapeConfig } from './synthetic-model.js';
 

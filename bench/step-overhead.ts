@@ -7,7 +7,7 @@
 // a queue slot); wait = submit end until forward returns (GPU work and the ids readback); other =
 // the rest of runStep (KV bookkeeping, SpecSession, delivering tokens, scheduler completion).
 // CPU = plan + record + submit + other. Counts per step come from wrapping the device
-// (test/helpers/gpu-counters.ts): command encoders, queue submits, buffers, bind groups created.
+// (src/reference/gpu-counters.ts): command encoders, queue submits, buffers, bind groups created.
 
 import type { GpuRuntime } from '../src/gpu/index.js';
 import { EngineCore } from '../src/engine/engine-core.js';
@@ -21,8 +21,8 @@ import { FcfsScheduler } from '../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../src/scheduler/perf-model.js';
 import type { StepPlan } from '../src/scheduler/types.js';
 import { PROFILES } from '../src/sim/profiles.js';
-import { SpecSession } from '../src/spec/spec-session.js';
-import { countGpuCalls, type GpuCallCounts } from '../test/helpers/gpu-counters.js';
+import { SpecSession } from '../src/speculative/spec-session.js';
+import { countGpuCalls, type GpuCallCounts } from '../src/reference/gpu-counters.js';
 import { buildSyntheticWeights } from './synthetic-model.js';
 
 export interface StepOverheadOptions {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: every tier, in order, each one run even if an earlier one failed, then a summary
 // with the count of assertions-bearing tests each tier ran. Exit code 0 only if all passed.
-//   typecheck (tsc) -> lint (eslint) -> unit (Vitest, Node) -> gpu (Vitest on Dawn, 4 configs)
+//   typecheck (tsc) -> lint (eslint, the layer check) -> unit (Vitest, Node) -> gpu (Vitest on Dawn, 4 configs)
 //   -> browser (Playwright in Debian's Chromium on a Vite preview build)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -36,7 +36,7 @@ const step = (name, cmd, args, counts) => {
 };
 
 step('typecheck', 'npx', ['tsc', '-p', '.']);
-step('lint', 'npx', ['eslint', '.']);
+step('lint', 'npm', ['run', 'lint']);
 step('unit', 'npx', ['vitest', 'run', '--project', 'unit', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json'], () =>
   vitestCounts('test-results/unit.json'),
 );

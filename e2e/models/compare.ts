@@ -4,10 +4,10 @@
 //   - top-8 ids at every position whose reference top-8 is well ordered (neighbouring logits more
 //     than TOP_GAP apart), the last position reported on its own;
 //   - the 24 greedy tokens.
-// topK/topIdsComparable come from test/helpers/logits.ts, which the Node tier uses too.
+// topK/topIdsComparable come from src/reference/logits.ts, which the Node tier uses too.
 
 import type { FixtureCase } from '../../test/helpers/fixtures.js';
-import { topIdsComparable, topK } from '../../test/helpers/logits.js';
+import { topIdsComparable, topK } from '../../src/reference/logits.js';
 
 export type ReferenceCase = FixtureCase;
 

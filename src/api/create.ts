@@ -1,7 +1,7 @@
 // createEngine: load a model and start the engine. In a browser it runs in a Web Worker (the page's
 // thread never runs a GPU step); in Node, or with `worker: false`, on the calling thread.
 
-import { inProcessBackend } from './backend.js';
+import { inProcessBackend } from '../host/backend.js';
 import { Engine } from './engine.js';
 import { spawnEngineWorker } from '../worker/spawn.js';
 import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';

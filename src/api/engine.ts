@@ -2,9 +2,9 @@
 // (streamed or not), stats and unload. It runs on the page (or in Node) and talks to wherever the
 // engine runs through an EngineBackend; each request's events are pushed to it, never polled.
 
-import { fromWire, AbortError, EngineClosedError, SloError } from './errors.js';
+import { fromWire, AbortError, EngineClosedError, SloError } from '../host/wire.js';
 import { EventQueue } from './event-queue.js';
-import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from './openai/responses.js';
+import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -15,9 +15,9 @@ import type {
   CompletionCreateParams,
   CompletionLogprobs,
   WebsloResponseInfo,
-} from './openai/types.js';
-import { normalizeChatParams, normalizeCompletionParams, type NormalizedChatRequest, type NormalizedCompletionRequest } from './openai/validate.js';
-import type { EngineBackend } from './backend.js';
+} from '../openai/types.js';
+import { normalizeChatParams, normalizeCompletionParams, type NormalizedChatRequest, type NormalizedCompletionRequest } from '../openai/validate.js';
+import type { EngineBackend } from '../host/backend.js';
 import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
 import { validateAppSlo } from '../scheduler/slo.js';
 

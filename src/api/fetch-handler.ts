@@ -3,8 +3,8 @@
 // POST .../chat/completions and .../completions (JSON, or SSE with stream: true), GET .../models.
 
 import type { ChatParams, CompletionParams, Engine } from './engine.js';
-import { errorResponse, jsonResponse, sseResponse, sseStream } from './openai/sse.js';
-import { InvalidRequestError } from './openai/errors.js';
+import { errorResponse, jsonResponse, sseResponse, sseStream } from '../openai/sse.js';
+import { InvalidRequestError } from '../openai/errors.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 

@@ -8,21 +8,21 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineCore } from '../engine/engine-core.js';
 import { OnlineRefit } from '../scheduler/online-refit.js';
-import { replayTrace } from '../engine/replay.js';
+import { replayTrace } from './replay.js';
 import { GpuRuntime } from '../gpu/index.js';
 import { loadModelFiles } from '../model/load.js';
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { judgeRequest, summarize, type RequestTimeline } from '../scheduler/attainment.js';
-import { adapterName, calibrate } from '../scheduler/calibrate.js';
+import { adapterName, calibrate } from '../runner/calibrate.js';
 import { PerformanceModel } from '../scheduler/perf-model.js';
 import { createScheduler } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { PROFILES } from '../sim/profiles.js';
 import { simulate } from '../sim/simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace } from '../sim/trace.js';
-import { SpecSession } from '../spec/spec-session.js';
+import { SpecSession } from '../speculative/spec-session.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 
 export const BENCH_REAL_USAGE = `  webslo bench-sched --real --model DIR --trace FILE [--loads 0.5,1] [--slo-scale X] [--kv-tokens N]

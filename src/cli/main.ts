@@ -21,8 +21,8 @@ import { WEIGHT_QUANTIZATIONS, type WeightQuantization } from '../model/quantize
 import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
-import { adapterName, calibrate as calibrateRunner } from '../scheduler/calibrate.js';
-import { SpecSession, type DraftSource } from '../spec/spec-session.js';
+import { adapterName, calibrate as calibrateRunner } from '../runner/calibrate.js';
+import { SpecSession, type DraftSource } from '../speculative/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';

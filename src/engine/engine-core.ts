@@ -9,7 +9,7 @@
 
 import type { RoundTimeline } from '../scheduler/attainment.js';
 import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
-import type { ExtraSequence, SpecSession } from '../spec/spec-session.js';
+import type { ExtraSequence, SpecSession } from '../speculative/spec-session.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
 import { ConversationStore } from './conversations.js';

@@ -3,11 +3,11 @@
 // the loop. Each request's results are pushed as StreamEvents to the callback it came with (a
 // MessagePort in the worker): no per-token round trip.
 
-import { chatLogprobContent, detectTokenEncoding, TokenTexts } from '../api/openai/logprobs.js';
-import { chatTemplateOf, renderChat } from '../api/openai/chat-template.js';
-import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
-import { IncrementalDetokenizer } from '../api/openai/incremental-text.js';
-import { StopMatcher } from '../api/openai/stop-strings.js';
+import { chatLogprobContent, detectTokenEncoding, TokenTexts } from '../openai/logprobs.js';
+import { chatTemplateOf, renderChat } from '../openai/chat-template.js';
+import type { ChatCompletionTokenLogprob } from '../openai/types.js';
+import { IncrementalDetokenizer } from '../openai/incremental-text.js';
+import { StopMatcher } from '../openai/stop-strings.js';
 import { EngineLoop } from '../engine/engine-loop.js';
 import { AbortError, DeviceLostError, EngineClosedError, PromptTooLongError, RequestError } from '../engine/errors.js';
 import type { CoreRequestSpec, EmittedToken, RequestSink } from '../engine/request.js';
@@ -17,8 +17,9 @@ import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { StageSlo } from '../scheduler/types.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
-import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from './protocol.js';
+import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from './protocol.js';
 import { cacheNamespace, conversationKey } from './keys.js';
+import { toWire } from './wire.js';
 
 interface AppConfig {
   name: string;
@@ -27,19 +28,6 @@ interface AppConfig {
   stages: StageSlo[];
   onDecline: 'error' | 'best-effort';
   markerIds: Set<number>;
-}
-
-/** An error as plain data (the worker boundary clones only plain objects). */
-export function toWire(e: unknown): WireError {
-  if (e instanceof Error) {
-    const out: WireError = { name: e.name, message: e.message };
-    const param = (e as { param?: unknown }).param;
-    const app = (e as { app?: unknown }).app;
-    if (typeof param === 'string') out.param = param;
-    if (typeof app === 'string') out.app = app;
-    return out;
-  }
-  return { name: 'Error', message: String(e) };
 }
 
 const newSeed = (): bigint => BigInt(Math.floor(Math.random() * 2 ** 52));

@@ -9,12 +9,12 @@ import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '..
 import { parseQuantization } from '../model/quantize-q4.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
-import { calibrate, adapterName } from '../scheduler/calibrate.js';
+import { calibrate, adapterName } from '../runner/calibrate.js';
 import { PerformanceModel, PerfProfileError, type PerfSample } from '../scheduler/perf-model.js';
 import { OnlineRefit } from '../scheduler/online-refit.js';
 import { checkSchedulerName, createScheduler, SchedulerNameError, type SchedulerName } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
-import { SpecSession, type DraftSource } from '../spec/spec-session.js';
+import { SpecSession, type DraftSource } from '../speculative/spec-session.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec } from './protocol.js';
 import { checkLoadOptions, EngineOptionError } from './options.js';

@@ -2,8 +2,8 @@
 // text-level requests, and the per-request event stream pushed back over a MessagePort.
 
 import type { EngineStats } from '../engine/stats.js';
-import type { ChatCompletionTokenLogprob } from '../api/openai/types.js';
-import type { NormalizedMessage } from '../api/openai/validate.js';
+import type { ChatCompletionTokenLogprob } from '../openai/types.js';
+import type { NormalizedMessage } from '../openai/validate.js';
 import type { SchedulerName } from '../scheduler/names.js';
 import type { StageSlo } from '../scheduler/types.js';
 

@@ -4,9 +4,6 @@
 // (a Cache API put commits at once; the directory store writes a temp file and renames it).
 
 import { CacheQuotaError, CacheUnavailableError, isQuotaError } from './errors.js';
-import { nodeDirectoryCacheStore } from './node-cache.js';
-
-export { defaultNodeCacheDir, nodeDirectoryCacheStore } from './node-cache.js';
 
 export interface ModelCacheStore {
   /** The store, for messages ('Cache API cache webslo-models', a directory). */
@@ -102,14 +99,4 @@ export function browserCacheStore(name: string = DEFAULT_BROWSER_CACHE): ModelCa
       return (await res.blob()).size;
     },
   };
-}
-
-/**
- * The cache a load uses when none is given: the Cache API where there is one (browsers, workers),
- * the Node cache directory in Node, and otherwise null (no caching).
- */
-export function defaultCacheStore(): ModelCacheStore | null {
-  if (typeof globalThis.caches !== 'undefined') return browserCacheStore();
-  if (typeof globalThis.process?.versions?.node === 'string') return nodeDirectoryCacheStore();
-  return null;
 }

@@ -6,7 +6,7 @@
 
 import { checkFileName, fileUrl, hubBaseUrl, type HubSourceOptions, type ModelSource } from '../model/source.js';
 import type { ModelCacheStore } from './cache.js';
-import { defaultCacheStore } from './cache.js';
+import { defaultCacheStore } from './default-store.js';
 import { downloadFile, headFileSize } from './download.js';
 import { CacheQuotaError, isQuotaError } from './errors.js';
 

@@ -1,7 +1,9 @@
 // Loading models from the Hugging Face hub (or a mirror) with a cache and progress, and resolving
 // whatever names a model to a ModelSource. See each module for the details.
 
-export { browserCacheStore, defaultCacheStore, DEFAULT_BROWSER_CACHE, defaultNodeCacheDir, nodeDirectoryCacheStore, type ModelCacheStore } from './cache.js';
+export { browserCacheStore, DEFAULT_BROWSER_CACHE, type ModelCacheStore } from './cache.js';
+export { defaultCacheStore } from './default-store.js';
+export { defaultNodeCacheDir, nodeDirectoryCacheStore } from './node-cache.js';
 export { cacheKeyPath } from './node-cache.js';
 export { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
 export { downloadFile, headFileSize, type DownloadOptions, type DownloadProgress } from './download.js';

@@ -5,7 +5,8 @@
 // pass the endpoint the model was loaded with to split such URLs as it did.
 
 import { checkRepoId } from '../model/source.js';
-import { defaultCacheStore, type ModelCacheStore } from './cache.js';
+import type { ModelCacheStore } from './cache.js';
+import { defaultCacheStore } from './default-store.js';
 import { ABSENT_MARKER, absoluteEndpoint } from './hub-source.js';
 
 export interface CachedFile {

@@ -3,7 +3,7 @@
 // doubling as longer positions appear. (WGSL's own cos/sin lose accuracy at large angles.)
 
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { ropeCosSin, ropeInvFreq, type RopeScaling } from '../reference/ops.js';
+import { ropeCosSin, ropeInvFreq, type RopeScaling } from '../model/rope.js';
 
 /** [positions, headDim/2] pairs (cos, sin) as f32. */
 export function ropeTableData(invFreq: ArrayLike<number>, fromPos: number, toPos: number): Float32Array {

@@ -1,6 +1,7 @@
 // GPU token sampling: temperature, top-k, top-p and a seeded draw per row, one workgroup per row
 // (shaders/sample.wgsl; the semantics, tie rules and RNG are described in
-// src/reference/sampling.ts, the float64 reference that tests compare against).
+// src/reference/sampling.ts, the float64 reference that tests compare against; parameters in
+// src/sampling/params.ts).
 
 import rngLib from '../../shaders/lib/rng.wgsl?raw';
 import sampleSource from '../../shaders/sample.wgsl?raw';
@@ -9,10 +10,10 @@ import { GpuLimitError, GpuUsageError } from '../gpu/errors.js';
 import type { KernelSpec, PreparedPipeline } from '../gpu/pipelines.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
-import { splitSeed, validateSamplingParams, type SamplingParams } from '../reference/sampling.js';
+import { splitSeed, validateSamplingParams, type SamplingParams } from '../sampling/params.js';
 import { foldGroups } from './layers.js';
 
-export { SamplingParamsError, validateSamplingParams, splitSeed, type SamplingParams } from '../reference/sampling.js';
+export { SamplingParamsError, validateSamplingParams, splitSeed, type SamplingParams } from '../sampling/params.js';
 
 /** Bytes per row in the packed params buffer (the shader's RowParams). */
 export const SAMPLING_PARAMS_BYTES = 32;

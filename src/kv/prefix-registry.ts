@@ -17,10 +17,9 @@
 
 import { KvUsageError } from './errors.js';
 import { PageLru } from './page-lru.js';
-import type { PrefixEntrySnapshot } from './types.js';
+import type { PrefixEntrySnapshot, PrefixHashFn } from './types.js';
 
-/** The chain hash: parent link's hash and one page's token ids to a number (a Map key). */
-export type PrefixHashFn = (parent: number, tokens: readonly number[]) => number;
+export type { PrefixHashFn } from './types.js';
 
 const TWO32 = 0x100000000;
 

@@ -1,6 +1,7 @@
 // The plain-data types of the paged KV cache's API (see paged-kv-cache.ts for the contract).
 
-import type { PrefixHashFn } from './prefix-registry.js';
+/** The chain hash: parent link's hash and one page's token ids to a number (a Map key). */
+export type PrefixHashFn = (parent: number, tokens: readonly number[]) => number;
 
 export interface PagedKvCacheOptions {
   /** Pages in the GPU KV buffers (positive integer). */

@@ -3,7 +3,8 @@
 // without a round trip per token.
 
 import * as Comlink from 'comlink';
-import { EngineHost, toWire } from '../host/engine-host.js';
+import { EngineHost } from '../host/engine-host.js';
+import { toWire } from '../host/wire.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
 
 let host: EngineHost | null = null;

@@ -2,8 +2,8 @@
 // MessageChannel per request carries its events back. Errors keep their typed names.
 
 import * as Comlink from 'comlink';
-import type { EngineBackend } from '../api/backend.js';
-import { fromWire } from '../api/errors.js';
+import type { EngineBackend } from '../host/backend.js';
+import { fromWire } from '../host/wire.js';
 import type { HostLoadOptions, LoadProgress, ModelInfo, StreamEvent } from '../host/protocol.js';
 import type { WorkerApi } from './engine-worker.js';
 

@@ -11,7 +11,7 @@ import { loadModelFiles } from '../../src/model/load.js';
 import { nodeDirectorySource } from '../../src/model/source.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
-import { adapterName, calibrate, CalibrationError } from '../../src/scheduler/calibrate.js';
+import { adapterName, calibrate, CalibrationError } from '../../src/runner/calibrate.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { createTestRuntime, gpuConfig, legScope } from './gpu-config.js';

@@ -13,7 +13,7 @@ import { RunnerSession } from '../../src/runner/session.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { PROFILES } from '../../src/sim/profiles.js';
-import { SpecSession } from '../../src/spec/spec-session.js';
+import { SpecSession } from '../../src/speculative/spec-session.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
 import { createTestRuntime } from './gpu-config.js';

@@ -20,7 +20,7 @@ import { RunnerSession } from '../../src/runner/session.js';
 import { paperProfileFor } from '../helpers/profiles.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir, type FixtureModel } from '../helpers/fixtures.js';
-import { topK } from '../helpers/logits.js';
+import { topK } from '../../src/reference/logits.js';
 import { randomF32 } from '../helpers/random.js';
 import { createTestRuntime, gpuConfig, legScope } from './gpu-config.js';
 

@@ -2,7 +2,7 @@
 // step of several running sequences records into exactly one command encoder and one queue submit,
 // and creates no GPU buffer and no bind group (pooled scratch, cached bind groups, shared params
 // pages); the same holds for a whole engine step (scheduler plan -> SpecSession -> ModelRunner).
-// Counted by wrapping the device's methods (test/helpers/gpu-counters.ts), so nothing that goes
+// Counted by wrapping the device's methods (src/reference/gpu-counters.ts), so nothing that goes
 // around the runtime escapes, and cross-checked with the runtime's own counters.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +16,9 @@ import { RunnerSession } from '../../src/runner/session.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { PROFILES } from '../../src/sim/profiles.js';
-import { SpecSession } from '../../src/spec/spec-session.js';
+import { SpecSession } from '../../src/speculative/spec-session.js';
 import { fixtureDir } from '../helpers/fixtures.js';
-import { countGpuCalls, type GpuCallCounts } from '../helpers/gpu-counters.js';
+import { countGpuCalls, type GpuCallCounts } from '../../src/reference/gpu-counters.js';
 import { createTestRuntime, legScope } from './gpu-config.js';
 
 const LIGHT = legScope() === 'light';

@@ -24,4 +24,4 @@ export function fixtureCases(model: FixtureModel): FixtureCase[] {
   return ref.cases;
 }
 
-export { topIdsComparable, topK } from './logits.js';
+export { topIdsComparable, topK } from '../../src/reference/logits.js';

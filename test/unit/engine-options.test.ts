@@ -3,7 +3,7 @@
 // TypeError, a RangeError, Dawn's own message, or a silent clamp.
 
 import { describe, expect, it } from 'vitest';
-import type { EngineBackend } from '../../src/api/backend.js';
+import type { EngineBackend } from '../../src/host/backend.js';
 import { Engine } from '../../src/api/engine.js';
 import { createEngine, EngineClosedError, EngineOptionError, SloError } from '../../src/index.js';
 import type { HostLoadOptions, ModelInfo } from '../../src/host/protocol.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ChatTemplateError, chatTemplateOf, normalizeChatParams, renderChat } from '../../src/api/openai/index.js';
+import { ChatTemplateError, chatTemplateOf, normalizeChatParams, renderChat } from '../../src/openai/index.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
 const read = (file: string): Record<string, unknown> =>

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { IncrementalDetokenizer } from '../../src/api/openai/index.js';
+import { IncrementalDetokenizer } from '../../src/openai/index.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { rng } from '../helpers/random.js';
 

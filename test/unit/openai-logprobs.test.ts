@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogprob, logSoftmaxTop, TokenTexts } from '../../src/api/openai/index.js';
+import { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogprob, logSoftmaxTop, TokenTexts } from '../../src/openai/index.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { randomF32 } from '../helpers/random.js';
 

@@ -10,7 +10,7 @@ import {
   newChatCompletionId,
   newCompletionId,
   usage,
-} from '../../src/api/openai/index.js';
+} from '../../src/openai/index.js';
 
 const head = { id: 'chatcmpl-x', created: 1_700_000_000, model: 'tiny' };
 

@@ -9,7 +9,7 @@ import {
   sseResponse,
   sseStream,
   toHttpError,
-} from '../../src/api/openai/index.js';
+} from '../../src/openai/index.js';
 
 /** Errors shaped like the engine's (matched by name, as sse.ts does). */
 function named(name: string, message: string, fields: Record<string, unknown> = {}): Error {

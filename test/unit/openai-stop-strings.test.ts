@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StopMatcher } from '../../src/api/openai/index.js';
+import { StopMatcher } from '../../src/openai/index.js';
 import { rng } from '../helpers/random.js';
 
 /** Feed `parts` and return everything emitted, whether it stopped, and on which stop. */

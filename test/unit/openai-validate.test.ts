@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidRequestError, normalizeChatParams, normalizeCompletionParams } from '../../src/api/openai/index.js';
+import { InvalidRequestError, normalizeChatParams, normalizeCompletionParams } from '../../src/openai/index.js';
 
 const chat = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ messages: [{ role: 'user', content: 'hi' }], ...extra });
 

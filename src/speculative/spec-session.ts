@@ -10,7 +10,9 @@
 import type { BatchSequence } from '../runner/batch.js';
 import type { ForwardResult } from '../runner/model-runner.js';
 import type { PlannedSequence, RunnerSession, Sampling } from '../runner/session.js';
-import { samplingUniform, warpedDistribution, type SamplingParams } from '../reference/sampling.js';
+import type { SamplingParams } from '../sampling/params.js';
+import { samplingUniform } from '../sampling/philox.js';
+import { warpedDistribution } from '../sampling/warp.js';
 import { acceptGreedy, acceptStochastic, drawFrom, STREAM_DRAFT, type Acceptance } from './acceptance.js';
 import { AcceptanceStats, GroupedAcceptanceStats } from './stats.js';
 

@@ -21,9 +21,9 @@
 // CalibrationResult.skipped) and the model is fitted to the samples so far.
 
 import type { GpuCapabilities } from '../gpu/capabilities.js';
-import type { BatchSequence } from '../runner/batch.js';
-import type { PlannedSequence, RunnerSession } from '../runner/session.js';
-import { PerformanceModel, type FitOptions, type PerfSample } from './perf-model.js';
+import type { BatchSequence } from './batch.js';
+import type { PlannedSequence, RunnerSession } from './session.js';
+import { PerformanceModel, type FitOptions, type PerfSample } from '../scheduler/perf-model.js';
 
 export interface CalibrationOptions extends FitOptions {
   /** Recorded in the profile. */

@@ -7,7 +7,7 @@
 // Randomness is keyed by (seed, output token index, stream), never by batch position:
 //   stream 1: the draft's proposal for that index; 2: the accept test; 3: residual / bonus draw.
 
-import { samplingUniform } from '../reference/sampling.js';
+import { samplingUniform } from '../sampling/philox.js';
 
 export const STREAM_DRAFT = 1;
 export const STREAM_ACCEPT = 2;

@@ -1,10 +1,11 @@
-// Errors rebuilt on the page side from their wire form, so `instanceof` and `name` both work for
-// callers: the engine's typed errors keep their names and messages across the worker boundary.
+// Errors across the worker boundary, both ways: `toWire` turns one into plain data where the engine
+// runs, `fromWire` rebuilds it on the page side, so `instanceof` and `name` both work for callers:
+// the engine's typed errors keep their names and messages across the boundary.
 
-import { InvalidRequestError, ChatTemplateError } from './openai/errors.js';
+import { InvalidRequestError, ChatTemplateError } from '../openai/errors.js';
 import { AbortError, DeviceLostError, EngineClosedError, EngineError, PromptTooLongError, RequestDeclinedError } from '../engine/errors.js';
 import { SloError } from '../scheduler/slo.js';
-import type { WireError } from '../host/protocol.js';
+import type { WireError } from './protocol.js';
 
 /** A failure from the engine whose class did not cross the boundary: same name and message. */
 export class RemoteEngineError extends Error {
@@ -12,6 +13,19 @@ export class RemoteEngineError extends Error {
     super(message);
     this.name = name;
   }
+}
+
+/** An error as plain data (the worker boundary clones only plain objects). */
+export function toWire(e: unknown): WireError {
+  if (e instanceof Error) {
+    const out: WireError = { name: e.name, message: e.message };
+    const param = (e as { param?: unknown }).param;
+    const app = (e as { app?: unknown }).app;
+    if (typeof param === 'string') out.param = param;
+    if (typeof app === 'string') out.app = app;
+    return out;
+  }
+  return { name: 'Error', message: String(e) };
 }
 
 export function fromWire(w: WireError): Error {

@@ -7,10 +7,10 @@
 // JSON has no -Infinity: a logprob that is -Infinity is reported as -9999, as OpenAI and vLLM do.
 
 import type { ChatCompletionTokenLogprob, CompletionLogprobs, TopLogprob } from './types.js';
-import type { TokenLogprob } from '../../engine/logprobs.js';
+import type { TokenLogprob } from '../engine/logprobs.js';
 
 // The math lives with the engine core (it computes logprobs where the logits are).
-export { logSoftmaxTop, type TokenLogprob } from '../../engine/logprobs.js';
+export { logSoftmaxTop, type TokenLogprob } from '../engine/logprobs.js';
 
 
 /** A logprob as JSON can carry it. */

@@ -2,8 +2,8 @@
 // EngineHost directly (Node, tests); the worker backend (src/worker) forwards the same calls over
 // comlink and streams each request's events over its own MessagePort.
 
-import type { EngineHost } from '../host/engine-host.js';
-import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
+import type { EngineHost } from './engine-host.js';
+import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from './protocol.js';
 
 export interface EngineBackend {
   info(): Promise<ModelInfo>;

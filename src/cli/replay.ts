@@ -9,9 +9,9 @@ import { resolveTtftMs } from '../scheduler/slo.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 import type { ResolvedTrace, SimRequestSpec } from '../sim/trace.js';
 import { Rng } from '../sim/rng.js';
-import type { VirtualClock } from './clock.js';
-import type { EngineCore } from './engine-core.js';
-import type { RequestSink } from './request.js';
+import type { VirtualClock } from '../engine/clock.js';
+import type { EngineCore } from '../engine/engine-core.js';
+import type { RequestSink } from '../engine/request.js';
 
 export interface ReplayOptions {
   /** Virtual time (steps last the timer's prediction); absent: wall-clock time. */
