@@ -1,5 +1,6 @@
-// A model runner plus its KV bookkeeping, for one caller driving sequences by hand: the CLI, tests
-// and benchmarks. (The engine drives the runner from its scheduler instead.)
+// A model runner plus its KV bookkeeping: sequences by id, prefill and decode steps, greedy or
+// sampled generation. The CLI, tests and benchmarks drive it by hand; the engine drives the same
+// sessions from its scheduler's plans, through the speculative decoder (src/speculative/).
 
 import { PagedKvCache } from '../kv/index.js';
 import type { BatchSequence } from './batch.js';

@@ -20,17 +20,18 @@ export interface TierLoad {
   alpha: number;
 }
 
+/** Share of a verify's expected extra tokens (beyond the one it always yields) that plans count on. */
+const SPEC_CREDIT = 0.5;
+
 /**
  * Tokens per verify the plan counts on: the expectation, discounted. Planning to the bare mean puts a
- * request's 20th token on its deadline half the time (acceptance is random), so only a share of
+ * request's 20th token on its deadline half the time (acceptance is random), so only SPEC_CREDIT of
  * the expected extra tokens is counted. Fractional: a request with k drafts tolerates a step that
  * ends at the (interpolated) deadline of its (generated + plannedTokens)-th token.
  */
 export function plannedTokens(k: number, alpha: number): number {
   return 1 + (expectedTokens(k, alpha) - 1) * SPEC_CREDIT;
 }
-
-const SPEC_CREDIT = 0.5;
 
 /**
  * TPOT tiers: the distinct TPOTs, at most `maxTiers` (the closest neighbours merged into the tighter
