@@ -8,6 +8,7 @@ export { AbortError, ChatTemplateError, DeviceLostError, EngineClosedError, Engi
 // ModelLoadError: the base class of every model-loading error (instanceof catches them all).
 export { ModelError as ModelLoadError, ModelConfigError, ModelFileError, NonFiniteWeightError, SafetensorsError, TokenizerError, UnsupportedModelError } from './model/errors.js';
 export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel } from './hub/index.js';
+export { ModelSourceError } from './hub/errors.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export { QuantizeError } from './model/quantize-q4.js';
 export { PerfProfileError } from './scheduler/perf-model.js';

@@ -119,9 +119,17 @@ export interface HostRequest {
   conversationId: string | null;
 }
 
+/** A data field of an error that crosses the worker boundary. */
+export type WireValue = string | number | boolean | null | readonly (string | number)[];
+
+/** An error as plain data (host/wire.ts). */
 export interface WireError {
   name: string;
   message: string;
+  /** The exported class it is rebuilt as (host/wire.ts's list); absent: RemoteEngineError. */
+  cls?: string;
+  /** Its own data fields (reason, path, promptTokens, ...). */
+  fields?: Record<string, WireValue>;
   param?: string;
   app?: string;
 }

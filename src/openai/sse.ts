@@ -9,7 +9,7 @@
 //   PromptTooLongError                        400 invalid_request_error  code context_length_exceeded
 //   ChatTemplateError missing/raised/render   400 invalid_request_error  code chat_template_error
 //   ChatTemplateError syntax                  500 server_error           (the model's template is broken)
-//   SloError, reason 'slo' (declined by load) 429 rate_limit_error       code slo_declined (retry later)
+//   SloError, reason 'slo' (declined by load) 429 rate_limit_error       code slo_declined, Retry-After: 1
 //   SloError, reason 'kv-exhausted'           400 invalid_request_error  code kv_cache_exhausted
 //   SloError, otherwise (impossible SLO)      400 invalid_request_error  code slo_unattainable
 //   AbortError                                499 request_aborted        (nginx's "client closed request")
@@ -61,14 +61,20 @@ export function toHttpError(e: unknown): HttpError {
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
 /** A JSON response (the non-streamed result). */
-export function jsonResponse(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
 }
 
-/** An error response as OpenAI's API sends one. */
+/**
+ * Seconds a declined client is told to wait (Retry-After on a 429): about one re-plan of a loaded
+ * engine. The openai SDK honours it (and otherwise backs off on its own).
+ */
+export const DECLINE_RETRY_AFTER_S = 1;
+
+/** An error response as OpenAI's API sends one; a 429 carries Retry-After. */
 export function errorResponse(e: unknown): Response {
   const { status, body } = toHttpError(e);
-  return jsonResponse(body, status);
+  return jsonResponse(body, status, status === 429 ? { 'retry-after': String(DECLINE_RETRY_AFTER_S) } : {});
 }
 
 /** One SSE event carrying `data` as JSON. */

@@ -5,7 +5,7 @@
 import * as Comlink from 'comlink';
 import { EngineHost } from '../host/engine-host.js';
 import { toWire } from '../host/wire.js';
-import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
+import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from '../host/protocol.js';
 
 let host: EngineHost | null = null;
 
@@ -51,4 +51,31 @@ export const workerApi = {
 
 export type WorkerApi = typeof workerApi;
 
-Comlink.expose(workerApi);
+/**
+ * What a control-plane call throws across the boundary: comlink would send an Error as its name,
+ * message and stack only, so the error goes as its wire form (a plain object, structured-cloned
+ * whole) and the page rebuilds the typed class from it (worker-backend.ts).
+ */
+export interface ThrownWire {
+  webslo_wire_error: WireError;
+}
+
+function guarded<T extends Record<string, (...args: never[]) => unknown>>(api: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(api)) {
+    out[name] = (...args: never[]): unknown => {
+      const thrown = (e: unknown): never => {
+        throw { webslo_wire_error: toWire(e) } satisfies ThrownWire;
+      };
+      try {
+        const r = fn(...args);
+        return r instanceof Promise ? r.catch(thrown) : r;
+      } catch (e) {
+        return thrown(e);
+      }
+    };
+  }
+  return out as T;
+}
+
+Comlink.expose(guarded(workerApi));

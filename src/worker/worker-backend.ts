@@ -3,12 +3,13 @@
 
 import * as Comlink from 'comlink';
 import type { EngineBackend } from '../host/backend.js';
-import { fromWire } from '../host/wire.js';
+import { fromWire, toWire } from '../host/wire.js';
 import type { HostLoadOptions, LoadProgress, ModelInfo, StreamEvent } from '../host/protocol.js';
-import type { WorkerApi } from './engine-worker.js';
+import type { ThrownWire, WorkerApi } from './engine-worker.js';
 
-/** A comlink-thrown error (name and message survive the boundary) rebuilt as its typed class. */
+/** A comlink-thrown error rebuilt as its typed class: the worker throws errors in wire form. */
 function typed(e: unknown): Error {
+  if (typeof e === 'object' && e !== null && 'webslo_wire_error' in e) return fromWire((e as ThrownWire).webslo_wire_error);
   if (e instanceof Error || (typeof e === 'object' && e !== null && 'message' in e)) {
     const o = e as { name?: unknown; message?: unknown; param?: unknown; app?: unknown };
     return fromWire({ name: String(o.name ?? 'Error'), message: String(o.message), ...(typeof o.param === 'string' ? { param: o.param } : {}), ...(typeof o.app === 'string' ? { app: o.app } : {}) });
@@ -53,7 +54,7 @@ export async function workerBackend(worker: Worker, options: HostLoadOptions, on
         if (m.data.type === 'done' || m.data.type === 'error') channel.port1.close();
       };
       remote.generate(req, Comlink.transfer(channel.port2, [channel.port2])).catch((e: unknown) => {
-        onEvent({ type: 'error', error: { name: typed(e).name, message: typed(e).message } });
+        onEvent({ type: 'error', error: toWire(typed(e)) });
         channel.port1.close();
       });
     },
