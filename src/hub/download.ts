@@ -25,6 +25,8 @@ export interface DownloadOptions {
   /** Called after every chunk (and once with 0 bytes before the first). */
   onProgress?: (ev: DownloadProgress) => void;
   signal?: AbortSignal;
+  /** What a request that reaches no server means here, for the error (the hub's own wording). */
+  unreachable?: string;
 }
 
 function message(e: unknown): string {
@@ -67,7 +69,7 @@ export async function downloadFile(url: string, options: DownloadOptions = {}): 
     res = await fetcher(options)(url, { headers: options.headers ?? {}, ...(options.signal ? { signal: options.signal } : {}) });
   } catch (e) {
     if (options.signal?.aborted) throw options.signal.reason;
-    throw new ModelFileError(url, `request failed: ${message(e)}`);
+    throw new ModelFileError(url, options.unreachable ? `${options.unreachable} (${message(e)})` : `request failed: ${message(e)}`);
   }
   if (!(await checkFileResponse(url, res))) return null;
 

@@ -68,7 +68,8 @@ export function cachedHubSource(repoId: string, options: CachedHubSourceOptions 
   const base = hubBaseUrl(repoId, { ...options, ...(endpoint === undefined ? {} : { endpoint }) });
   const store = options.cache === false ? null : (options.cache ?? defaultCacheStore());
   const headers: Record<string, string> = options.accessToken ? { authorization: `Bearer ${options.accessToken}` } : {};
-  const net = { headers, ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+  const unreachable = `the hub at ${new URL(base).origin} could not be reached (no network, or the endpoint is wrong): set hubEndpoint to a reachable hub or mirror, or load the model from a local folder`;
+  const net = { headers, unreachable, ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.signal ? { signal: options.signal } : {}) };
   const where = store?.describe?.() ?? 'the model cache';
 
   let done = 0;
