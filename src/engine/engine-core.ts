@@ -180,7 +180,18 @@ export class EngineCore {
 
   snapshot(): EngineStats {
     const kv = this.o.spec.target.kv;
-    return this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.conversations?.size ?? 0 }, this.o.scheduler.name);
+    const out = this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.conversations?.size ?? 0 }, this.o.scheduler.name);
+    // A cancel takes effect at the next step boundary (a step in flight may be using the request),
+    // but the caller's promise already failed: count it as ended now, as the caller sees it.
+    for (const [id, error] of this.cancels) {
+      const r = this.live.get(id);
+      const app = r ? out.apps.find((a) => a.app === r.spec.app) : undefined;
+      if (!app) continue;
+      app.running--;
+      if (error instanceof AbortError) app.aborted++;
+      else app.failed++;
+    }
+    return out;
   }
 
   private namespace(spec: CoreRequestSpec): string {

@@ -83,6 +83,7 @@ describe('public API (Node, in-process)', () => {
   });
 
   it('abort mid-stream rejects with AbortError and frees the request pages', async () => {
+    const before = (await engine.stats()).apps.find((a) => a.app === 'chat') ?? { running: 0, aborted: 0 };
     const controller = new AbortController();
     const stream = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 200, ignore_eos: true, stream: true }, { signal: controller.signal });
     let chunks = 0;
@@ -93,6 +94,11 @@ describe('public API (Node, in-process)', () => {
       }
     })();
     await expect(read).rejects.toMatchObject({ name: 'AbortError' });
+    // Right after the rejection the stats already count it aborted, not running (once: running 1,
+    // aborted 0 until the engine's next step boundary).
+    const right = (await engine.stats()).apps.find((a) => a.app === 'chat')!;
+    expect(right.running).toBe(before.running);
+    expect(right.aborted).toBe(before.aborted + 1);
     // The engine frees the pages before its next step; wait for it to go idle.
     for (let i = 0; i < 100; i++) {
       const s = await engine.stats();
