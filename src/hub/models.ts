@@ -7,6 +7,7 @@
 import { checkRepoId } from '../model/source.js';
 import type { ModelCacheStore } from './cache.js';
 import { defaultCacheStore } from './default-store.js';
+import { nodeDirectoryCacheStore } from './node-cache.js';
 import { ABSENT_MARKER, absoluteEndpoint } from './hub-source.js';
 
 export interface CachedFile {
@@ -25,8 +26,10 @@ export interface CachedModel {
 }
 
 export interface CachedModelQuery {
-  /** Default: defaultCacheStore(); none there means nothing is cached. */
+  /** Default: the `cacheDir` store when given, else defaultCacheStore(); none there means nothing is cached. */
   store?: ModelCacheStore;
+  /** Node: the cache directory an engine was created with (`createEngine({ cacheDir })`). */
+  cacheDir?: string;
   /** The endpoint the models were loaded from; only its models are listed. */
   endpoint?: string;
 }
@@ -107,13 +110,19 @@ async function groups(store: ModelCacheStore, endpoint: string | undefined): Pro
   return [...byModel.values()].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
+/** The store a query names by its cache directory, else the default one. */
+function storeOf(q: CachedModelQuery): ModelCacheStore | undefined {
+  return (q.cacheDir !== undefined ? nodeDirectoryCacheStore(q.cacheDir) : defaultCacheStore()) ?? undefined;
+}
+
 function query(arg: ModelCacheStore | CachedModelQuery | undefined): CachedModelQuery {
   return arg !== undefined && 'get' in arg && typeof arg.get === 'function' ? { store: arg as ModelCacheStore } : ((arg ?? {}) as CachedModelQuery);
 }
 
-/** The models in a cache, with their files and sizes. Accepts a store or { store, endpoint }. */
+/** The models in a cache, with their files and sizes. Accepts a store or { store | cacheDir, endpoint }. */
 export async function listCachedModels(options?: ModelCacheStore | CachedModelQuery): Promise<CachedModel[]> {
-  const { store = defaultCacheStore() ?? undefined, endpoint } = query(options);
+  const q = query(options);
+  const { store = storeOf(q), endpoint } = q;
   if (!store) return [];
   return (await groups(store, endpoint))
     .filter((g) => g.files.length > 0)
@@ -129,7 +138,7 @@ export async function listCachedModels(options?: ModelCacheStore | CachedModelQu
 /** Deletes a model's cached files (every revision unless one is given); returns how many. */
 export async function deleteCachedModel(repoId: string, options: DeleteCachedModelOptions = {}): Promise<number> {
   checkRepoId(repoId);
-  const store = options.store ?? defaultCacheStore();
+  const store = options.store ?? storeOf(options);
   if (!store) return 0;
   let deleted = 0;
   for (const g of await groups(store, options.endpoint)) {

@@ -137,6 +137,14 @@ describe('listCachedModels and deleteCachedModel', () => {
     await expect(deleteCachedModel('../x', { store })).rejects.toBeInstanceOf(ModelFileError);
   });
 
+  it('lists and deletes by the cache directory an engine was created with (once: the default cache was read instead)', async () => {
+    const cacheDir = join(tmp, 'engine-dir');
+    await loadModelFiles(cachedHubSource('fixtures/tiny-qwen2', { endpoint: server.endpoint, cache: nodeDirectoryCacheStore(cacheDir) }));
+    expect((await listCachedModels({ cacheDir })).map((m) => m.repoId)).toEqual(['fixtures/tiny-qwen2']);
+    expect(await deleteCachedModel('fixtures/tiny-qwen2', { cacheDir })).toBe(4);
+    expect(await listCachedModels({ cacheDir })).toEqual([]);
+  });
+
   it('split URLs by the endpoint they were loaded with when it has a path', async () => {
     const store = nodeDirectoryCacheStore(join(tmp, 'mirror'));
     const mirror = `${server.endpoint}/mirror`;
