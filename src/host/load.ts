@@ -159,6 +159,14 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
         ...(draft.kind === 'self' ? { draftLayers: draft.layers } : {}),
       };
       const started = performance.now();
+      // One progress bar over every phase: counts go on from where the last phase stopped (a
+      // retry and the wider sweep add their shapes), and the bar ends complete.
+      let counted = 0;
+      let offset = 0;
+      const onShape = (done: number, total: number): void => {
+        counted = offset + done;
+        onProgress({ phase: 'calibrate', loaded: counted, total: offset + total });
+      };
       // Phase 1, whatever the budget: the fewest shapes a fit stands on (prefill and decode sizes,
       // a verify when speculating), so a slow adapter still gets a usable model.
       const minimal = (repeats: number, prefillChunks: number[]): ReturnType<typeof calibrate> =>
@@ -171,7 +179,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
           verifyKs: maxSpec > 0 ? [2] : [],
           verifyBatches: [1],
           repeats,
-          onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
+          onShape,
         });
       let first: Awaited<ReturnType<typeof calibrate>>;
       try {
@@ -180,8 +188,10 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
         // A small model on a CPU adapter: 16 and 64 tokens can cost the same within the noise (once,
         // "time does not grow with tokens" on lavapipe). Once more, over the widest chunk, repeated.
         if ((e as Error).name !== 'PerfFitError') throw e;
+        offset = counted;
         first = await minimal(4, [16, widest]);
       }
+      offset = counted;
       let samples = [...first.samples];
       let skipped = 0;
       // Phase 2, in the time left: the wider sweep; its samples join phase 1's in one fit.
@@ -198,7 +208,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
             verifyBatches: [1],
             repeats: 2,
             timeBudgetMs: left,
-            onShape: (done, total) => onProgress({ phase: 'calibrate', loaded: done, total }),
+            onShape,
           });
           samples = [...samples, ...wide.samples];
           skipped = wide.skipped.length;
@@ -216,6 +226,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
         }
       }
       calibrationSamples = samples;
+      // The wider sweep may stop early for time: the bar still ends full.
+      onProgress({ phase: 'calibrate', loaded: counted, total: counted });
       origin = `startup calibration on ${adapterName(rt.capabilities)} (${samples.length} samples${skipped ? `, ${skipped} shapes skipped for time` : ''})`;
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);

@@ -249,9 +249,22 @@ describe('device loss and startup calibration', () => {
 
   it('without a profile, createEngine calibrates on this adapter and reports its step times (any budget)', async () => {
     const stages: string[] = [];
+    const bar: [number, number][] = [];
     // On SwiftShader a 1 ms budget: only the minimal sweep runs, and it must still give a model.
-    const e = await createEngine({ model: MODEL, worker: false, calibrationBudgetMs: LIGHT ? 1 : 1500, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => void stages.push(p.phase) });
+    const e = await createEngine({
+      model: MODEL,
+      worker: false,
+      calibrationBudgetMs: LIGHT ? 1 : 1500,
+      kvCacheBytes: 2 * 1024 * 1024,
+      onProgress: (p) => {
+        stages.push(p.phase);
+        if (p.phase === 'calibrate') bar.push([p.loaded, p.total ?? -1]);
+      },
+    });
     expect(stages).toContain('calibrate');
+    // One bar over both sweeps: it never goes back and it ends full (once: 1/6..6/6, then 1/14..6/14).
+    for (let i = 1; i < bar.length; i++) expect(bar[i]![0], `event ${i} of ${JSON.stringify(bar)}`).toBeGreaterThanOrEqual(bar[i - 1]![0]);
+    expect(bar[bar.length - 1]![0]).toBe(bar[bar.length - 1]![1]);
     expect(e.info.profileOrigin).toMatch(/startup calibration/);
     expect(e.info.decodeStepMs).toBeGreaterThan(0);
     e.app('chat', { ttftMs: 60_000, tpotMs: 100 * e.info.decodeStepMs });
