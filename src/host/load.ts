@@ -7,6 +7,7 @@ import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
 import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore, type ModelInput } from '../hub/index.js';
 import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '../model/load.js';
 import { parseQuantization } from '../model/quantize-q4.js';
+import type { ModelSource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../runner/calibrate.js';
@@ -50,14 +51,27 @@ function describeModel(m: ModelSpec): string {
 async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 'draft', onProgress: (p: LoadProgress) => void, options: LoadModelOptions = {}): Promise<LoadedModelFiles> {
   let cache: ModelCacheStore | false | undefined = o.cache === false ? false : undefined;
   if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
+  // Hub sources report bytes as they come; a folder, URL or file set reports each file once read.
+  const reported = new Set<string>();
   const source = await resolveModelSource(spec as ModelInput, {
     ...(o.hubEndpoint ? { endpoint: o.hubEndpoint } : {}),
     ...(o.revision ? { revision: o.revision } : {}),
     ...(o.accessToken ? { accessToken: o.accessToken } : {}),
     ...(cache !== undefined ? { cache } : {}),
-    onProgress: (ev) => onProgress({ phase: 'download', file: ev.file, loaded: ev.loaded, total: ev.total, fromCache: ev.fromCache, model: which }),
+    onProgress: (ev) => {
+      reported.add(ev.file);
+      onProgress({ phase: 'download', file: ev.file, loaded: ev.loaded, total: ev.total, fromCache: ev.fromCache, model: which });
+    },
   });
-  return loadModelFiles(source, options);
+  const counted: ModelSource = {
+    describe: () => source.describe(),
+    read: async (file) => {
+      const bytes = await source.read(file);
+      if (bytes && !reported.has(file)) onProgress({ phase: 'download', file, loaded: bytes.length, total: bytes.length, fromCache: false, model: which });
+      return bytes;
+    },
+  };
+  return loadModelFiles(counted, options);
 }
 
 /** The registry's scheduler for this engine (tightest TPOT: the apps' when known, else the registry's default). */

@@ -250,6 +250,7 @@ describe('device loss and startup calibration', () => {
   it('without a profile, createEngine calibrates on this adapter and reports its step times (any budget)', async () => {
     const stages: string[] = [];
     const bar: [number, number][] = [];
+    const files = new Map<string, number>();
     // On SwiftShader a 1 ms budget: only the minimal sweep runs, and it must still give a model.
     const e = await createEngine({
       model: MODEL,
@@ -259,9 +260,13 @@ describe('device loss and startup calibration', () => {
       onProgress: (p) => {
         stages.push(p.phase);
         if (p.phase === 'calibrate') bar.push([p.loaded, p.total ?? -1]);
+        if (p.phase === 'download' && p.file !== undefined && p.loaded === p.total) files.set(p.file, p.loaded);
       },
     });
     expect(stages).toContain('calibrate');
+    // A folder source reports its files' bytes too (once: only 'upload 0/1' and no file names).
+    expect(files.get('config.json')).toBeGreaterThan(0);
+    expect(files.get('model.safetensors')).toBeGreaterThan(0);
     // One bar over both sweeps: it never goes back and it ends full (once: 1/6..6/6, then 1/14..6/14).
     for (let i = 1; i < bar.length; i++) expect(bar[i]![0], `event ${i} of ${JSON.stringify(bar)}`).toBeGreaterThanOrEqual(bar[i - 1]![0]);
     expect(bar[bar.length - 1]![0]).toBe(bar[bar.length - 1]![1]);
