@@ -209,36 +209,16 @@ export class Engine {
     const norm = normalizeChatParams({ ...rest, app });
     const { events, abort } = await this.start(norm, app, signal, 'chatcmpl');
     const header = { id: newChatCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
-    if (norm.stream) {
-      const includeUsage = norm.includeUsage;
-      async function* chunks(self: Engine): AsyncGenerator<ChatCompletionChunk> {
-        let decision: 'admitted' | 'best-effort' = 'admitted';
-        yield chatChunk({ ...header, role: true, content: '', includeUsage });
-        for await (const ev of events) {
-          if (ev.type === 'decision') decision = ev.decision;
-          else if (ev.type === 'delta') {
-            if (ev.text || ev.logprobs) yield chatChunk({ ...header, content: ev.text, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), includeUsage });
-          } else if (ev.type === 'done') {
-            yield chatChunk({ ...header, finishReason: ev.finishReason, includeUsage });
-            if (includeUsage) yield chatUsageChunk({ ...header, usage: usage(ev.promptTokens, ev.completionTokens), webslo: self.webslo(app, decision, ev) });
-          }
-        }
-      }
-      return streamOf(chunks(this), abort);
-    }
-    let content = '';
-    const logprobs: ChatCompletionTokenLogprob[] = [];
-    let decision: 'admitted' | 'best-effort' = 'admitted';
-    for await (const ev of events) {
-      if (ev.type === 'decision') decision = ev.decision;
-      else if (ev.type === 'delta') {
-        content += ev.text;
-        if (ev.logprobs) logprobs.push(...ev.logprobs);
-      } else if (ev.type === 'done') {
-        return chatCompletion({ ...header, content, finishReason: ev.finishReason, usage: usage(ev.promptTokens, ev.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo: this.webslo(app, decision, ev) });
-      }
-    }
-    throw new AbortError('the request ended without a result');
+    const includeUsage = norm.stream && norm.includeUsage;
+    return this.respond(norm.stream, events, abort, app, {
+      opening: chatChunk({ ...header, role: true, content: '', includeUsage }),
+      delta: (ev) => (ev.text || ev.logprobs ? chatChunk({ ...header, content: ev.text, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), includeUsage }) : null),
+      closing: (done, webslo) => [
+        chatChunk({ ...header, finishReason: done.finishReason, includeUsage }),
+        ...(includeUsage ? [chatUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
+      ],
+      whole: (content, logprobs, done, webslo) => chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo }),
+    });
   }
 
   private async createCompletion(params: CompletionParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>> {
@@ -262,36 +242,66 @@ export class Engine {
       }
       return { tokens: entries.map((e) => e.token), token_logprobs: entries.map((e) => e.logprob), top_logprobs: tops, text_offset: offsets };
     };
-    if (norm.stream) {
-      const includeUsage = norm.includeUsage;
-      async function* chunks(self: Engine): AsyncGenerator<CompletionChunk> {
+    const includeUsage = norm.stream && norm.includeUsage;
+    return this.respond(norm.stream, events, abort, app, {
+      delta: (ev) => (ev.text || ev.logprobs ? completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), includeUsage }) : null),
+      closing: (done, webslo) => [
+        completionChunk({ ...header, text: '', finishReason: done.finishReason, includeUsage }),
+        ...(includeUsage ? [completionUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
+      ],
+      whole: (text, logprobs, done, webslo) => completion({ ...header, text, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), logprobs: legacy(logprobs), webslo }),
+    });
+  }
+
+  /**
+   * The one fold over a request's events, for all four paths (chat or completion, streamed or
+   * not): decisions are remembered for the webslo info, deltas become chunks or accumulate, and
+   * `done` closes the stream or builds the whole response.
+   */
+  private respond<Chunk, Whole>(stream: boolean, events: EventQueue<StreamEvent>, abort: () => void, app: string, shape: ResponseShape<Chunk, Whole>): Promise<Whole | ChunkStream<Chunk>> | ChunkStream<Chunk> {
+    if (stream) {
+      async function* chunks(self: Engine): AsyncGenerator<Chunk> {
         let decision: 'admitted' | 'best-effort' = 'admitted';
+        if (shape.opening !== undefined) yield shape.opening;
         for await (const ev of events) {
           if (ev.type === 'decision') decision = ev.decision;
           else if (ev.type === 'delta') {
-            if (ev.text || ev.logprobs) yield completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), includeUsage });
-          } else if (ev.type === 'done') {
-            yield completionChunk({ ...header, text: '', finishReason: ev.finishReason, includeUsage });
-            if (includeUsage) yield completionUsageChunk({ ...header, usage: usage(ev.promptTokens, ev.completionTokens), webslo: self.webslo(app, decision, ev) });
-          }
+            const chunk = shape.delta(ev);
+            if (chunk !== null) yield chunk;
+          } else if (ev.type === 'done') yield* shape.closing(ev, self.webslo(app, decision, ev));
         }
       }
       return streamOf(chunks(this), abort);
     }
-    let text = '';
-    const all: ChatCompletionTokenLogprob[] = [];
-    let decision: 'admitted' | 'best-effort' = 'admitted';
-    for await (const ev of events) {
-      if (ev.type === 'decision') decision = ev.decision;
-      else if (ev.type === 'delta') {
-        text += ev.text;
-        if (ev.logprobs) all.push(...ev.logprobs);
-      } else if (ev.type === 'done') {
-        return completion({ ...header, text, finishReason: ev.finishReason, usage: usage(ev.promptTokens, ev.completionTokens), logprobs: legacy(all), webslo: this.webslo(app, decision, ev) });
+    return (async () => {
+      let text = '';
+      const logprobs: ChatCompletionTokenLogprob[] = [];
+      let decision: 'admitted' | 'best-effort' = 'admitted';
+      for await (const ev of events) {
+        if (ev.type === 'decision') decision = ev.decision;
+        else if (ev.type === 'delta') {
+          text += ev.text;
+          if (ev.logprobs) logprobs.push(...ev.logprobs);
+        } else if (ev.type === 'done') return shape.whole(text, logprobs, ev, this.webslo(app, decision, ev));
       }
-    }
-    throw new AbortError('the request ended without a result');
+      throw new AbortError('the request ended without a result');
+    })();
   }
+}
+
+type DeltaEvent = StreamEvent & { type: 'delta' };
+type DoneEvent = StreamEvent & { type: 'done' };
+
+/** How one response kind turns events into chunks (streamed) or into one response (not). */
+interface ResponseShape<Chunk, Whole> {
+  /** Sent before any delta (chat's role chunk). */
+  opening?: Chunk;
+  /** A delta's chunk, or null when it carries nothing to send. */
+  delta(ev: DeltaEvent): Chunk | null;
+  /** The chunks that end a stream: the finish reason, then usage when asked for. */
+  closing(done: DoneEvent, webslo: WebsloResponseInfo): Chunk[];
+  /** The whole response from the accumulated text and logprobs. */
+  whole(text: string, logprobs: ChatCompletionTokenLogprob[], done: DoneEvent, webslo: WebsloResponseInfo): Whole;
 }
 
 function streamOf<T>(gen: AsyncGenerator<T>, abort: () => void): ChunkStream<T> {
