@@ -1,7 +1,7 @@
 // npm run bench:calibrate — the scheduler's performance model calibrated on a synthetic model with a
 // real model's shapes (weights generated on the GPU, bench/synthetic-model.ts; no files), through the
 // real ModelRunner and RunnerSession and src/runner/calibrate.ts: prefill chunks, decode batches
-// at several contexts, verify batches, and speculative steps with SpecSession's self draft (the first
+// at several contexts, verify batches, and speculative steps with SpeculativeDecoder's self draft (the first
 // --draft-layers layers + final norm + LM head: k sequential draft passes, then the verify), so the
 // profile's k2 (ms per draft step) is measured. Prints every sample beside the fitted prediction, the
 // model's summary and R^2, and writes the profile JSON (PerformanceModel.toJson: what the scheduler

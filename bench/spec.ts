@@ -18,7 +18,7 @@ import { describeCapabilities, GpuRuntime } from '../src/gpu/index.js';
 import type { SourceWeightDType } from '../src/kernels/matmul.js';
 import { ModelRunner } from '../src/runner/model-runner.js';
 import { RunnerSession } from '../src/runner/session.js';
-import { SpecSession } from '../src/speculative/spec-session.js';
+import { SpeculativeDecoder } from '../src/speculative/speculative-decoder.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { buildSyntheticWeights, isShapeName, shapeConfig } from './synthetic-model.js';
 
@@ -101,7 +101,7 @@ export async function main(args: string[]): Promise<number> {
       // each step), so its cost is real; the oracle then decides what it proposes.
       const draftSeq = draftSession.newSequence();
       await draftSession.prefill(draftSeq, prompt, undefined, { outputs: 'none' });
-      const spec = new SpecSession(session, {
+      const spec = new SpeculativeDecoder(session, {
         kind: 'oracle',
         propose: async (req, kk) => {
           const done = req.tokens.length - req.promptLength;

@@ -1,11 +1,11 @@
 // The engine step's CPU overhead at R running decode requests (default 64): a synthetic real-shape
-// model (weights filled on the GPU) behind the real EngineCore (FCFS plan -> SpecSession ->
+// model (weights filled on the GPU) behind the real EngineCore (FCFS plan -> SpeculativeDecoder ->
 // RunnerSession -> ModelRunner.forward). Each timed step is split on the CPU by wrapping methods on
 // the instances (nothing in src/ changes): plan = scheduler.step; record = ModelRunner.forward's
 // entry until the runtime's submit (batch flattening, KV writes queued, every dispatch recorded,
 // encoder.finish); submit = the runtime's submit (params and input writes, queue.submit, waiting for
 // a queue slot); wait = submit end until forward returns (GPU work and the ids readback); other =
-// the rest of runStep (KV bookkeeping, SpecSession, delivering tokens, scheduler completion).
+// the rest of runStep (KV bookkeeping, SpeculativeDecoder, delivering tokens, scheduler completion).
 // CPU = plan + record + submit + other. Counts per step come from wrapping the device
 // (src/reference/gpu-counters.ts): command encoders, queue submits, buffers, bind groups created.
 
@@ -21,7 +21,7 @@ import { FcfsScheduler } from '../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../src/scheduler/perf-model.js';
 import type { StepPlan } from '../src/scheduler/types.js';
 import { PROFILES } from '../src/sim/profiles.js';
-import { SpecSession } from '../src/speculative/spec-session.js';
+import { SpeculativeDecoder } from '../src/speculative/speculative-decoder.js';
 import { countGpuCalls, type GpuCallCounts } from '../src/reference/gpu-counters.js';
 import { buildSyntheticWeights } from './synthetic-model.js';
 
@@ -86,7 +86,7 @@ export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Prom
     maxTokensPerStep: runner.maxTokens,
     maxSeqs: o.running,
   });
-  const core = new EngineCore({ spec: new SpecSession(target, { kind: 'none' }), scheduler, maxContextTokens: o.config.maxPositionEmbeddings });
+  const core = new EngineCore({ decoder: new SpeculativeDecoder(target, { kind: 'none' }), scheduler, maxContextTokens: o.config.maxPositionEmbeddings });
   let failure: Error | null = null;
   const sink: RequestSink = { onTokens: () => undefined, onFinish: () => undefined, onError: (e) => void (failure ??= e) };
   for (let i = 0; i < o.running; i++) {

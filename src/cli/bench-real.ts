@@ -22,7 +22,7 @@ import type { Scheduler } from '../scheduler/types.js';
 import { PROFILES } from '../sim/profiles.js';
 import { simulate } from '../sim/simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace } from '../sim/trace.js';
-import { SpecSession } from '../speculative/spec-session.js';
+import { SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 
 export const BENCH_REAL_USAGE = `  webslo bench-sched --real --model DIR --trace FILE [--loads 0.5,1] [--slo-scale X] [--kv-tokens N]
@@ -106,7 +106,7 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
       const refitsBefore = refit.refits;
       const scheduler = make(from);
       const timed = new EngineCore({
-        spec: new SpecSession(target, { kind: 'none' }),
+        decoder: new SpeculativeDecoder(target, { kind: 'none' }),
         scheduler,
         maxContextTokens: files.config.maxPositionEmbeddings,
         onStep: (plan, ms, executed) => {

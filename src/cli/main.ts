@@ -22,7 +22,7 @@ import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
 import { adapterName, calibrate as calibrateRunner } from '../runner/calibrate.js';
-import { SpecSession, type DraftSource } from '../speculative/spec-session.js';
+import { SpeculativeDecoder, type DraftSource } from '../speculative/speculative-decoder.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
@@ -178,7 +178,7 @@ async function generate(args: ParsedArgs): Promise<void> {
     let report: Record<string, number | null> | null = null;
     if (spec) {
       try {
-        const s = new SpecSession(session, spec.source);
+        const s = new SpeculativeDecoder(session, spec.source);
         const id = await s.start(ids, { k: spec.k, ...(sampling ? { sampling } : {}) });
         while (s.output(id).length < maxTokens && !(stop && s.output(id).some((t) => stop.has(t)))) await s.step([id]);
         out = s.output(id);

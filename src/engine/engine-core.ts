@@ -1,15 +1,15 @@
 // The engine loop: each step, the scheduler's plan becomes one ragged batch (prefill chunks, decodes,
-// draft/verify) run through SpecSession on the target's RunnerSession; sampled and accepted tokens
+// draft/verify) run through SpeculativeDecoder on the target's RunnerSession; sampled and accepted tokens
 // go to each request's sink; the outcomes go back to the scheduler. The core works in token ids and
 // never blocks on anything but the GPU; text and the OpenAI shapes live in src/api.
 //
 // Per request, the target's KV holds every token but the last emitted one (the pending token), as
-// SpecSession expects: a prefill's final chunk samples the first (or, after a recompute preemption,
-// the next) token, and the request is then adopted by the SpecSession for decoding.
+// SpeculativeDecoder expects: a prefill's final chunk samples the first (or, after a recompute preemption,
+// the next) token, and the request is then adopted by the SpeculativeDecoder for decoding.
 
 import type { RoundTimeline } from '../scheduler/attainment.js';
 import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
-import type { ExtraSequence, SpecSession } from '../speculative/spec-session.js';
+import type { ExtraSequence, SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
 import { ConversationStore } from './conversations.js';
@@ -18,7 +18,7 @@ import type { CoreRequestSpec, EmittedToken, FinishReason, RequestSink } from '.
 import { StatsCollector, type EngineStats } from './stats.js';
 
 export interface EngineCoreOptions {
-  spec: SpecSession;
+  decoder: SpeculativeDecoder;
   scheduler: Scheduler;
   /** Longest sequence (prompt + output) the model takes: its max_position_embeddings. */
   maxContextTokens: number;
@@ -72,7 +72,7 @@ export class EngineCore {
   constructor(private o: EngineCoreOptions) {
     this.clock = o.clock ?? wallClock;
     this.timer = o.timer ?? wallTimer;
-    this.conversations = o.prefixCache ? new ConversationStore(o.spec.target.kv, o.prefixCache.conversationTtlMs ?? 300_000) : null;
+    this.conversations = o.prefixCache ? new ConversationStore(o.decoder.target.kv, o.prefixCache.conversationTtlMs ?? 300_000) : null;
   }
 
   get scheduler(): Scheduler {
@@ -99,7 +99,7 @@ export class EngineCore {
     if (this.closedBy) throw this.closedBy;
     if (this.live.has(spec.id)) throw new RequestError('id', `'${spec.id}' is already in the engine`);
     if (spec.prompt.length === 0) throw new RequestError('prompt', 'is empty: give at least one token');
-    const runner = this.o.spec.target.runner;
+    const runner = this.o.decoder.target.runner;
     const cacheTokens = runner.numPages * runner.pageSize;
     if (spec.prompt.length + 1 > this.o.maxContextTokens) throw new PromptTooLongError(spec.prompt.length, this.o.maxContextTokens, "the model's context");
     if (spec.prompt.length + 1 > cacheTokens) throw new PromptTooLongError(spec.prompt.length, cacheTokens, 'the KV cache');
@@ -150,7 +150,7 @@ export class EngineCore {
     this.ensurePages(plan);
     const { decodeSeqs, extras, wantLogits } = this.buildBatch(plan);
     const t0 = performance.now();
-    const res = await this.o.spec.step(decodeSeqs, extras, { logits: wantLogits });
+    const res = await this.o.decoder.step(decodeSeqs, extras, { logits: wantLogits });
     const measured = performance.now() - t0;
     this.timer.afterStep(plan, measured);
     const end = this.clock.now();
@@ -163,7 +163,7 @@ export class EngineCore {
     this.applyEvents();
     this.settleAwaiting();
     this.stats.step(plan, end, measured);
-    this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, kvTokensRead: res.verify.features.attendedKeys * this.o.spec.target.runner.numLayers });
+    this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, kvTokensRead: res.verify.features.attendedKeys * this.o.decoder.target.runner.numLayers });
     return 'ran';
   }
 
@@ -179,7 +179,7 @@ export class EngineCore {
   }
 
   snapshot(): EngineStats {
-    const kv = this.o.spec.target.kv;
+    const kv = this.o.decoder.target.kv;
     const out = this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.conversations?.size ?? 0 }, this.o.scheduler.name);
     // A cancel takes effect at the next step boundary (a step in flight may be using the request),
     // but the caller's promise already failed: count it as ended now, as the caller sees it.
@@ -203,7 +203,7 @@ export class EngineCore {
     const ns = this.namespace(spec);
     const kept = spec.conversationId ? this.conversations.take(spec.conversationId, ns, spec.prompt, this.clock.now()) : null;
     if (kept) return kept;
-    const target = this.o.spec.target;
+    const target = this.o.decoder.target;
     if (target.kv.lookupPrefix(ns, spec.prompt) === 0) return { seq: null, cached: 0 };
     const { id, cached } = target.newSequenceWithPrefix(ns, spec.prompt);
     return { seq: id, cached };
@@ -212,7 +212,7 @@ export class EngineCore {
   /** Register the request's newly full KV pages in the prefix cache. */
   private publish(r: Live): void {
     if (!this.conversations || r.seq === null) return;
-    const kv = this.o.spec.target.kv;
+    const kv = this.o.decoder.target.kv;
     const inKv = kv.length(r.seq);
     const full = Math.floor(inKv / kv.pageSize);
     if (full <= r.publishedPages) return;
@@ -223,7 +223,7 @@ export class EngineCore {
   /** Free kept conversations until the plan's new pages fit (the scheduler does not see them). */
   private ensurePages(plan: StepPlan): void {
     if (!this.conversations || this.conversations.size === 0) return;
-    const kv = this.o.spec.target.kv;
+    const kv = this.o.decoder.target.kv;
     let need = 0;
     for (const e of plan.entries) {
       const r = this.live.get(e.id)!;
@@ -282,11 +282,11 @@ export class EngineCore {
       const r = this.live.get(e.id)!;
       if (r.spec.topLogprobs !== null) wantLogits = true;
       if (e.kind === 'decode') {
-        this.o.spec.setK(r.seq!, e.draftTokens);
+        this.o.decoder.setK(r.seq!, e.draftTokens);
         decodeSeqs.push(r.seq!);
         continue;
       }
-      if (r.seq === null) r.seq = this.o.spec.target.newSequence();
+      if (r.seq === null) r.seq = this.o.decoder.target.newSequence();
       // The chunk of prompt + output (after a recompute) without copying the whole sequence each step.
       const prompt = r.spec.prompt;
       const total = prompt.length + r.generated.length;
@@ -300,9 +300,9 @@ export class EngineCore {
     return { decodeSeqs, extras, wantLogits };
   }
 
-  private collect(plan: StepPlan, res: Awaited<ReturnType<SpecSession['step']>>, atMs: number): StepOutcome[] {
+  private collect(plan: StepPlan, res: Awaited<ReturnType<SpeculativeDecoder['step']>>, atMs: number): StepOutcome[] {
     const outcomes: StepOutcome[] = [];
-    const V = this.o.spec.target.runner.config.vocabSize;
+    const V = this.o.decoder.target.runner.config.vocabSize;
     const logits = res.verify.logits;
     const rowLogprob = (row: number, token: number, r: Live): EmittedToken => {
       const top = r.spec.topLogprobs;
@@ -333,7 +333,7 @@ export class EngineCore {
       const emitted = rowLogprob(row, token, r);
       row++;
       const all = [...r.spec.prompt, ...r.generated, token];
-      this.o.spec.adopt(r.seq!, all, r.spec.prompt.length, { k: 0, ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}), group: r.spec.app });
+      this.o.decoder.adopt(r.seq!, all, r.spec.prompt.length, { k: 0, ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}), group: r.spec.app });
       r.decoding = true;
       outcomes.push(this.deliver(r, [emitted], atMs));
     }
@@ -436,8 +436,8 @@ export class EngineCore {
     this.publish(r);
     const conv = r.spec.conversationId;
     if (!this.conversations || !conv || r.seq === null) return this.dropKv(r);
-    const kv = this.o.spec.target.kv;
-    if (this.o.spec.has(r.seq)) this.o.spec.detach(r.seq);
+    const kv = this.o.decoder.target.kv;
+    if (this.o.decoder.has(r.seq)) this.o.decoder.detach(r.seq);
     this.conversations.keep(conv, r.seq, [...r.spec.prompt, ...r.generated].slice(0, kv.length(r.seq)), this.namespace(r.spec), atMs);
     r.seq = null;
     r.prefilled = 0;
@@ -452,8 +452,8 @@ export class EngineCore {
       this.stats.prompt(r.spec.app, 0, -r.cached);
       r.cached = 0;
     }
-    if (this.o.spec.has(r.seq)) this.o.spec.finish(r.seq);
-    else this.o.spec.target.free(r.seq);
+    if (this.o.decoder.has(r.seq)) this.o.decoder.finish(r.seq);
+    else this.o.decoder.target.free(r.seq);
     r.seq = null;
     r.prefilled = 0;
     r.decoding = false;

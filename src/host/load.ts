@@ -15,7 +15,7 @@ import { PerformanceModel, PerfProfileError, type PerfSample } from '../schedule
 import { OnlineRefit } from '../scheduler/online-refit.js';
 import { checkSchedulerName, createScheduler, SchedulerNameError, type SchedulerName } from '../scheduler/registry.js';
 import type { Scheduler } from '../scheduler/types.js';
-import { SpecSession, type DraftSource } from '../speculative/spec-session.js';
+import { SpeculativeDecoder, type DraftSource } from '../speculative/speculative-decoder.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import type { HostLoadOptions, LoadProgress, ModelInfo, ModelSpec } from './protocol.js';
 import { checkLoadOptions, EngineOptionError } from './options.js';
@@ -29,7 +29,7 @@ export interface LoadedEngine {
   runner: ModelRunner;
   draftRunner: ModelRunner | null;
   target: RunnerSession;
-  spec: SpecSession;
+  decoder: SpeculativeDecoder;
   tokenizer: TextTokenizer | null;
   model: PerformanceModel;
   scheduler: Scheduler;
@@ -148,7 +148,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     } else if (o.selfSpeculation) {
       draft = { kind: 'self', layers: o.selfSpeculation.layers };
     }
-    const spec = new SpecSession(target, draft);
+    const decoder = new SpeculativeDecoder(target, draft);
     const maxSpec = draft.kind === 'none' ? 0 : (o.maxSpec ?? DEFAULT_MAX_SPEC);
 
     let model: PerformanceModel;
@@ -250,7 +250,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     // A draft model must hold every context too: the engine's limit is the smaller of the two.
     const maxContextTokens = Math.min(files.config.maxPositionEmbeddings, draftFiles?.config.maxPositionEmbeddings ?? Infinity);
     const core: EngineCore = new EngineCore({
-      spec,
+      decoder,
       scheduler,
       maxContextTokens,
       ...(prefix ? { prefixCache: { ...(prefix.conversationTtlMs !== undefined ? { conversationTtlMs: prefix.conversationTtlMs } : {}) } } : {}),
@@ -278,7 +278,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       prefillMsPer512: model.zeroLoadPrefillMs(512),
       profileOrigin: origin,
     };
-    return { rt, files, runner, draftRunner, target, spec, tokenizer, model, scheduler, schedulerName, core, info, maxSpec, prefix };
+    return { rt, files, runner, draftRunner, target, decoder, tokenizer, model, scheduler, schedulerName, core, info, maxSpec, prefix };
   } catch (e) {
     for (const r of runners) r.destroy();
     rt.destroy();

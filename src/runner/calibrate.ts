@@ -7,9 +7,9 @@
 // kvTokensRead = features.attendedKeys * layers, draftSteps = 0; the time is StepFeatures.ms (submit
 // to token ids on the CPU).
 //
-// Speculative steps (option draftLayers: SpecSession's self draft, the runner's first N layers then
+// Speculative steps (option draftLayers: SpeculativeDecoder's self draft, the runner's first N layers then
 // the final norm and LM head): each verify shape is also timed as a whole speculative step, exactly
-// as SpecSession.step runs it: the verify's KV slots are reserved, then k sequential draft passes
+// as SpeculativeDecoder.step runs it: the verify's KV slots are reserved, then k sequential draft passes
 // (one row per verifying sequence, each writing its draft layers' K/V into the reserved slot and
 // feeding its argmax to the next pass), then the verify of the k + 1 rows (with the shape's plain
 // decodes). Its sample: draftSteps = k, tokens and kvTokensRead those of the verify, ms = the
@@ -228,10 +228,10 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
 }
 
 /**
- * SpecSession's self draft for the verify entries of `batch` (KV slots already reserved): `steps`
+ * SpeculativeDecoder's self draft for the verify entries of `batch` (KV slots already reserved): `steps`
  * sequential passes through the first `draftLayers` layers, one row per verifying sequence, pass j at
  * position startPos + j writing slot j, its argmax the next pass's input. The verify entries' tokens
- * become [pending, ...drafts], as SpecSession's verify. Returns the passes' summed StepFeatures.ms.
+ * become [pending, ...drafts], as SpeculativeDecoder's verify. Returns the passes' summed StepFeatures.ms.
  */
 async function draftPasses(runner: RunnerSession['runner'], batch: BatchSequence[], steps: number, draftLayers: number): Promise<number> {
   const verify = batch.flatMap((b, i) => (b.kind === 'verify' ? [i] : []));

@@ -21,7 +21,7 @@ import type { Scheduler } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { resolveTrace } from '../../src/sim/trace.js';
-import { SpecSession } from '../../src/speculative/spec-session.js';
+import { SpeculativeDecoder } from '../../src/speculative/speculative-decoder.js';
 import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
 import { createTestRuntime, legScope } from './gpu-config.js';
@@ -54,10 +54,10 @@ async function harness(make: (kv: { pages: number; pageSize: number }, runner: M
   const runner = await ModelRunner.create(rt, files, { kvPages: extra.kvPages ?? 256, poisonKv: true, maxTokensPerStep: 256 });
   runners.push(runner);
   const target = new RunnerSession(runner, { poisonFreedPages: true });
-  const spec = new SpecSession(target, { kind: 'none' });
+  const spec = new SpeculativeDecoder(target, { kind: 'none' });
   const scheduler = make({ pages: runner.numPages, pageSize: runner.pageSize }, runner);
   const core = new EngineCore({
-    spec,
+    decoder: spec,
     scheduler,
     maxContextTokens: files.config.maxPositionEmbeddings,
     ...(extra.clock ? { clock: extra.clock, timer: profileTimer(extra.clock, paper) } : {}),
@@ -233,9 +233,9 @@ describe('engine core', () => {
     const runner = await ModelRunner.create(rt, files, { kvPages: 256, poisonKv: true, maxTokensPerStep: 256 });
     runners.push(runner);
     const target = new RunnerSession(runner, { poisonFreedPages: true });
-    const spec = new SpecSession(target, { kind: 'self', layers: 1 });
+    const spec = new SpeculativeDecoder(target, { kind: 'self', layers: 1 });
     const scheduler = new SlosScheduler({ model: paper, kv: { pages: runner.numPages, pageSize: runner.pageSize }, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 4 });
-    const core = new EngineCore({ spec, scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
+    const core = new EngineCore({ decoder: spec, scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
     const outs = cases.map((c, i) => {
       const { sink, out } = collector();
       // A TPOT the paper profile's plain decode step (~25 ms) misses: only speculation meets it.

@@ -13,7 +13,7 @@ import { RunnerSession } from '../../src/runner/session.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { PROFILES } from '../../src/sim/profiles.js';
-import { SpecSession } from '../../src/speculative/spec-session.js';
+import { SpeculativeDecoder } from '../../src/speculative/speculative-decoder.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
 import { createTestRuntime } from './gpu-config.js';
@@ -53,7 +53,7 @@ async function engine(prefixCaching: boolean): Promise<Engine> {
   const rows: number[] = [];
   const scheduler = new FcfsScheduler({ model: paper, kv: { pages: target.runner.numPages, pageSize: target.runner.pageSize }, maxBatchedTokens: 128, maxTokensPerStep: 128, maxSeqs: 64 });
   const core = new EngineCore({
-    spec: new SpecSession(target, { kind: 'none' }),
+    decoder: new SpeculativeDecoder(target, { kind: 'none' }),
     scheduler,
     maxContextTokens: files.config.maxPositionEmbeddings,
     ...(prefixCaching ? { prefixCache: {} } : {}),

@@ -11,7 +11,7 @@ import { warpedDistribution } from '../../src/reference/sampling.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../../src/runner/session.js';
 import { acceptStochastic } from '../../src/speculative/acceptance.js';
-import { SpecSession, type DraftSource } from '../../src/speculative/spec-session.js';
+import { SpeculativeDecoder, type DraftSource } from '../../src/speculative/speculative-decoder.js';
 import { chiSquare } from '../helpers/chi-square.js';
 import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
@@ -54,8 +54,8 @@ describe('greedy speculation is exact (tiny-llama3 target, HF greedy tokens)', (
     target = new RunnerSession(await runnerFor(targetFiles), { poisonFreedPages: true });
   });
 
-  async function runAll(draft: DraftSource, ks: number[]): Promise<{ session: SpecSession; alpha: number | null }> {
-    const session = new SpecSession(target, draft);
+  async function runAll(draft: DraftSource, ks: number[]): Promise<{ session: SpeculativeDecoder; alpha: number | null }> {
+    const session = new SpeculativeDecoder(target, draft);
     const prompts = ks.map((_, i) => cases[i % 3 === 2 ? 2 : i % 3]!); // prompts of 1, 5 and 37 tokens
     const ids: number[] = [];
     for (let i = 0; i < ks.length; i++) ids.push(await session.start(prompts[i]!.prompt, { k: ks[i]!, group: 'g' }));
@@ -121,7 +121,7 @@ describe('greedy speculation is exact (tiny-llama3 target, HF greedy tokens)', (
   });
 
   heavy('self-speculation uses exactly the pages plain decoding uses, after every step', async () => {
-    const session = new SpecSession(target, { kind: 'self', layers: 1 });
+    const session = new SpeculativeDecoder(target, { kind: 'self', layers: 1 });
     const c = cases.find((x) => x.prompt.length === 37)!;
     const id = await session.start(c.prompt, { k: 6 });
     const before = target.kv.usedPages();
@@ -172,7 +172,7 @@ describe('stochastic speculation samples the target distribution exactly (vocab 
 
   async function sampleJoint(n: number, accept: typeof acceptStochastic, seedBase: number): Promise<Uint32Array> {
     const counts = new Uint32Array(32 * 32);
-    const session = new SpecSession(target, { kind: 'model', session: draft }, accept);
+    const session = new SpeculativeDecoder(target, { kind: 'model', session: draft }, accept);
     const batch = 150;
     for (let s = 0; s < n; s += batch) {
       const m = Math.min(batch, n - s);
@@ -217,7 +217,7 @@ describe.skipIf(LIGHT)('alpha = A / (A + R) recovers the acceptance rate of a co
     const truth = await target.greedy(prompt, 120);
     for (const alpha of [0.6, 0.8, 0.9]) {
       const r = rng(1000 * k + Math.round(alpha * 100));
-      const session = new SpecSession(target, {
+      const session = new SpeculativeDecoder(target, {
         kind: 'oracle',
         propose: (req, kk) => {
           const done = req.tokens.length - req.promptLength;

@@ -1,7 +1,7 @@
 // The per-step CPU-side invariants of steady-state decoding (tiny-qwen2): after warm-up, a forward
 // step of several running sequences records into exactly one command encoder and one queue submit,
 // and creates no GPU buffer and no bind group (pooled scratch, cached bind groups, shared params
-// pages); the same holds for a whole engine step (scheduler plan -> SpecSession -> ModelRunner).
+// pages); the same holds for a whole engine step (scheduler plan -> SpeculativeDecoder -> ModelRunner).
 // Counted by wrapping the device's methods (src/reference/gpu-counters.ts), so nothing that goes
 // around the runtime escapes, and cross-checked with the runtime's own counters.
 
@@ -16,7 +16,7 @@ import { RunnerSession } from '../../src/runner/session.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { PROFILES } from '../../src/sim/profiles.js';
-import { SpecSession } from '../../src/speculative/spec-session.js';
+import { SpeculativeDecoder } from '../../src/speculative/speculative-decoder.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { countGpuCalls, type GpuCallCounts } from '../../src/reference/gpu-counters.js';
 import { createTestRuntime, legScope } from './gpu-config.js';
@@ -85,7 +85,7 @@ describe('steady-state step overhead', () => {
     expectSteadyState(r, STEPS);
   });
 
-  it(`an engine step with ${SEQS} running decodes (FCFS plan, SpecSession, runner): one encoder, one submit, nothing created`, async () => {
+  it(`an engine step with ${SEQS} running decodes (FCFS plan, SpeculativeDecoder, runner): one encoder, one submit, nothing created`, async () => {
     const runner = await ModelRunner.create(rt, files, { kvPages: 64, maxTokensPerStep: 128 });
     runners.push(runner);
     const target = new RunnerSession(runner);
@@ -96,7 +96,7 @@ describe('steady-state step overhead', () => {
       maxTokensPerStep: runner.maxTokens,
       maxSeqs: runner.maxSequences,
     });
-    const core = new EngineCore({ spec: new SpecSession(target, { kind: 'none' }), scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
+    const core = new EngineCore({ decoder: new SpeculativeDecoder(target, { kind: 'none' }), scheduler, maxContextTokens: files.config.maxPositionEmbeddings });
     let errors = 0;
     const sink: RequestSink = { onTokens: () => undefined, onFinish: () => undefined, onError: () => void errors++ };
     for (let i = 0; i < SEQS; i++) {

@@ -72,7 +72,7 @@ export interface SpecStepResult {
   verify: ForwardResult;
 }
 
-export class SpecSession {
+export class SpeculativeDecoder {
   readonly stats = new GroupedAcceptanceStats<string>();
   /** Target forwards run by step(). */
   targetSteps = 0;
