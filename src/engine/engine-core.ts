@@ -1,18 +1,22 @@
 // The engine loop: each step, the scheduler's plan becomes one ragged batch (prefill chunks, decodes,
 // draft/verify) run through SpeculativeDecoder on the target's RunnerSession; sampled and accepted tokens
 // go to each request's sink; the outcomes go back to the scheduler. The core works in token ids and
-// never blocks on anything but the GPU; text and the OpenAI shapes live in src/api.
+// never blocks on anything but the GPU; text and the OpenAI shapes live in src/host and src/openai.
+// A step is: cancels, schedule (the plan and its admission events), run, postprocess (output.ts turns
+// tokens into each request's output; kv-owner.ts publishes, keeps and frees KV), complete.
 //
 // Per request, the target's KV holds every token but the last emitted one (the pending token), as
 // SpeculativeDecoder expects: a prefill's final chunk samples the first (or, after a recompute preemption,
 // the next) token, and the request is then adopted by the SpeculativeDecoder for decoding.
 
-import type { RoundTimeline } from '../scheduler/attainment.js';
 import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
 import type { ExtraSequence, SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
 import { ConversationStore } from './conversations.js';
+import { KvOwner } from './kv-owner.js';
+import type { Live } from './live.js';
+import { deliver, send, sendable } from './output.js';
 import { logSoftmaxTop } from './logprobs.js';
 import type { CoreRequestSpec, EmittedToken, FinishReason, RequestSink } from './request.js';
 import { StatsCollector, type EngineStats } from './stats.js';
@@ -33,46 +37,23 @@ export interface EngineCoreOptions {
   onStep?: (plan: StepPlan, measuredMs: number, executed: { tokens: number; kvTokensRead: number }) => void;
 }
 
-interface Live {
-  spec: CoreRequestSpec;
-  sink: RequestSink;
-  /** Output tokens so far (the last one is pending: not in the KV cache while decoding). */
-  generated: number[];
-  /** Target-session sequence id, or null while holding no KV. */
-  seq: number | null;
-  /** Tokens of prompt + output prefilled into `seq` (the prefill target is prompt + generated). */
-  prefilled: number;
-  decoding: boolean;
-  decision: 'pending' | 'admitted' | 'best-effort';
-  timeline: RoundTimeline & { tokenTimes: number[]; stageStarts: number[] };
-  /** 0-based index of the output token that starts the next stage, once known (marker seen, or a replayed boundary). */
-  stageAt: number | null;
-  /** Replayed boundaries after stageAt. */
-  boundaries: number[];
-  /** Tokens not yet handed to the sink (held until admission for apps that fail declined requests). */
-  unsent: EmittedToken[];
-  /** Tokens handed to the sink. */
-  sent: number;
-  /** Prompt tokens found in the prefix cache (or a kept conversation) at submit. */
-  cached: number;
-  /** Full KV pages already published to the prefix cache. */
-  publishedPages: number;
-}
-
 export class EngineCore {
   readonly stats = new StatsCollector();
   private readonly live = new Map<string, Live>();
   private readonly cancels = new Map<string, Error>();
   private readonly awaiting = new Map<string, { r: Live; reason: FinishReason; atMs: number }>();
-  private readonly conversations: ConversationStore | null;
+  private readonly kv: KvOwner;
   private closedBy: Error | null = null;
   private readonly clock: Clock;
   private readonly timer: StepTimer;
+  /** How output handling ends a request (output.ts calls it). */
+  private readonly finishFn = (r: Live, reason: FinishReason, atMs: number): void => this.finish(r, reason, atMs);
 
   constructor(private o: EngineCoreOptions) {
     this.clock = o.clock ?? wallClock;
     this.timer = o.timer ?? wallTimer;
-    this.conversations = o.prefixCache ? new ConversationStore(o.decoder.target.kv, o.prefixCache.conversationTtlMs ?? 300_000) : null;
+    const conversations = o.prefixCache ? new ConversationStore(o.decoder.target.kv, o.prefixCache.conversationTtlMs ?? 300_000) : null;
+    this.kv = new KvOwner(o.decoder, conversations, (app, cached) => this.stats.prompt(app, 0, -cached));
   }
 
   get scheduler(): Scheduler {
@@ -109,14 +90,14 @@ export class EngineCore {
     const arrival = spec.arrivalMs ?? now;
     const timeline = { arrivalMs: arrival, ttftSloMs: spec.ttftMs, stages: spec.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     // A prefix-cache hit (or a kept conversation) pins its pages now, so the scheduler can count on it.
-    const { seq, cached } = this.startFromCache(spec);
+    const { seq, cached } = this.kv.startFromCache(spec, this.clock.now());
     const r: Live = { spec: { ...spec, maxTokens }, sink, generated: [], seq, prefilled: cached, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0, cached, publishedPages: Math.floor(cached / runner.pageSize) };
     try {
       this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages, serveDeclined: spec.onDecline !== 'error' }, Math.max(now, arrival));
     } catch (e) {
       // Refused by the scheduler (a bad field): nothing of it may stay, the pinned pages included.
       r.cached = 0;
-      this.dropKv(r);
+      this.kv.drop(r);
       throw e;
     }
     this.live.set(spec.id, r);
@@ -137,17 +118,17 @@ export class EngineCore {
    */
   async runStep(): Promise<'ran' | 'idle'> {
     this.applyCancels();
-    this.conversations?.expire(this.clock.now());
+    this.kv.conversations?.expire(this.clock.now());
     if (this.o.scheduler.size === 0) return 'idle';
     let plan = this.o.scheduler.step(this.clock.now());
     this.applyEvents();
     if (!plan) return 'idle';
-    for (const id of plan.preempt) this.dropKv(this.live.get(id));
+    for (const id of plan.preempt) this.kv.drop(this.live.get(id));
     // A request failed by this step's events (a decline under the 'error' policy) leaves the plan.
     if (plan.entries.some((e) => !this.live.has(e.id))) plan = { ...plan, entries: plan.entries.filter((e) => this.live.has(e.id)) };
     if (plan.entries.length === 0) return 'ran';
 
-    this.ensurePages(plan);
+    this.kv.ensurePages(plan, this.live);
     const { decodeSeqs, extras, wantLogits } = this.buildBatch(plan);
     const t0 = performance.now();
     const res = await this.o.decoder.step(decodeSeqs, extras, { logits: wantLogits });
@@ -157,7 +138,7 @@ export class EngineCore {
     const outcomes = this.collect(plan, res, end);
     for (const e of plan.entries) {
       const r = this.live.get(e.id);
-      if (r) this.publish(r);
+      if (r) this.kv.publish(r);
     }
     this.o.scheduler.complete(end, outcomes);
     this.applyEvents();
@@ -172,7 +153,7 @@ export class EngineCore {
     if (!this.closedBy) this.closedBy = error instanceof EngineClosedError ? error : new EngineClosedError(`the engine stopped: ${error.message}`);
     for (const id of [...this.live.keys()]) this.fail(this.live.get(id)!, error, 'failed');
     try {
-      this.conversations?.clear();
+      this.kv.conversations?.clear();
     } catch {
       // A lost device: the bookkeeping is moot.
     }
@@ -180,7 +161,7 @@ export class EngineCore {
 
   snapshot(): EngineStats {
     const kv = this.o.decoder.target.kv;
-    const out = this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.conversations?.size ?? 0 }, this.o.scheduler.name);
+    const out = this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.kv.conversations?.size ?? 0 }, this.o.scheduler.name);
     // A cancel takes effect at the next step boundary (a step in flight may be using the request),
     // but the caller's promise already failed: count it as ended now, as the caller sees it.
     for (const [id, error] of this.cancels) {
@@ -192,45 +173,6 @@ export class EngineCore {
       else app.failed++;
     }
     return out;
-  }
-
-  private namespace(spec: CoreRequestSpec): string {
-    return spec.cacheNamespace ?? spec.app;
-  }
-
-  private startFromCache(spec: CoreRequestSpec): { seq: number | null; cached: number } {
-    if (!this.conversations) return { seq: null, cached: 0 };
-    const ns = this.namespace(spec);
-    const kept = spec.conversationId ? this.conversations.take(spec.conversationId, ns, spec.prompt, this.clock.now()) : null;
-    if (kept) return kept;
-    const target = this.o.decoder.target;
-    if (target.kv.lookupPrefix(ns, spec.prompt) === 0) return { seq: null, cached: 0 };
-    const { id, cached } = target.newSequenceWithPrefix(ns, spec.prompt);
-    return { seq: id, cached };
-  }
-
-  /** Register the request's newly full KV pages in the prefix cache. */
-  private publish(r: Live): void {
-    if (!this.conversations || r.seq === null) return;
-    const kv = this.o.decoder.target.kv;
-    const inKv = kv.length(r.seq);
-    const full = Math.floor(inKv / kv.pageSize);
-    if (full <= r.publishedPages) return;
-    kv.publish(r.seq, this.namespace(r.spec), [...r.spec.prompt, ...r.generated].slice(0, full * kv.pageSize));
-    r.publishedPages = full;
-  }
-
-  /** Free kept conversations until the plan's new pages fit (the scheduler does not see them). */
-  private ensurePages(plan: StepPlan): void {
-    if (!this.conversations || this.conversations.size === 0) return;
-    const kv = this.o.decoder.target.kv;
-    let need = 0;
-    for (const e of plan.entries) {
-      const r = this.live.get(e.id)!;
-      const rows = e.kind === 'prefill' ? e.tokens : 1 + e.draftTokens;
-      need += r.seq === null ? Math.ceil(rows / kv.pageSize) : kv.pagesNeeded(r.seq, rows);
-    }
-    this.conversations.releaseUntil(need);
   }
 
   private applyCancels(): void {
@@ -318,7 +260,7 @@ export class EngineCore {
       const tokens = emitted.map((t, i) => rowLogprob(row + i, t, r));
       row += e.draftTokens + 1;
       this.stats.accepted += emitted.length - 1;
-      outcomes.push(this.deliver(r, tokens, atMs, emitted.length - 1));
+      outcomes.push(deliver(r, tokens, atMs, this.finishFn, emitted.length - 1));
     }
     for (const e of plan.entries) {
       if (e.kind !== 'prefill') continue;
@@ -335,82 +277,22 @@ export class EngineCore {
       const all = [...r.spec.prompt, ...r.generated, token];
       this.o.decoder.adopt(r.seq!, all, r.spec.prompt.length, { k: 0, ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}), group: r.spec.app });
       r.decoding = true;
-      outcomes.push(this.deliver(r, [emitted], atMs));
+      outcomes.push(deliver(r, [emitted], atMs, this.finishFn));
     }
     return outcomes;
   }
 
-  /** Append a step's tokens to a request: EOS, stage markers, max_tokens, the sink's stop strings. */
-  private deliver(r: Live, tokens: EmittedToken[], atMs: number, accepted?: number): StepOutcome {
-    const before = r.generated.length;
-    let finish: FinishReason | null = null;
-    let kept = tokens.length;
-    let eos = false;
-    for (let i = 0; i < tokens.length; i++) {
-      if (r.spec.stopTokenIds.has(tokens[i]!.id)) {
-        // EOS ends the request and is not part of the output.
-        kept = i;
-        finish = 'stop';
-        eos = true;
-        break;
-      }
-      if (before + i + 1 >= r.spec.maxTokens) {
-        kept = i + 1;
-        finish = 'length';
-        break;
-      }
-    }
-    r.unsent.push(...tokens.slice(0, kept));
-    if (this.sendable(r) && this.send(r, atMs)) finish = 'stop';
-    const out = tokens.slice(0, Math.max(0, Math.min(kept, r.sent + r.unsent.length - before)));
-    let stageStartedAt: number | undefined;
-    for (let i = 0; i < out.length; i++) {
-      const index = before + i;
-      if (r.stageAt !== null && index === r.stageAt) {
-        stageStartedAt = index;
-        r.timeline.stageStarts.push(index);
-        r.stageAt = r.boundaries.shift() ?? null;
-      }
-      if (r.spec.stageMarkerIds?.has(out[i]!.id) && r.timeline.stageStarts.length + (r.stageAt === null ? 0 : 1) < r.spec.stages.length) r.stageAt = index + 1;
-      r.generated.push(out[i]!.id);
-      r.timeline.tokenTimes.push(atMs);
-    }
-    // An EOS counts as emitted for the scheduler (the request ends here, so its KV mirror is moot).
-    const emitted = out.length + (eos ? 1 : 0);
-    if (finish) this.finish(r, finish, atMs);
-    return { id: r.spec.id, emitted, finished: finish !== null, ...(accepted !== undefined ? { accepted } : {}), ...(stageStartedAt !== undefined ? { stageStartedAt } : {}) };
-  }
-
-  /** An app that fails declined requests sees no token before its request is admitted. */
-  private sendable(r: Live): boolean {
-    return r.spec.onDecline === 'best-effort' || r.decision === 'admitted';
-  }
-
-  /** Hand the unsent tokens to the sink; true when it stopped the request (the rest are dropped). */
-  private send(r: Live, atMs: number): boolean {
-    if (r.unsent.length === 0) return false;
-    const batch = r.unsent;
-    r.unsent = [];
-    const verdict = r.sink.onTokens(batch, atMs);
-    if (verdict) {
-      r.sent += Math.max(0, Math.min(batch.length, verdict.stopAfter));
-      return true;
-    }
-    r.sent += batch.length;
-    return false;
-  }
-
   private finish(r: Live, reason: FinishReason, atMs: number): void {
-    this.keepOrDrop(r, atMs);
+    this.kv.keepOrDrop(r, atMs);
     this.live.delete(r.spec.id);
     r.timeline.finished = true;
-    if (!this.sendable(r)) {
+    if (!sendable(r)) {
       // Served before its admission was decided: the decision comes with the step's events.
       this.awaiting.set(r.spec.id, { r, reason, atMs });
       return;
     }
     // Held tokens go out now; a stop string among them makes the reason 'stop'.
-    const stopped = this.send(r, atMs);
+    const stopped = send(r, atMs);
     this.stats.ended(r.spec.app, 'completed', { id: r.spec.id, round: r.timeline, declined: r.decision === 'best-effort' });
     r.sink.onFinish(stopped ? 'stop' : reason, atMs);
   }
@@ -425,38 +307,11 @@ export class EngineCore {
   }
 
   private fail(r: Live, error: Error, how: 'declined' | 'aborted' | 'failed'): void {
-    this.dropKv(r);
+    this.kv.drop(r);
     this.live.delete(r.spec.id);
     this.stats.ended(r.spec.app, how, null);
     r.sink.onError(error);
   }
 
-  /** A finished request's KV: published, then kept for its conversation's next round or freed. */
-  private keepOrDrop(r: Live, atMs: number): void {
-    this.publish(r);
-    const conv = r.spec.conversationId;
-    if (!this.conversations || !conv || r.seq === null) return this.dropKv(r);
-    const kv = this.o.decoder.target.kv;
-    if (this.o.decoder.has(r.seq)) this.o.decoder.detach(r.seq);
-    this.conversations.keep(conv, r.seq, [...r.spec.prompt, ...r.generated].slice(0, kv.length(r.seq)), this.namespace(r.spec), atMs);
-    r.seq = null;
-    r.prefilled = 0;
-    r.decoding = false;
-  }
 
-  /** Free a request's KV (finish, failure, recompute preemption): it prefills prompt + output again. */
-  private dropKv(r: Live | undefined): void {
-    if (!r || r.seq === null) return;
-    // A hit dropped before any of it was used (preempted or failed before its first chunk) saved nothing.
-    if (r.cached > 0 && r.prefilled === r.cached && !r.decoding && r.generated.length === 0) {
-      this.stats.prompt(r.spec.app, 0, -r.cached);
-      r.cached = 0;
-    }
-    if (this.o.decoder.has(r.seq)) this.o.decoder.finish(r.seq);
-    else this.o.decoder.target.free(r.seq);
-    r.seq = null;
-    r.prefilled = 0;
-    r.decoding = false;
-    r.publishedPages = 0;
-  }
 }
