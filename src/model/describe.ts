@@ -32,3 +32,9 @@ function text(v: unknown, depth: number, budget: number): string {
   }
   return array ? `[${parts.join(',')}]` : `{${parts.join(',')}}`;
 }
+
+/** A value as an error message shows it: numbers (NaN and Infinity too) and bigints as written, the rest by describeValue. */
+export function showValue(x: unknown): string {
+  if (typeof x === 'number' || typeof x === 'bigint' || x === undefined) return String(x);
+  return describeValue(x);
+}

@@ -8,6 +8,7 @@
 
 import { InvalidRequestError } from './errors.js';
 import type { ChatCompletionMessageToolCall, ChatCompletionTool, ChatRole } from './types.js';
+import { showValue } from '../model/describe.js';
 
 /** A chat message with its content parts joined (text parts by '\n', as vLLM does). */
 export interface NormalizedMessage {
@@ -69,17 +70,7 @@ const isObject = (x: unknown): x is Obj => typeof x === 'object' && x !== null &
 /** Absent and null mean the same in OpenAI's API. */
 const given = (o: Obj, key: string): boolean => o[key] !== undefined && o[key] !== null;
 
-/** A value as an error message shows it. */
-export function showValue(x: unknown): string {
-  if (typeof x === 'number' || typeof x === 'bigint' || x === undefined) return String(x);
-  let s: string;
-  try {
-    s = JSON.stringify(x) ?? String(x);
-  } catch {
-    s = String(x);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+export { showValue };
 
 function bad(param: string, what: string, got: unknown, hint = ''): InvalidRequestError {
   return new InvalidRequestError(param, `${param} must be ${what} (got ${showValue(got)})${hint}`);

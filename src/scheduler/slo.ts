@@ -8,6 +8,7 @@
 
 import type { PerformanceModel } from './perf-model.js';
 import type { StageSlo } from './types.js';
+import { showValue } from '../model/describe.js';
 
 /** What an app declares: exactly one TTFT form, and its decode stages in order. */
 export interface AppSlo {
@@ -32,16 +33,7 @@ export class SloError extends Error {
 }
 
 /** A value as an error message shows it (JSON.stringify would print NaN and Infinity as null). */
-function show(x: unknown): string {
-  if (typeof x === 'number' || x === undefined) return String(x);
-  let s: string;
-  try {
-    s = JSON.stringify(x) ?? String(x);
-  } catch {
-    s = String(x);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+const show = showValue;
 
 /** A lower bound as shown to the user: rounded up to the microsecond, so asking for it passes. */
 const atLeastMs = (x: number): string => `${Math.ceil(x * 1000 - 1e-6) / 1000} ms`;
