@@ -18,6 +18,8 @@ import { judgeRequest, summarize, type RequestTimeline } from '../scheduler/atta
 import { adapterName, calibrate } from '../runner/calibrate.js';
 import { PerformanceModel } from '../scheduler/perf-model.js';
 import { createScheduler } from '../scheduler/registry.js';
+import { AdmissionMargin } from '../scheduler/slos/admission-margin.js';
+import { SlosScheduler } from '../scheduler/slos/scheduler.js';
 import type { Scheduler } from '../scheduler/types.js';
 import { PROFILES } from '../sim/profiles.js';
 import { simulate } from '../sim/simulator.js';
@@ -94,10 +96,17 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
     log(`calibrated: decode step ${decodeStep(model).toFixed(2)} ms (default profile ${decodeStep(reference).toFixed(2)} ms), SLO scale ${scale.toFixed(3)}, R² ${model.profile.r2.toFixed(3)}`);
     const base = scaleSlos(resolveTrace(parseTrace(JSON.parse(await readFile(traceFile, 'utf8'))), { contextTokens: files.config.maxPositionEmbeddings }), scale);
     const kv = { pages: runner.numPages, pageSize: runner.pageSize };
-    const make = (m: PerformanceModel): Scheduler => createScheduler('slos', { model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 0 });
+    // The admission margin an engine has learned so far (admission-margin.ts): carried like the
+    // refit, from the warm-up into every scored run and its simulation.
+    const carried = new AdmissionMargin();
+    const make = (m: PerformanceModel, margin: AdmissionMargin = carried): Scheduler => {
+      const s = createScheduler('slos', { model: m, kv, maxTokensPerStep: runner.maxTokens, maxSeqs: runner.maxSequences, maxSpec: 0 });
+      if (s instanceof SlosScheduler) s.margin.copyFrom(margin);
+      return s;
+    };
     // One engine run of a trace: the planner starts from `from` and is refitted online as the
     // engine does (createEngine), the step times recorded.
-    const run = async (trace: ResolvedTrace, refit: OnlineRefit): Promise<{ timelines: RequestTimeline[]; refits: number; steps: number; measured: number; predicted: number; wallMs: number }> => {
+    const run = async (trace: ResolvedTrace, refit: OnlineRefit, carryMargin: boolean): Promise<{ timelines: RequestTimeline[]; refits: number; steps: number; measured: number; predicted: number; wallMs: number; margin: number }> => {
       const t0 = performance.now();
       let measured = 0;
       let predicted = 0;
@@ -118,15 +127,17 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         },
       });
       const timelines = await replayTrace(timed, trace, { model: from, vocabSize: files.config.vocabSize });
-      return { timelines, refits: refit.refits - refitsBefore, steps, measured, predicted, wallMs: performance.now() - t0 };
+      const margin = scheduler instanceof SlosScheduler ? scheduler.margin : null;
+      if (carryMargin && margin) carried.copyFrom(margin);
+      return { timelines, refits: refit.refits - refitsBefore, steps, measured, predicted, wallMs: performance.now() - t0, margin: margin?.factor ?? 1 };
     };
     // Warm-up, not scored: every load once, the model carried from run to run, as an engine that has
     // served before. The scored runs start from the model it ends with, and the simulator predicts
     // with that same model: nothing the scored run measures reaches the prediction.
     const warmRefit = new OnlineRefit(model, cal.samples, { adapter: adapterName(rt.capabilities), model: dir, layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
     for (const load of loads) {
-      const w = await run(compressTrace(base, load), warmRefit);
-      log(`warm-up at load ${load}: ${w.steps} steps, ${w.refits} refits, level ${warmRefit.drift.toFixed(2)}`);
+      const w = await run(compressTrace(base, load), warmRefit, true);
+      log(`warm-up at load ${load}: ${w.steps} steps, ${w.refits} refits, level ${warmRefit.drift.toFixed(2)}, admission margin ${carried.factor.toFixed(2)}`);
     }
     const warm = warmRefit.model;
     const rows: RealRow[] = [];
@@ -134,9 +145,9 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
       const trace = compressTrace(base, load);
       // The engine goes on from its warmed-up state (and keeps refitting, as it does when serving).
       const engineRefit = warmRefit.clone();
-      const real = await run(trace, engineRefit);
+      const real = await run(trace, engineRefit, false);
       const sim = simulate({ trace, clock: warm, makeScheduler: () => make(warm), seed: 1 });
-      const startup = simulate({ trace, clock: model, makeScheduler: () => make(model), seed: 1 });
+      const startup = simulate({ trace, clock: model, makeScheduler: () => make(model, new AdmissionMargin()), seed: 1 });
       const r = attain(real.timelines);
       const s = attain(sim.timelines);
       const st = attain(startup.timelines);
@@ -158,7 +169,7 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         meanPredictedMs: real.predicted / Math.max(1, real.steps),
         outsideStepFraction: 1 - real.measured / real.wallMs,
       });
-      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only); level ${warmRefit.drift.toFixed(2)} -> ${engineRefit.drift.toFixed(2)}, ${real.refits} refits`);
+      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only); level ${warmRefit.drift.toFixed(2)} -> ${engineRefit.drift.toFixed(2)}, ${real.refits} refits, admission margin ${carried.factor.toFixed(2)} -> ${real.margin.toFixed(2)}`);
     }
     const head = `Real engine vs simulator: ${traceFile} on ${adapterName(rt.capabilities)} (${dir}), SLOs x${scale.toFixed(3)}, calibration R² ${model.profile.r2.toFixed(3)} over ${cal.samples.length} samples; the engine warmed up on every load once (not scored), the simulator predicts with the model it had then\n\n`;
     const table = [

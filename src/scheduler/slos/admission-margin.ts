@@ -62,6 +62,13 @@ export class AdmissionMargin {
     this.logFactor = Math.min(this.hi, Math.max(this.lo, this.logFactor));
   }
 
+  /** Take over another margin's state (an engine that served before hands its margin to a new scheduler). */
+  copyFrom(other: AdmissionMargin): void {
+    this.logFactor = Math.min(this.hi, Math.max(this.lo, other.logFactor));
+    this.observed = other.observed;
+    this.late = other.late;
+  }
+
   /** > 1: the DP plans on a slower prefill rate and a longer lag than its model says; < 1: the opposite. */
   get factor(): number {
     return Math.exp(this.logFactor);
