@@ -158,7 +158,8 @@ await build({
     ...buildCommon,
     target: 'es2022',
     lib: { entry: resolve(root, 'src/index.ts'), formats: ['es'], fileName: () => 'index.js' },
-    rolldownOptions: { optimization: { inlineConst: false }, output: { keepNames: true, banner, chunkFileNames: 'chunks/[name].js' } },
+    // 'strict': the entry exports its public API only; shared code goes to a chunk, not the entry.
+    rolldownOptions: { preserveEntrySignatures: 'strict', optimization: { inlineConst: false }, output: { keepNames: true, banner, chunkFileNames: 'chunks/[name].js' } },
   },
 });
 
@@ -176,6 +177,7 @@ await build({
     target: 'node20',
     ssr: resolve(root, 'src/index.ts'),
     rolldownOptions: {
+      preserveEntrySignatures: 'strict',
       external: isExternal,
       output: { format: 'esm', entryFileNames: 'index.js', chunkFileNames: 'chunks/[name].js', keepNames: true, banner },
     },
@@ -188,6 +190,18 @@ const types = spawnSync(process.execPath, [tsc, '-p', resolve(root, 'tsconfig.li
 if (types.status !== 0) {
   console.error('build-lib: tsc -p tsconfig.lib.json failed');
   process.exit(1);
+}
+
+// The entries export the public API only (once, the Node entry also exported internals under
+// minified names, `parseSafetensors as _`, because chunks imported shared code from it).
+for (const entry of ['index.js', 'node/index.js']) {
+  const text = readFileSync(join(outDir, entry), 'utf8');
+  const names = [...text.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) => m[1].split(',').map((x) => x.trim().split(/\s+as\s+/).pop()));
+  const odd = names.filter((n) => n && !/^[A-Z][A-Za-z0-9]+$|^[a-z][A-Za-z0-9]{3,}$|^DEFAULT_APP$|^SCHEDULER_[A-Z_]+$/.test(n));
+  if (odd.length > 0) {
+    console.error(`build-lib: lib/${entry} exports internal names: ${odd.join(', ')} (shared code must go to a chunk)`);
+    process.exit(1);
+  }
 }
 
 // The browser files must import nothing bare (no bundler, no import map needed), not even a

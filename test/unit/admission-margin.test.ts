@@ -39,6 +39,15 @@ describe('AdmissionMargin', () => {
     expect(m.late).toBe(200);
   });
 
+  it('hands its state to another margin (a new scheduler of an engine that served before), within that margin\'s bounds', () => {
+    const learned = new AdmissionMargin({ maxFactor: 8 });
+    for (let i = 0; i < 10; i++) learned.record(2, 1);
+    const next = new AdmissionMargin();
+    next.copyFrom(learned);
+    expect([next.observed, next.late]).toEqual([10, 10]);
+    expect(next.factor).toBeCloseTo(2, 9); // learned ~2.7, clamped to this margin's ceiling
+  });
+
   it('refuses settings it cannot honour, naming them', () => {
     expect(() => new AdmissionMargin({ target: 0 })).toThrow(/target must be in \(0, 1\), got 0/);
     expect(() => new AdmissionMargin({ step: -1 })).toThrow(/step must be a positive number/);
