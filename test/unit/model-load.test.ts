@@ -15,7 +15,7 @@ import { checkTensors, expectedTensors } from '../../src/model/tensors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../../src/numeric/half.js';
 import { repack } from '../helpers/safetensors-builder.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const DTYPES = { 'tiny-qwen2': 'F32', 'tiny-llama3': 'BF16', 'tiny-qwen3b': 'F16', 'tiny-mistral': 'BF16' } as const;
 const NAMES = Object.keys(DTYPES) as (keyof typeof DTYPES)[];
 

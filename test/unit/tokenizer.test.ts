@@ -96,7 +96,7 @@ describe('TextTokenizer on the tiny-qwen2 (Llama-2/Mistral vocabulary) tokenizer
 
   it('a broken tokenizer is found before any weight file is read', async () => {
     // Once: only after the weights were uploaded (minutes on a real model).
-    const dir = new URL('../fixtures/tiny-qwen2', import.meta.url);
+    const dir = new URL('../fixtures/tiny-qwen2/', import.meta.url);
     const reads: string[] = [];
     const source: ModelSource = {
       describe: () => 'tiny-qwen2 (tokenizer broken)',
