@@ -140,9 +140,18 @@ describe('listCachedModels and deleteCachedModel', () => {
   it('lists and deletes by the cache directory an engine was created with (once: the default cache was read instead)', async () => {
     const cacheDir = join(tmp, 'engine-dir');
     await loadModelFiles(cachedHubSource('fixtures/tiny-qwen2', { endpoint: server.endpoint, cache: nodeDirectoryCacheStore(cacheDir) }));
-    expect((await listCachedModels({ cacheDir })).map((m) => m.repoId)).toEqual(['fixtures/tiny-qwen2']);
-    expect(await deleteCachedModel('fixtures/tiny-qwen2', { cacheDir })).toBe(4);
-    expect(await listCachedModels({ cacheDir })).toEqual([]);
+    // The default cache points at an empty directory: a fallback to it lists nothing and deletes
+    // nothing (and never touches the user's real cache).
+    const saved = process.env['WEBSLO_CACHE_DIR'];
+    process.env['WEBSLO_CACHE_DIR'] = join(tmp, 'default-empty');
+    try {
+      expect((await listCachedModels({ cacheDir })).map((m) => m.repoId)).toEqual(['fixtures/tiny-qwen2']);
+      expect(await deleteCachedModel('fixtures/tiny-qwen2', { cacheDir })).toBe(4);
+      expect(await listCachedModels({ cacheDir })).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env['WEBSLO_CACHE_DIR'];
+      else process.env['WEBSLO_CACHE_DIR'] = saved;
+    }
   });
 
   it('split URLs by the endpoint they were loaded with when it has a path', async () => {

@@ -274,9 +274,11 @@ export class SlosScheduler extends BaseScheduler {
   override complete(nowMs: number, outcomes: readonly StepOutcome[]): void {
     this.stepEwma = 0.9 * this.stepEwma + 0.1 * (nowMs - this.stepStart);
     // Admitted first tokens teach the admission margin (before super.complete records them).
-    for (const o of outcomes) {
-      const s = o.emitted > 0 ? this.states.get(o.id) : undefined;
-      if (s && s.firstTokenMs === null && s.service === 'admitted' && this.learnMargin) this.margin.record(nowMs, s.ttftDeadlineMs);
+    if (this.learnMargin) {
+      for (const o of outcomes) {
+        const s = o.emitted > 0 ? this.states.get(o.id) : undefined;
+        if (s && s.firstTokenMs === null && s.service === 'admitted') this.margin.record(nowMs, s.ttftDeadlineMs);
+      }
     }
     super.complete(nowMs, outcomes);
   }
