@@ -130,6 +130,7 @@ export interface WireError {
   cls?: string;
   /** Its own data fields (reason, path, promptTokens, ...). */
   fields?: Record<string, WireValue>;
+  /** For wire errors written by hand (no `fields`): the parameter or app they name. */
   param?: string;
   app?: string;
 }

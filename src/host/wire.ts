@@ -90,15 +90,16 @@ export function toWire(e: unknown): WireError {
     }
   }
   if (any) out.fields = fields;
-  // Kept at the top level too: older readers (and the HTTP layer) look for them there.
-  if (typeof fields['param'] === 'string') out.param = fields['param'];
-  if (typeof fields['app'] === 'string') out.app = fields['app'];
   return out;
 }
 
-/** The error `toWire` described, as its exported class where it has one. */
+/**
+ * The error `toWire` described, as its exported class where it has one. A hand-written wire error
+ * (no `cls`: `{ name: 'EngineClosedError', message }`, or what comlink kept of a thrown Error) is
+ * rebuilt by its name, with `param` and `app` when given.
+ */
 export function fromWire(w: WireError): Error {
-  const cls = w.cls === undefined ? undefined : REBUILD.get(w.cls);
+  const cls = REBUILD.get(w.cls ?? w.name);
   if (!cls) return new RemoteEngineError(w.name, w.message);
   const e = Object.create(cls.prototype as object) as Error & Record<string, unknown>;
   Object.assign(e, w.fields ?? {});

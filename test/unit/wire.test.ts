@@ -67,6 +67,15 @@ describe('errors across the worker boundary', () => {
     expect(missing).toEqual([]);
   });
 
+  it('a wire error written by hand (no class: the page\'s own unload and comlink\'s leftovers) is rebuilt by its name', () => {
+    const closed = fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
+    expect(closed).toBeInstanceOf(api.EngineClosedError);
+    expect(closed.message).toBe('the engine was unloaded; create a new engine (createEngine) to continue');
+    const bad = fromWire({ name: 'InvalidRequestError', message: "'max_tokens' must be >= 1", param: 'max_tokens' });
+    expect(bad).toBeInstanceOf(api.InvalidRequestError);
+    expect((bad as api.InvalidRequestError).param).toBe('max_tokens');
+  });
+
   it('an error of no known class arrives as RemoteEngineError with its name and message; non-errors as Error', () => {
     class Odd extends Error {
       override name = 'OddError';
