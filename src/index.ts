@@ -11,7 +11,7 @@ export { CacheQuotaError, deleteCachedModel, listCachedModels, type CachedModel 
 export { ModelSourceError } from './hub/errors.js';
 export { GpuUnavailableError, GpuDeviceLostError } from './gpu/errors.js';
 export { QuantizeError } from './model/quantize-q4.js';
-export { PerfProfileError } from './scheduler/perf-model.js';
+export { PerfProfileError, type PerformanceProfile } from './scheduler/perf-model.js';
 export { EngineOptionError } from './host/options.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';
 export { SCHEDULER_LABELS, SCHEDULER_NAMES } from './scheduler/names.js';

@@ -20,6 +20,7 @@ import { normalizeChatParams, normalizeCompletionParams, type NormalizedChatRequ
 import type { EngineBackend } from '../host/backend.js';
 import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
 import { validateAppSlo } from '../scheduler/slo.js';
+import type { PerformanceProfile } from '../scheduler/perf-model.js';
 
 /** A declared app: pass it (or its name) as a request's `app`. */
 export interface AppHandle {
@@ -101,6 +102,16 @@ export class Engine {
 
   async stats(): Promise<EngineStats> {
     return this.backend.stats();
+  }
+
+  /**
+   * The performance model the planner uses now (the startup calibration, or the given profile,
+   * refitted online on the steps served so far), as JSON. Save it and pass it back as
+   * `createEngine({ profile })` with the same model on the same GPU to skip the calibration.
+   */
+  async exportProfile(): Promise<PerformanceProfile> {
+    if (this.unloaded) throw new EngineClosedError();
+    return this.backend.exportProfile();
   }
 
   /** Switch the scheduling policy; only while no request is in the engine. */

@@ -116,6 +116,9 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
   const deviceTimeout = options.deviceTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const adapterRequest: GPURequestAdapterOptions = {};
   if (options.powerPreference) adapterRequest.powerPreference = options.powerPreference;
+  // On lavapipe Dawn's first adapter discovery prints "maxDynamic{Uniform,Storage}BuffersPerPipelineLayout
+  // artificially reduced" from native code (Limits.cpp clamps the driver's 1e6 to 16); no request
+  // option or toggle reaches it, and the device still gets the default 8 (one is used). docs/using.md.
   const adapter = await withTimeout(gpu.requestAdapter(adapterRequest), adapterTimeout, 'requestAdapter');
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
 

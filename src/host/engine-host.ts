@@ -14,6 +14,7 @@ import type { CoreRequestSpec, EmittedToken, RequestSink } from '../engine/reque
 import type { EngineStats } from '../engine/stats.js';
 import { checkSchedulerName } from '../scheduler/registry.js';
 import { SloError, validateAppSlo } from '../scheduler/slo.js';
+import type { PerformanceProfile } from '../scheduler/perf-model.js';
 import type { StageSlo } from '../scheduler/types.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
@@ -101,6 +102,11 @@ export class EngineHost {
 
   stats(): EngineStats {
     return this.e.core.snapshot();
+  }
+
+  /** The planner's model now, as a profile createEngine takes back (a copy). */
+  exportProfile(): PerformanceProfile {
+    return this.e.core.scheduler.performanceModel.toProfile();
   }
 
   /** Switch the scheduling policy (only while no request is in the engine). */

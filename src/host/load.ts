@@ -92,6 +92,9 @@ export function kvBytesPerToken(files: LoadedModelFiles): number {
   return 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
 }
 
+/** Appended to a profile's origin once the engine refits it (an exported profile says so). */
+const REFITTED = ", refitted online on the engine's steps";
+
 export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgress) => void = () => {}, onDeviceLost?: (reason: string) => void): Promise<LoadedEngine> {
   checkLoadOptions(o);
   const schedulerName = o.scheduler ?? 'slos';
@@ -243,10 +246,11 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       // The wider sweep may stop early for time: the bar still ends full.
       onProgress({ phase: 'calibrate', loaded: counted, total: counted });
       origin = `startup calibration on ${adapterName(rt.capabilities)} (${samples.length} samples${skipped ? `, ${skipped} shapes skipped for time` : ''})`;
+      model = PerformanceModel.fromProfile({ ...model.toProfile(), origin });
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
     // The planner's model follows what steps really cost: refitted on calibration + recent real steps.
-    const refit = o.onlineRefit === false ? null : new OnlineRefit(model, calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens });
+    const refit = o.onlineRefit === false ? null : new OnlineRefit(model, calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens, origin: origin.endsWith(REFITTED) ? origin : `${origin}${REFITTED}` });
     // A draft model must hold every context too: the engine's limit is the smaller of the two.
     const maxContextTokens = Math.min(files.config.maxPositionEmbeddings, draftFiles?.config.maxPositionEmbeddings ?? Infinity);
     const core: EngineCore = new EngineCore({

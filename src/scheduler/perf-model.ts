@@ -93,6 +93,8 @@ export interface ProfileInfo {
   maxTokensPerStep: number;
   /** Default: now. */
   date?: string;
+  /** Where the samples come from (kept in the profile). */
+  origin?: string;
 }
 
 export class PerformanceModel {
@@ -122,6 +124,7 @@ export class PerformanceModel {
       r2: sst > 0 ? 1 - sse / sst : sse === 0 ? 1 : 0,
       p90ResidualMs: p90,
       samples: samples.length,
+      ...(info.origin !== undefined ? { origin: info.origin } : {}),
     };
     return PerformanceModel.fromProfile(profile);
   }

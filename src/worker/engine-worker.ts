@@ -38,6 +38,9 @@ export const workerApi = {
   stats() {
     return loaded().stats();
   },
+  exportProfile() {
+    return loaded().exportProfile();
+  },
   setScheduler(name: SchedulerName): void {
     loaded().setScheduler(name);
   },

@@ -62,6 +62,7 @@ export async function workerBackend(worker: Worker, options: HostLoadOptions, on
       if (!terminated) void remote.cancel(id).catch(() => {});
     },
     stats: () => call(remote.stats()),
+    exportProfile: () => call(remote.exportProfile()),
     setScheduler: (name) => call(remote.setScheduler(name)),
     async unload() {
       if (terminated) return;

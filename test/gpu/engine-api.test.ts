@@ -1,11 +1,11 @@
 // The public API in Node on Dawn (in-process engine, tiny-qwen2 with its tokenizer): the official
 // `openai` client through an in-process fetch (streaming and not, logprobs); greedy results equal
 // across the API and the core; abort mid-stream frees the pages; typed errors for an over-long
-// prompt, an invalid SLO and a lost device; the startup calibration path.
+// prompt, an invalid SLO and a lost device; the startup calibration path and its export.
 
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, engineFetch, PerfProfileError, type Engine } from '../../src/index.js';
+import { createEngine, EngineClosedError, engineFetch, PerfProfileError, type Engine, type PerformanceProfile } from '../../src/index.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { paperProfileFor } from '../helpers/profiles.js';
 import { fixtureDir } from '../helpers/fixtures.js';
@@ -275,6 +275,19 @@ describe('device loss and startup calibration', () => {
     e.app('chat', { ttftMs: 60_000, tpotMs: 100 * e.info.decodeStepMs });
     const r = await e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ignore_eos: true });
     expect(r.usage!.completion_tokens).toBe(2);
+
+    // The calibration can be saved and given back: the next engine skips it and plans the same.
+    const saved = JSON.parse(JSON.stringify(await e.exportProfile())) as PerformanceProfile;
+    expect(saved.format).toBe('webslo-perf-profile');
+    expect(saved.origin).toMatch(/startup calibration/);
     await e.unload();
+    await expect(e.exportProfile()).rejects.toBeInstanceOf(EngineClosedError);
+    const phases = new Set<string>();
+    const again = await createEngine({ model: MODEL, worker: false, profile: saved, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => phases.add(p.phase) });
+    expect(phases.has('calibrate')).toBe(false);
+    expect(again.info.profileOrigin).toBe(saved.origin);
+    expect(again.info.decodeStepMs).toBeCloseTo(e.info.decodeStepMs, 9);
+    expect(again.info.prefillMsPer512).toBeCloseTo(e.info.prefillMsPer512, 9);
+    await again.unload();
   });
 });

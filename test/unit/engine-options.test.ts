@@ -55,6 +55,9 @@ describe('Engine.app', () => {
     stats: async () => {
       throw new Error('unused');
     },
+    exportProfile: async () => {
+      throw new Error('unused');
+    },
     setScheduler: async () => {},
     unload: async () => {},
     destroyDevice: async () => {},
