@@ -206,9 +206,12 @@ base.describe('the npm package in Node', () => {
     );
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     // A consumer's usual settings, but strict about the package's own declarations (skipLibCheck
-    // off) and with no ambient types (@types/node, @webgpu/types) to lean on.
-    for (const moduleResolution of ['bundler', 'nodenext']) {
-      const compilerOptions = { target: 'es2022', module: moduleResolution === 'bundler' ? 'esnext' : 'nodenext', moduleResolution, strict: true, noEmit: true, skipLibCheck: false, lib: ['es2022', 'dom', 'dom.iterable'], types: [] };
+    // off): a browser project (the DOM lib, no ambient types such as @webgpu/types to lean on),
+    // and a Node project (no DOM lib, only @types/node; once: "Cannot find name 'Worker'").
+    const browser = { lib: ['es2022', 'dom', 'dom.iterable'], types: [] };
+    const node = { lib: ['es2022'], types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] };
+    for (const [moduleResolution, env] of [['bundler', browser], ['nodenext', browser], ['nodenext', node]] as const) {
+      const compilerOptions = { target: 'es2022', module: moduleResolution === 'bundler' ? 'esnext' : 'nodenext', moduleResolution, strict: true, noEmit: true, skipLibCheck: false, ...env };
       writeFileSync(join(s.nodeApp, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['check.ts'] }));
       run(process.execPath, [tsc, '-p', '.'], s.nodeApp);
     }

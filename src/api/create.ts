@@ -7,6 +7,7 @@ import { spawnEngineWorker } from '../worker/spawn.js';
 import type { HostLoadOptions, LoadProgress } from '../host/protocol.js';
 import { parseQuantization } from '../model/quantize-q4.js';
 import { checkLoadOptions } from '../host/options.js';
+import type { DomWorker } from '../host/dom-types.js';
 
 export interface CreateEngineOptions extends HostLoadOptions {
   onProgress?: (p: LoadProgress) => void;
@@ -14,7 +15,7 @@ export interface CreateEngineOptions extends HostLoadOptions {
    * Where the engine runs: a Web Worker by default in browsers; false for this thread (always in
    * Node); or a Worker you created from webslo's worker entry (`webslo/worker`) yourself.
    */
-  worker?: boolean | Worker;
+  worker?: boolean | DomWorker;
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {

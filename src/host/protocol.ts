@@ -6,12 +6,13 @@ import type { ChatCompletionTokenLogprob } from '../openai/types.js';
 import type { NormalizedMessage } from '../openai/validate.js';
 import type { SchedulerName } from '../scheduler/names.js';
 import type { StageSlo } from '../scheduler/types.js';
+import type { DomDirectoryHandle, DomFile } from './dom-types.js';
 
 /** A scheduler of the registry (src/scheduler/registry.ts: what each name means). */
 export type { SchedulerName } from '../scheduler/names.js';
 
 /** A model as createEngine takes it: hub id, URL, local folder (Node), or picked files / a directory handle. */
-export type ModelSpec = string | readonly File[] | FileSystemDirectoryHandle;
+export type ModelSpec = string | readonly DomFile[] | DomDirectoryHandle;
 
 export interface LoadProgress {
   /** 'download' (bytes of files), 'upload' (tensors to the GPU), 'calibrate' (timing step shapes). */
