@@ -11,7 +11,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { PerformanceModel } from '../src/scheduler/perf-model.js';
 import { SlosScheduler } from '../src/scheduler/slos/scheduler.js';
 import { PROFILES } from '../src/sim/profiles.js';
-import type { SchedRequest, StepOutcome } from '../src/scheduler/types.js';
+import type { SchedRequest, SchedulerEvent, StepOutcome } from '../src/scheduler/types.js';
 
 // The SLOs-Serve authors' OPT-6.7B fit (with a draft piece), as committed for the simulator.
 const model = PerformanceModel.fromProfile(PROFILES.paper);
@@ -50,7 +50,7 @@ function quantile(xs: number[], q: number): number {
 /** Run steps until every request in `sched` has its first token (fake outcomes, nothing finishes). */
 function settle(sched: SlosScheduler, now: number): number {
   for (let i = 0; i < 500; i++) {
-    const plan = sched.step(now);
+    const { plan } = sched.step(now);
     if (!plan) break;
     now += plan.predictedMs;
     sched.complete(now, plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: false })));
@@ -73,23 +73,27 @@ async function steady(rounds: number, warmup: number): Promise<{ p50: number; p9
   for (let round = 0; round < warmup + rounds; round++) {
     for (let i = 0; i < 16; i++) sched.submit(request(now), now);
     const t0 = performance.now();
-    const plan = sched.step(now)!;
+    const step = sched.step(now);
     const t1 = performance.now();
+    const plan = step.plan!;
     const dt = t1 - t0;
     if (round >= warmup) {
       times.push(dt);
       pending.push({ t0, t1, dt });
       sizes.push(sched.size);
     }
-    for (const e of sched.drainEvents()) {
-      decided++;
-      if (e.decision === 'admitted') admitted++;
-    }
+    const count = (decisions: readonly SchedulerEvent[]): void => {
+      for (const e of decisions) {
+        decided++;
+        if (e.decision === 'admitted') admitted++;
+      }
+    };
+    count(step.decisions);
     now += plan.predictedMs;
     // Decoders finish (16 per step), and the oldest requests leave (finished, or cancelled if they
     // are not in this step) so that the system holds 256.
     let finishing = 16;
-    sched.complete(now, plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: e.kind === 'decode' && finishing-- > 0 })));
+    count(sched.complete(now, plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: e.kind === 'decode' && finishing-- > 0 }))));
     while (sched.size > 256) sched.cancel(`r${oldest++}`, now);
   }
   // GC entries arrive asynchronously: match them to steps after the loop.

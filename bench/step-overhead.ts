@@ -100,10 +100,10 @@ export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Prom
   const planOrig = scheduler.step.bind(scheduler);
   scheduler.step = (now: number) => {
     const a = performance.now();
-    const plan = planOrig(now);
+    const decided = planOrig(now);
     t.plan += performance.now() - a;
-    lastPlan = plan;
-    return plan;
+    lastPlan = decided.plan;
+    return decided;
   };
   const forwardOrig = runner.forward.bind(runner);
   runner.forward = async (...a: Parameters<ModelRunner['forward']>) => {

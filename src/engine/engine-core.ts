@@ -9,7 +9,7 @@
 // SpeculativeDecoder expects: a prefill's final chunk samples the first (or, after a recompute preemption,
 // the next) token, and the request is then adopted by the SpeculativeDecoder for decoding.
 
-import type { Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
+import type { Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
 import type { ExtraSequence, SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
@@ -120,8 +120,9 @@ export class EngineCore {
     this.applyCancels();
     this.kv.conversations?.expire(this.clock.now());
     if (this.o.scheduler.size === 0) return 'idle';
-    let plan = this.o.scheduler.step(this.clock.now());
-    this.applyEvents();
+    const decided = this.o.scheduler.step(this.clock.now());
+    this.apply(decided.decisions);
+    let plan = decided.plan;
     if (!plan) return 'idle';
     for (const id of plan.preempt) this.kv.drop(this.live.get(id));
     // A request failed by this step's events (a decline under the 'error' policy) leaves the plan.
@@ -140,8 +141,7 @@ export class EngineCore {
       const r = this.live.get(e.id);
       if (r) this.kv.publish(r);
     }
-    this.o.scheduler.complete(end, outcomes);
-    this.applyEvents();
+    this.apply(this.o.scheduler.complete(end, outcomes));
     this.settleAwaiting();
     this.stats.step(plan, end, measured);
     this.o.onStep?.(plan, measured, { tokens: res.verify.features.tokens, kvTokensRead: res.verify.features.attendedKeys * this.o.decoder.target.runner.numLayers });
@@ -185,8 +185,9 @@ export class EngineCore {
     this.cancels.clear();
   }
 
-  private applyEvents(): void {
-    for (const ev of this.o.scheduler.drainEvents()) {
+  /** The scheduler's admission decisions: settle, fail or flag the requests they name. */
+  private apply(decisions: readonly SchedulerEvent[]): void {
+    for (const ev of decisions) {
       const waiting = this.awaiting.get(ev.id);
       if (waiting) {
         this.awaiting.delete(ev.id);

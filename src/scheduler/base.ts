@@ -6,7 +6,7 @@
 import { AcceptanceEstimator } from './acceptance-model.js';
 import type { PerformanceModel } from './perf-model.js';
 import { keysRead, pagesFor, RequestState } from './request-state.js';
-import type { AdmissionDecision, KvBudget, SchedRequest, Scheduler, SchedulerEvent, StepEntry, StepOutcome, StepPlan } from './types.js';
+import type { AdmissionDecision, KvBudget, SchedRequest, Scheduler, SchedulerEvent, StepDecision, StepEntry, StepOutcome, StepPlan } from './types.js';
 
 export interface SchedulerOptions {
   /** Planning model (with its safety margin) and layer count for KV-read features. */
@@ -99,23 +99,23 @@ export abstract class BaseScheduler implements Scheduler {
     this.enqueue(request, nowMs);
   }
 
-  offer(request: SchedRequest, nowMs: number, fallback: boolean): boolean {
-    void fallback; // policies without admission control take everything
+  offer(request: SchedRequest, nowMs: number, fallback: boolean): readonly SchedulerEvent[] | null {
+    void fallback; // policies without admission control take everything (decided at the next step)
     this.enqueue(request, nowMs);
-    return true;
+    return this.takeEvents();
   }
 
-  step(nowMs: number): StepPlan | null {
+  step(nowMs: number): StepDecision {
     if (this.inFlight.size > 0) throw new SchedulerInputError('step', 'called before the previous step was completed');
     if (this.shouldDecide(nowMs)) this.decide(nowMs);
     const { entries, preempt } = this.build(nowMs);
     for (const id of preempt) this.states.get(id)!.preempt();
-    if (entries.length === 0) return preempt.length > 0 ? this.plan([], preempt) : null;
     for (const e of entries) this.inFlight.set(e.id, e);
-    return this.plan(entries, preempt);
+    const plan = entries.length > 0 || preempt.length > 0 ? this.plan(entries, preempt) : null;
+    return { plan, decisions: this.takeEvents() };
   }
 
-  complete(nowMs: number, outcomes: readonly StepOutcome[]): void {
+  complete(nowMs: number, outcomes: readonly StepOutcome[]): readonly SchedulerEvent[] {
     let finished = 0;
     for (const o of outcomes) {
       const entry = this.inFlight.get(o.id);
@@ -136,6 +136,7 @@ export abstract class BaseScheduler implements Scheduler {
     }
     this.inFlight.clear();
     this.afterComplete(nowMs, finished);
+    return this.takeEvents();
   }
 
   cancel(id: string, nowMs: number): void {
@@ -147,7 +148,8 @@ export abstract class BaseScheduler implements Scheduler {
     this.onRemoved(s, nowMs, false);
   }
 
-  drainEvents(): SchedulerEvent[] {
+  /** The decisions made since they were last returned (from step, complete or offer). */
+  protected takeEvents(): SchedulerEvent[] {
     const out = this.events;
     this.events = [];
     return out;

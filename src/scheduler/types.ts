@@ -107,23 +107,35 @@ export interface KvBudget {
   pageSize: number;
 }
 
+/**
+ * What one step() decided: the step to run (null when there is nothing to run now) and the
+ * admission decisions made since the scheduler last returned any (this step's arrivals, coalesced,
+ * and whatever cancel() or a re-plan decided).
+ */
+export interface StepDecision {
+  plan: StepPlan | null;
+  decisions: readonly SchedulerEvent[];
+}
+
 export interface Scheduler {
   readonly name: string;
-  /** Queue a request; the decision comes from the next step() (arrivals are coalesced). */
+  /** Queue a request; its decision comes back from the next step() (arrivals are coalesced). */
   submit(request: SchedRequest, nowMs: number): void;
   /**
-   * Try to admit now, for multi-replica routing: true when the request is taken (admitted, or
-   * best-effort when `fallback`), false when it is not taken and left with the caller.
+   * Try to admit now, for multi-replica routing: the decisions made (the request's own among them)
+   * when the request is taken (admitted, or best-effort when `fallback`); null when it is not taken
+   * and left with the caller.
    */
-  offer(request: SchedRequest, nowMs: number, fallback: boolean): boolean;
-  /** The next step, or null when there is nothing to run now. */
-  step(nowMs: number): StepPlan | null;
-  /** Outcomes of the step returned by the last step() call, at its end. */
-  complete(nowMs: number, outcomes: readonly StepOutcome[]): void;
+  offer(request: SchedRequest, nowMs: number, fallback: boolean): readonly SchedulerEvent[] | null;
+  /** Plan the next step; the plan comes back with the admission decisions made before it. */
+  step(nowMs: number): StepDecision;
+  /**
+   * Outcomes of the step returned by the last step() call, at its end; the decisions that came of
+   * them (a request declined because its KV outgrew the cache, a best-effort one admitted).
+   */
+  complete(nowMs: number, outcomes: readonly StepOutcome[]): readonly SchedulerEvent[];
   /** Forget a request (aborted by its caller): its memory is free at once. */
   cancel(id: string, nowMs: number): void;
-  /** Admission decisions since the last call. */
-  drainEvents(): SchedulerEvent[];
   /** Requests in the system (waiting, running, best-effort). */
   readonly size: number;
   /** The planning model now. */

@@ -14,7 +14,7 @@
 
 import type { RequestTimeline, RoundTimeline } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
-import type { SchedRequest, Scheduler, StepOutcome, StepPlan } from '../scheduler/types.js';
+import type { SchedRequest, Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
 import { PrefixCache, type PrefixCacheConfig, type PrefixCacheStats } from './prefix-cache.js';
 import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
 
@@ -78,11 +78,13 @@ interface Replica {
   sched: Scheduler;
   busyUntil: number;
   plan: StepPlan | null;
+  /** Decisions its last complete() returned, not yet applied. */
+  decided: SchedulerEvent[];
 }
 
 export function simulate(cfg: SimConfig): SimResult {
   const nReplicas = cfg.replicas ?? 1;
-  const replicas: Replica[] = Array.from({ length: nReplicas }, (_, i) => ({ sched: cfg.makeScheduler(i), busyUntil: 0, plan: null }));
+  const replicas: Replica[] = Array.from({ length: nReplicas }, (_, i) => ({ sched: cfg.makeScheduler(i), busyUntil: 0, plan: null, decided: [] }));
   const caches = cfg.prefixCache?.enabled ? replicas.map(() => new PrefixCache(cfg.prefixCache!)) : null;
   const timelines = cfg.trace.requests.map((spec): RequestTimeline => ({ id: spec.id, app: spec.app, declined: false, rounds: [] }));
   const index = new Map(cfg.trace.requests.map((s, i) => [s.id, i]));
@@ -159,16 +161,20 @@ export function simulate(cfg: SimConfig): SimResult {
     for (let i = 0; i < nReplicas; i++) {
       const k = (start + i) % nReplicas;
       const sent = forReplica(k);
-      if (replicas[k]!.sched.offer(sent, t, i === nReplicas - 1)) {
+      const decisions = replicas[k]!.sched.offer(sent, t, i === nReplicas - 1);
+      if (decisions) {
         taken(k, sent);
-        collectEvents(replicas[k]!.sched);
+        collectEvents(replicas[k]!, decisions);
         return;
       }
     }
   };
 
-  const collectEvents = (sched: Scheduler): void => {
-    for (const ev of sched.drainEvents()) {
+  /** A replica's decisions: those its last complete() returned, then `fresh`. */
+  const collectEvents = (rep: Replica, fresh: readonly SchedulerEvent[]): void => {
+    const all = rep.decided.length > 0 ? [...rep.decided, ...fresh] : fresh;
+    rep.decided = [];
+    for (const ev of all) {
       const st = live.get(ev.id);
       if (!st) continue;
       if (ev.decision !== 'admitted') {
@@ -259,8 +265,8 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     for (const rep of replicas) {
       if (rep.plan || rep.sched.size === 0) continue;
-      const plan = rep.sched.step(now);
-      collectEvents(rep.sched);
+      const { plan, decisions } = rep.sched.step(now);
+      collectEvents(rep, decisions);
       if (!plan) continue;
       for (const id of plan.preempt) {
         const st = live.get(id);
@@ -299,7 +305,8 @@ export function simulate(cfg: SimConfig): SimResult {
       if (!rep.plan || rep.busyUntil > now) continue;
       const plan = rep.plan;
       rep.plan = null;
-      rep.sched.complete(now, outcomes(plan, now));
+      // Applied with the replica's next offer or step (the order the simulator has always used).
+      rep.decided.push(...rep.sched.complete(now, outcomes(plan, now)));
     }
     // KV grew and conversations were cached: evict what no longer fits beside the live requests.
     if (caches) for (const c of caches) c.enforce();

@@ -214,7 +214,7 @@ describe('engine core', () => {
       const complete = inner.complete.bind(inner);
       inner.complete = (now, outcomes) => {
         for (const o of outcomes) if (o.stageStartedAt !== undefined) seen.push(o.stageStartedAt);
-        complete(now, outcomes);
+        return complete(now, outcomes);
       };
       return inner;
     });

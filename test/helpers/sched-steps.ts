@@ -7,7 +7,7 @@ import type { Scheduler, StepOutcome, StepPlan } from '../../src/scheduler/types
  * `progress`) emits a token, a decode emits 1 (and finishes the request when its id is in `finish`).
  */
 export function runStep(s: Scheduler, now: number, progress: Map<string, number>, prompts: Map<string, number>, finish: ReadonlySet<string> = new Set()): StepPlan | null {
-  const plan = s.step(now);
+  const { plan } = s.step(now);
   if (!plan) return null;
   const out: StepOutcome[] = plan.entries.map((e) => {
     if (e.kind === 'prefill') {

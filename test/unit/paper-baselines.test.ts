@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { SchedulerInputError } from '../../src/scheduler/base.js';
 import { paperSarathiBudget, SarathiPaperScheduler, VllmV0Scheduler } from '../../src/scheduler/paper-baselines.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
-import type { SchedRequest, Scheduler, StepPlan } from '../../src/scheduler/types.js';
+import type { SchedRequest, Scheduler, SchedulerEvent, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
 import { simulate } from '../../src/sim/simulator.js';
@@ -29,12 +29,44 @@ function submitAll(s: Scheduler, prompts: Map<string, number>, now = 0, over: Pa
   for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p, ...over }), now);
 }
 
+/**
+ * Record the decisions `s` returns from step, complete and offer; the function returned hands over
+ * (and forgets) those recorded since it was last called.
+ */
+function recordDecisions(s: Scheduler): () => SchedulerEvent[] {
+  let recorded: SchedulerEvent[] = [];
+  const step = s.step.bind(s);
+  const complete = s.complete.bind(s);
+  const offer = s.offer.bind(s);
+  s.step = (t) => {
+    const d = step(t);
+    recorded.push(...d.decisions);
+    return d;
+  };
+  s.complete = (t, outcomes) => {
+    const ev = complete(t, outcomes);
+    recorded.push(...ev);
+    return ev;
+  };
+  s.offer = (r, t, fallback) => {
+    const ev = offer(r, t, fallback);
+    if (ev) recorded.push(...ev);
+    return ev;
+  };
+  return () => {
+    const out = recorded;
+    recorded = [];
+    return out;
+  };
+}
+
 const prefills = (p: StepPlan): [string, number][] => p.entries.flatMap((e) => (e.kind === 'prefill' ? [[e.id, e.tokens] as [string, number]] : []));
 const decodes = (p: StepPlan): string[] => p.entries.flatMap((e) => (e.kind === 'decode' ? [e.id] : []));
 
 describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
   it('prefills one whole prompt per step, in arrival order, before any decode', () => {
     const s = new VllmV0Scheduler({ model, kv: KV });
+    const drain = recordDecisions(s);
     expect(s.name).toBe('vllm-v0');
     const prompts = new Map([['a', 3000], ['b', 100], ['c', 700]]);
     submitAll(s, prompts);
@@ -50,29 +82,32 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
     s.submit(req('d', { promptTokens: 2500 }), 4);
     expect(run(s, 4, progress, prompts)!.entries).toEqual([{ id: 'd', kind: 'prefill', tokens: 2500 }]);
     expect(decodes(run(s, 5, progress, prompts)!)).toEqual(['a', 'b', 'c', 'd']);
-    expect(s.drainEvents().map((e) => e.decision)).toEqual(['admitted', 'admitted', 'admitted', 'admitted']);
+    expect(drain().map((e) => e.decision)).toEqual(['admitted', 'admitted', 'admitted', 'admitted']);
   });
 
   it('prefills only the uncached part of a prompt with a prefix-cache hit, whole', () => {
     const s = new VllmV0Scheduler({ model, kv: KV });
     s.submit(req('a', { promptTokens: 1000, cachedTokens: 600 }), 0);
-    expect(s.step(0)!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 400 }]);
+    expect(s.step(0).plan!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 400 }]);
   });
 
   it('declines a request whose prompt + maxTokens cannot be reserved, though its prompt alone fits', () => {
     // 20 pages of 16 = 320 tokens: 100 + 300 = 400 does not fit; 100 + 200 = 300 does.
     const s = new VllmV0Scheduler({ model, kv: { pages: 20, pageSize: 16 } });
     s.submit(req('big', { promptTokens: 100, maxTokens: 300 }), 0);
-    expect(s.step(0)).toBeNull();
-    expect(s.drainEvents()).toEqual([{ id: 'big', decision: 'declined', atMs: 0 }]);
+    const d0 = s.step(0);
+    expect(d0.plan).toBeNull();
+    expect(d0.decisions).toEqual([{ id: 'big', decision: 'declined', atMs: 0 }]);
     expect(s.size).toBe(0);
     s.submit(req('ok', { promptTokens: 100, maxTokens: 200 }), 1);
-    expect(s.step(1)!.entries).toEqual([{ id: 'ok', kind: 'prefill', tokens: 100 }]);
-    expect(s.drainEvents()).toEqual([{ id: 'ok', decision: 'admitted', atMs: 1 }]);
+    const d1 = s.step(1);
+    expect(d1.plan!.entries).toEqual([{ id: 'ok', kind: 'prefill', tokens: 100 }]);
+    expect(d1.decisions).toEqual([{ id: 'ok', decision: 'admitted', atMs: 1 }]);
   });
 
   it('declines every later arrival of the round after the first that does not fit; reservations free on finish', () => {
     const s = new VllmV0Scheduler({ model, kv: { pages: 20, pageSize: 16 } });
+    const drain = recordDecisions(s);
     // a reserves ceil(200/16) = 13 pages; b needs ceil(300/16) = 19 > 7 free; c (2 pages) would fit.
     s.submit(req('a', { promptTokens: 100, maxTokens: 100 }), 0);
     s.submit(req('b', { promptTokens: 200, maxTokens: 100 }), 0);
@@ -80,27 +115,28 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
     const prompts = new Map([['a', 100], ['d', 10], ['e', 200]]);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
-    expect(s.drainEvents().map((e) => [e.id, e.decision])).toEqual([['a', 'admitted'], ['b', 'declined'], ['c', 'declined']]);
+    expect(drain().map((e) => [e.id, e.decision])).toEqual([['a', 'admitted'], ['b', 'declined'], ['c', 'declined']]);
     // A later round starts afresh: d fits the 7 free pages.
     s.submit(req('d', { promptTokens: 10, maxTokens: 10 }), 1);
     run(s, 1, progress, prompts);
-    expect(s.drainEvents().map((e) => e.decision)).toEqual(['admitted']);
+    expect(drain().map((e) => e.decision)).toEqual(['admitted']);
     // Reserved: 13 + 2 = 18 of 20. e (19 pages) is declined until a and d finish.
     s.submit(req('e', { promptTokens: 200, maxTokens: 100 }), 2);
     run(s, 2, progress, prompts, new Set(['a', 'd']));
-    expect(s.drainEvents().map((e) => [e.id, e.decision])).toEqual([['e', 'declined']]);
+    expect(drain().map((e) => [e.id, e.decision])).toEqual([['e', 'declined']]);
     expect(s.size).toBe(0);
     s.submit(req('e', { promptTokens: 200, maxTokens: 100 }), 3);
-    expect(s.step(3)!.entries).toEqual([{ id: 'e', kind: 'prefill', tokens: 200 }]);
-    expect(s.drainEvents().map((e) => [e.id, e.decision])).toEqual([['e', 'admitted']]);
+    expect(s.step(3).plan!.entries).toEqual([{ id: 'e', kind: 'prefill', tokens: 200 }]);
+    expect(drain().map((e) => [e.id, e.decision])).toEqual([['e', 'admitted']]);
   });
 
   it('declines a prompt longer than the largest step (it cannot run unchunked)', () => {
     const s = new VllmV0Scheduler({ model, kv: KV, maxTokensPerStep: 512 });
     s.submit(req('long', { promptTokens: 513 }), 0);
     s.submit(req('short', { promptTokens: 512 }), 0);
-    expect(s.step(0)!.entries).toEqual([{ id: 'short', kind: 'prefill', tokens: 512 }]);
-    expect(s.drainEvents().map((e) => [e.id, e.decision])).toEqual([['long', 'declined'], ['short', 'admitted']]);
+    const d = s.step(0);
+    expect(d.plan!.entries).toEqual([{ id: 'short', kind: 'prefill', tokens: 512 }]);
+    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([['long', 'declined'], ['short', 'admitted']]);
   });
 
   it('runs at most maxSeqs requests; the rest wait admitted, in order', () => {
@@ -130,7 +166,8 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
         };
         const step = s.step.bind(s);
         s.step = (t) => {
-          const p = step(t);
+          const d = step(t);
+          const p = d.plan;
           if (p) {
             steps++;
             expect(p.preempt).toEqual([]);
@@ -140,7 +177,7 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
               expect(pf[0]![1]).toBe(prompt.get(pf[0]![0]));
             }
           }
-          return p;
+          return d;
         };
         return s;
       },
@@ -214,7 +251,7 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
   it('with no decode, prefills every prompt in full in one step, budget or not', () => {
     const s = new SarathiPaperScheduler({ model, kv: KV, tightestTpotMs: 100 });
     submitAll(s, new Map([['a', 2000], ['b', 1500]]));
-    const p = s.step(0)!;
+    const p = s.step(0).plan!;
     expect(p.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 2000 }, { id: 'b', kind: 'prefill', tokens: 1500 }]);
     expect(p.tokens).toBeGreaterThan(s.budget);
   });
@@ -222,7 +259,7 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
   it('with no decode, fills whole prompts in order up to the largest step', () => {
     const s = new SarathiPaperScheduler({ model, kv: KV, tightestTpotMs: 100, maxTokensPerStep: 1000 });
     submitAll(s, new Map([['a', 600], ['b', 600], ['c', 600]]));
-    expect(s.step(0)!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 600 }, { id: 'b', kind: 'prefill', tokens: 400 }]);
+    expect(s.step(0).plan!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 600 }, { id: 'b', kind: 'prefill', tokens: 400 }]);
   });
 
   it('runs every decode even past the budget, leaving no prefill (their share would be negative)', () => {
@@ -233,15 +270,16 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
     s.submit(req('c', { promptTokens: 10 }), 1);
-    expect(s.step(1)!.entries).toEqual([{ id: 'a', kind: 'decode', draftTokens: 0 }, { id: 'b', kind: 'decode', draftTokens: 0 }]);
+    expect(s.step(1).plan!.entries).toEqual([{ id: 'a', kind: 'decode', draftTokens: 0 }, { id: 'b', kind: 'decode', draftTokens: 0 }]);
   });
 
   it('declines like vllm-v0: prompt + maxTokens must be reservable, later arrivals of the round too', () => {
     const s = new SarathiPaperScheduler({ model, kv: { pages: 20, pageSize: 16 }, tightestTpotMs: 100 });
     s.submit(req('a', { promptTokens: 100, maxTokens: 300 }), 0);
     s.submit(req('b', { promptTokens: 10, maxTokens: 10 }), 0);
-    expect(s.step(0)).toBeNull();
-    expect(s.drainEvents().map((e) => [e.id, e.decision])).toEqual([['a', 'declined'], ['b', 'declined']]);
+    const d = s.step(0);
+    expect(d.plan).toBeNull();
+    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([['a', 'declined'], ['b', 'declined']]);
   });
 
   it('rejects a bad tightestTpotMs', () => {
@@ -262,7 +300,8 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
         budget = s.budget;
         const step = s.step.bind(s);
         s.step = (t) => {
-          const p = step(t);
+          const decided = step(t);
+          const p = decided.plan;
           if (p) {
             expect(p.preempt).toEqual([]);
             const d = decodes(p).length;
@@ -275,7 +314,7 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
               if (pf.length > 1) split++;
             }
           }
-          return p;
+          return decided;
         };
         return s;
       },

@@ -12,7 +12,7 @@ import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { keysRead } from '../../src/scheduler/request-state.js';
 import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
-import type { KvBudget, SchedRequest, Scheduler, StepPlan } from '../../src/scheduler/types.js';
+import type { KvBudget, SchedRequest, Scheduler, SchedulerEvent, StepPlan } from '../../src/scheduler/types.js';
 import { attainmentAt, prefixCacheConfig, scenarioWorkload, variantsFor, type BenchSetup } from '../../src/sim/bench-sched.js';
 import { PrefixCache } from '../../src/sim/prefix-cache.js';
 import { PROFILES } from '../../src/sim/profiles.js';
@@ -62,12 +62,12 @@ describe('scheduler: cachedTokens', () => {
     for (const [name, make] of POLICIES) {
       const s = make(KV);
       s.submit(req('a', { promptTokens: 300, cachedTokens: 256 }), 0);
-      const plan = s.step(0)!;
+      const plan = s.step(0).plan!;
       expect(plan.entries, name).toEqual([{ id: 'a', kind: 'prefill', tokens: 44 }]);
       expect(plan.kvTokensRead, name).toBe(keysRead(256, 44, layers));
       // That chunk finishes the prompt: the next step decodes.
       s.complete(plan.predictedMs, [{ id: 'a', emitted: 1, finished: false }]);
-      const next = s.step(plan.predictedMs)!;
+      const next = s.step(plan.predictedMs).plan!;
       expect(next.entries[0]?.kind, name).toBe('decode');
       expect(next.kvTokensRead, name).toBe(keysRead(300, 1 + (next.entries[0] as { draftTokens: number }).draftTokens, layers));
     }
@@ -81,8 +81,8 @@ describe('scheduler: cachedTokens', () => {
     const decide = (cachedTokens: number): { events: string[]; plan: StepPlan } => {
       const s = new SlosScheduler({ model, kv: KV });
       s.submit(req('a', { promptTokens: prompt, cachedTokens, ttftMs: ttft }), 0);
-      const plan = s.step(0)!;
-      return { events: s.drainEvents().map((e) => e.decision), plan };
+      const { plan, decisions } = s.step(0);
+      return { events: decisions.map((e) => e.decision), plan: plan! };
     };
     const cold = decide(0);
     expect(cold.events).not.toContain('admitted');
@@ -98,17 +98,17 @@ describe('scheduler: cachedTokens', () => {
     s.submit(req('x', { promptTokens: 150, cachedTokens: 144 }), 0);
     s.submit(req('y', { promptTokens: 20 }), 0);
     // x needs its 10th page: no page is left for y, which waits.
-    expect(s.step(0)).toMatchObject({ preempt: [], entries: [{ id: 'x', kind: 'prefill', tokens: 6 }] });
+    expect(s.step(0).plan).toMatchObject({ preempt: [], entries: [{ id: 'x', kind: 'prefill', tokens: 6 }] });
 
     // The other way round, y comes first and reclaims the cached prefix of x, which has computed
     // nothing yet; x then waits and will prefill its whole prompt.
     const t = new FcfsScheduler({ model, kv, maxBatchedTokens: 512 });
     t.submit(req('y', { promptTokens: 20 }), 0);
     t.submit(req('x', { promptTokens: 150, cachedTokens: 144 }), 0);
-    const p = t.step(0)!;
+    const p = t.step(0).plan!;
     expect(p).toMatchObject({ preempt: ['x'], entries: [{ id: 'y', kind: 'prefill', tokens: 20 }] });
     t.complete(p.predictedMs, [{ id: 'y', emitted: 1, finished: true }]);
-    expect(t.step(p.predictedMs)).toMatchObject({ preempt: [], entries: [{ id: 'x', kind: 'prefill', tokens: 150 }] });
+    expect(t.step(p.predictedMs).plan).toMatchObject({ preempt: [], entries: [{ id: 'x', kind: 'prefill', tokens: 150 }] });
   });
 
   it('EDF reclaims a later deadline cached prefix for an earlier prefill, without demoting it', () => {
@@ -116,13 +116,14 @@ describe('scheduler: cachedTokens', () => {
     const s = new SlosScheduler({ model, kv, admission: false });
     s.submit(req('late', { promptTokens: 150, cachedTokens: 144, ttftMs: 10_000 }), 0);
     s.submit(req('early', { promptTokens: 40, ttftMs: 500 }), 0);
-    const p = s.step(0)!;
+    const { plan, decisions } = s.step(0);
+    const p = plan!;
     expect(p.preempt).toEqual(['late']);
     expect(p.entries).toEqual([{ id: 'early', kind: 'prefill', tokens: 40 }]);
-    expect(s.drainEvents().map((e) => `${e.id}:${e.decision}`)).toEqual(['late:admitted', 'early:admitted']);
+    expect(decisions.map((e) => `${e.id}:${e.decision}`)).toEqual(['late:admitted', 'early:admitted']);
     s.complete(p.predictedMs, [{ id: 'early', emitted: 1, finished: true }]);
     // The recompute runs without the cache: the whole prompt.
-    expect(s.step(p.predictedMs)!.entries).toEqual([{ id: 'late', kind: 'prefill', tokens: 150 }]);
+    expect(s.step(p.predictedMs).plan!.entries).toEqual([{ id: 'late', kind: 'prefill', tokens: 150 }]);
   });
 
   it('recompute preemption drops the cached prefix too', () => {
@@ -130,14 +131,14 @@ describe('scheduler: cachedTokens', () => {
     const s = new FcfsScheduler({ model, kv: { pages: 3, pageSize: 16 }, maxBatchedTokens: 64 });
     s.submit(req('a', { promptTokens: 16 }), 0);
     s.submit(req('b', { promptTokens: 20, cachedTokens: 16 }), 0);
-    const p1 = s.step(0)!;
+    const p1 = s.step(0).plan!;
     expect(p1.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 16 }, { id: 'b', kind: 'prefill', tokens: 4 }]);
     s.complete(10, [{ id: 'a', emitted: 1, finished: false }, { id: 'b', emitted: 1, finished: false }]);
-    const p2 = s.step(10)!;
+    const p2 = s.step(10).plan!;
     expect(p2.preempt).toEqual(['b']);
     s.complete(20, [{ id: 'a', emitted: 1, finished: true }]);
     // b recomputes its whole prompt (the cached part too) and its output so far.
-    expect(s.step(20)!.entries).toEqual([{ id: 'b', kind: 'prefill', tokens: 21 }]);
+    expect(s.step(20).plan!.entries).toEqual([{ id: 'b', kind: 'prefill', tokens: 21 }]);
   });
 });
 
@@ -216,6 +217,12 @@ function kvChecked(inner: Scheduler, kv: KvBudget, submitted: SchedRequest[]): S
     submitted.push(r);
     held.set(r.id, r.cachedTokens ?? 0);
   };
+  // Decisions complete() returned, applied with the next step or taken offer, as the simulator does.
+  let fromComplete: SchedulerEvent[] = [];
+  const apply = (fresh: readonly SchedulerEvent[]): void => {
+    for (const e of [...fromComplete, ...fresh]) if (e.decision === 'declined') held.delete(e.id);
+    fromComplete = [];
+  };
   return {
     name: inner.name,
     get size() {
@@ -227,24 +234,25 @@ function kvChecked(inner: Scheduler, kv: KvBudget, submitted: SchedRequest[]): S
     setModel: (m) => inner.setModel(m),
     submit: (r, t) => (add(r), inner.submit(r, t)),
     offer: (r, t, f) => {
-      const ok = inner.offer(r, t, f);
-      if (ok) add(r);
-      return ok;
-    },
-    cancel: (id, t) => inner.cancel(id, t),
-    drainEvents: () => {
-      const ev = inner.drainEvents();
-      for (const e of ev) if (e.decision === 'declined') held.delete(e.id);
+      const ev = inner.offer(r, t, f);
+      if (ev) {
+        add(r);
+        apply(ev);
+      }
       return ev;
     },
+    cancel: (id, t) => inner.cancel(id, t),
     step(now) {
-      const plan = inner.step(now);
+      const decided = inner.step(now);
+      const plan = decided.plan;
       last = plan;
-      if (!plan) return plan;
-      for (const id of plan.preempt) held.set(id, 0);
-      for (const e of plan.entries) held.set(e.id, (held.get(e.id) ?? 0) + (e.kind === 'prefill' ? e.tokens : 1 + e.draftTokens));
-      if (used() > kv.pages) throw new Error(`step at ${now} needs ${used()} KV pages of ${kv.pages}`);
-      return plan;
+      if (plan) {
+        for (const id of plan.preempt) held.set(id, 0);
+        for (const e of plan.entries) held.set(e.id, (held.get(e.id) ?? 0) + (e.kind === 'prefill' ? e.tokens : 1 + e.draftTokens));
+        if (used() > kv.pages) throw new Error(`step at ${now} needs ${used()} KV pages of ${kv.pages}`);
+      }
+      apply(decided.decisions);
+      return decided;
     },
     complete(now, outcomes) {
       for (const o of outcomes) {
@@ -252,7 +260,9 @@ function kvChecked(inner: Scheduler, kv: KvBudget, submitted: SchedRequest[]): S
         if (e.kind === 'decode') held.set(o.id, held.get(o.id)! - (1 + e.draftTokens) + o.emitted);
         if (o.finished) held.delete(o.id);
       }
-      inner.complete(now, outcomes);
+      const ev = inner.complete(now, outcomes);
+      fromComplete.push(...ev);
+      return ev;
     },
   };
 }
@@ -335,7 +345,7 @@ describe('scheduler: pinned hits with tied deadlines', () => {
     for (const id of progress.keys()) s.submit(req(id, { promptTokens: prompt, cachedTokens: 32, maxTokens }), 0);
     let now = 0;
     for (let i = 0; i < 500 && s.size > 0; i++) {
-      const plan = s.step(now);
+      const { plan } = s.step(now);
       expect(plan, `step ${i}: nothing planned with ${s.size} requests left`).not.toBeNull();
       for (const id of plan!.preempt) Object.assign(progress.get(id)!, { prefilled: 0 });
       now += 10;

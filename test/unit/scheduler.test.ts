@@ -8,7 +8,7 @@ import { judgeRequest } from '../../src/scheduler/attainment.js';
 import { FcfsScheduler } from '../../src/scheduler/fcfs.js';
 import { PerformanceModel } from '../../src/scheduler/perf-model.js';
 import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
-import type { SchedRequest, Scheduler, StepPlan } from '../../src/scheduler/types.js';
+import type { SchedRequest, Scheduler, SchedulerEvent, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
 import { simulate } from '../../src/sim/simulator.js';
@@ -25,9 +25,33 @@ function req(id: string, over: Partial<SchedRequest> = {}): SchedRequest {
 
 const run = runStep;
 
+/** Pass every decision `s` returns from step, complete and offer (in order) to `record`; returns `s`. */
+function onDecisions<S extends Scheduler>(s: S, record: (ev: readonly SchedulerEvent[]) => void): S {
+  const step = s.step.bind(s);
+  const complete = s.complete.bind(s);
+  const offer = s.offer.bind(s);
+  s.step = (t) => {
+    const d = step(t);
+    record(d.decisions);
+    return d;
+  };
+  s.complete = (t, outcomes) => {
+    const ev = complete(t, outcomes);
+    record(ev);
+    return ev;
+  };
+  s.offer = (r, t, fallback) => {
+    const ev = offer(r, t, fallback);
+    if (ev) record(ev);
+    return ev;
+  };
+  return s;
+}
+
 describe('FCFS (vLLM-style) and Sarathi', () => {
   it('serves running requests first, then waiting ones in arrival order, under the token budget', () => {
-    const s = new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 256 });
+    const events: SchedulerEvent[] = [];
+    const s = onDecisions(new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 256 }), (ev) => events.push(...ev));
     const prompts = new Map([['a', 300], ['b', 100], ['c', 100]]);
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
@@ -37,7 +61,7 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
     expect(p2.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 44 }, { id: 'b', kind: 'prefill', tokens: 100 }, { id: 'c', kind: 'prefill', tokens: 100 }]);
     const p3 = run(s, 100, progress, prompts)!;
     expect(p3.entries.map((e) => e.kind)).toEqual(['decode', 'decode', 'decode']);
-    expect(s.drainEvents().map((e) => e.decision)).toEqual(['admitted', 'admitted', 'admitted']);
+    expect(events.map((e) => e.decision)).toEqual(['admitted', 'admitted', 'admitted']);
   });
 
   it('preempts the most recently started request (recompute) when KV pages run out', () => {
@@ -47,7 +71,7 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
-    const p2 = s.step(10)!;
+    const p2 = s.step(10).plan!;
     expect(p2.preempt).toEqual(['b']);
     expect(p2.entries).toEqual([{ id: 'a', kind: 'decode', draftTokens: 0 }]);
   });
@@ -58,7 +82,7 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts); // a 32, b 32
-    const p2 = s.step(50)!;
+    const p2 = s.step(50).plan!;
     expect(p2.entries[0]).toEqual({ id: 'a', kind: 'decode', draftTokens: 0 });
     expect(p2.entries[1]).toEqual({ id: 'b', kind: 'prefill', tokens: 63 });
   });
@@ -81,11 +105,11 @@ function checked(inner: Scheduler, pages: number, pageSize: number, maxRows: num
     submit: (r, t) => inner.submit(r, t),
     offer: (r, t, f) => inner.offer(r, t, f),
     cancel: (id, t) => inner.cancel(id, t),
-    drainEvents: () => inner.drainEvents(),
     step(now) {
-      const plan = inner.step(now);
+      const decided = inner.step(now);
+      const plan = decided.plan;
       last = plan;
-      if (!plan) return plan;
+      if (!plan) return decided;
       for (const id of plan.preempt) kv.delete(id);
       let rows = 0;
       for (const e of plan.entries) {
@@ -96,7 +120,7 @@ function checked(inner: Scheduler, pages: number, pageSize: number, maxRows: num
       if (used() > pages) throw new Error(`step at ${now} needs ${used()} KV pages of ${pages}`);
       if (rows !== plan.tokens) throw new Error('plan.tokens disagrees with its entries');
       if (plan.entries.every((e) => e.kind === 'prefill') && rows > maxRows) throw new Error(`${rows} rows > ${maxRows}`);
-      return plan;
+      return decided;
     },
     complete(now, outcomes) {
       for (const o of outcomes) {
@@ -104,7 +128,7 @@ function checked(inner: Scheduler, pages: number, pageSize: number, maxRows: num
         if (e.kind === 'decode') kv.set(o.id, kv.get(o.id)! - (1 + e.draftTokens) + o.emitted);
         if (o.finished) kv.delete(o.id);
       }
-      inner.complete(now, outcomes);
+      return inner.complete(now, outcomes);
     },
   };
 }
@@ -122,14 +146,9 @@ describe('SLOs-Serve through the simulator', () => {
       trace, clock: model, seed: 3,
       makeScheduler: () => {
         const inner = new SlosScheduler({ model, kv: { pages, pageSize: 16 }, reservation: 'max_tokens', maxSpec: 4 });
-        const s = checked(inner, pages, 16, 4096);
-        const drain = s.drainEvents.bind(s);
-        s.drainEvents = () => {
-          const ev = drain();
+        return onDecisions(checked(inner, pages, 16, 4096), (ev) => {
           for (const e of ev) decisions.set(e.id, [...(decisions.get(e.id) ?? []), e.decision]);
-          return ev;
-        };
-        return s;
+        });
       },
     });
     let admitted = 0;
@@ -168,10 +187,11 @@ describe('SLOs-Serve through the simulator', () => {
     const tight = new SlosScheduler({ model, kv: { pages: 10, pageSize: 16 } });
     const roomy = new SlosScheduler({ model, kv: KV });
     const r = req('x', { promptTokens: 200 });
-    expect(tight.offer(r, 0, false)).toBe(false);
+    expect(tight.offer(r, 0, false)).toBeNull();
     expect(tight.size).toBe(0);
-    expect(roomy.offer(r, 0, false)).toBe(true);
-    expect(roomy.drainEvents()).toEqual([{ id: 'x', decision: 'admitted', atMs: 0 }]);
+    const taken = roomy.offer(r, 0, false);
+    expect(taken).not.toBeNull();
+    expect(taken).toEqual([{ id: 'x', decision: 'admitted', atMs: 0 }]);
     const trace = chatTrace(30, 1, 200);
     const one = simulate({ trace, clock: model, seed: 1, makeScheduler: () => new SlosScheduler({ model, kv: KV }) });
     const four = simulate({ trace, clock: model, seed: 1, replicas: 4, makeScheduler: () => new SlosScheduler({ model, kv: KV }) });
@@ -182,9 +202,9 @@ describe('SLOs-Serve through the simulator', () => {
   it('follows a stage switch: the answer stage gets its own TPOT', () => {
     const s = new SlosScheduler({ model, kv: KV });
     s.submit(req('r', { stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 200 }], promptTokens: 10 }), 0);
-    const p = s.step(0)!;
+    const p = s.step(0).plan!;
     s.complete(40, p.entries.map((e) => ({ id: e.id, emitted: 1, finished: false })));
-    const d = s.step(40)!;
+    const d = s.step(40).plan!;
     s.complete(70, d.entries.map((e) => ({ id: e.id, emitted: 1, finished: false, stageStartedAt: 1 })));
     // Deadlines: token 1 at 1000 (TTFT), token 2 at 1000 + 200 in the answer stage, token 3 at 1400.
     const state = (s as unknown as { states: Map<string, { tokenDeadlineMs(n: number): number }> }).states.get('r')!;

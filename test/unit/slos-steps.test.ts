@@ -49,8 +49,9 @@ describe('SLOs-Serve steps execute the plan', () => {
     // 12 prompts in one step would be 2760 rows (~215 ms): every admitted request would miss.
     const s = new SlosScheduler({ model: paper, kv: KV });
     for (let i = 0; i < 12; i++) s.submit(req(`r${i}`), 0);
-    const plan = s.step(0)!;
-    const admitted = s.drainEvents().filter((e) => e.decision === 'admitted').map((e) => e.id);
+    const { plan: first, decisions } = s.step(0);
+    const plan = first!;
+    const admitted = decisions.filter((e) => e.decision === 'admitted').map((e) => e.id);
     expect(admitted.length).toBeGreaterThan(0);
     expect(admitted.length).toBeLessThan(12);
     expect(plan.predictedMs).toBeLessThanOrEqual(203);
@@ -63,8 +64,9 @@ describe('SLOs-Serve steps execute the plan', () => {
     const s = new SlosScheduler({ model: paper, kv: KV });
     s.submit(req('short', { promptTokens: 230, ttftMs: 100 }), 0);
     s.submit(req('long', { promptTokens: 5000, ttftMs: 2000 }), 0);
-    const plan = s.step(0)!;
-    expect(s.drainEvents().map((e) => e.decision)).toEqual(['admitted', 'admitted']);
+    const { plan: first, decisions } = s.step(0);
+    const plan = first!;
+    expect(decisions.map((e) => e.decision)).toEqual(['admitted', 'admitted']);
     expect(plan.predictedMs).toBeLessThanOrEqual(100);
     expect(plan.entries[0]).toEqual({ id: 'short', kind: 'prefill', tokens: 230 });
     expect(plan.entries[1]).toMatchObject({ id: 'long', kind: 'prefill' });
@@ -80,8 +82,8 @@ describe('SLOs-Serve steps execute the plan', () => {
     // Waves of bursts: more than the DP takes, so some are served best-effort.
     for (let step = 0; step < 400; step++) {
       if (step % 40 === 0) for (let i = 0; i < 14; i++) s.submit(req(`w${step}-${i}`, { arrivalMs: now, maxTokens: 30 }), now);
-      const plan = s.step(now);
-      for (const ev of s.drainEvents()) if (ev.decision === 'admitted') admitted.add(ev.id);
+      const { plan, decisions } = s.step(now);
+      for (const ev of decisions) if (ev.decision === 'admitted') admitted.add(ev.id);
       if (!plan) {
         now += 10;
         continue;
@@ -102,7 +104,7 @@ describe('SLOs-Serve steps execute the plan', () => {
         return { id: e.id, emitted: 1, accepted: 0, finished: before - 230 >= 28 };
       });
       now += plan.predictedMs;
-      s.complete(now, out);
+      for (const ev of s.complete(now, out)) if (ev.decision === 'admitted') admitted.add(ev.id);
     }
     // Best-effort work did run (in steps with nothing admitted), and never inside admitted steps.
     expect(idleBestEffort).toBeGreaterThan(0);
@@ -210,8 +212,8 @@ describe('cold start', () => {
     const events: { id: string; decision: string }[] = [];
     let now = 0;
     for (let n = 0; n < 400 && s.size > 0; n++) {
-      const plan = s.step(now);
-      events.push(...s.drainEvents());
+      const { plan, decisions } = s.step(now);
+      events.push(...decisions);
       if (!plan) break;
       const out: StepOutcome[] = plan.entries.map((e) => {
         if (e.kind === 'prefill') {
@@ -224,9 +226,8 @@ describe('cold start', () => {
         return { id: e.id, emitted: 1, accepted: 0, finished: k >= 10 };
       });
       now += plan.predictedMs;
-      s.complete(now, out);
+      events.push(...s.complete(now, out));
     }
-    events.push(...s.drainEvents());
     expect(events.filter((e) => e.decision !== 'admitted')).toEqual([]);
     expect(events.filter((e) => e.decision === 'admitted')).toHaveLength(12);
   });

@@ -29,7 +29,7 @@
 import { BaseScheduler, type SchedulerOptions } from '../base.js';
 import { keysRead, pagesFor, type RequestState } from '../request-state.js';
 import { OutputLengthTracker } from '../slo.js';
-import type { SchedRequest, StepEntry, StepOutcome } from '../types.js';
+import type { SchedRequest, SchedulerEvent, StepEntry, StepOutcome } from '../types.js';
 import { OutputReservation, type ReservationMode } from './reservation.js';
 import { solveAdmission, type AdmissionItem } from './admission.js';
 import { AdmissionMargin } from './admission-margin.js';
@@ -121,7 +121,7 @@ export class SlosScheduler extends BaseScheduler {
     this.name = options.name ?? (this.admission ? 'slos' : 'edf');
   }
 
-  override offer(request: SchedRequest, nowMs: number, fallback: boolean): boolean {
+  override offer(request: SchedRequest, nowMs: number, fallback: boolean): readonly SchedulerEvent[] | null {
     if (!this.admission) return super.offer(request, nowMs, fallback);
     super.submit(request, nowMs);
     const s = this.pending.pop()!;
@@ -135,8 +135,11 @@ export class SlosScheduler extends BaseScheduler {
       this.pending = saved;
       this.offering = null;
     }
-    if (!this.offerTaken && !fallback) this.states.delete(s.id);
-    return this.offerTaken || fallback;
+    if (!this.offerTaken && !fallback) {
+      this.states.delete(s.id);
+      return null;
+    }
+    return this.takeEvents();
   }
 
   protected decide(nowMs: number, fallback = true): void {
@@ -271,7 +274,7 @@ export class SlosScheduler extends BaseScheduler {
   /** How optimistic admission may be, learned from admitted first tokens (admission-margin.ts). */
   readonly margin = new AdmissionMargin();
 
-  override complete(nowMs: number, outcomes: readonly StepOutcome[]): void {
+  override complete(nowMs: number, outcomes: readonly StepOutcome[]): readonly SchedulerEvent[] {
     this.stepEwma = 0.9 * this.stepEwma + 0.1 * (nowMs - this.stepStart);
     // Admitted first tokens teach the admission margin (before super.complete records them).
     if (this.learnMargin) {
@@ -280,7 +283,7 @@ export class SlosScheduler extends BaseScheduler {
         if (s && s.firstTokenMs === null && s.service === 'admitted') this.margin.record(nowMs, s.ttftDeadlineMs);
       }
     }
-    super.complete(nowMs, outcomes);
+    return super.complete(nowMs, outcomes);
   }
 
   protected build(nowMs: number): { entries: StepEntry[]; preempt: string[] } {
