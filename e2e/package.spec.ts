@@ -1,21 +1,26 @@
 // The npm package as a user gets it: `npm pack` of this repository (prepack builds lib/ with
-// scripts/build-lib.mjs), installed by npm into fresh scratch apps made from e2e/package/, then a
-// streamed chat completion of tiny-qwen2 in Chromium (SwiftShader WebGPU, the engine in the
-// package's worker) three ways: a Vite production build (vite build + vite preview), the Vite dev
-// server (the package pre-bundled by its dependency optimizer), and a static page with no bundler
-// (an import map to node_modules/webslo/lib/index.js, served by a plain file server). The Node
-// entry runs a completion in-process on Dawn (the `webgpu` package), and the declarations
-// type-check in a strict TypeScript project. Vite is this repository's, run in each scratch app.
+// scripts/build-lib.mjs), installed by npm into fresh copies of examples/ (and one scratch page
+// from e2e/package/), then run:
+//  - examples/browser (the README's browser quickstart) in Chromium (SwiftShader WebGPU, the engine
+//    in the package's worker) as a Vite production build (vite build + vite preview) and on the
+//    Vite dev server (the package pre-bundled by its dependency optimizer);
+//  - a static page with no bundler (an import map to node_modules/webslo/lib/index.js);
+//  - examples/node (the README's Node quickstart) and examples/node-openai (the official client
+//    through engineFetch) in Node, in-process on Dawn (the `webgpu` package);
+//  - the declarations type-checked in strict browser and Node TypeScript projects.
+// The examples name 'Qwen/Qwen2.5-0.5B-Instruct' on the hub and run as written: the browser's
+// requests to huggingface.co are answered by the test from the tiny-qwen2 fixture (nothing leaves
+// the machine), and Node's go to a local hub server named by HF_ENDPOINT.
 
 import { test as base } from '@playwright/test';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ChatCompletion, ChatCompletionChunk } from '../src/index.js';
+import type { ChatCompletionChunk } from '../src/index.js';
 import { fixtureDir } from '../test/helpers/fixtures.js';
 import { expect, test, type PageWatch } from './fixtures.js';
-import { packRepository, ROOT, run, scratchApp, staticServer, viteRun, viteServer, type StaticServer } from './package/scratch.js';
+import { startHubServer, type HubServer } from '../test/helpers/hub-server.js';
+import { cleanEnv, exampleApp, packRepository, ROOT, run, runAsync, scratchApp, staticServer, viteRun, viteServer, type StaticServer } from './package/scratch.js';
 import type { Page, TestInfo } from '@playwright/test';
 
 type PageResult =
@@ -39,30 +44,37 @@ const PROFILE: unknown = {
 /** Chromium logs each fetch answered 404: generation_config.json, which the fixture lacks. */
 const LOGGED_404 = /Failed to load resource: the server responded with a status of 404/;
 
+/** The hub repo the examples name; served from the fixture. */
+const HUB_REPO = 'Qwen/Qwen2.5-0.5B-Instruct';
+
 interface Scratch {
   dir: string;
   tarball: string;
-  viteApp: string;
+  browserApp: string;
   staticApp: string;
   nodeApp: string;
+  openaiApp: string;
   server: StaticServer;
+  hub: HubServer;
 }
 let scratch: Scratch | null = null;
 
 base.beforeAll(async () => {
-  base.setTimeout(300_000);
+  base.setTimeout(400_000);
   const dir = mkdtempSync(join(tmpdir(), 'webslo-package-'));
   try {
     const packDir = join(dir, 'pack');
     mkdirSync(packDir);
     const pack = packRepository(packDir);
-    const vite = scratchApp(dir, 'vite-app', 'vite-app', pack.tarball, { withChatPage: true });
+    const browser = exampleApp(dir, 'browser', pack.tarball);
     const stat = scratchApp(dir, 'static-app', 'static-app', pack.tarball, { withChatPage: true });
-    const node = scratchApp(dir, 'node-app', 'node-app', pack.tarball, { linkWebgpu: true });
-    console.log(`[package] npm pack ${pack.seconds.toFixed(1)} s; npm install ${vite.seconds.toFixed(1)} + ${stat.seconds.toFixed(1)} + ${node.seconds.toFixed(1)} s (${dir})`);
-    // The static app's own server also serves the fixture models; the Vite apps proxy /models to it.
+    const node = exampleApp(dir, 'node', pack.tarball);
+    const openai = exampleApp(dir, 'node-openai', pack.tarball);
+    console.log(`[package] npm pack ${pack.seconds.toFixed(1)} s; npm install ${[browser, stat, node, openai].map((a) => a.seconds.toFixed(1)).join(' + ')} s (${dir})`);
+    // The static app's own server also serves the fixture models.
     const server = await staticServer(stat.dir);
-    scratch = { dir, tarball: pack.tarball, viteApp: vite.dir, staticApp: stat.dir, nodeApp: node.dir, server };
+    const hub = await startHubServer({ [HUB_REPO]: fixtureDir(MODEL) });
+    scratch = { dir, tarball: pack.tarball, browserApp: browser.dir, staticApp: stat.dir, nodeApp: node.dir, openaiApp: openai.dir, server, hub };
   } catch (e) {
     if (!process.env.WEBSLO_KEEP_SCRATCH) rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -72,6 +84,7 @@ base.beforeAll(async () => {
 base.afterAll(async () => {
   if (!scratch) return;
   await scratch.server.close();
+  await scratch.hub.close();
   if (!process.env.WEBSLO_KEEP_SCRATCH) rmSync(scratch.dir, { recursive: true, force: true });
   scratch = null;
 });
@@ -120,34 +133,74 @@ async function chatInPage(page: Page, watch: PageWatch, url: string, testInfo: T
   return { workers, requests };
 }
 
+/**
+ * Opens examples/browser at url as it is written (the hub model), answering its requests to
+ * huggingface.co from the fixture, and waits for its status line to say 'done'; the worker URLs.
+ */
+async function exampleInPage(page: Page, watch: PageWatch, url: string, testInfo: TestInfo): Promise<{ workers: string[]; requests: string[] }> {
+  const workers: string[] = [];
+  const requests: string[] = [];
+  const served: string[] = [];
+  page.on('worker', (w) => workers.push(w.url()));
+  page.context().on('request', (r) => requests.push(r.url()));
+  // Registered after the offline guard (e2e/fixtures.ts), so it answers first; workers included.
+  await page.context().route('https://huggingface.co/**', async (route) => {
+    const m = new RegExp(`^/${HUB_REPO}/resolve/main/([\\w.-]+)$`).exec(new URL(route.request().url()).pathname);
+    const file = m ? join(fixtureDir(MODEL), m[1]!) : null;
+    if (!file || !existsSync(file)) return route.fulfill({ status: 404, headers: { 'x-error-code': 'EntryNotFound' }, body: 'Entry not found' });
+    served.push(m![1]!);
+    return route.fulfill({ status: 200, headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*' }, body: readFileSync(file) });
+  });
+  // A module's uncaught error reaches 'pageerror' as its name only: the page logs it whole first.
+  let logged = '';
+  page.on('console', (m) => (logged += `${m.type()}: ${m.text()}\n`));
+  await page.addInitScript(() => {
+    addEventListener('error', (e) => console.log(`uncaught ${String(e.error?.name)}: ${String(e.error?.message)}`));
+  });
+  const pageError = new Promise<never>((_, reject) => page.on('pageerror', (e) => reject(new Error(`the example failed: ${e.name}: ${e.message}\n${logged}`))));
+  pageError.catch(() => {});
+  await page.goto(url);
+  await Promise.race([page.locator('#status').filter({ hasText: /^done$/ }).waitFor({ timeout: 170_000 }), pageError]);
+  const text = (await page.locator('#output').textContent()) ?? '';
+  await testInfo.attach('result.json', { body: JSON.stringify({ text, served, workers, requests }, null, 2), contentType: 'application/json' });
+  console.log(`[package] ${url}: ${JSON.stringify(text)}`);
+  expect(text.length).toBeGreaterThan(0);
+  expect(served).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'model.safetensors']));
+  // The engine ran in the package's worker; nothing left this machine; no errors but 404s.
+  expect(workers).toHaveLength(1);
+  expect(watch.blockedRequests).toEqual([]);
+  expect(requests.filter((r) => !r.startsWith(new URL(url).origin) && !r.startsWith('https://huggingface.co/'))).toEqual([]);
+  expect(watch.consoleErrors.filter((e) => !LOGGED_404.test(e))).toEqual([]);
+  return { workers, requests };
+}
+
 test.describe('the npm package in Chromium', () => {
-  test('a Vite production build (vite build, vite preview)', async ({ page, watch }, testInfo) => {
+  test('examples/browser as a Vite production build (vite build, vite preview)', async ({ page, watch }, testInfo) => {
     test.setTimeout(240_000);
     const s = ready();
-    const env = { WEBSLO_FIXTURE_ORIGIN: s.server.origin };
-    const built = viteRun(s.viteApp, ['build'], env);
+    const built = viteRun(s.browserApp, ['build']);
     await testInfo.attach('vite-build.txt', { body: built.stdout + built.stderr, contentType: 'text/plain' });
     // Vite copied the package's worker bundle as an asset (not re-bundled, not inlined).
-    const workerAssets = readdirSync(join(s.viteApp, 'dist', 'assets')).filter((f) => /^worker-[\w-]{8}\.js$/.test(f));
+    const workerAssets = readdirSync(join(s.browserApp, 'dist', 'assets')).filter((f) => /^worker-[\w-]{8}\.js$/.test(f));
     expect(workerAssets).toHaveLength(1);
-    const shipped = readFileSync(join(s.viteApp, 'node_modules', 'webslo', 'lib', 'worker.js'), 'utf8');
-    expect(readFileSync(join(s.viteApp, 'dist', 'assets', workerAssets[0]!), 'utf8') === shipped).toBe(true);
+    const shipped = readFileSync(join(s.browserApp, 'node_modules', 'webslo', 'lib', 'worker.js'), 'utf8');
+    expect(readFileSync(join(s.browserApp, 'dist', 'assets', workerAssets[0]!), 'utf8') === shipped).toBe(true);
     expect(built.stdout + built.stderr).not.toMatch(/externalized for browser compatibility|node:fs|webgpu/);
-    const server = await viteServer(s.viteApp, 'preview', env);
+    const server = await viteServer(s.browserApp, 'preview');
     try {
-      const { workers } = await chatInPage(page, watch, `${server.origin}/`, testInfo);
+      const { workers } = await exampleInPage(page, watch, `${server.origin}/`, testInfo);
       expect(workers).toEqual([`${server.origin}/assets/${workerAssets[0]}`]);
     } finally {
       await server.close();
     }
   });
 
-  test('the Vite dev server (the package pre-bundled by the dependency optimizer)', async ({ page, watch }, testInfo) => {
+  test('examples/browser on the Vite dev server (the package pre-bundled by the dependency optimizer)', async ({ page, watch }, testInfo) => {
     test.setTimeout(240_000);
     const s = ready();
-    const server = await viteServer(s.viteApp, 'dev', { WEBSLO_FIXTURE_ORIGIN: s.server.origin });
+    const server = await viteServer(s.browserApp, 'dev');
     try {
-      const { workers, requests } = await chatInPage(page, watch, `${server.origin}/`, testInfo);
+      const { workers, requests } = await exampleInPage(page, watch, `${server.origin}/`, testInfo);
       // Served from the optimizer's bundle, the worker still comes from the package's folder.
       expect(requests.some((r) => new URL(r).pathname === '/node_modules/.vite/deps/webslo.js')).toBe(true);
       expect(new URL(workers[0]!).pathname).toBe('/node_modules/webslo/lib/worker.js');
@@ -169,22 +222,38 @@ test.describe('the npm package in Chromium', () => {
 });
 
 base.describe('the npm package in Node', () => {
-  base('the node entry runs a completion in-process on Dawn (the webgpu package)', async () => {
-    base.setTimeout(120_000);
+  /** Runs an example's script as written, its hub being the local one; stdout. */
+  async function runExample(app: string, cacheName: string): Promise<string> {
     const s = ready();
-    const profilePath = join(s.dir, 'profile.json');
-    writeFileSync(profilePath, JSON.stringify(PROFILE));
-    const r = run(process.execPath, ['main.js', fixtureDir(MODEL), profilePath], s.nodeApp, { timeoutMs: 110_000 });
-    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { completion: ChatCompletion; entry: string; adapter: string };
-    console.log(`[package] node: ${JSON.stringify(out.completion.choices[0]?.message.content)} in ${r.seconds.toFixed(1)} s on ${out.adapter}`);
-    expect(out.entry).toBe(pathToFileURL(join(s.nodeApp, 'node_modules/webslo/lib/node/index.js')).href);
-    expect(out.completion.object).toBe('chat.completion');
-    const choice = out.completion.choices[0]!;
-    expect(choice.message.role).toBe('assistant');
-    expect(typeof choice.message.content).toBe('string');
-    expect(choice.message.content!.length).toBeGreaterThan(0);
-    expect(['stop', 'length']).toContain(choice.finish_reason);
-    expect(out.completion.usage?.completion_tokens).toBeGreaterThan(0);
+    s.hub.requests.length = 0;
+    // Playwright's FORCE_COLOR would make console.log colour the numbers it prints.
+    const env = cleanEnv({ HF_ENDPOINT: s.hub.endpoint, WEBSLO_CACHE_DIR: join(s.dir, cacheName), FORCE_COLOR: '0', NO_COLOR: '1' });
+    const r = await runAsync(process.execPath, ['chat.mjs'], app, { timeoutMs: 150_000, env });
+    console.log(`[package] ${app}: ${r.seconds.toFixed(1)} s\n${r.stdout.trim()}`);
+    // It downloaded the model from the hub it was pointed at (HF_ENDPOINT), into its cache directory.
+    const files = s.hub.requests.filter((q) => q.method === 'GET').map((q) => q.path.split('/resolve/main/')[1]);
+    expect(files).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'model.safetensors']));
+    expect(s.hub.requests.every((q) => q.path.startsWith(`/${HUB_REPO}/resolve/main/`))).toBe(true);
+    expect(existsSync(join(s.dir, cacheName))).toBe(true);
+    return r.stdout;
+  }
+
+  base('examples/node runs a streamed completion in-process on Dawn (the webgpu package)', async () => {
+    base.setTimeout(180_000);
+    const out = await runExample(ready().nodeApp, 'cache-node');
+    const lines = out.trimEnd().split('\n');
+    // The streamed text, then the app's numbers from engine.stats().
+    expect(lines.slice(0, -1).join('\n').length).toBeGreaterThan(0);
+    expect(lines.at(-1)).toMatch(/^TTFT \d+ ms, TPOT \d+\.\d ms, SLO attainment (1|0(\.\d+)?)$/);
+  });
+
+  base('examples/node-openai: the official openai client through engineFetch', async () => {
+    base.setTimeout(180_000);
+    const out = await runExample(ready().openaiApp, 'cache-openai');
+    // The message's content, then the usage object as console.log prints it.
+    const usageAt = out.lastIndexOf('\n{');
+    expect(out.slice(usageAt)).toMatch(/completion_tokens: [1-9]\d*/);
+    expect(out.slice(0, usageAt).trim().length).toBeGreaterThan(0);
   });
 
   base('the declarations type-check in a strict TypeScript project', () => {

@@ -1,10 +1,10 @@
-// Helpers of e2e/package.spec.ts: pack the repository, make scratch apps from the templates beside
-// this file and install the tarball into them, serve them (a tiny static server, and Vite from
+// Helpers of e2e/package.spec.ts: pack the repository, make scratch apps from examples/ and from the
+// templates beside this file and install the tarball into them, serve them (a tiny static server, and Vite from
 // this repository's node_modules run as a separate process), and serve the fixture models.
 // Node-only; nothing here runs in a page.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, createReadStream, mkdirSync, readdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
@@ -49,6 +49,27 @@ export function run(cmd: string, args: string[], cwd: string, options: { timeout
   return out;
 }
 
+/** Runs a command to completion without blocking this process (a server here may be what it talks to). */
+export function runAsync(cmd: string, args: string[], cwd: string, options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  const started = Date.now();
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(cmd, args, { cwd, env: options.env ?? cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000);
+    child.once('error', reject);
+    child.once('close', (status, signal) => {
+      clearTimeout(timer);
+      const out = { stdout, stderr, seconds: (Date.now() - started) / 1000 };
+      if (status === 0) return resolveRun(out);
+      const why = signal ? `signal ${signal} (time limit ${options.timeoutMs ?? 180_000} ms?)` : `exit ${status}`;
+      reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${why}\n--- stdout\n${stdout.slice(-4000)}\n--- stderr\n${stderr.slice(-4000)}`));
+    });
+  });
+}
+
 /** `npm pack` of the repository into dir (prepack builds lib/); the tarball's path. */
 export function packRepository(dir: string): { tarball: string; seconds: number } {
   const r = run('npm', ['pack', '--pack-destination', dir], ROOT, { timeoutMs: 300_000 });
@@ -71,6 +92,29 @@ export function scratchApp(dir: string, name: string, template: string, tarball:
     mkdirSync(join(app, 'node_modules'), { recursive: true });
     symlinkSync(realpathSync(join(ROOT, 'node_modules', 'webgpu')), join(app, 'node_modules', 'webgpu'), 'dir');
   }
+  return { dir: app, seconds: r.seconds };
+}
+
+const EXAMPLES = join(ROOT, 'examples');
+
+/**
+ * examples/<name> as a user runs it: copied to dir/name, its `webslo` dependency pointed at the
+ * tarball (the committed one names `npm pack`'s output at the repository root), and `npm install`.
+ * Its `webgpu` dependency (Dawn, a 130 MB native addon) links to this repository's copy instead of a
+ * second install of the same version.
+ */
+export function exampleApp(dir: string, name: string, tarball: string): { dir: string; seconds: number } {
+  const app = join(dir, name);
+  cpSync(join(EXAMPLES, name), app, { recursive: true, filter: (src) => !src.includes(`${sep}node_modules`) });
+  const pkgPath = join(app, 'package.json');
+  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { dependencies: Record<string, string> };
+  if (!pkg.dependencies['webslo']) throw new Error(`examples/${name}/package.json does not depend on webslo`);
+  pkg.dependencies['webslo'] = `file:${tarball}`;
+  const linkWebgpu = 'webgpu' in pkg.dependencies;
+  delete pkg.dependencies['webgpu'];
+  writeFileSync(pkgPath, JSON.stringify(pkg, null, 2));
+  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock'], app, { timeoutMs: 300_000 });
+  if (linkWebgpu) symlinkSync(realpathSync(join(ROOT, 'node_modules', 'webgpu')), join(app, 'node_modules', 'webgpu'), 'dir');
   return { dir: app, seconds: r.seconds };
 }
 
@@ -146,9 +190,15 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Runs this repository's Vite CLI in app (e.g. ['build']); throws with its output if it fails. */
-export function viteRun(app: string, args: string[], env: Record<string, string>): RunResult {
-  return run(process.execPath, [VITE_BIN, ...args], app, { env: cleanEnv(env) });
+/** Vite's CLI: the app's own when it installed one (an example), else this repository's. */
+function viteBin(app: string): string {
+  const own = join(app, 'node_modules', 'vite', 'bin', 'vite.js');
+  return existsSync(own) ? own : VITE_BIN;
+}
+
+/** Runs Vite's CLI in app (e.g. ['build']); throws with its output if it fails. */
+export function viteRun(app: string, args: string[], env: Record<string, string> = {}): RunResult {
+  return run(process.execPath, [viteBin(app), ...args], app, { env: cleanEnv(env) });
 }
 
 export interface ViteServer {
@@ -158,9 +208,9 @@ export interface ViteServer {
 }
 
 /** `vite` (dev) or `vite preview` in app on a free port, once it answers. */
-export async function viteServer(app: string, mode: 'dev' | 'preview', env: Record<string, string>): Promise<ViteServer> {
+export async function viteServer(app: string, mode: 'dev' | 'preview', env: Record<string, string> = {}): Promise<ViteServer> {
   const port = await freePort();
-  const args = [VITE_BIN, ...(mode === 'preview' ? ['preview'] : []), '--host', '127.0.0.1', '--port', String(port), '--strictPort'];
+  const args = [viteBin(app), ...(mode === 'preview' ? ['preview'] : []), '--host', '127.0.0.1', '--port', String(port), '--strictPort'];
   const child = spawn(process.execPath, args, { cwd: app, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));

@@ -4,7 +4,7 @@
 
 import { EngineCore } from '../engine/engine-core.js';
 import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
-import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore, type ModelInput } from '../hub/index.js';
+import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore } from '../hub/index.js';
 import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '../model/load.js';
 import { parseQuantization } from '../model/quantize-q4.js';
 import type { ModelSource } from '../model/source.js';
@@ -53,10 +53,14 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
   if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
   // Hub sources report bytes as they come; a folder, URL or file set reports each file once read.
   const reported = new Set<string>();
-  const source = await resolveModelSource(spec as ModelInput, {
-    ...(o.hubEndpoint ? { endpoint: o.hubEndpoint } : {}),
+  // In Node, the hub's own environment variables (huggingface_hub's) stand in for options not given.
+  const env = globalThis.process?.env;
+  const endpoint = o.hubEndpoint || env?.['HF_ENDPOINT'];
+  const accessToken = o.accessToken || env?.['HF_TOKEN'];
+  const source = await resolveModelSource(spec, {
+    ...(endpoint ? { endpoint } : {}),
     ...(o.revision ? { revision: o.revision } : {}),
-    ...(o.accessToken ? { accessToken: o.accessToken } : {}),
+    ...(accessToken ? { accessToken } : {}),
     ...(cache !== undefined ? { cache } : {}),
     onProgress: (ev) => {
       reported.add(ev.file);

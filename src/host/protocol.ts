@@ -57,8 +57,10 @@ export interface HostLoadOptions {
    * timing, what another sent); `conversationTtlMs` bounds how long a conversation is kept idle.
    */
   prefixCaching?: boolean | { shareAcrossApps?: boolean; conversationTtlMs?: number };
+  /** The hub or a mirror with its URL layout; default: $HF_ENDPOINT in Node, else https://huggingface.co. */
   hubEndpoint?: string;
   revision?: string;
+  /** A hub access token (gated and private repos); default: $HF_TOKEN in Node. */
   accessToken?: string;
   /** Use the model cache (Cache API / cache directory); default true. */
   cache?: boolean;
