@@ -52,7 +52,7 @@ export async function main(args: string[]): Promise<number> {
       return await f();
     } finally {
       sectionSeconds[name] = (performance.now() - t0) / 1000;
-      console.log(`===== ${name}: ${sectionSeconds[name]!.toFixed(1)} s`);
+      console.log(`===== ${name}: ${sectionSeconds[name].toFixed(1)} s`);
     }
   };
 

@@ -87,7 +87,7 @@ export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Prom
     maxSeqs: o.running,
   });
   const core = new EngineCore({ decoder: new SpeculativeDecoder(target, { kind: 'none' }), scheduler, maxContextTokens: o.config.maxPositionEmbeddings });
-  let failure: Error | null = null;
+  let failure = null as Error | null; // set by the sink's callback
   const sink: RequestSink = { onTokens: () => undefined, onFinish: () => undefined, onError: (e) => void (failure ??= e) };
   for (let i = 0; i < o.running; i++) {
     const prompt = Array.from({ length: o.promptTokens }, (_, j) => (1000 + 7919 * i + 104729 * j) % o.config.vocabSize);

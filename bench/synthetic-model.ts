@@ -114,7 +114,7 @@ export function isShapeName(name: string): name is ShapeName {
 
 /** A fresh copy of a shape's config. */
 export function shapeConfig(name: ShapeName): ModelConfig {
-  return structuredClone(SHAPES[name]) as ModelConfig;
+  return structuredClone(SHAPES[name]);
 }
 
 /** Rows of each per-layer matrix (HF Linear layout [rows, cols], fused as gpu-weights.ts fuses). */

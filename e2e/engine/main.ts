@@ -73,7 +73,7 @@ async function main(): Promise<EngineResult> {
 }
 
 const status = document.getElementById('status')!;
-main()
+void main()
   .catch((e: unknown): EngineResult => ({ ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) }))
   .then((r) => {
     window.__engineResult = r;

@@ -5,7 +5,7 @@ export class EventQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
   private waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
   private ended = false;
-  private failure: unknown = null;
+  private failure: Error | null = null;
 
   push(item: T): void {
     if (this.ended) return;
@@ -26,7 +26,7 @@ export class EventQueue<T> implements AsyncIterable<T> {
   }
 
   /** Fail the reader at once (abort): queued items are dropped. */
-  fail(error: unknown): void {
+  fail(error: Error): void {
     if (this.failure !== null) return;
     this.failure = error;
     this.ended = true;

@@ -37,7 +37,7 @@ export async function replayTrace(core: EngineCore, trace: ResolvedTrace, o: Rep
   const order = [...trace.requests].sort((a, b) => a.arrivalMs - b.arrivalMs);
   const timelines = new Map<string, RequestTimeline>();
   let open = 0;
-  let failure: Error | null = null;
+  let failure = null as Error | null; // set by a sink's callback
   const t0 = o.virtual ? 0 : core.now();
 
   const submit = (spec: SimRequestSpec, arrival: number): void => {

@@ -51,7 +51,7 @@ export class AppPanel {
     this.prompt.value = app.prompt;
     const send = el('button', { type: 'button', 'data-testid': id('send') }, 'Send');
     this.output = el('pre', { class: 'output', 'data-testid': id('output'), 'aria-label': `${app.title} output` });
-    send.addEventListener('click', () => this.send());
+    send.addEventListener('click', () => void this.send());
 
     const table = el('table', { class: 'nums' });
     const row = (key: string, label: string): void => {

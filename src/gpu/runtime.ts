@@ -75,7 +75,7 @@ export class GpuRuntime implements StepHost {
       this.timing = null;
     }
     device.addEventListener('uncapturederror', (ev) => {
-      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+      this.errors.push((ev).error.message);
     });
     void lost.then((err) => {
       this.lostError = err;

@@ -119,7 +119,7 @@ export class StepRecorder {
     } else if (!this.pass) {
       this.pass = this.encoder.beginComputePass({ label: this.label });
     }
-    const pass = this.pass!;
+    const pass = this.pass;
     // Consecutive dispatches of one pipeline (row chunks, same-kind matmuls) set it once.
     if (this.lastPipeline !== prepared.pipeline || timing) pass.setPipeline(prepared.pipeline);
     this.lastPipeline = prepared.pipeline;

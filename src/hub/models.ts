@@ -116,7 +116,7 @@ function storeOf(q: CachedModelQuery): ModelCacheStore | undefined {
 }
 
 function query(arg: ModelCacheStore | CachedModelQuery | undefined): CachedModelQuery {
-  return arg !== undefined && 'get' in arg && typeof arg.get === 'function' ? { store: arg as ModelCacheStore } : ((arg ?? {}) as CachedModelQuery);
+  return arg !== undefined && 'get' in arg && typeof arg.get === 'function' ? { store: arg } : ((arg ?? {}) as CachedModelQuery);
 }
 
 /** The models in a cache, with their files and sizes. Accepts a store or { store | cacheDir, endpoint }. */

@@ -97,7 +97,7 @@ export interface SseStreamOptions {
 export function sseStream(chunks: AsyncIterable<unknown> | Iterable<unknown>, options: SseStreamOptions = {}): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const iterator: AsyncIterator<unknown> | Iterator<unknown> =
-    Symbol.asyncIterator in chunks ? (chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (chunks as Iterable<unknown>)[Symbol.iterator]();
+    Symbol.asyncIterator in chunks ? (chunks)[Symbol.asyncIterator]() : (chunks)[Symbol.iterator]();
   let finished = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -59,7 +59,7 @@ export function countGpuCalls(device: GPUDevice, hooks: CounterHooks = {}): GpuC
   queue.writeBuffer = function (this: GPUQueue, ...a: Parameters<GPUQueue['writeBuffer']>) {
     counts.writeBuffers++;
     return orig.writeBuffer.apply(this, a);
-  } as GPUQueue['writeBuffer'];
+  };
   return {
     counts,
     reset: () => Object.assign(counts, zeroCounts()),

@@ -145,7 +145,7 @@ export class PerformanceModel {
   }
 
   toProfile(): PerformanceProfile {
-    return structuredClone(this.profile) as PerformanceProfile;
+    return structuredClone(this.profile);
   }
 
   toJson(): string {

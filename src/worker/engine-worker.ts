@@ -68,6 +68,8 @@ function guarded<T extends Record<string, (...args: never[]) => unknown>>(api: T
   for (const [name, fn] of Object.entries(api)) {
     out[name] = (...args: never[]): unknown => {
       const thrown = (e: unknown): never => {
+        // A plain object on purpose: comlink sends an Error as name, message and stack only.
+        // eslint-disable-next-line @typescript-eslint/only-throw-error
         throw { webslo_wire_error: toWire(e) } satisfies ThrownWire;
       };
       try {

@@ -64,7 +64,7 @@ async function engine(prefixCaching: boolean): Promise<Engine> {
 
 async function run(e: Engine, spec: Partial<CoreRequestSpec> & { id: string; prompt: readonly number[] }): Promise<EmittedToken[]> {
   const out: EmittedToken[] = [];
-  let error: Error | null = null;
+  let error = null as Error | null; // set by the sink's callback
   const sink: RequestSink = { onTokens: (t) => void out.push(...t), onFinish: () => {}, onError: (err) => void (error = err) };
   e.core.submit({ app: 'a', maxTokens: 6, ttftMs: 60_000, stages: [{ name: 'answer', tpotMs: 10_000 }], sampling: null, stopTokenIds: new Set(), topLogprobs: 5, onDecline: 'best-effort', ...spec }, sink);
   for (let i = 0; i < 1000 && e.core.size > 0; i++) await e.core.runStep();

@@ -367,7 +367,7 @@ describe('createEngine({ quantize })', () => {
     runner.destroy();
     // So the check below tells a q4 engine from one that ignored the option.
     expect(expected).not.toEqual(c.greedy.slice(0, 8));
-    const tokenizer = new TextTokenizer(files.tokenizerJson!, files.tokenizerConfig, files.config.eosTokenIds);
+    const tokenizer = new TextTokenizer(files.tokenizerJson, files.tokenizerConfig, files.config.eosTokenIds);
     const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024, quantize: 'q4' });
     try {
       expect(engine.info.quantize).toBe('q4');

@@ -14,7 +14,7 @@ const ok: HostLoadOptions = { model: 'org/model' };
 function rejects(o: Record<string, unknown>, option: string): void {
   let err: unknown;
   try {
-    checkLoadOptions({ ...ok, ...o } as HostLoadOptions);
+    checkLoadOptions({ ...ok, ...o });
   } catch (e) {
     err = e;
   }

@@ -99,7 +99,7 @@ function randomValue(r: () => number): Json {
 function containers(v: Json, path: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
   if (v !== null && typeof v === 'object') {
     out.push(path);
-    if (path.length < 6) for (const [k, x] of Object.entries(v)) containers(x as Json, [...path, Array.isArray(v) ? Number(k) : k], out);
+    if (path.length < 6) for (const [k, x] of Object.entries(v)) containers(x, [...path, Array.isArray(v) ? Number(k) : k], out);
   }
   return out;
 }
@@ -180,7 +180,7 @@ describe('loader fuzzing', () => {
       ['model.safetensors', weights()],
     ]);
     expect(await load(base)).toBe('ok');
-    const jsons: Record<string, Json> = { 'config.json': config, 'generation_config.json': generation, 'tokenizer.json': tokenizer as unknown as Json, 'tokenizer_config.json': tokenizerConfig };
+    const jsons: Record<string, Json> = { 'config.json': config, 'generation_config.json': generation, 'tokenizer.json': tokenizer, 'tokenizer_config.json': tokenizerConfig };
     const r = rng(20261207);
     const tally = new Map<string, number>();
     const N = 30_000;

@@ -19,7 +19,7 @@ function named(name: string, message: string, fields: Record<string, unknown> = 
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
-  return await new Response(stream).text();
+  return new Response(stream).text();
 }
 
 /** Parse SSE as the openai SDK does: `data:` lines, events split by blank lines, [DONE] ends it. */
