@@ -61,4 +61,3 @@ export async function bandwidthCeiling(rt: GpuRuntime, large: boolean, trials: n
   rt.destroyBuffer(sums);
   return { copyGBps: copyBytes / copyMs / 1e6, streamGBps: streamBytes / streamMs / 1e6, bytes: copyBytes };
 }
-

@@ -36,7 +36,6 @@ import { RunnerSession } from '../src/runner/session.js';
 import { adapterSlug, arg, bandwidthCeiling, isSoftwareAdapter } from './common.js';
 import { assertFillChecked, buildSyntheticWeights, decodeWeightBytes, layerMatrixShapes, shapeArgs, shapeConfig } from './synthetic-model.js';
 
-
 function positiveInt(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -184,7 +183,10 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
     assertFillChecked(synth, dtype);
     const wb = decodeWeightBytes(config, dtype, layers);
     const wbFull = decodeWeightBytes(config, dtype, config.numLayers);
-    const chunkCount = [weights.embed, ...weights.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), ...(weights.lmHead === weights.embed ? [] : [weights.lmHead])].reduce((n, m) => n + m.chunks.length, 0);
+    const chunkCount = [weights.embed, ...weights.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), ...(weights.lmHead === weights.embed ? [] : [weights.lmHead])].reduce(
+      (n, m) => n + m.chunks.length,
+      0,
+    );
     console.log(
       `weights: ${(weights.bytes / 2 ** 20).toFixed(0)} MiB on the GPU in ${synth.buffers} buffers (${chunkCount} matrix chunks within the ${(Math.min(caps.limits.maxStorageBufferBindingSize, caps.limits.maxBufferSize) / 2 ** 20).toFixed(0)} MiB binding), ` +
         `generated on the GPU in ${synth.fillMs.toFixed(0)} ms; LM head in ${weights.lmHead.chunks.length} chunks`,
@@ -200,7 +202,8 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
     const fuseNorm = args.includes('--fuse-norm');
     const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages, tiledMatmul, fuseNorm });
     cleanup.push(() => runner.destroy());
-    const oneRunner = layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul, fuseNorm }) : null;
+    const oneRunner =
+      layers > 1 ? await ModelRunner.fromWeights(rt, config, { ...weights, layers: weights.layers.slice(0, 1) }, { kvPages, maxTokensPerStep: runner.maxTokens, tiledMatmul, fuseNorm }) : null;
     if (oneRunner) cleanup.push(() => oneRunner.destroy());
     if (runner.numPages < maxB * pagesPerSeq + Math.ceil(Math.min(prefillChunk, runner.maxTokens) / runner.pageSize)) {
       throw new Error(`the KV cache holds ${runner.numPages} pages on this device; --batches/--prompt need more`);
@@ -267,7 +270,10 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
     // On a software adapter a 512-token warm-up costs as much as a trial, and setup() already ran
     // prefill steps through these runners (same pipelines, bind groups and buffers; RoPE table within
     // its first 1024 positions): no separate warm-up there.
-    const [prefillFull, prefillOne] = (await bestOfEach(budget, one ? [prefillTrial(full.session), prefillTrial(one.session)] : [prefillTrial(full.session)], software ? 0 : 1)) as [Timed, Timed | undefined];
+    const [prefillFull, prefillOne] = (await bestOfEach(budget, one ? [prefillTrial(full.session), prefillTrial(one.session)] : [prefillTrial(full.session)], software ? 0 : 1)) as [
+      Timed,
+      Timed | undefined,
+    ];
 
     // 4. Figures. A 1-layer step as slow as the full one is load noise: no per-layer figure then (NaN).
     const perLayer = (fullMs: number, oneMs: number): number => (fullMs > oneMs ? (fullMs - oneMs) / (layers - 1) : NaN);
@@ -329,7 +335,8 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
           (partial ? `${num(r.fullModelMs, 0, 13)}${num(r.fullModelTokensPerS, 2, 11)}` : ''),
       );
     }
-    if (layers > 1 && [...rows.map((r) => r.perLayerMs), prefillPerLayerMs].some(Number.isNaN)) console.log('  (a - below: the 1-layer step was not faster than the full one, or the rest came out <= 0: load noise hides the split)');
+    if (layers > 1 && [...rows.map((r) => r.perLayerMs), prefillPerLayerMs].some(Number.isNaN))
+      console.log('  (a - below: the 1-layer step was not faster than the full one, or the rest came out <= 0: load noise hides the split)');
     console.log(
       `  n: timed trials; step ms: submit to ids; incl. rec: the whole session.step call; 1-layer: the same step through a runner with only the first layer;` +
         (layers > 1
@@ -373,7 +380,8 @@ export async function forwardBench(rt: GpuRuntime, args: string[], bw0?: Bandwid
       totalLayers: config.numLayers,
       trials: budget,
       prompt,
-      timing: 'best of trials (at least minTrials, more within budgetMs per case, at most maxTrials) after one warm-up (prefill on software adapters: the setup prefill steps); ms = submit to ids on the CPU (StepFeatures.ms), hostMs = whole session.step call',
+      timing:
+        'best of trials (at least minTrials, more within budgetMs per case, at most maxTrials) after one warm-up (prefill on software adapters: the setup prefill steps); ms = submit to ids on the CPU (StepFeatures.ms), hostMs = whole session.step call',
       bandwidth: { copyGBps: bw.copyGBps, streamGBps: bw.streamGBps, ceilingGBps: ceiling, probeBytes: bw.bytes },
       weights: {
         bytesOnGpu: weights.bytes,

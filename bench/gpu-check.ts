@@ -45,7 +45,9 @@ export async function main(args: string[]): Promise<number> {
   const caps = rt.capabilities;
   const f16 = caps.features.shaderF16 && !args.includes('--no-f16');
   console.log(`adapter: ${describeCapabilities(caps)}`);
-  console.log(`fixtures: ${dir}; f32 logits within ${F32_TOLERANCE} of HF, top-8 ids, ${greedy ? 'greedy tokens' : 'no greedy check'}${f16 ? `; f16 math within ${F16_TOLERANCE} of HF (37-token prompt)` : ''}`);
+  console.log(
+    `fixtures: ${dir}; f32 logits within ${F32_TOLERANCE} of HF, top-8 ids, ${greedy ? 'greedy tokens' : 'no greedy check'}${f16 ? `; f16 math within ${F16_TOLERANCE} of HF (37-token prompt)` : ''}`,
+  );
   const lines: string[] = [];
   let failed = 0;
   for (const model of models) {

@@ -101,7 +101,9 @@ export async function main(args: string[]): Promise<number> {
         const wBytes = dtype === 'q4' ? q4Bytes(c.N, c.K) : c.N * c.K * weightBytes(dtype);
         await check(`matmul ${dtype} ${tag} ${c.M}x${c.N}x${c.K}${c.big ? ` (${(wBytes / 2 ** 20).toFixed(0)} MiB binding)` : ''}`, async () => {
           if (c.big && (quick || wBytes > binding)) {
-            console.log(`skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`);
+            console.log(
+              `skip matmul ${dtype} ${c.M}x${c.N}x${c.K}: ${quick ? '--quick' : `a ${(wBytes / 2 ** 20).toFixed(0)} MiB binding exceeds this device's ${(binding / 2 ** 20).toFixed(0)} MiB`}`,
+            );
             return null;
           }
           const w = lrt.createBuffer(wBytes, usage, 'W');
@@ -137,7 +139,10 @@ export async function main(args: string[]): Promise<number> {
             const b = new Uint32Array(got.tiled!.buffer);
             const wb = wide.length ? new Uint32Array(wide[0]!.buffer) : b;
             const differ = a.reduce((n, v, i) => n + (v === b[i] && v === wb[i] ? 0 : 1), 0);
-            return { ok: bad === 0 && differ === 0, detail: `worst error ${worst.toFixed(3)} of the bound, ${bad} outside; matvec vs tiled (compact${kw ? ', wide' : ''}): ${differ === 0 ? 'bitwise equal' : `${differ} outputs differ`}${wideNote}` };
+            return {
+              ok: bad === 0 && differ === 0,
+              detail: `worst error ${worst.toFixed(3)} of the bound, ${bad} outside; matvec vs tiled (compact${kw ? ', wide' : ''}): ${differ === 0 ? 'bitwise equal' : `${differ} outputs differ`}${wideNote}`,
+            };
           } finally {
             for (const b of [w, x, y]) lrt.destroyBuffer(b);
           }

@@ -26,7 +26,15 @@ function rand(): number {
 let nextId = 0;
 function request(now: number): SchedRequest {
   const tpot = TIERS[Math.floor(rand() * TIERS.length)]!;
-  return { id: `r${nextId++}`, app: `app${tpot}`, arrivalMs: now, promptTokens: 50 + Math.floor(rand() * 1500), maxTokens: 64 + Math.floor(rand() * 512), ttftMs: 400 + rand() * 3000, stages: [{ name: 'decode', tpotMs: tpot }] };
+  return {
+    id: `r${nextId++}`,
+    app: `app${tpot}`,
+    arrivalMs: now,
+    promptTokens: 50 + Math.floor(rand() * 1500),
+    maxTokens: 64 + Math.floor(rand() * 512),
+    ttftMs: 400 + rand() * 3000,
+    stages: [{ name: 'decode', tpotMs: tpot }],
+  };
 }
 
 // Garbage-collection pauses (start, duration), to report planner time with and without them.
@@ -53,13 +61,19 @@ function settle(sched: SlosScheduler, now: number): number {
     const { plan } = sched.step(now);
     if (!plan) break;
     now += plan.predictedMs;
-    sched.complete(now, plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: false })));
+    sched.complete(
+      now,
+      plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: false })),
+    );
     if (plan.entries.every((e) => e.kind === 'decode')) break;
   }
   return now;
 }
 
-async function steady(rounds: number, warmup: number): Promise<{ p50: number; p95: number; p99: number; max: number; admittedShare: number; size: number; p99NoGc: number; gcSteps: number; steps: number }> {
+async function steady(
+  rounds: number,
+  warmup: number,
+): Promise<{ p50: number; p95: number; p99: number; max: number; admittedShare: number; size: number; p99NoGc: number; gcSteps: number; steps: number }> {
   const sched = new SlosScheduler({ model, kv: { pages: 1 << 20, pageSize: 16 }, maxSpec: 4, replanMs: 1e9 });
   let now = 0;
   for (let i = 0; i < 240; i++) sched.submit(request(now), now);
@@ -93,13 +107,28 @@ async function steady(rounds: number, warmup: number): Promise<{ p50: number; p9
     // Decoders finish (16 per step), and the oldest requests leave (finished, or cancelled if they
     // are not in this step) so that the system holds 256.
     let finishing = 16;
-    count(sched.complete(now, plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: e.kind === 'decode' && finishing-- > 0 }))));
+    count(
+      sched.complete(
+        now,
+        plan.entries.map((e): StepOutcome => ({ id: e.id, emitted: 1, finished: e.kind === 'decode' && finishing-- > 0 })),
+      ),
+    );
     while (sched.size > 256) sched.cancel(`r${oldest++}`, now);
   }
   // GC entries arrive asynchronously: match them to steps after the loop.
   await new Promise((r) => setTimeout(r, 50));
   const noGc = pending.map((x) => x.dt - gcWithin(x.t0, x.t1));
-  return { p50: quantile(times, 0.5), p95: quantile(times, 0.95), p99: quantile(times, 0.99), max: Math.max(...times), admittedShare: admitted / Math.max(1, decided), size: Math.max(...sizes), p99NoGc: quantile(noGc, 0.99), gcSteps: pending.filter((x) => gcWithin(x.t0, x.t1) > 0).length, steps: pending.length };
+  return {
+    p50: quantile(times, 0.5),
+    p95: quantile(times, 0.95),
+    p99: quantile(times, 0.99),
+    max: Math.max(...times),
+    admittedShare: admitted / Math.max(1, decided),
+    size: Math.max(...sizes),
+    p99NoGc: quantile(noGc, 0.99),
+    gcSteps: pending.filter((x) => gcWithin(x.t0, x.t1) > 0).length,
+    steps: pending.length,
+  };
 }
 
 function burst(): { p50: number; p95: number; p99: number; max: number } {
@@ -129,7 +158,9 @@ export async function main(args: string[] = []): Promise<number> {
   const ms = (x: number): string => `${x.toFixed(3)} ms`;
   console.log('| planner cost (step(): DP + batch) | p50 | p95 | p99 | max | goal |');
   console.log('|---|---:|---:|---:|---:|---|');
-  console.log(`| <= 256 in system (${s.size} at most before a step), 16 new per re-plan, 4 tiers (${(s.admittedShare * 100).toFixed(0)}% admitted) | ${ms(s.p50)} | ${ms(s.p95)} | ${ms(s.p99)} | ${ms(s.max)} | p99 < 2 ms |`);
+  console.log(
+    `| <= 256 in system (${s.size} at most before a step), 16 new per re-plan, 4 tiers (${(s.admittedShare * 100).toFixed(0)}% admitted) | ${ms(s.p50)} | ${ms(s.p95)} | ${ms(s.p99)} | ${ms(s.max)} | p99 < 2 ms |`,
+  );
   console.log(`| the same, GC pauses inside steps subtracted (${s.gcSteps} of ${s.steps} steps overlapped a GC) | | | ${ms(s.p99NoGc)} | | |`);
   console.log(`| burst of 200 into 56 running, DP window 32 | ${ms(b.p50)} | ${ms(b.p95)} | ${ms(b.p99)} | ${ms(b.max)} | < 10 ms |`);
   return 0;

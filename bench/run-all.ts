@@ -106,7 +106,10 @@ export async function main(args: string[]): Promise<number> {
       const cases = attShapes.flatMap((s) => batches.flatMap((B) => contexts.flatMap((ctx) => (['split', 'whole'] as const).map((form) => attentionCase(s, shapeConfig(s), ctx, B, form)))));
       const rows = await attentionRows(rt, cases, trials, software ? 1 : 5, c.bandwidthGBps);
       for (const r of rows) {
-        console.log(`${r.shape.padEnd(14)} ${`${r.heads}/${r.kvHeads}x${r.headDim}`.padEnd(10)} ${r.form.padEnd(6)} B=${String(r.batch).padEnd(3)} ctx ${String(r.context).padStart(6)}  ` + (r.error ?? `${r.ms.toFixed(3)} ms  ${r.gbps.toFixed(1)} GB/s  ${(100 * r.ofBandwidth).toFixed(1)}% of bandwidth`));
+        console.log(
+          `${r.shape.padEnd(14)} ${`${r.heads}/${r.kvHeads}x${r.headDim}`.padEnd(10)} ${r.form.padEnd(6)} B=${String(r.batch).padEnd(3)} ctx ${String(r.context).padStart(6)}  ` +
+            (r.error ?? `${r.ms.toFixed(3)} ms  ${r.gbps.toFixed(1)} GB/s  ${(100 * r.ofBandwidth).toFixed(1)}% of bandwidth`),
+        );
       }
       return rows;
     });
@@ -120,7 +123,13 @@ export async function main(args: string[]): Promise<number> {
     for (const shape of shapes) {
       for (const dtype of FORWARD_DTYPES) {
         await timed(`forward ${shape} ${dtype}`, async () => {
-          const fargs = ['--shape', shape, '--dtype', dtype, ...(software ? ['--layers', '1', '--batches', '1,8', '--prefill', '32', '--trials', '1', '--budget-ms', '0'] : ['--batches', '1,8,32', '--prefill', '512'])];
+          const fargs = [
+            '--shape',
+            shape,
+            '--dtype',
+            dtype,
+            ...(software ? ['--layers', '1', '--batches', '1,8', '--prefill', '32', '--trials', '1', '--budget-ms', '0'] : ['--batches', '1,8,32', '--prefill', '512']),
+          ];
           try {
             forward.push({ shape, dtype, record: (await forwardBench(rt, fargs, bw)).record });
           } catch (e) {
@@ -142,9 +151,20 @@ export async function main(args: string[]): Promise<number> {
       const tiny = { hiddenSize: 256, intermediateSize: 512, numHeads: 4, numKvHeads: 2, headDim: 64, vocabSize: 4096 };
       const config = { ...shapeConfig(shape), ...(software ? tiny : {}) };
       try {
-        const r = await stepOverhead(rt, { shape: software ? `${shape} layout, tiny widths` : shape, config, dtype: 'f16', layers: software ? 4 : config.numLayers, running, promptTokens: 16, warmupSteps: 3, steps: software ? 5 : 12 });
+        const r = await stepOverhead(rt, {
+          shape: software ? `${shape} layout, tiny widths` : shape,
+          config,
+          dtype: 'f16',
+          layers: software ? 4 : config.numLayers,
+          running,
+          promptTokens: 16,
+          warmupSteps: 3,
+          steps: software ? 5 : 12,
+        });
         const m = r.median;
-        console.log(`median of ${r.steps.length} steps at ${running} decodes: plan ${m.planMs.toFixed(3)} ms, record ${m.recordMs.toFixed(3)} ms, submit ${m.submitMs.toFixed(3)} ms (queue.submit ${m.queueSubmitMs.toFixed(3)}), other ${m.otherMs.toFixed(3)} ms; CPU ${m.cpuMs.toFixed(3)} ms; GPU wait ${m.waitMs.toFixed(3)} ms; step ${m.stepMs.toFixed(3)} ms`);
+        console.log(
+          `median of ${r.steps.length} steps at ${running} decodes: plan ${m.planMs.toFixed(3)} ms, record ${m.recordMs.toFixed(3)} ms, submit ${m.submitMs.toFixed(3)} ms (queue.submit ${m.queueSubmitMs.toFixed(3)}), other ${m.otherMs.toFixed(3)} ms; CPU ${m.cpuMs.toFixed(3)} ms; GPU wait ${m.waitMs.toFixed(3)} ms; step ${m.stepMs.toFixed(3)} ms`,
+        );
         console.log(`per step: ${JSON.stringify(r.perStep)}`);
         return r;
       } catch (e) {

@@ -22,7 +22,6 @@ import { SpeculativeDecoder } from '../src/speculative/speculative-decoder.js';
 import { adapterSlug, arg, isSoftwareAdapter } from './common.js';
 import { buildSyntheticWeights, isShapeName, shapeConfig } from './synthetic-model.js';
 
-
 interface Row {
   k: number;
   /** Whether the draft model's forwards were run (else the oracle alone, free). */
@@ -64,7 +63,9 @@ export async function main(args: string[]): Promise<number> {
   console.log(`adapter: ${describeCapabilities(caps)}`);
   const draftConfig = shapeConfig(draftShape);
   const draftLayers = Math.min(layers, draftConfig.numLayers);
-  console.log(`target: synthetic ${shape} (${dtype}), ${layers} of ${config.numLayers} layers; draft: synthetic ${draftShape}, ${draftLayers} layers, proposals from an oracle with alpha ${alpha}; ${T} tokens per run`);
+  console.log(
+    `target: synthetic ${shape} (${dtype}), ${layers} of ${config.numLayers} layers; draft: synthetic ${draftShape}, ${draftLayers} layers, proposals from an oracle with alpha ${alpha}; ${T} tokens per run`,
+  );
 
   const { weights } = await buildSyntheticWeights(rt, config, dtype, layers);
   const runner = await ModelRunner.fromWeights(rt, config, weights, { kvPages: 256, maxTokensPerStep: 64 });
@@ -154,7 +155,10 @@ export async function main(args: string[]): Promise<number> {
   const slug = adapterSlug(caps);
   const out = arg(args, '--out') ?? `bench/results/spec-${slug}-${shape}.json`;
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), adapter: caps.adapter, shape, draftShape, dtype, layers, draftLayers, alpha, tokens: T, plainMsPerToken: plainWall / T, decodeStepMs: decodeMedian, rows }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), adapter: caps.adapter, shape, draftShape, dtype, layers, draftLayers, alpha, tokens: T, plainMsPerToken: plainWall / T, decodeStepMs: decodeMedian, rows }, null, 2)}\n`,
+  );
   console.log(`wrote ${out}`);
   runner.destroy();
   draftRunner.destroy();

@@ -91,7 +91,21 @@ export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Prom
   const sink: RequestSink = { onTokens: () => undefined, onFinish: () => undefined, onError: (e) => void (failure ??= e) };
   for (let i = 0; i < o.running; i++) {
     const prompt = Array.from({ length: o.promptTokens }, (_, j) => (1000 + 7919 * i + 104729 * j) % o.config.vocabSize);
-    core.submit({ id: `r${i}`, app: 'bench', prompt, maxTokens: 1 << 20, ttftMs: 1e9, stages: [{ name: 'answer', tpotMs: 1e9 }], sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort' }, sink);
+    core.submit(
+      {
+        id: `r${i}`,
+        app: 'bench',
+        prompt,
+        maxTokens: 1 << 20,
+        ttftMs: 1e9,
+        stages: [{ name: 'answer', tpotMs: 1e9 }],
+        sampling: null,
+        stopTokenIds: new Set(),
+        topLogprobs: null,
+        onDecline: 'best-effort',
+      },
+      sink,
+    );
   }
 
   // Instrumentation: wrap the instances' methods.
@@ -169,7 +183,12 @@ export async function stepOverhead(rt: GpuRuntime, o: StepOverheadOptions): Prom
     };
   } finally {
     counter.restore();
-    for (const [obj, key] of [[scheduler, 'step'], [runner, 'forward'], [rt, 'submit']] as const) Reflect.deleteProperty(obj, key);
+    for (const [obj, key] of [
+      [scheduler, 'step'],
+      [runner, 'forward'],
+      [rt, 'submit'],
+    ] as const)
+      Reflect.deleteProperty(obj, key);
     core.close();
     runner.destroy();
   }

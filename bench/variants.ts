@@ -138,7 +138,17 @@ export async function main(args: string[]): Promise<number> {
       rows.push(...kr);
       for (const r of kr) console.log(`${r.kernel.padEnd(24)} ${r.shape.padEnd(18)} ${r.error ?? `${r.ms.toFixed(3)} ms  ${r.rate.toFixed(1)} ${r.unit}  ${(100 * r.share).toFixed(1)}%`}`);
       if (forward) {
-        const fargs = ['--shape', 'qwen2.5-1.5b', '--dtype', 'f16', '--batches', '1,8', '--tiled', fasterTiled, ...(software ? ['--layers', '1', '--prefill', '32', '--trials', '1', '--budget-ms', '0'] : ['--prefill', '512', '--budget-ms', '1000'])];
+        const fargs = [
+          '--shape',
+          'qwen2.5-1.5b',
+          '--dtype',
+          'f16',
+          '--batches',
+          '1,8',
+          '--tiled',
+          fasterTiled,
+          ...(software ? ['--layers', '1', '--prefill', '32', '--trials', '1', '--budget-ms', '0'] : ['--prefill', '512', '--budget-ms', '1000']),
+        ];
         const bw = { copyGBps: ceilings.copyGBps, streamGBps: ceilings.streamGBps, bytes: ceilings.probeBytes };
         const { record } = await forwardBench(rt, fargs, bw);
         const s = forwardSummary(record, ceilings.bandwidthGBps);
@@ -148,7 +158,22 @@ export async function main(args: string[]): Promise<number> {
         if (b8) rows.push({ lanes, kernel: 'decode B=8', shape: tag, ms: b8.stepMs, rate: b8.tokensPerS, unit: 'tok/s', share: NaN });
         rows.push({ lanes, kernel: `prefill (${fasterTiled})`, shape: tag, ms: NaN, rate: record.prefill.tokensPerS, unit: 'tok/s', share: NaN });
         // The same decode with the RMSNorms fused into the matvec reads (RunnerOptions.fuseNorm).
-        const fused = (await forwardBench(rt, ['--shape', 'qwen2.5-1.5b', '--dtype', 'f16', '--batches', '1', '--fuse-norm', ...(software ? ['--layers', '1', '--prefill', '16', '--trials', '1', '--budget-ms', '0'] : ['--prefill', '16', '--budget-ms', '1000'])], bw)).record;
+        const fused = (
+          await forwardBench(
+            rt,
+            [
+              '--shape',
+              'qwen2.5-1.5b',
+              '--dtype',
+              'f16',
+              '--batches',
+              '1',
+              '--fuse-norm',
+              ...(software ? ['--layers', '1', '--prefill', '16', '--trials', '1', '--budget-ms', '0'] : ['--prefill', '16', '--budget-ms', '1000']),
+            ],
+            bw,
+          )
+        ).record;
         const fs = forwardSummary(fused, ceilings.bandwidthGBps);
         rows.push({ lanes, kernel: 'decode B=1 (fused norm)', shape: tag, ms: 1000 / fs.b1, rate: fs.b1, unit: 'tok/s', share: fs.ofRoofline });
       }
@@ -164,6 +189,7 @@ export async function main(args: string[]): Promise<number> {
   save();
   console.log(`\nwrote ${base}.json and ${base}.md (${((performance.now() - start) / 1000).toFixed(0)} s)\n`);
   console.log('===== variants summary');
-  for (const r of rows) console.log(`lanes ${String(r.lanes).padStart(2)}  ${r.kernel.padEnd(24)} ${r.error ? r.error.slice(0, 90) : `${num(r.rate).padStart(9)} ${r.unit.padEnd(7)} ${pct(r.share).padStart(6)}`}`);
+  for (const r of rows)
+    console.log(`lanes ${String(r.lanes).padStart(2)}  ${r.kernel.padEnd(24)} ${r.error ? r.error.slice(0, 90) : `${num(r.rate).padStart(9)} ${r.unit.padEnd(7)} ${pct(r.share).padStart(6)}`}`);
   return rows.some((r) => r.error && r.kernel !== `tiled wide f16`) ? 1 : 0;
 }

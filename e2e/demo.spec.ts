@@ -102,13 +102,32 @@ test.describe.serial('the demo page on the embedded model', () => {
     const r = await page.evaluate(async () => {
       const s = (await window.__demo!.sample())!;
       const drawn = (id: string): unknown => JSON.parse(document.querySelector<SVGElement>(`#${id} svg`)!.dataset.series!);
-      return { ...s, dom: { ttft: drawn('chart-ttft'), tpot: drawn('chart-tpot'), attainment: drawn('chart-attainment'), batch: drawn('chart-batch'), stepTime: drawn('chart-step-time'), kv: drawn('chart-kv'), prefix: drawn('chart-prefix'), speculation: drawn('chart-speculation') } };
+      return {
+        ...s,
+        dom: {
+          ttft: drawn('chart-ttft'),
+          tpot: drawn('chart-tpot'),
+          attainment: drawn('chart-attainment'),
+          batch: drawn('chart-batch'),
+          stepTime: drawn('chart-step-time'),
+          kv: drawn('chart-kv'),
+          prefix: drawn('chart-prefix'),
+          speculation: drawn('chart-speculation'),
+        },
+      };
     });
     const { stats, series, dom } = r;
     // Recomputed here from the snapshot alone.
     const chat = stats.apps.find((a) => a.app === 'chat')!;
     const chatSeries = series.apps.find((a) => a.app === 'chat')!;
-    expect([chatSeries.ttftP50, chatSeries.ttftP90, chatSeries.tpotP50, chatSeries.tpotP90, chatSeries.attainment, chatSeries.prefixHitRate]).toEqual([chat.ttftMs.p50, chat.ttftMs.p90, chat.tpotMs.p50, chat.tpotMs.p90, chat.attainment, chat.prefixHitRate]);
+    expect([chatSeries.ttftP50, chatSeries.ttftP90, chatSeries.tpotP50, chatSeries.tpotP90, chatSeries.attainment, chatSeries.prefixHitRate]).toEqual([
+      chat.ttftMs.p50,
+      chat.ttftMs.p90,
+      chat.tpotMs.p50,
+      chat.tpotMs.p90,
+      chat.attainment,
+      chat.prefixHitRate,
+    ]);
     expect(chatSeries.ttftP50).not.toBeNull();
     expect(series.apps.map((a) => a.app)).toEqual(['chat', 'summarizer', 'code', 'reasoning', 'agent']);
     expect(series.steps).toEqual(stats.steps.slice(-STEPS_SHOWN).map((s) => ({ prefill: s.prefillTokens, decode: s.decodeRows, draft: s.draftTokens, ms: s.ms, predictedMs: s.predictedMs })));
@@ -116,7 +135,16 @@ test.describe.serial('the demo page on the embedded model', () => {
     expect(series.kv).toEqual({ pagesUsed: stats.kv.pagesUsed, pagesTotal: stats.kv.pagesTotal, cachedPages: stats.kv.cachedPages });
     expect(series.speculation).toEqual(stats.speculation);
     // And the SVGs drew exactly these series.
-    expect(dom).toEqual({ ttft: series.apps, tpot: series.apps, attainment: series.apps, batch: series.steps, stepTime: { steps: series.steps, tightestTpotMs: series.tightestTpotMs }, kv: series.kv, prefix: series.apps, speculation: series.speculation });
+    expect(dom).toEqual({
+      ttft: series.apps,
+      tpot: series.apps,
+      attainment: series.apps,
+      batch: series.steps,
+      stepTime: { steps: series.steps, tightestTpotMs: series.tightestTpotMs },
+      kv: series.kv,
+      prefix: series.apps,
+      speculation: series.speculation,
+    });
     // The per-app numbers show the same snapshot.
     expect(await page.getByTestId('chat-num-done').textContent()).toBe(`${chat.completed} / ${chat.submitted}`);
     expect(await page.locator('#chart-batch svg rect').count()).toBeGreaterThan(0);
@@ -140,12 +168,28 @@ test.describe.serial('the demo page on the embedded model', () => {
     const seen: string[] = [];
     for (let i = 0; i < 60; i++) {
       await page.keyboard.press('Tab');
-      seen.push(await page.evaluate(() => {
-        const a = document.activeElement as HTMLElement | null;
-        return a ? a.id || `${a.tagName}:${a.textContent}:${a.closest('[data-app]')?.getAttribute('data-app') ?? ''}` : '';
-      }));
+      seen.push(
+        await page.evaluate(() => {
+          const a = document.activeElement as HTMLElement | null;
+          return a ? a.id || `${a.tagName}:${a.textContent}:${a.closest('[data-app]')?.getAttribute('data-app') ?? ''}` : '';
+        }),
+      );
     }
-    for (const id of ['model-choice', 'load-model', 'scheduler', 'burst-size', 'chat-ttft', 'chat-tpot0', 'chat-prompt', 'BUTTON:Send:chat', 'chat-rate', 'BUTTON:Burst:chat', 'code-ttft', 'reasoning-tpot1']) expect(seen, id).toContain(id);
+    for (const id of [
+      'model-choice',
+      'load-model',
+      'scheduler',
+      'burst-size',
+      'chat-ttft',
+      'chat-tpot0',
+      'chat-prompt',
+      'BUTTON:Send:chat',
+      'chat-rate',
+      'BUTTON:Burst:chat',
+      'code-ttft',
+      'reasoning-tpot1',
+    ])
+      expect(seen, id).toContain(id);
     expect(seen.indexOf('model-choice')).toBeLessThan(seen.indexOf('scheduler'));
     expect(seen.indexOf('scheduler')).toBeLessThan(seen.indexOf('chat-ttft'));
   });

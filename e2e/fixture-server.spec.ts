@@ -150,10 +150,12 @@ test.describe('fixture models on the preview server', () => {
 test('the middleware serves only regular files inside the model folder (symlinks out are absent)', async () => {
   // The same middleware on a bare node:http server over a scratch folder with links and subfolders.
   const root = mkdtempSync(join(tmpdir(), 'webslo-fixture-server-'));
-  const server = createServer((req, res) => fixtureModelsMiddleware(root)(req, res, () => {
-    res.statusCode = 418;
-    res.end('passed on');
-  }));
+  const server = createServer((req, res) =>
+    fixtureModelsMiddleware(root)(req, res, () => {
+      res.statusCode = 418;
+      res.end('passed on');
+    }),
+  );
   try {
     mkdirSync(join(root, 'm', 'sub'), { recursive: true });
     writeFileSync(join(root, 'm', 'config.json'), '{"a":1}');

@@ -39,13 +39,7 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /** A decoded path segment that may be joined onto a directory: no traversal, no separators. */
 function plainSegment(s: string): boolean {
-  return (
-    s !== '' &&
-    s !== '.' &&
-    s !== '..' &&
-    s.length <= 255 &&
-    ![...s].some((c) => c === '/' || c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
-  );
+  return s !== '' && s !== '.' && s !== '..' && s.length <= 255 && ![...s].some((c) => c === '/' || c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 }
 
 function reply(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -87,7 +81,10 @@ async function serve(root: string, req: IncomingMessage, res: ServerResponse): P
 
   let segments: string[];
   try {
-    segments = pathname.slice(FIXTURE_ROUTE.length + 1).split('/').map(decodeURIComponent);
+    segments = pathname
+      .slice(FIXTURE_ROUTE.length + 1)
+      .split('/')
+      .map(decodeURIComponent);
   } catch {
     return reply(res, 400, 'malformed percent-encoding');
   }

@@ -23,9 +23,7 @@ import { startHubServer, type HubServer } from '../test/helpers/hub-server.js';
 import { cleanEnv, exampleApp, packRepository, ROOT, run, runAsync, scratchApp, staticServer, viteRun, viteServer, type StaticServer } from './package/scratch.js';
 import type { Page, TestInfo } from '@playwright/test';
 
-type PageResult =
-  | { ok: true; chunks: ChatCompletionChunk[]; model: string; adapter: string; loadMs: number; totalMs: number }
-  | { ok: false; error: { name: string; message: string; stack: string } };
+type PageResult = { ok: true; chunks: ChatCompletionChunk[]; model: string; adapter: string; loadMs: number; totalMs: number } | { ok: false; error: { name: string; message: string; stack: string } };
 
 declare global {
   interface Window {
@@ -160,7 +158,13 @@ async function exampleInPage(page: Page, watch: PageWatch, url: string, testInfo
   const pageError = new Promise<never>((_, reject) => page.on('pageerror', (e) => reject(new Error(`the example failed: ${e.name}: ${e.message}\n${logged}`))));
   pageError.catch(() => {});
   await page.goto(url);
-  await Promise.race([page.locator('#status').filter({ hasText: /^done$/ }).waitFor({ timeout: 170_000 }), pageError]);
+  await Promise.race([
+    page
+      .locator('#status')
+      .filter({ hasText: /^done$/ })
+      .waitFor({ timeout: 170_000 }),
+    pageError,
+  ]);
   const text = (await page.locator('#output').textContent()) ?? '';
   await testInfo.attach('result.json', { body: JSON.stringify({ text, served, workers, requests }, null, 2), contentType: 'application/json' });
   console.log(`[package] ${url}: ${JSON.stringify(text)}`);
@@ -279,7 +283,11 @@ base.describe('the npm package in Node', () => {
     // and a Node project (no DOM lib, only @types/node; once: "Cannot find name 'Worker'").
     const browser = { lib: ['es2022', 'dom', 'dom.iterable'], types: [] };
     const node = { lib: ['es2022'], types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] };
-    for (const [moduleResolution, env] of [['bundler', browser], ['nodenext', browser], ['nodenext', node]] as const) {
+    for (const [moduleResolution, env] of [
+      ['bundler', browser],
+      ['nodenext', browser],
+      ['nodenext', node],
+    ] as const) {
       const compilerOptions = { target: 'es2022', module: moduleResolution === 'bundler' ? 'esnext' : 'nodenext', moduleResolution, strict: true, noEmit: true, skipLibCheck: false, ...env };
       writeFileSync(join(s.nodeApp, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['check.ts'] }));
       run(process.execPath, [tsc, '-p', '.'], s.nodeApp);

@@ -65,7 +65,7 @@ function keepNodeImportsComputed() {
     enforce: 'pre',
     resolveId: (id) => (id === RUNTIME_SPECIFIER ? resolved : null),
     load: (id) =>
-      id === resolved ? '/** The argument, unchanged: keeps a Node-only import\'s specifier opaque to bundlers. */\nexport function runtimeSpecifier(specifier) {\n  return specifier;\n}\n' : null,
+      id === resolved ? "/** The argument, unchanged: keeps a Node-only import's specifier opaque to bundlers. */\nexport function runtimeSpecifier(specifier) {\n  return specifier;\n}\n" : null,
     transform(code, id) {
       if (!id.startsWith(resolve(root, 'src')) || !NODE_ONLY_IMPORT.test(code)) return null;
       const out = code.replace(NODE_ONLY_IMPORT, 'import(/* @vite-ignore */ /* webpackIgnore: true */ __websloRuntimeSpecifier($1))');
@@ -91,11 +91,7 @@ function packagedWorkerSpawn(target) {
           "  return new Worker(url, { type: 'module', name: 'webslo-engine' });",
           '}',
         ].join('\n')
-      : [
-          'export function spawnEngineWorker() {',
-          "  throw new Error(\"webslo's Node build runs the engine in-process: pass worker: false, or use the browser build\");",
-          '}',
-        ].join('\n');
+      : ['export function spawnEngineWorker() {', '  throw new Error("webslo\'s Node build runs the engine in-process: pass worker: false, or use the browser build");', '}'].join('\n');
   return {
     name: 'webslo:packaged-worker-spawn',
     enforce: 'pre',
@@ -196,7 +192,14 @@ if (types.status !== 0) {
 // minified names, `parseSafetensors as _`, because chunks imported shared code from it).
 for (const entry of ['index.js', 'node/index.js']) {
   const text = readFileSync(join(outDir, entry), 'utf8');
-  const names = [...text.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) => m[1].split(',').map((x) => x.trim().split(/\s+as\s+/).pop()));
+  const names = [...text.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) =>
+    m[1].split(',').map((x) =>
+      x
+        .trim()
+        .split(/\s+as\s+/)
+        .pop(),
+    ),
+  );
   const odd = names.filter((n) => n && !/^[A-Z][A-Za-z0-9]+$|^[a-z][A-Za-z0-9]{3,}$|^DEFAULT_APP$|^SCHEDULER_[A-Z_]+$/.test(n));
   if (odd.length > 0) {
     console.error(`build-lib: lib/${entry} exports internal names: ${odd.join(', ')} (shared code must go to a chunk)`);

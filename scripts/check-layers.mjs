@@ -56,7 +56,10 @@ for (const file of files('src')) {
   const from = folderOf(file);
   if (!rank.has(from)) problems.push(`${file}: folder src/${from}/ is in no layer (add it to scripts/check-layers.mjs and docs/architecture.md)`);
   const deps = importsOf(file).filter((p) => p.startsWith('src/'));
-  graph.set(file, deps.filter((p) => p.endsWith('.ts') || p.endsWith('.tsx')));
+  graph.set(
+    file,
+    deps.filter((p) => p.endsWith('.ts') || p.endsWith('.tsx')),
+  );
   for (const dep of deps) {
     if (!/\.(ts|tsx)$/.test(dep)) continue; // assets (shaders) and the like
     const to = folderOf(dep);

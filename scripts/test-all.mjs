@@ -37,9 +37,7 @@ const step = (name, cmd, args, counts) => {
 
 step('typecheck', 'npx', ['tsc', '-p', '.']);
 step('lint', 'npm', ['run', 'lint']);
-step('unit', 'npx', ['vitest', 'run', '--project', 'unit', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json'], () =>
-  vitestCounts('test-results/unit.json'),
-);
+step('unit', 'npx', ['vitest', 'run', '--project', 'unit', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json'], () => vitestCounts('test-results/unit.json'));
 for (const config of GPU_CONFIGS) {
   step(`gpu:${config}`, 'node', ['scripts/test-gpu.mjs', config], () => vitestCounts(`test-results/gpu-${config}.json`));
 }

@@ -41,11 +41,10 @@ for (const config of configs) {
   }
   console.log(`\n[test-gpu] ===== config: ${config} =====`);
   const exclude = config === 'swiftshader' ? SWIFTSHADER_SKIPS.flatMap((f) => ['--exclude', `test/gpu/${f}.test.ts`]) : [];
-  const r = spawnSync(
-    'npx',
-    ['vitest', 'run', '--project', 'gpu', ...exclude, '--reporter=default', '--reporter=json', `--outputFile.json=test-results/gpu-${config}.json`],
-    { stdio: 'inherit', env },
-  );
+  const r = spawnSync('npx', ['vitest', 'run', '--project', 'gpu', ...exclude, '--reporter=default', '--reporter=json', `--outputFile.json=test-results/gpu-${config}.json`], {
+    stdio: 'inherit',
+    env,
+  });
   if (r.status !== 0) {
     failed = true;
     console.error(`[test-gpu] config ${config} failed (exit ${r.status ?? r.signal})`);

@@ -24,14 +24,7 @@ function uploadWeights(rt: GpuRuntime, dtype: WeightDType, N: number, K: number,
   return { gpu: rt.upload(bits, 'W f16'), exact: fromF16Array(bits) };
 }
 
-async function runMatmul(
-  rt: GpuRuntime,
-  kernels: MatmulKernels,
-  x: Float32Array,
-  w: GPUBuffer,
-  { M, N, K }: MatmulCase,
-  path: MatmulPath,
-): Promise<Float32Array> {
+async function runMatmul(rt: GpuRuntime, kernels: MatmulKernels, x: Float32Array, w: GPUBuffer, { M, N, K }: MatmulCase, path: MatmulPath): Promise<Float32Array> {
   const xb = rt.upload(x, 'X');
   const yb = rt.createBuffer(4 * M * N, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'Y');
   const step = rt.beginStep(`harness ${path}`);

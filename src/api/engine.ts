@@ -146,7 +146,12 @@ export class Engine {
   }
 
   /** Start a request on the backend: its events, and the id to cancel it by. */
-  private async start(norm: NormalizedChatRequest | NormalizedCompletionRequest, app: string, signal: AbortSignal | undefined, prefix: string): Promise<{ id: string; events: EventQueue<StreamEvent>; abort: () => void }> {
+  private async start(
+    norm: NormalizedChatRequest | NormalizedCompletionRequest,
+    app: string,
+    signal: AbortSignal | undefined,
+    prefix: string,
+  ): Promise<{ id: string; events: EventQueue<StreamEvent>; abort: () => void }> {
     if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     if (signal?.aborted) throw new AbortError();
     await (this.registrations.get(app) ?? Promise.resolve());
@@ -158,7 +163,12 @@ export class Engine {
     const req: HostRequest = {
       requestId: id,
       app,
-      prompt: norm.kind === 'chat' ? { kind: 'chat', messages: norm.messages, tools: norm.tools } : typeof norm.prompt === 'string' ? { kind: 'text', text: norm.prompt } : { kind: 'tokens', ids: norm.prompt },
+      prompt:
+        norm.kind === 'chat'
+          ? { kind: 'chat', messages: norm.messages, tools: norm.tools }
+          : typeof norm.prompt === 'string'
+            ? { kind: 'text', text: norm.prompt }
+            : { kind: 'tokens', ids: norm.prompt },
       maxTokens: norm.maxTokens,
       sampling: norm.sampling,
       stop: norm.stop,
@@ -228,7 +238,8 @@ export class Engine {
         chatChunk({ ...header, finishReason: done.finishReason, includeUsage }),
         ...(includeUsage ? [chatUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
       ],
-      whole: (content, logprobs, done, webslo) => chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo }),
+      whole: (content, logprobs, done, webslo) =>
+        chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo }),
     });
   }
 
@@ -260,7 +271,8 @@ export class Engine {
         completionChunk({ ...header, text: '', finishReason: done.finishReason, includeUsage }),
         ...(includeUsage ? [completionUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
       ],
-      whole: (text, logprobs, done, webslo) => completion({ ...header, text, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), logprobs: legacy(logprobs), webslo }),
+      whole: (text, logprobs, done, webslo) =>
+        completion({ ...header, text, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), logprobs: legacy(logprobs), webslo }),
     });
   }
 
@@ -269,7 +281,13 @@ export class Engine {
    * not): decisions are remembered for the webslo info, deltas become chunks or accumulate, and
    * `done` closes the stream or builds the whole response.
    */
-  private respond<Chunk, Whole>(stream: boolean, events: EventQueue<StreamEvent>, abort: () => void, app: string, shape: ResponseShape<Chunk, Whole>): Promise<Whole | ChunkStream<Chunk>> | ChunkStream<Chunk> {
+  private respond<Chunk, Whole>(
+    stream: boolean,
+    events: EventQueue<StreamEvent>,
+    abort: () => void,
+    app: string,
+    shape: ResponseShape<Chunk, Whole>,
+  ): Promise<Whole | ChunkStream<Chunk>> | ChunkStream<Chunk> {
     if (stream) {
       async function* chunks(self: Engine): AsyncGenerator<Chunk> {
         let decision: 'admitted' | 'best-effort' = 'admitted';

@@ -59,7 +59,9 @@ const decodeStep = (m: PerformanceModel): number => m.predictRaw({ tokens: 1, dr
 
 /** The trace with every app's TTFT (absolute) and TPOTs multiplied by `scale`. */
 export function scaleSlos(trace: ResolvedTrace, scale: number): ResolvedTrace {
-  const apps = new Map([...trace.apps].map(([name, a]) => [name, { ...a, ttft: 'ms' in a.ttft ? { ms: a.ttft.ms * scale } : { ...a.ttft }, stages: a.stages.map((s) => ({ ...s, tpotMs: s.tpotMs * scale })) }]));
+  const apps = new Map(
+    [...trace.apps].map(([name, a]) => [name, { ...a, ttft: 'ms' in a.ttft ? { ms: a.ttft.ms * scale } : { ...a.ttft }, stages: a.stages.map((s) => ({ ...s, tpotMs: s.tpotMs * scale })) }]),
+  );
   return {
     apps,
     requests: trace.requests.map((r) => ({ ...r, rounds: r.rounds.map((x) => ({ ...x, stageTokens: [...x.stageTokens], stages: x.stages.map((s) => ({ ...s, tpotMs: s.tpotMs * scale })) })) })),
@@ -89,7 +91,14 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
   try {
     const target = new RunnerSession(runner);
     log(`calibrating on ${adapterName(rt.capabilities)} (up to ${calibrationS} s)`);
-    const cal = await calibrate(target, { adapter: adapterName(rt.capabilities), model: dir, decodeContexts: [32, 256], decodeBatches: [1, 2, 4, 8, 16], timeBudgetMs: calibrationS * 1000, verifyKs: [] });
+    const cal = await calibrate(target, {
+      adapter: adapterName(rt.capabilities),
+      model: dir,
+      decodeContexts: [32, 256],
+      decodeBatches: [1, 2, 4, 8, 16],
+      timeBudgetMs: calibrationS * 1000,
+      verifyKs: [],
+    });
     const model = cal.model;
     const reference = PerformanceModel.fromProfile(PROFILES.default);
     const scale = numberFlag(args, 'slo-scale', (n) => n > 0, 'a positive number') ?? decodeStep(model) / decodeStep(reference);
@@ -106,7 +115,11 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
     };
     // One engine run of a trace: the planner starts from `from` and is refitted online as the
     // engine does (createEngine), the step times recorded.
-    const run = async (trace: ResolvedTrace, refit: OnlineRefit, carryMargin: boolean): Promise<{ timelines: RequestTimeline[]; refits: number; steps: number; measured: number; predicted: number; wallMs: number; margin: number }> => {
+    const run = async (
+      trace: ResolvedTrace,
+      refit: OnlineRefit,
+      carryMargin: boolean,
+    ): Promise<{ timelines: RequestTimeline[]; refits: number; steps: number; measured: number; predicted: number; wallMs: number; margin: number }> => {
       const t0 = performance.now();
       let measured = 0;
       let predicted = 0;
@@ -169,7 +182,9 @@ export async function benchRealCommand(args: ParsedArgs): Promise<void> {
         meanPredictedMs: real.predicted / Math.max(1, real.steps),
         outsideStepFraction: 1 - real.measured / real.wallMs,
       });
-      log(`load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only); level ${warmRefit.drift.toFixed(2)} -> ${engineRefit.drift.toFixed(2)}, ${real.refits} refits, admission margin ${carried.factor.toFixed(2)} -> ${real.margin.toFixed(2)}`);
+      log(
+        `load ${load}: real ${(100 * r.attainment).toFixed(1)}% (admitted missed ${r.admittedMissed} of ${r.admitted}) vs simulated ${(100 * s.attainment).toFixed(1)}% (model before the run), ${(100 * st.attainment).toFixed(1)}% (startup calibration only); level ${warmRefit.drift.toFixed(2)} -> ${engineRefit.drift.toFixed(2)}, ${real.refits} refits, admission margin ${carried.factor.toFixed(2)} -> ${real.margin.toFixed(2)}`,
+      );
     }
     const head = `Real engine vs simulator: ${traceFile} on ${adapterName(rt.capabilities)} (${dir}), SLOs x${scale.toFixed(3)}, calibration R² ${model.profile.r2.toFixed(3)} over ${cal.samples.length} samples; the engine warmed up on every load once (not scored), the simulator predicts with the model it had then\n\n`;
     const table = [

@@ -116,16 +116,28 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   const metricText = metric === 'paper' ? "metric 'paper' (the authors' scoring: each tool round alone, answer TPOT, final token checked)" : "metric 'strict' (every round and stage)";
   const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivalText}, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''}; ${metricText})`;
   const markdown = markdownReport(results, title);
-  const row = (r: { scenario: string; scheduler: string; label: string; capacityRps: number; attainment: number; admittedMissRate: number; declineRate: number }, ablation: boolean) => ({ scenario: r.scenario, scheduler: r.scheduler, label: r.label, capacity_rps: r.capacityRps, attainment: r.attainment, admitted_miss_rate: r.admittedMissRate, decline_rate: r.declineRate, metric, arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson', replicas: setup.replicas, ablation });
-  const rows = [
-    ...bestRows(results).map((r) => row(r, false)),
-    ...results.filter((r) => r.variant.ablation).map((r) => row({ ...r, scheduler: r.variant.scheduler, label: r.variant.label }, true)),
-  ];
+  const row = (r: { scenario: string; scheduler: string; label: string; capacityRps: number; attainment: number; admittedMissRate: number; declineRate: number }, ablation: boolean) => ({
+    scenario: r.scenario,
+    scheduler: r.scheduler,
+    label: r.label,
+    capacity_rps: r.capacityRps,
+    attainment: r.attainment,
+    admitted_miss_rate: r.admittedMissRate,
+    decline_rate: r.declineRate,
+    metric,
+    arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson',
+    replicas: setup.replicas,
+    ablation,
+  });
+  const rows = [...bestRows(results).map((r) => row(r, false)), ...results.filter((r) => r.variant.ablation).map((r) => row({ ...r, scheduler: r.variant.scheduler, label: r.variant.label }, true))];
   process.stdout.write(args.flags.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : markdown);
   const out = stringFlag(args, 'out');
   if (out) {
     await mkdir(out, { recursive: true });
-    const stem = join(out, `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? `-bursty-cv${setup.cv}` : ''}${metric === 'paper' ? '-paper-metric' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`);
+    const stem = join(
+      out,
+      `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? `-bursty-cv${setup.cv}` : ''}${metric === 'paper' ? '-paper-metric' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`,
+    );
     await writeFile(`${stem}.md`, markdown);
     await writeFile(`${stem}.svg`, svgPlot(results, title));
     await writeFile(`${stem}.json`, `${JSON.stringify({ title, setup: { ...setup, profile: profileName }, results }, null, 1)}\n`);

@@ -251,8 +251,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (args.command === 'bench-sched' && args.flags.has('real')) {
       if (args.flags.has('prefix-cache')) throw new UsageError('--prefix-cache models a prefix cache in the simulator; it does not apply to --real');
       await benchRealCommand(args);
-    }
-    else if (args.command === 'bench-sched') await benchSchedCommand(args);
+    } else if (args.command === 'bench-sched') await benchSchedCommand(args);
     else throw new UsageError(`unknown command '${args.command}'`);
     return 0;
   } catch (e) {

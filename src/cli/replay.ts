@@ -44,7 +44,13 @@ export async function replayTrace(core: EngineCore, trace: ResolvedTrace, o: Rep
     const round = spec.rounds[0]!;
     const app = trace.apps.get(spec.app)!;
     const ttftMs = 'ms' in app.ttft ? app.ttft.ms : resolveTtftMs(spec.app, { ttftSlowdown: app.ttft.slowdown, stages: round.stages }, round.promptTokens, o.model);
-    const total = Math.max(1, Math.min(round.maxTokens, round.stageTokens.reduce((a, b) => a + b, 0)));
+    const total = Math.max(
+      1,
+      Math.min(
+        round.maxTokens,
+        round.stageTokens.reduce((a, b) => a + b, 0),
+      ),
+    );
     const boundaries: number[] = [];
     let bound = 0;
     for (let s = 0; s + 1 < round.stageTokens.length; s++) {
@@ -79,7 +85,20 @@ export async function replayTrace(core: EngineCore, trace: ResolvedTrace, o: Rep
     };
     try {
       core.submit(
-        { id: spec.id, app: spec.app, prompt, maxTokens: round.maxTokens, ttftMs, stages: round.stages, sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort', stageBoundaries: boundaries, arrivalMs: arrival + t0 },
+        {
+          id: spec.id,
+          app: spec.app,
+          prompt,
+          maxTokens: round.maxTokens,
+          ttftMs,
+          stages: round.stages,
+          sampling: null,
+          stopTokenIds: new Set(),
+          topLogprobs: null,
+          onDecline: 'best-effort',
+          stageBoundaries: boundaries,
+          arrivalMs: arrival + t0,
+        },
         sink,
       );
     } catch (e) {

@@ -127,14 +127,21 @@ function batchChart(steps: StepSeries[]): string {
   let body = yAxis(max, ' tok');
   steps.forEach((s, i) => {
     let y = y0;
-    for (const [k, v] of [['prefill', s.prefill], ['decode', s.decode], ['draft', s.draft]] as const) {
+    for (const [k, v] of [
+      ['prefill', s.prefill],
+      ['decode', s.decode],
+      ['draft', s.draft],
+    ] as const) {
       if (v <= 0) continue;
       const h = (v / max) * (y0 - PAD.t);
       y -= h;
       body += `<rect x="${n(PAD.l + i * bw)}" y="${n(y)}" width="${n(Math.max(1, bw - 0.5))}" height="${n(h)}" fill="${COLORS[k]}"/>`;
     }
   });
-  return body + `<text x="${PAD.l + 4}" y="${H - 8}">prefill <tspan fill="${COLORS.prefill}">■</tspan> decode <tspan fill="${COLORS.decode}">■</tspan> draft <tspan fill="${COLORS.draft}">■</tspan> (last ${STEPS_SHOWN} steps)</text>`;
+  return (
+    body +
+    `<text x="${PAD.l + 4}" y="${H - 8}">prefill <tspan fill="${COLORS.prefill}">■</tspan> decode <tspan fill="${COLORS.decode}">■</tspan> draft <tspan fill="${COLORS.draft}">■</tspan> (last ${STEPS_SHOWN} steps)</text>`
+  );
 }
 
 /** Step time (measured and predicted) against the tightest TPOT. */
@@ -146,7 +153,8 @@ function stepTimeChart(steps: StepSeries[], tpot: number | null): string {
   const line = (pick: (s: StepSeries) => number, color: string): string =>
     steps.length ? `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${steps.map((s, i) => `${n(PAD.l + (i + 0.5) * bw)},${y(pick(s))}`).join(' ')}"/>` : '';
   let body = yAxis(max, ' ms') + line((s) => s.predictedMs, COLORS.predicted) + line((s) => s.ms, COLORS.ms);
-  if (tpot !== null) body += `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${y(tpot)}" y2="${y(tpot)}" stroke="${COLORS.slo}" stroke-dasharray="4 3"/><text x="${W - PAD.r}" y="${Number(y(tpot)) - 3}" text-anchor="end" fill="${COLORS.slo}">tightest TPOT ${n(tpot)} ms</text>`;
+  if (tpot !== null)
+    body += `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${y(tpot)}" y2="${y(tpot)}" stroke="${COLORS.slo}" stroke-dasharray="4 3"/><text x="${W - PAD.r}" y="${Number(y(tpot)) - 3}" text-anchor="end" fill="${COLORS.slo}">tightest TPOT ${n(tpot)} ms</text>`;
   return body + `<text x="${PAD.l + 4}" y="${H - 8}">measured <tspan fill="${COLORS.ms}">—</tspan> predicted <tspan fill="${COLORS.predicted}">—</tspan></text>`;
 }
 
@@ -170,10 +178,23 @@ export interface ChartTargets {
 export function renderCharts(t: ChartTargets, s: ChartSeries): void {
   t.ttft.innerHTML = svg('TTFT p50 and p90 per app, as a multiple of its SLO', s.apps, latencyChart(s.apps, 'ttft'));
   t.tpot.innerHTML = svg('Time per output token p50 and p90 per app, as a multiple of its SLO', s.apps, latencyChart(s.apps, 'tpot'));
-  t.attainment.innerHTML = svg('SLO attainment per app', s.apps, ratioBars(s.apps, (a) => a.attainment, COLORS.decode));
+  t.attainment.innerHTML = svg(
+    'SLO attainment per app',
+    s.apps,
+    ratioBars(s.apps, (a) => a.attainment, COLORS.decode),
+  );
   t.batch.innerHTML = svg('Batch composition per engine step', s.steps, batchChart(s.steps));
   t.stepTime.innerHTML = svg('Step time against the tightest TPOT', { steps: s.steps, tightestTpotMs: s.tightestTpotMs }, stepTimeChart(s.steps, s.tightestTpotMs));
-  t.kv.innerHTML = svg('KV cache occupancy', s.kv, meter('pages used', s.kv.pagesUsed, s.kv.pagesTotal, COLORS.used, 20) + meter('cached pages', s.kv.cachedPages, s.kv.pagesTotal, COLORS.cached, 50), 80);
-  t.prefix.innerHTML = svg('Prefix-cache hit rate per app', s.apps, ratioBars(s.apps, (a) => a.prefixHitRate, COLORS.cached));
+  t.kv.innerHTML = svg(
+    'KV cache occupancy',
+    s.kv,
+    meter('pages used', s.kv.pagesUsed, s.kv.pagesTotal, COLORS.used, 20) + meter('cached pages', s.kv.cachedPages, s.kv.pagesTotal, COLORS.cached, 50),
+    80,
+  );
+  t.prefix.innerHTML = svg(
+    'Prefix-cache hit rate per app',
+    s.apps,
+    ratioBars(s.apps, (a) => a.prefixHitRate, COLORS.cached),
+  );
   t.speculation.innerHTML = svg('Speculation: draft tokens accepted of drafted', s.speculation, meter('accepted', s.speculation.accepted, s.speculation.drafted, COLORS.draft, 20), 50);
 }

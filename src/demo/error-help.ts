@@ -2,13 +2,7 @@
 // this adds the next step, in words for someone who just opened the page. Errors from the engine's
 // worker cross back with their name only (RemoteEngineError), so names are matched as well as classes.
 
-import {
-  GpuDeviceLostError,
-  GpuLimitError,
-  GpuTimeoutError,
-  GpuUnavailableError,
-  ShaderError,
-} from '../gpu/index.js';
+import { GpuDeviceLostError, GpuLimitError, GpuTimeoutError, GpuUnavailableError, ShaderError } from '../gpu/index.js';
 
 export interface ErrorReport {
   name: string;

@@ -132,7 +132,9 @@ async function load(): Promise<void> {
     state.downloaded = { network: files.filter((f) => !f.fromCache).reduce((a, f) => a + f.loaded, 0), cache: files.filter((f) => f.fromCache).reduce((a, f) => a + f.loaded, 0) };
     progress.value = progress.max;
     progress.dataset.state = 'done';
-    progressDetail.textContent = files.length ? `loaded: ${fmtBytes(state.downloaded.network)} downloaded, ${fmtBytes(state.downloaded.cache)} from the cache` : `loaded (${fmtBytes(engine.info.weightsBytes)} of weights)`;
+    progressDetail.textContent = files.length
+      ? `loaded: ${fmtBytes(state.downloaded.network)} downloaded, ${fmtBytes(state.downloaded.cache)} from the cache`
+      : `loaded (${fmtBytes(engine.info.weightsBytes)} of weights)`;
     start(engine);
     setState('ready', `Ready on ${engine.info.adapter}.`);
   } catch (e) {

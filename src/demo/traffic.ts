@@ -69,17 +69,21 @@ export class Traffic {
         messages.push({ role: 'user', content: `Tool result ${round}: 18°C, light wind.` });
       }
       let answer = '';
-      const ok = await this.track(app.name, async () => {
-        const s = await this.engine.chat.completions.create({ app: app.name, messages, max_tokens: app.maxTokens, ignore_eos: true, stream: true, ...(conversationId ? { conversationId } : {}) });
-        for await (const chunk of s as AsyncIterable<ChatCompletionChunk>) {
-          const t = chunk.choices[0]?.delta.content;
-          if (t) {
-            answer += t;
-            onText(t);
+      const ok = await this.track(
+        app.name,
+        async () => {
+          const s = await this.engine.chat.completions.create({ app: app.name, messages, max_tokens: app.maxTokens, ignore_eos: true, stream: true, ...(conversationId ? { conversationId } : {}) });
+          for await (const chunk of s as AsyncIterable<ChatCompletionChunk>) {
+            const t = chunk.choices[0]?.delta.content;
+            if (t) {
+              answer += t;
+              onText(t);
+            }
           }
-        }
-        return true;
-      }, onError);
+          return true;
+        },
+        onError,
+      );
       if (!ok) return;
       messages.push({ role: 'assistant', content: answer });
     }
@@ -87,7 +91,9 @@ export class Traffic {
 
   /** One load-generator request (not streamed). */
   fire(app: DemoApp, i: number): Promise<unknown> {
-    return this.track(app.name, () => this.engine.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: Math.min(app.maxTokens, LOAD_MAX_TOKENS), ignore_eos: true }));
+    return this.track(app.name, () =>
+      this.engine.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: Math.min(app.maxTokens, LOAD_MAX_TOKENS), ignore_eos: true }),
+    );
   }
 
   /** `n` requests at once; resolves when all have ended. */

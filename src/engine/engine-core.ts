@@ -91,9 +91,37 @@ export class EngineCore {
     const timeline = { arrivalMs: arrival, ttftSloMs: spec.ttftMs, stages: spec.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     // A prefix-cache hit (or a kept conversation) pins its pages now, so the scheduler can count on it.
     const { seq, cached } = this.kv.startFromCache(spec, this.clock.now());
-    const r: Live = { spec: { ...spec, maxTokens }, sink, generated: [], seq, prefilled: cached, decoding: false, decision: 'pending', timeline, stageAt: spec.stageBoundaries?.[0] ?? null, boundaries: [...(spec.stageBoundaries ?? []).slice(1)], unsent: [], sent: 0, cached, publishedPages: Math.floor(cached / runner.pageSize) };
+    const r: Live = {
+      spec: { ...spec, maxTokens },
+      sink,
+      generated: [],
+      seq,
+      prefilled: cached,
+      decoding: false,
+      decision: 'pending',
+      timeline,
+      stageAt: spec.stageBoundaries?.[0] ?? null,
+      boundaries: [...(spec.stageBoundaries ?? []).slice(1)],
+      unsent: [],
+      sent: 0,
+      cached,
+      publishedPages: Math.floor(cached / runner.pageSize),
+    };
     try {
-      this.o.scheduler.submit({ id: spec.id, app: spec.app, arrivalMs: arrival, promptTokens: spec.prompt.length, cachedTokens: cached, maxTokens, ttftMs: spec.ttftMs, stages: spec.stages, serveDeclined: spec.onDecline !== 'error' }, Math.max(now, arrival));
+      this.o.scheduler.submit(
+        {
+          id: spec.id,
+          app: spec.app,
+          arrivalMs: arrival,
+          promptTokens: spec.prompt.length,
+          cachedTokens: cached,
+          maxTokens,
+          ttftMs: spec.ttftMs,
+          stages: spec.stages,
+          serveDeclined: spec.onDecline !== 'error',
+        },
+        Math.max(now, arrival),
+      );
     } catch (e) {
       // Refused by the scheduler (a bad field): nothing of it may stay, the pinned pages included.
       r.cached = 0;
@@ -161,7 +189,17 @@ export class EngineCore {
 
   snapshot(): EngineStats {
     const kv = this.o.decoder.target.kv;
-    const out = this.stats.snapshot({ pagesTotal: kv.numPages, pagesUsed: kv.usedPages(), pageSize: kv.pageSize, cachedPages: kv.cachedPages(), evictablePages: kv.evictablePages(), conversations: this.kv.conversations?.size ?? 0 }, this.o.scheduler.name);
+    const out = this.stats.snapshot(
+      {
+        pagesTotal: kv.numPages,
+        pagesUsed: kv.usedPages(),
+        pageSize: kv.pageSize,
+        cachedPages: kv.cachedPages(),
+        evictablePages: kv.evictablePages(),
+        conversations: this.kv.conversations?.size ?? 0,
+      },
+      this.o.scheduler.name,
+    );
     // A cancel takes effect at the next step boundary (a step in flight may be using the request),
     // but the caller's promise already failed: count it as ended now, as the caller sees it.
     for (const [id, error] of this.cancels) {
@@ -313,6 +351,4 @@ export class EngineCore {
     this.stats.ended(r.spec.app, how, null);
     r.sink.onError(error);
   }
-
-
 }

@@ -121,13 +121,7 @@ export class BindGroupCache {
    * The bind group for these buffers (created once, then cached). Hot path (every dispatch): the
    * key is one string built without intermediate arrays.
    */
-  get(
-    layout: GPUBindGroupLayout,
-    layoutKey: string,
-    params: GPUBuffer,
-    paramsBytes: number,
-    storage: readonly StorageArg[],
-  ): GPUBindGroup {
+  get(layout: GPUBindGroupLayout, layoutKey: string, params: GPUBuffer, paramsBytes: number, storage: readonly StorageArg[]): GPUBindGroup {
     let key = `${layoutKey}|${bufferId(params)}`;
     for (let i = 0; i < storage.length; i++) {
       const s = storage[i]!;

@@ -65,11 +65,7 @@ export function describeCapabilities(caps: GpuCapabilities): string {
   const name = a.description || a.device || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown adapter';
   const feats = [
     f.shaderF16 ? 'shader-f16' : caps.ignored.shaderF16 ? 'shader-f16 (ignored)' : 'no shader-f16',
-    f.subgroups
-      ? `subgroups ${caps.subgroupMinSize}-${caps.subgroupMaxSize}`
-      : caps.ignored.subgroups
-        ? 'subgroups (ignored)'
-        : 'no subgroups',
+    f.subgroups ? `subgroups ${caps.subgroupMinSize}-${caps.subgroupMaxSize}` : caps.ignored.subgroups ? 'subgroups (ignored)' : 'no subgroups',
     f.timestampQuery ? 'timestamp-query' : 'no timestamp-query',
   ];
   const mib = (n: number): string => `${Math.round(n / 2 ** 20)} MiB`;

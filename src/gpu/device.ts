@@ -2,13 +2,7 @@
 // npm package `webgpu`). Every await on the driver has a timeout: a wrong flag set can leave
 // requestAdapter pending forever, and a hung test is worse than a failed one.
 
-import {
-  DEFAULT_REDUCE_LANES,
-  REQUESTED_LIMITS,
-  type GpuAdapterDescription,
-  type GpuCapabilities,
-  type GpuLimits,
-} from './capabilities.js';
+import { DEFAULT_REDUCE_LANES, REQUESTED_LIMITS, type GpuAdapterDescription, type GpuCapabilities, type GpuLimits } from './capabilities.js';
 import { GpuDeviceLostError, GpuTimeoutError, GpuUnavailableError } from './errors.js';
 
 export interface AcquireOptions {
@@ -40,11 +34,7 @@ export interface AcquiredDevice {
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 
-export function withTimeout<T>(
-  promise: Promise<T>,
-  ms: number,
-  step: GpuTimeoutError['step'],
-): Promise<T> {
+export function withTimeout<T>(promise: Promise<T>, ms: number, step: GpuTimeoutError['step']): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new GpuTimeoutError(step, ms)), ms);
@@ -82,9 +72,7 @@ export async function getWebGpu(dawnFlags: string[] = []): Promise<GPU> {
   try {
     dawn = (await import(/* @vite-ignore */ specifier)) as DawnModule;
   } catch (e) {
-    throw new GpuUnavailableError(
-      `WebGPU for Node needs the npm package 'webgpu' (Dawn): npm install webgpu (${String(e)})`,
-    );
+    throw new GpuUnavailableError(`WebGPU for Node needs the npm package 'webgpu' (Dawn): npm install webgpu (${String(e)})`);
   }
   // Dawn's constants (GPUBufferUsage, GPUMapMode, ...) are globals in a browser; make them so here.
   for (const [name, value] of Object.entries(dawn.globals)) {
@@ -96,7 +84,7 @@ export async function getWebGpu(dawnFlags: string[] = []): Promise<GPU> {
 }
 
 const NO_ADAPTER_HELP = isNode()
-  ? 'Node found no WebGPU adapter. On Debian 12 install Mesa >= 23 (lavapipe) from bookworm-backports: bash scripts/setup-debian.sh; elsewhere install a Vulkan driver (mesa-vulkan-drivers, or your GPU vendor\'s), or point VK_ICD_FILENAMES at one.'
+  ? "Node found no WebGPU adapter. On Debian 12 install Mesa >= 23 (lavapipe) from bookworm-backports: bash scripts/setup-debian.sh; elsewhere install a Vulkan driver (mesa-vulkan-drivers, or your GPU vendor's), or point VK_ICD_FILENAMES at one."
   : 'The browser offered no WebGPU adapter: enable hardware acceleration, or start Chromium with --enable-unsafe-webgpu.';
 
 function describeAdapter(adapter: GPUAdapter): GpuAdapterDescription {
@@ -134,11 +122,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
   const requiredLimits: Record<string, number> = {};
   for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
 
-  const device = await withTimeout(
-    adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webslo' }),
-    deviceTimeout,
-    'requestDevice',
-  );
+  const device = await withTimeout(adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webslo' }), deviceTimeout, 'requestDevice');
 
   let destroyedOnPurpose = false;
   const originalDestroy = device.destroy.bind(device);

@@ -77,13 +77,11 @@ export class PipelineCache {
           visibility: GPUShaderStage.COMPUTE,
           buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: kernel.paramsBytes },
         },
-        ...kernel.storage.map(
-          (access, i): GPUBindGroupLayoutEntry => ({
-            binding: i + 1,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' },
-          }),
-        ),
+        ...kernel.storage.map((access, i): GPUBindGroupLayoutEntry => ({
+          binding: i + 1,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' },
+        })),
       ];
       layout = this.device.createBindGroupLayout({ entries, label: `layout ${key}` });
       this.layouts.set(key, layout);

@@ -54,11 +54,7 @@ export class GpuRuntime implements StepHost {
     this.bindGroups = new BindGroupCache(device);
     this.pipelines = new PipelineCache(device);
     this.buffers = new BufferPool(device, capabilities.limits.maxBufferSize, (b) => this.bindGroups.forget(b));
-    this.paramsPages = new ParamsPages(
-      device,
-      capabilities.limits.minUniformBufferOffsetAlignment,
-      capabilities.limits.maxUniformBufferBindingSize,
-    );
+    this.paramsPages = new ParamsPages(device, capabilities.limits.minUniformBufferOffsetAlignment, capabilities.limits.maxUniformBufferBindingSize);
     if (options.timing) {
       if (!capabilities.features.timestampQuery) {
         throw new GpuLimitError(`GPU timing needs the 'timestamp-query' feature, which ${capabilities.adapter.description || 'this adapter'} lacks`);
@@ -75,7 +71,7 @@ export class GpuRuntime implements StepHost {
       this.timing = null;
     }
     device.addEventListener('uncapturederror', (ev) => {
-      this.errors.push((ev).error.message);
+      this.errors.push(ev.error.message);
     });
     void lost.then((err) => {
       this.lostError = err;
@@ -124,11 +120,7 @@ export class GpuRuntime implements StepHost {
 
   /** A storage buffer holding `data` (padded to 4 bytes). */
   upload(data: ArrayBufferView, label: string, usage: GPUBufferUsageFlags = 0): GPUBuffer {
-    const buffer = this.createBuffer(
-      data.byteLength,
-      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | usage,
-      label,
-    );
+    const buffer = this.createBuffer(data.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | usage, label);
     this.write(buffer, 0, data);
     return buffer;
   }
@@ -154,11 +146,7 @@ export class GpuRuntime implements StepHost {
   }
 
   /** Internal: submit a finished command buffer, keeping at most maxInFlight submits queued. */
-  async submit(
-    commands: GPUCommandBuffer,
-    params: StepParams,
-    writes: readonly { buffer: GPUBuffer; offset: number; data: ArrayBufferView }[] = [],
-  ): Promise<void> {
+  async submit(commands: GPUCommandBuffer, params: StepParams, writes: readonly { buffer: GPUBuffer; offset: number; data: ArrayBufferView }[] = []): Promise<void> {
     while (this.inFlight.size >= this.maxInFlight) {
       await Promise.race(this.inFlight);
     }

@@ -64,13 +64,7 @@ export class StepRecorder {
   }
 
   /** Record one dispatch of a prepared pipeline (`label`: for GPU timing; a function is called only then). */
-  dispatch(
-    prepared: PreparedPipeline,
-    params: ArrayBufferView,
-    storage: readonly StorageArg[],
-    workgroups: Workgroups,
-    label: string | (() => string) = prepared.kernel.name,
-  ): void {
+  dispatch(prepared: PreparedPipeline, params: ArrayBufferView, storage: readonly StorageArg[], workgroups: Workgroups, label: string | (() => string) = prepared.kernel.name): void {
     this.assertOpen();
     const kernel = prepared.kernel;
     if (storage.length !== kernel.storage.length) {
@@ -94,9 +88,7 @@ export class StepRecorder {
       const s = storage[i]!;
       const size = 'buffer' in s ? (s.size ?? s.buffer.size - (s.offset ?? 0)) : s.size;
       if (size > maxBinding) {
-        throw new GpuLimitError(
-          `kernel '${kernel.name}': a ${size}-byte storage binding exceeds maxStorageBufferBindingSize (${maxBinding}); split the tensor`,
-        );
+        throw new GpuLimitError(`kernel '${kernel.name}': a ${size}-byte storage binding exceeds maxStorageBufferBindingSize (${maxBinding}); split the tensor`);
       }
     }
     if (x * y * z === 0) return;

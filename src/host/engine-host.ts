@@ -70,7 +70,11 @@ export class EngineHost {
     if (typeof name !== 'string' || name === '') throw new SloError(String(name), 'name', 'must be a non-empty string');
     const stages = slo.stages ?? (slo.tpotMs !== undefined ? [{ name: 'answer', tpotMs: slo.tpotMs }] : undefined);
     if (slo.stages && slo.tpotMs !== undefined) throw new SloError(name, 'tpotMs', 'and stages were both given: give one');
-    const checked = validateAppSlo(name, { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages }, this.e.model);
+    const checked = validateAppSlo(
+      name,
+      { ...(slo.ttftMs !== undefined ? { ttftMs: slo.ttftMs } : {}), ...(slo.ttftSlowdown !== undefined ? { ttftSlowdown: slo.ttftSlowdown } : {}), stages },
+      this.e.model,
+    );
     const onDecline = slo.onDecline ?? 'error';
     if (onDecline !== 'error' && onDecline !== 'best-effort') throw new SloError(name, 'onDecline', `is ${JSON.stringify(onDecline)} (expected 'error' or 'best-effort')`);
     const markerIds = new Set<number>();
@@ -190,7 +194,12 @@ export class EngineHost {
     let bestEffort = false;
     let stoppedByString = false;
     const logprobsOf = (t: readonly EmittedToken[]): ChatCompletionTokenLogprob[] | undefined =>
-      this.texts && wantLogprobs ? chatLogprobContent(t.map((x) => ({ id: x.id, logprob: x.logprob!.logprob, top: x.logprob!.top })), this.texts) : undefined;
+      this.texts && wantLogprobs
+        ? chatLogprobContent(
+            t.map((x) => ({ id: x.id, logprob: x.logprob!.logprob, top: x.logprob!.top })),
+            this.texts,
+          )
+        : undefined;
 
     const sink: RequestSink = {
       onDecision: (decision, atMs) => {

@@ -103,7 +103,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
   checkLoadOptions(o);
   const schedulerName = o.scheduler ?? 'slos';
   checkSchedulerName(schedulerName);
-  if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined) throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
+  if (schedulerName === 'fcfs+sd' && o.draftModel === undefined && o.selfSpeculation === undefined)
+    throw new SchedulerNameError(`scheduler 'fcfs+sd' speculates: give a draftModel or selfSpeculation`);
   // Checked before any download: a typo should not cost a model fetch.
   const quantize = parseQuantization(o.quantize);
   const given = o.profile !== undefined ? PerformanceModel.fromProfile(o.profile) : null;
@@ -115,7 +116,10 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       // A profile holds for one model: its KV term counts keys x layers, and the planner (and the
       // online refit) plans for this model's layers. Refused here, not at the first refit.
       if (given && given.profile.layers !== m.config.numLayers) {
-        throw new PerfProfileError('layers', `is ${given.profile.layers}; this model has ${m.config.numLayers} layers (a profile holds for the model it was measured on: run \`webslo calibrate\` on this one, or leave profile out to calibrate at startup)`);
+        throw new PerfProfileError(
+          'layers',
+          `is ${given.profile.layers}; this model has ${m.config.numLayers} layers (a profile holds for the model it was measured on: run \`webslo calibrate\` on this one, or leave profile out to calibrate at startup)`,
+        );
       }
       tokenizer = m.tokenizerJson ? new TextTokenizer(m.tokenizerJson, m.tokenizerConfig, [...m.config.eosTokenIds, ...(m.generationConfig?.eosTokenIds ?? [])]) : null;
     },
@@ -148,7 +152,11 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       // The draft's cache mirrors the target's: one draft sequence per decoding request.
       // The same token capacity as the target's cache: a decoding request holds its context in both.
       draftRunner = await ModelRunner.create(rt, draftFiles, { kvPages: runner.numPages, pageSize, maxTokensPerStep: runner.maxTokens, quantize });
-      if (draftRunner.numPages < runner.numPages) throw new EngineOptionError('kvCacheBytes', `is ${kvBytes}: the draft model's KV cache fits ${draftRunner.numPages} pages on this adapter, fewer than the model's ${runner.numPages}; lower it`);
+      if (draftRunner.numPages < runner.numPages)
+        throw new EngineOptionError(
+          'kvCacheBytes',
+          `is ${kvBytes}: the draft model's KV cache fits ${draftRunner.numPages} pages on this adapter, fewer than the model's ${runner.numPages}; lower it`,
+        );
       runners.push(draftRunner);
       draftFiles.tensors.clear();
       draft = { kind: 'model', session: new RunnerSession(draftRunner) };
@@ -254,7 +262,16 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     }
     const scheduler = makeScheduler(schedulerName, model, runner, maxSpec);
     // The planner's model follows what steps really cost: refitted on calibration + recent real steps.
-    const refit = o.onlineRefit === false ? null : new OnlineRefit(model, calibrationSamples, { adapter: adapterName(rt.capabilities), model: describeModel(o.model), layers: files.config.numLayers, maxTokensPerStep: runner.maxTokens, origin: origin.endsWith(REFITTED) ? origin : `${origin}${REFITTED}` });
+    const refit =
+      o.onlineRefit === false
+        ? null
+        : new OnlineRefit(model, calibrationSamples, {
+            adapter: adapterName(rt.capabilities),
+            model: describeModel(o.model),
+            layers: files.config.numLayers,
+            maxTokensPerStep: runner.maxTokens,
+            origin: origin.endsWith(REFITTED) ? origin : `${origin}${REFITTED}`,
+          });
     // A draft model must hold every context too: the engine's limit is the smaller of the two.
     const maxContextTokens = Math.min(files.config.maxPositionEmbeddings, draftFiles?.config.maxPositionEmbeddings ?? Infinity);
     const core: EngineCore = new EngineCore({

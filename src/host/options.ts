@@ -52,7 +52,8 @@ export function checkLoadOptions(o: HostLoadOptions): void {
   }
   if (o.draftModel !== undefined && o.selfSpeculation !== undefined) throw new EngineOptionError('selfSpeculation', 'is given with draftModel; give one of them');
   if (o.prefixCaching !== undefined && typeof o.prefixCaching !== 'boolean') {
-    if (o.prefixCaching === null || typeof o.prefixCaching !== 'object') throw new EngineOptionError('prefixCaching', `is ${show(o.prefixCaching)}; expected true, false or { shareAcrossApps, conversationTtlMs }`);
+    if (o.prefixCaching === null || typeof o.prefixCaching !== 'object')
+      throw new EngineOptionError('prefixCaching', `is ${show(o.prefixCaching)}; expected true, false or { shareAcrossApps, conversationTtlMs }`);
     number('prefixCaching.conversationTtlMs', o.prefixCaching.conversationTtlMs, 0, true);
   }
 }

@@ -77,7 +77,10 @@ function parseKey(key: string, endpoint: string | undefined): ParsedKey | null {
       endpoint: [prefix, ...rest.slice(0, repoStart)].join('/'),
       repoId,
       revision: decodeURIComponent(rest[at + 1]!),
-      file: rest.slice(at + 2).map(decodeURIComponent).join('/'),
+      file: rest
+        .slice(at + 2)
+        .map(decodeURIComponent)
+        .join('/'),
     };
   } catch {
     return null;

@@ -56,7 +56,14 @@ export function cacheKeyPath(key: string): string[] {
   if (!SCHEMES.includes(scheme) || url.search || url.hash || url.username || url.password) {
     throw new ModelFileError(key, 'cannot be a cache key (only http(s) URLs without query, fragment or credentials)');
   }
-  return [scheme, canonicalSegment(key, url.host), ...url.pathname.slice(1).split('/').map((s) => canonicalSegment(key, s))];
+  return [
+    scheme,
+    canonicalSegment(key, url.host),
+    ...url.pathname
+      .slice(1)
+      .split('/')
+      .map((s) => canonicalSegment(key, s)),
+  ];
 }
 
 /** The inverse of cacheKeyPath (in canonical encoding). */
@@ -123,7 +130,7 @@ export function nodeDirectoryCacheStore(dir?: string): ModelCacheStore {
         await fs.mkdir(path.slice(0, path.lastIndexOf('/')), { recursive: true });
         await fs.mkdir(`${base}/${TMP}`, { recursive: true });
         handle = await fs.open(tmp, 'wx');
-        for (let at = 0; at < bytes.length; ) {
+        for (let at = 0; at < bytes.length;) {
           const { bytesWritten } = await handle.write(bytes, at, Math.min(bytes.length - at, 1 << 30), at);
           at += bytesWritten;
         }

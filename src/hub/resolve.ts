@@ -8,12 +8,7 @@ import { ModelSourceError } from './errors.js';
 import { cachedHubSource, type CachedHubSourceOptions } from './hub-source.js';
 
 /** What resolveModelSource accepts. */
-export type ModelInput =
-  | string
-  | ModelSource
-  | ArrayLike<FileLike>
-  | DirectoryHandleLike
-  | { kind: 'directory-handle'; handle: DirectoryHandleLike };
+export type ModelInput = string | ModelSource | ArrayLike<FileLike> | DirectoryHandleLike | { kind: 'directory-handle'; handle: DirectoryHandleLike };
 
 export type ResolveModelOptions = CachedHubSourceOptions;
 

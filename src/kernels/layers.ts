@@ -137,7 +137,18 @@ export class LayerKernels {
   }
 
   /** y[r] = rmsnorm(x[r]) * w, or of x[rowIndex[indexOffset + r]] when rowIndex is given. */
-  rmsnorm(step: StepRecorder, x: StorageArg, w: StorageArg, y: StorageArg, rows: number, n: number, eps: number, strides: { x?: number; y?: number } = {}, rowIndex?: StorageArg, indexOffset = 0): void {
+  rmsnorm(
+    step: StepRecorder,
+    x: StorageArg,
+    w: StorageArg,
+    y: StorageArg,
+    rows: number,
+    n: number,
+    eps: number,
+    strides: { x?: number; y?: number } = {},
+    rowIndex?: StorageArg,
+    indexOffset = 0,
+  ): void {
     const params = mixed([rows, n, eps, strides.x ?? n, strides.y ?? n, indexOffset, 0, 0], 2);
     const groups = foldGroups(rows, 1, this.maxDim);
     if (rowIndex) step.dispatch(this.get('rmsnorm_gather'), params, [x, w, y, rowIndex], groups);
@@ -145,7 +156,14 @@ export class LayerKernels {
   }
 
   /** Rotate `heads` heads starting at column colOffset of rows of rowStride floats, in place. */
-  rope(step: StepRecorder, x: StorageArg, positions: StorageArg, table: StorageArg, d: { T: number; heads: number; headDim: number; rowStride: number; colOffset: number }, qkNorm?: { weight: StorageArg; eps: number }): void {
+  rope(
+    step: StepRecorder,
+    x: StorageArg,
+    positions: StorageArg,
+    table: StorageArg,
+    d: { T: number; heads: number; headDim: number; rowStride: number; colOffset: number },
+    qkNorm?: { weight: StorageArg; eps: number },
+  ): void {
     if (d.T > this.maxDim || d.heads > this.maxDim) throw new GpuLimitError(`rope: ${d.T} tokens x ${d.heads} heads exceeds ${this.maxDim} workgroups per dimension`);
     const params = mixed([d.T, d.heads, d.headDim, d.rowStride, d.colOffset, qkNorm?.eps ?? 0, 0, 0], 5);
     if (qkNorm) step.dispatch(this.get('rope_qk_norm'), params, [x, positions, table, qkNorm.weight], [d.heads, d.T]);

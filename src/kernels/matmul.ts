@@ -207,9 +207,7 @@ export class MatmulKernels {
     const groupsPerStep = geo.groupsPerStep;
     const sharedBytesMatvec = 16 * (2 * wg + wg / lanes);
     if (Math.max(sharedBytes, sharedBytesMatvec) > caps.limits.maxComputeWorkgroupStorageSize) {
-      throw new GpuLimitError(
-        `matmul '${variant}' needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`,
-      );
+      throw new GpuLimitError(`matmul '${variant}' needs ${sharedBytes} bytes of workgroup storage; this device grants ${caps.limits.maxComputeWorkgroupStorageSize}`);
     }
     // Subgroup shuffles stay within a lane group only if every subgroup holds whole lane groups.
     const subgroups = caps.features.subgroups && caps.subgroupMinSize >= lanes && lanes > 1;
@@ -275,9 +273,7 @@ export class MatmulKernels {
     this.paramsF32[7] = dims.norm ? dims.norm.eps : 0;
     const g = this.geometry;
     const workgroups: [number, number] =
-      use === 'matvec'
-        ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)]
-        : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
+      use === 'matvec' ? [Math.ceil(N / (g.matvecWg / (this.defines.matvec.LANES as number))), Math.ceil(M / MATVEC_ROWS)] : [Math.ceil(N / g.tiledTn), Math.ceil(M / g.tiledTm)];
     const bias = dims.bias ?? this.noBias;
     const storage = dims.norm && use === 'matvec' ? [x, w, y, bias, dims.norm.weight] : [x, w, y, bias];
     step.dispatch(prepared, params, storage, workgroups, () => `${use} ${M}x${N}x${K} ${this.dtype}${this.f16Math ? ' f16-math' : ''}`);

@@ -24,10 +24,7 @@ export class KvCacheFullError extends KvError {
     readonly pagesNeeded: number,
     readonly pagesFree: number,
   ) {
-    super(
-      `${op} on sequence ${sequenceId} needs ${pagesNeeded} free KV page(s) but only ${pagesFree} ` +
-        `are free; the cache was left unchanged`,
-    );
+    super(`${op} on sequence ${sequenceId} needs ${pagesNeeded} free KV page(s) but only ${pagesFree} ` + `are free; the cache was left unchanged`);
   }
 }
 

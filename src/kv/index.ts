@@ -3,14 +3,4 @@
 export { KvError, KvCacheFullError, KvUsageError, type KvAllocatingOp } from './errors.js';
 export { PagedKvCache } from './paged-kv-cache.js';
 export { defaultPrefixHash, type PrefixHashFn } from './prefix-registry.js';
-export type {
-  PagedKvCacheOptions,
-  PageCopy,
-  Reservation,
-  ForkResult,
-  KvCacheStats,
-  KvCacheSnapshot,
-  PrefixCacheStats,
-  PrefixCacheSnapshot,
-  PrefixEntrySnapshot,
-} from './types.js';
+export type { PagedKvCacheOptions, PageCopy, Reservation, ForkResult, KvCacheStats, KvCacheSnapshot, PrefixCacheStats, PrefixCacheSnapshot, PrefixEntrySnapshot } from './types.js';

@@ -56,11 +56,7 @@ export class PagedKvCache {
     }
     // Slots are handed to the GPU as i32.
     if (numPages * pageSize > 0x7fffffff) {
-      throw new KvUsageError(
-        `numPages * pageSize = ${numPages * pageSize} slots exceeds the i32 slot range`,
-        undefined,
-        numPages * pageSize,
-      );
+      throw new KvUsageError(`numPages * pageSize = ${numPages * pageSize} slots exceeds the i32 slot range`, undefined, numPages * pageSize);
     }
     this.numPages = numPages;
     this.pageSize = pageSize;
@@ -224,11 +220,7 @@ export class PagedKvCache {
   truncate(id: number, newLength: number): void {
     const seq = this.get(id, 'truncate');
     if (!Number.isSafeInteger(newLength) || newLength < 0 || newLength > seq.length) {
-      throw new KvUsageError(
-        `truncate: sequence ${id} has ${seq.length} tokens; newLength must be an integer in [0, ${seq.length}], got ${newLength}`,
-        id,
-        newLength,
-      );
+      throw new KvUsageError(`truncate: sequence ${id} has ${seq.length} tokens; newLength must be an integer in [0, ${seq.length}], got ${newLength}`, id, newLength);
     }
     const keep = Math.ceil(newLength / this.pageSize);
     const gone: number[] = [];

@@ -252,7 +252,11 @@ export function parseModelConfig(json: unknown): ModelConfig {
     headDim = positiveInt(cfg, 'head_dim', 128);
   } else {
     if (hiddenSize % numHeads !== 0) {
-      throw new ModelConfigError('hidden_size', `is ${hiddenSize}, not a multiple of num_attention_heads ${numHeads} (and head_dim is absent)`, 'a multiple of num_attention_heads, or an explicit head_dim');
+      throw new ModelConfigError(
+        'hidden_size',
+        `is ${hiddenSize}, not a multiple of num_attention_heads ${numHeads} (and head_dim is absent)`,
+        'a multiple of num_attention_heads, or an explicit head_dim',
+      );
     }
     headDim = hiddenSize / numHeads;
   }

@@ -123,7 +123,7 @@ async function readShards(source: ModelSource, indexJson: unknown): Promise<{ te
     }
     for (const [name, t] of parsed.tensors) {
       if (!listed.has(name)) {
-        const other = (indexJson['weight_map'])[name];
+        const other = indexJson['weight_map'][name];
         const problem = typeof other === 'string' ? `is also in this shard, but ${INDEX} places it in ${other}` : `is in this shard but not in ${INDEX}'s weight_map`;
         throw new SafetensorsError(shard, name, problem);
       }

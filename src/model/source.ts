@@ -19,10 +19,7 @@ export interface ModelSource {
 export function checkFileName(file: string, where: string): void {
   const segments = file.split('/');
   const ok =
-    file.length > 0 &&
-    file.length <= 1024 &&
-    ![...file].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) &&
-    segments.every((s) => s !== '' && s !== '.' && s !== '..');
+    file.length > 0 && file.length <= 1024 && ![...file].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) && segments.every((s) => s !== '' && s !== '.' && s !== '..');
   if (!ok) throw new ModelFileError(`${where}/${file}`, 'is not a plain relative file name inside the model folder');
 }
 

@@ -61,7 +61,10 @@ export function checkTensors(config: ModelConfig, available: ReadonlyMap<string,
   if (config.numLayers > lastLayer + 1) {
     const first = lastLayer + 1;
     const names = [`model.layers.${first}.input_layernorm.weight`, `model.layers.${first}.self_attn.q_proj.weight`];
-    throw new MissingTensorError([...names, `every tensor of layers ${first}..${config.numLayers - 1} (num_hidden_layers is ${config.numLayers}; the files hold layers 0..${lastLayer})`], config.architecture);
+    throw new MissingTensorError(
+      [...names, `every tensor of layers ${first}..${config.numLayers - 1} (num_hidden_layers is ${config.numLayers}; the files hold layers 0..${lastLayer})`],
+      config.architecture,
+    );
   }
   const expected = expectedTensors(config);
   const missing = [...expected.keys()].filter((name) => !available.has(name));

@@ -93,7 +93,8 @@ function boundedInterpreter(env: Environment): Interpreter {
   target.evaluate = (statement, environment) => {
     if (--left < 0) throw new TemplateLimitError(`the chat template evaluated more than ${EVAL_BUDGET} expressions in one render`);
     const out = inner(statement, environment);
-    if (typeof out.value === 'string' && out.value.length > OUTPUT_LIMIT) throw new TemplateLimitError(`the chat template built a string of ${out.value.length} characters (the limit is ${OUTPUT_LIMIT})`);
+    if (typeof out.value === 'string' && out.value.length > OUTPUT_LIMIT)
+      throw new TemplateLimitError(`the chat template built a string of ${out.value.length} characters (the limit is ${OUTPUT_LIMIT})`);
     return out;
   };
   return interpreter;
@@ -156,10 +157,7 @@ function compile(template: string): Template {
 export function chatTemplateOf(tok: ChatTokenizer): { template: string; bosToken: string; eosToken: string } {
   const template = tok.chatTemplate;
   if (template === null || template.trim() === '') {
-    throw new ChatTemplateError(
-      'missing',
-      "this model's tokenizer has no chat_template, so chat messages cannot be turned into a prompt: use completions.create with a raw prompt instead",
-    );
+    throw new ChatTemplateError('missing', "this model's tokenizer has no chat_template, so chat messages cannot be turned into a prompt: use completions.create with a raw prompt instead");
   }
   const name = (id: number | null | undefined): string => (id === null || id === undefined ? '' : (tok.idToToken(id) ?? ''));
   return { template, bosToken: name(tok.bosTokenId), eosToken: name(tok.eosTokenIds[0]) };

@@ -14,18 +14,7 @@ export { StopMatcher } from './stop-strings.js';
 export type { StopPush } from './stop-strings.js';
 export { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogprob, logSoftmaxTop, TokenTexts } from './logprobs.js';
 export type { CompletionLogprobsOptions, EmittedLogprob, TokenEncoding, TokenLogprob, TokenVocab } from './logprobs.js';
-export {
-  chatChunk,
-  chatCompletion,
-  chatUsageChunk,
-  completion,
-  completionChunk,
-  completionUsageChunk,
-  createdAt,
-  newChatCompletionId,
-  newCompletionId,
-  usage,
-} from './responses.js';
+export { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from './responses.js';
 export type { ChatChunkInput, ChatCompletionInput, CompletionChunkInput, CompletionInput, ResponseHeader } from './responses.js';
 export { errorResponse, jsonResponse, SSE_DONE, sseEvent, sseResponse, sseStream, toHttpError } from './sse.js';
 export type { HttpError, SseStreamOptions } from './sse.js';

@@ -12,10 +12,8 @@ import type { TokenLogprob } from '../engine/logprobs.js';
 // The math lives with the engine core (it computes logprobs where the logits are).
 export { logSoftmaxTop, type TokenLogprob } from '../engine/logprobs.js';
 
-
 /** A logprob as JSON can carry it. */
 export const jsonLogprob = (x: number): number => (x === -Infinity || Number.isNaN(x) ? -9999 : x);
-
 
 /** How a vocabulary writes token strings. */
 export type TokenEncoding = 'sentencepiece' | 'byte-level';

@@ -54,8 +54,7 @@ export interface ResponseHeader {
   model: string;
 }
 
-const chatLogprobs = (content: ChatCompletionTokenLogprob[] | null | undefined): ChatChoiceLogprobs | null =>
-  content === null || content === undefined ? null : { content, refusal: null };
+const chatLogprobs = (content: ChatCompletionTokenLogprob[] | null | undefined): ChatChoiceLogprobs | null => (content === null || content === undefined ? null : { content, refusal: null });
 
 function withExtension<T extends object>(obj: T, webslo: WebsloResponseInfo | undefined): T & { webslo?: WebsloResponseInfo } {
   return webslo === undefined ? obj : { ...obj, webslo };

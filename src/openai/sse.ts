@@ -96,8 +96,7 @@ export interface SseStreamOptions {
  */
 export function sseStream(chunks: AsyncIterable<unknown> | Iterable<unknown>, options: SseStreamOptions = {}): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const iterator: AsyncIterator<unknown> | Iterator<unknown> =
-    Symbol.asyncIterator in chunks ? (chunks)[Symbol.asyncIterator]() : (chunks)[Symbol.iterator]();
+  const iterator: AsyncIterator<unknown> | Iterator<unknown> = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]();
   let finished = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -50,11 +50,7 @@ export interface ChatCompletionToolMessageParam {
 }
 
 export type ChatCompletionMessageParam =
-  | ChatCompletionSystemMessageParam
-  | ChatCompletionDeveloperMessageParam
-  | ChatCompletionUserMessageParam
-  | ChatCompletionAssistantMessageParam
-  | ChatCompletionToolMessageParam;
+  ChatCompletionSystemMessageParam | ChatCompletionDeveloperMessageParam | ChatCompletionUserMessageParam | ChatCompletionAssistantMessageParam | ChatCompletionToolMessageParam;
 
 export type ChatRole = ChatCompletionMessageParam['role'];
 

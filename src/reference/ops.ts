@@ -68,7 +68,7 @@ export function attentionRef(
         max = Math.max(max, scores[j]!);
       }
       let sum = 0;
-      for (let j = 0; j < n; j++) sum += (scores[j] = Math.exp(scores[j]! - max));
+      for (let j = 0; j < n; j++) sum += scores[j] = Math.exp(scores[j]! - max);
       for (let j = 0; j < n; j++) {
         const { v } = kv(t, j, kvh);
         const p = scores[j]! / sum;

@@ -160,7 +160,9 @@ export async function calibrate(session: RunnerSession, options: CalibrationOpti
   const pages = (n: number): number => Math.ceil(n / runner.pageSize);
   const needPages = pool * pages(Math.max(0, ...contexts) + widest) + pages(widest);
   if (needPages > session.kv.freePages()) {
-    throw new CalibrationError(`the sweep needs ${needPages} free KV pages (${pool} sequences up to ${Math.max(0, ...contexts) + widest} tokens); the cache has ${session.kv.freePages()}: give the runner more kvPages or shorten decodeContexts`);
+    throw new CalibrationError(
+      `the sweep needs ${needPages} free KV pages (${pool} sequences up to ${Math.max(0, ...contexts) + widest} tokens); the cache has ${session.kv.freePages()}: give the runner more kvPages or shorten decodeContexts`,
+    );
   }
 
   const layers = runner.numLayers;

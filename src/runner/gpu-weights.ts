@@ -163,13 +163,7 @@ export interface UploadOptions {
   quantize?: WeightQuantization;
 }
 
-export function uploadWeights(
-  rt: GpuRuntime,
-  config: ModelConfig,
-  tensors: ReadonlyMap<string, Tensor>,
-  numLayers = config.numLayers,
-  options: UploadOptions = {},
-): ModelWeights {
+export function uploadWeights(rt: GpuRuntime, config: ModelConfig, tensors: ReadonlyMap<string, Tensor>, numLayers = config.numLayers, options: UploadOptions = {}): ModelWeights {
   const q = parseQuantization(options.quantize);
   const up = new WeightUploader(rt, tensors, config.architecture);
   const embed = up.matrix('embed_tokens', ['model.embed_tokens.weight']);
@@ -219,7 +213,12 @@ export function recordMatrix(
 ): void {
   const k = kernels.get(w.dtype)!;
   if (epilogue.swiglu && !w.interleaved) throw new UnsupportedModelError(`${w.name}: a SwiGLU epilogue`, ['a matrix with interleaved gate/up rows']);
-  const fused = { ...(epilogue.bias ? { bias: epilogue.bias } : {}), ...(epilogue.accumulate ? { accumulate: true } : {}), ...(epilogue.swiglu ? { swiglu: true } : {}), ...(epilogue.norm ? { norm: epilogue.norm } : {}) };
+  const fused = {
+    ...(epilogue.bias ? { bias: epilogue.bias } : {}),
+    ...(epilogue.accumulate ? { accumulate: true } : {}),
+    ...(epilogue.swiglu ? { swiglu: true } : {}),
+    ...(epilogue.norm ? { norm: epilogue.norm } : {}),
+  };
   for (const c of w.chunks) {
     k.record(step, x, c.buffer, y, { M, N: c.rows, K: w.cols, yStride, yColOffset: c.rowStart, ...fused }, path);
   }

@@ -189,10 +189,7 @@ export class ModelRunner {
       sampling: f32((Math.ceil(T / this.logitRowsPerChunk) * this.samplingChunkBytes) / 4, 'sampling params'),
       // Enough for every decode row at the longest context, up to 16 MiB; a step that needs more
       // runs the one-workgroup attention (the same bits, less parallel).
-      attnPartials: f32(
-        Math.min(binding, 16 * 2 ** 20, 4 * this.maxSequences * c.numHeads * attentionSplits(c.maxPositionEmbeddings - 1) * (c.headDim + 2)) / 4,
-        'attention partials',
-      ),
+      attnPartials: f32(Math.min(binding, 16 * 2 ** 20, 4 * this.maxSequences * c.numHeads * attentionSplits(c.maxPositionEmbeddings - 1) * (c.headDim + 2)) / 4, 'attention partials'),
     };
     this.rope = new RopeTable(rt, c.headDim, c.ropeTheta, c.ropeScaling);
     if (options.poisonKv) this.poisonPages(Array.from({ length: this.numPages }, (_, i) => i));

@@ -98,7 +98,7 @@ export function warpDetails(logits: ArrayLike<number>, params: SamplingParams): 
     const target = topP * Z;
     const byValue = keptTopK.slice().sort((a, b) => l[b]! - l[a]! || a - b);
     let above = 0;
-    for (let g = 0; g < byValue.length; ) {
+    for (let g = 0; g < byValue.length;) {
       const v = l[byValue[g]!]!;
       let mass = 0;
       let e = g;

@@ -73,7 +73,12 @@ function judgeRound(r: RoundTimeline, where: string): RoundVerdict {
   // tokenDeadlines also validates stageStarts against the stages.
   const first = r.tokenTimes[0];
   const t0 = Math.max(r.arrivalMs + r.ttftSloMs, first ?? -Infinity);
-  const deadlines = tokenDeadlines(t0, r.stages.map((s) => s.tpotMs), r.stageStarts, n);
+  const deadlines = tokenDeadlines(
+    t0,
+    r.stages.map((s) => s.tpotMs),
+    r.stageStarts,
+    n,
+  );
   if (first === undefined) return { met: false, ttftMet: false, ttftMs: null, stages: r.stages.map((s) => ({ name: s.name, met: false })) };
 
   const ttftMs = first - r.arrivalMs;

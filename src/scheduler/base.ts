@@ -33,7 +33,11 @@ export class SchedulerInputError extends Error {
 /** Free KV pages during one step's construction; taking pages for rows, releasing victims. */
 export class PageLedger {
   free: number;
-  constructor(total: number, used: number, readonly pageSize: number) {
+  constructor(
+    total: number,
+    used: number,
+    readonly pageSize: number,
+  ) {
     this.free = total - used;
   }
 
@@ -253,7 +257,8 @@ function checkRequest(r: SchedRequest, states: ReadonlyMap<string, RequestState>
   count('maxTokens', r.maxTokens, 1);
   if (r.cachedTokens !== undefined) {
     count('cachedTokens', r.cachedTokens, 0);
-    if (r.cachedTokens >= r.promptTokens) throw new SchedulerInputError('cachedTokens', `of request '${r.id}' must be < promptTokens (${r.promptTokens}): at least one prompt token is computed, got ${r.cachedTokens}`);
+    if (r.cachedTokens >= r.promptTokens)
+      throw new SchedulerInputError('cachedTokens', `of request '${r.id}' must be < promptTokens (${r.promptTokens}): at least one prompt token is computed, got ${r.cachedTokens}`);
   }
   if (!Number.isFinite(r.arrivalMs)) throw new SchedulerInputError('arrivalMs', `of request '${r.id}' must be finite, got ${r.arrivalMs}`);
   if (!(r.ttftMs > 0) || !Number.isFinite(r.ttftMs)) throw new SchedulerInputError('ttftMs', `of request '${r.id}' must be a positive finite number, got ${r.ttftMs}`);

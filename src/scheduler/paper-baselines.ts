@@ -170,7 +170,8 @@ export class SarathiPaperScheduler extends PaperBaseline {
 
   constructor(options: SarathiPaperOptions) {
     super(options);
-    if (!(typeof options.tightestTpotMs === 'number' && options.tightestTpotMs > 0 && Number.isFinite(options.tightestTpotMs))) throw new SchedulerInputError('tightestTpotMs', `must be a positive finite number, got ${options.tightestTpotMs}`);
+    if (!(typeof options.tightestTpotMs === 'number' && options.tightestTpotMs > 0 && Number.isFinite(options.tightestTpotMs)))
+      throw new SchedulerInputError('tightestTpotMs', `must be a positive finite number, got ${options.tightestTpotMs}`);
     this.tightestTpotMs = options.tightestTpotMs;
   }
 

@@ -253,4 +253,3 @@ function solve(A: Float64Array[], y: Float64Array): Float64Array | null {
   }
   return x.every(Number.isFinite) ? x : null;
 }
-

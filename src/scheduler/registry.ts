@@ -97,7 +97,12 @@ export function defaultSettings(name: SchedulerName, ctx: SchedulerContext): Sch
 }
 
 export function createScheduler(name: SchedulerName, ctx: SchedulerContext, settings: SchedulerSettings = defaultSettings(name, ctx)): Scheduler {
-  const common = { model: ctx.model, kv: ctx.kv, ...(ctx.maxTokensPerStep !== undefined ? { maxTokensPerStep: ctx.maxTokensPerStep } : {}), ...(ctx.maxSeqs !== undefined ? { maxSeqs: ctx.maxSeqs } : {}) };
+  const common = {
+    model: ctx.model,
+    kv: ctx.kv,
+    ...(ctx.maxTokensPerStep !== undefined ? { maxTokensPerStep: ctx.maxTokensPerStep } : {}),
+    ...(ctx.maxSeqs !== undefined ? { maxSeqs: ctx.maxSeqs } : {}),
+  };
   const spec = (k: number | undefined): number => {
     const want = k ?? 0;
     if (want > ctx.maxSpec) throw new SchedulerNameError(`scheduler '${name}' asks for ${want} drafts per decode; this engine can run at most ${ctx.maxSpec} (0: no draft model)`);
@@ -105,7 +110,16 @@ export function createScheduler(name: SchedulerName, ctx: SchedulerContext, sett
   };
   switch (name) {
     case 'slos':
-      return new SlosScheduler({ ...common, maxSpec: spec(settings.specK ?? ctx.maxSpec), fixedSpec: settings.fixedSpec ?? false, reservation: settings.reservation ?? 'adaptive', admission: settings.admission ?? true, learnMargin: (settings.margin ?? 'learned') === 'learned', name: 'slos', ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}) });
+      return new SlosScheduler({
+        ...common,
+        maxSpec: spec(settings.specK ?? ctx.maxSpec),
+        fixedSpec: settings.fixedSpec ?? false,
+        reservation: settings.reservation ?? 'adaptive',
+        admission: settings.admission ?? true,
+        learnMargin: (settings.margin ?? 'learned') === 'learned',
+        name: 'slos',
+        ...(ctx.lengthHistory ? { lengthHistory: ctx.lengthHistory } : {}),
+      });
     case 'edf':
       return new SlosScheduler({ ...common, admission: false, name: 'edf' });
     case 'fcfs':
@@ -159,9 +173,11 @@ export function ablations(ctx: SchedulerContext): SchedulerVariant[] {
   const out: SchedulerVariant[] = [{ scheduler: 'slos', label: 'slos admission=off', settings: { specK: ctx.maxSpec, admission: false }, ablation: true }];
   if (ctx.maxSpec > 0) {
     out.push({ scheduler: 'slos', label: 'slos spec=off', settings: { specK: 0, reservation: 'adaptive' }, ablation: true });
-    for (const k of [1, 2, 4].filter((x) => x <= ctx.maxSpec)) out.push({ scheduler: 'slos', label: `slos spec=fixed k=${k}`, settings: { specK: k, fixedSpec: true, reservation: 'adaptive' }, ablation: true });
+    for (const k of [1, 2, 4].filter((x) => x <= ctx.maxSpec))
+      out.push({ scheduler: 'slos', label: `slos spec=fixed k=${k}`, settings: { specK: k, fixedSpec: true, reservation: 'adaptive' }, ablation: true });
   }
   out.push({ scheduler: 'slos', label: 'slos margin=fixed', settings: { specK: ctx.maxSpec, margin: 'fixed' }, ablation: true });
-  for (const r of ['p90', 'max_tokens', 'oracle'] as const) out.push({ scheduler: 'slos', label: `slos reserve=${r}${r === 'oracle' ? ' (oracle: true lengths, benchmark only)' : ''}`, settings: { specK: ctx.maxSpec, reservation: r }, ablation: true });
+  for (const r of ['p90', 'max_tokens', 'oracle'] as const)
+    out.push({ scheduler: 'slos', label: `slos reserve=${r}${r === 'oracle' ? ' (oracle: true lengths, benchmark only)' : ''}`, settings: { specK: ctx.maxSpec, reservation: r }, ablation: true });
   return out;
 }

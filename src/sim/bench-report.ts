@@ -25,7 +25,17 @@ export function bestRows(results: readonly CapacityResult[]): BestRow[] {
     if (r.variant.ablation) continue;
     const key = `${r.scenario}\u0000${r.variant.scheduler}`;
     const cur = best.get(key);
-    if (!cur || r.capacityRps > cur.capacityRps) best.set(key, { scenario: r.scenario, scheduler: r.variant.scheduler, label: r.variant.label, capacityRps: r.capacityRps, attainment: r.attainment, admittedMissRate: r.admittedMissRate, declineRate: r.declineRate, result: r });
+    if (!cur || r.capacityRps > cur.capacityRps)
+      best.set(key, {
+        scenario: r.scenario,
+        scheduler: r.variant.scheduler,
+        label: r.variant.label,
+        capacityRps: r.capacityRps,
+        attainment: r.attainment,
+        admittedMissRate: r.admittedMissRate,
+        declineRate: r.declineRate,
+        result: r,
+      });
   }
   return [...best.values()];
 }
@@ -57,14 +67,21 @@ export function markdownReport(results: readonly CapacityResult[], title: string
   const row = (sc: string, s: SchedulerName): BestRow | undefined => rows.find((r) => r.scenario === sc && r.scheduler === s);
   const tuned = ratiosVs(rows, TUNED_BASELINES);
   const paper = ratiosVs(rows, PAPER_BASELINES);
-  const out: string[] = [`## ${title}`, '', 'Capacity (req/s at >= 90% SLO attainment), each scheduler at its best setting; SLOs-Serve against the strongest tuned baseline (fcfs, fcfs+sd, sarathi, edf, each swept) and the better paper-faithful one (vllm-v0, sarathi-paper); admitted misses and declines at SLOs-Serve\'s capacity (the model is the clock):', ''];
+  const out: string[] = [
+    `## ${title}`,
+    '',
+    "Capacity (req/s at >= 90% SLO attainment), each scheduler at its best setting; SLOs-Serve against the strongest tuned baseline (fcfs, fcfs+sd, sarathi, edf, each swept) and the better paper-faithful one (vllm-v0, sarathi-paper); admitted misses and declines at SLOs-Serve's capacity (the model is the clock):",
+    '',
+  ];
   out.push(`| scenario | ${schedulers.join(' | ')} | slos vs strongest tuned | slos vs paper baselines | slos admitted misses (strict) | slos declined |`);
   out.push(`|---|${schedulers.map(() => '---:').join('|')}|---:|---:|---:|---:|`);
   for (const sc of scenarios) {
     const s = row(sc, 'slos');
     const t = tuned.get(sc);
     const p = paper.get(sc);
-    out.push(`| ${sc} | ${schedulers.map((x) => (row(sc, x) ? fmt(row(sc, x)!.capacityRps) : '-')).join(' | ')} | ${t ? `${t.ratio.toFixed(2)}x (${t.against})` : '-'} | ${p ? `${p.ratio.toFixed(2)}x (${p.against})` : '-'} | ${s ? pct(s.admittedMissRate) : '-'} | ${s ? pct(s.declineRate) : '-'} |`);
+    out.push(
+      `| ${sc} | ${schedulers.map((x) => (row(sc, x) ? fmt(row(sc, x)!.capacityRps) : '-')).join(' | ')} | ${t ? `${t.ratio.toFixed(2)}x (${t.against})` : '-'} | ${p ? `${p.ratio.toFixed(2)}x (${p.against})` : '-'} | ${s ? pct(s.admittedMissRate) : '-'} | ${s ? pct(s.declineRate) : '-'} |`,
+    );
   }
   if (scenarios.length > 1) {
     const g = (m: Map<string, { ratio: number }>): string => {
@@ -76,7 +93,13 @@ export function markdownReport(results: readonly CapacityResult[], title: string
   const abl = results.filter((r) => r.variant.ablation);
   if (abl.length > 0) {
     const labels = [...new Set(abl.map((r) => r.variant.label))];
-    out.push('', 'SLOs-Serve ablations (capacity req/s; ratio to SLOs-Serve as shipped; edf above is admission off):', '', `| scenario | slos | ${labels.join(' | ')} |`, `|---|---:|${labels.map(() => '---:').join('|')}|`);
+    out.push(
+      '',
+      'SLOs-Serve ablations (capacity req/s; ratio to SLOs-Serve as shipped; edf above is admission off):',
+      '',
+      `| scenario | slos | ${labels.join(' | ')} |`,
+      `|---|---:|${labels.map(() => '---:').join('|')}|`,
+    );
     for (const sc of scenarios) {
       const s = row(sc, 'slos')?.capacityRps;
       const cells = labels.map((l) => {
@@ -86,7 +109,13 @@ export function markdownReport(results: readonly CapacityResult[], title: string
       out.push(`| ${sc} | ${s !== undefined ? fmt(s) : '-'} | ${cells.join(' | ')} |`);
     }
   }
-  out.push('', 'Tuning sweep (every variant; the best per scheduler is bold):', '', '| scenario | variant | capacity req/s | attainment there | admitted misses | declined |', '|---|---|---:|---:|---:|---:|');
+  out.push(
+    '',
+    'Tuning sweep (every variant; the best per scheduler is bold):',
+    '',
+    '| scenario | variant | capacity req/s | attainment there | admitted misses | declined |',
+    '|---|---|---:|---:|---:|---:|',
+  );
   for (const r of results) {
     const isBest = rows.some((b) => b.result === r);
     const label = isBest ? `**${r.variant.label}**` : r.variant.label;
@@ -107,7 +136,11 @@ export function svgPlot(results: readonly CapacityResult[], title: string): stri
   const m = { l: 44, r: 10, t: 26, b: 34 };
   const W = cols * pw;
   const H = Math.ceil(scenarios.length / cols) * ph + 40;
-  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="10">`, `<rect width="${W}" height="${H}" fill="white"/>`, `<text x="8" y="16" font-size="13">${escape(title)}</text>`];
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="10">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="8" y="16" font-size="13">${escape(title)}</text>`,
+  ];
   scenarios.forEach((sc, i) => {
     const ox = (i % cols) * pw;
     const oy = 24 + Math.floor(i / cols) * ph;
@@ -119,7 +152,9 @@ export function svgPlot(results: readonly CapacityResult[], title: string): stri
     const y = (a: number): number => oy + m.t + (1 - a) * (ph - m.t - m.b);
     parts.push(`<text x="${ox + m.l}" y="${oy + 14}" font-size="11">${escape(sc)}</text>`);
     parts.push(`<line x1="${ox + m.l}" y1="${y(0)}" x2="${ox + pw - m.r}" y2="${y(0)}" stroke="#999"/><line x1="${ox + m.l}" y1="${y(0)}" x2="${ox + m.l}" y2="${y(1)}" stroke="#999"/>`);
-    parts.push(`<line x1="${ox + m.l}" y1="${y(0.9)}" x2="${ox + pw - m.r}" y2="${y(0.9)}" stroke="#999" stroke-dasharray="3,3"/><text x="${ox + 4}" y="${y(0.9) + 3}">90%</text><text x="${ox + 4}" y="${y(0) + 3}">0</text><text x="${ox + 4}" y="${y(1) + 3}">100%</text>`);
+    parts.push(
+      `<line x1="${ox + m.l}" y1="${y(0.9)}" x2="${ox + pw - m.r}" y2="${y(0.9)}" stroke="#999" stroke-dasharray="3,3"/><text x="${ox + 4}" y="${y(0.9) + 3}">90%</text><text x="${ox + 4}" y="${y(0) + 3}">0</text><text x="${ox + 4}" y="${y(1) + 3}">100%</text>`,
+    );
     for (const t of [Math.pow(10, lo), Math.pow(10, hi)]) parts.push(`<text x="${x(t) - 10}" y="${y(0) + 14}">${fmt(t)}</text>`);
     parts.push(`<text x="${ox + pw / 2 - 20}" y="${y(0) + 26}">req/s (log)</text>`);
     for (const r of mine) {

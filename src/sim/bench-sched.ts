@@ -113,11 +113,24 @@ export function scenarioWorkload(name: ScenarioName, setup: BenchSetup): Workloa
   const { tight, loose } = tpotsFor(setup.profile);
   const traces = setup.seeds.map((seed) =>
     resolveTrace(
-      generateScenario(name, { requests: setup.requests, ratePerSec: 1, seed, arrivals: setup.arrivals, ...(setup.cv !== undefined ? { cv: setup.cv } : {}), tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256), ...(setup.prefixCache ? { prefixes: true } : {}) }),
+      generateScenario(name, {
+        requests: setup.requests,
+        ratePerSec: 1,
+        seed,
+        arrivals: setup.arrivals,
+        ...(setup.cv !== undefined ? { cv: setup.cv } : {}),
+        tightTpotMs: tight,
+        looseTpotMs: loose,
+        maxPromptTokens: Math.min(8192, setup.contextTokens - 256),
+        ...(setup.prefixCache ? { prefixes: true } : {}),
+      }),
       { contextTokens: setup.contextTokens },
     ),
   );
-  const warm = resolveTrace(generateScenario(name, { requests: 200, ratePerSec: 1, seed: 1_000_003, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256) }), { contextTokens: setup.contextTokens });
+  const warm = resolveTrace(
+    generateScenario(name, { requests: 200, ratePerSec: 1, seed: 1_000_003, tightTpotMs: tight, looseTpotMs: loose, maxPromptTokens: Math.min(8192, setup.contextTokens - 256) }),
+    { contextTokens: setup.contextTokens },
+  );
   return { name, traces, baseRates: traces.map(measuredRate), history: lengthHistory(warm) };
 }
 
@@ -127,7 +140,12 @@ export function traceWorkload(name: string, json: unknown, setup: BenchSetup): W
   const reqs = resolved.requests;
   const baseRate = measuredRate(resolved);
   // A trace file has no second sample: its own first 10% (excluded from attainment) warm the history.
-  return { name, traces: setup.seeds.map(() => resolved), baseRates: setup.seeds.map(() => baseRate), history: lengthHistory({ apps: resolved.apps, requests: reqs.slice(0, Math.max(1, Math.floor(reqs.length * 0.1))) }) };
+  return {
+    name,
+    traces: setup.seeds.map(() => resolved),
+    baseRates: setup.seeds.map(() => baseRate),
+    history: lengthHistory({ apps: resolved.apps, requests: reqs.slice(0, Math.max(1, Math.floor(reqs.length * 0.1))) }),
+  };
 }
 
 /**
@@ -144,7 +162,14 @@ export function measuredRate(trace: ResolvedTrace): number {
 export function lengthHistory(trace: ResolvedTrace): Record<string, number[]> {
   // No prototype: an app may be named __proto__.
   const out = Object.create(null) as Record<string, number[]>;
-  for (const r of trace.requests) for (const round of r.rounds) (out[r.app] ??= []).push(Math.min(round.maxTokens, round.stageTokens.reduce((a, b) => a + b, 0)));
+  for (const r of trace.requests)
+    for (const round of r.rounds)
+      (out[r.app] ??= []).push(
+        Math.min(
+          round.maxTokens,
+          round.stageTokens.reduce((a, b) => a + b, 0),
+        ),
+      );
   return out;
 }
 
@@ -197,7 +222,12 @@ export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rat
     const from = Math.floor(n * 0.1);
     const to = n - Math.floor(n * 0.1);
     const result = simulate({
-      trace, clock: setup.profile, makeScheduler: () => makeScheduler(v, setup, tight, w.history), replicas: setup.replicas, seed: setup.seeds[i]!, alpha: setup.alpha,
+      trace,
+      clock: setup.profile,
+      makeScheduler: () => makeScheduler(v, setup, tight, w.history),
+      replicas: setup.replicas,
+      seed: setup.seeds[i]!,
+      alpha: setup.alpha,
       ...(Number.isFinite(allowed) ? { missBudget: { from, to, max: allowed } } : {}),
       ...(setup.prefixCache ? { prefixCache: prefixCacheConfig(setup) } : {}),
     });

@@ -21,7 +21,9 @@ export class CapacityUnboundedError extends Error {
     readonly requests: number,
     readonly highestRate: number,
   ) {
-    super(`${workload}: every rate tried up to ${highestRate.toPrecision(4)} req/s met the target, so its capacity is not measured (${requests} requests are too few to load the scheduler at any rate): use a trace with more requests`);
+    super(
+      `${workload}: every rate tried up to ${highestRate.toPrecision(4)} req/s met the target, so its capacity is not measured (${requests} requests are too few to load the scheduler at any rate): use a trace with more requests`,
+    );
   }
 }
 

@@ -153,7 +153,13 @@ function appDefs(tight: number, loose: number): Record<AppKey, TraceApp> {
     chat: { ttft_slowdown: 5, tpot_ms: loose },
     code: { ttft_slowdown: 5, tpot_ms: tight },
     summarize: { ttft_slowdown: 3, tpot_ms: loose },
-    reason: { ttft_slowdown: 3, stages: [{ name: 'think', tpot_ms: tight }, { name: 'answer', tpot_ms: loose }] },
+    reason: {
+      ttft_slowdown: 3,
+      stages: [
+        { name: 'think', tpot_ms: tight },
+        { name: 'answer', tpot_ms: loose },
+      ],
+    },
     tool: { ttft_slowdown: 3, tpot_ms: tight, final_tpot_ms: loose },
   };
 }

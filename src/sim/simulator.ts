@@ -128,7 +128,10 @@ export function simulate(cfg: SimConfig): SimResult {
     const carried = history.get(spec.id) ?? 0;
     const prompt = carried + r.promptTokens;
     const ttftMs = 'ms' in app.ttft ? app.ttft.ms : app.ttft.slowdown * cfg.clock.zeroLoadPrefillMs(prompt);
-    const total = Math.min(r.maxTokens, r.stageTokens.reduce((a, b) => a + b, 0));
+    const total = Math.min(
+      r.maxTokens,
+      r.stageTokens.reduce((a, b) => a + b, 0),
+    );
     const id = schedId(spec, round);
     const timeline = { arrivalMs: t, ttftSloMs: ttftMs, stages: r.stages, stageStarts: [0], tokenTimes: [] as number[], finished: false };
     timelines[index.get(spec.id)!]!.rounds.push(timeline);

@@ -18,7 +18,10 @@
 import type { StageSlo } from '../scheduler/types.js';
 import { describeValue } from '../model/describe.js';
 
-export interface TraceStage { name: string; tpot_ms: number }
+export interface TraceStage {
+  name: string;
+  tpot_ms: number;
+}
 
 export interface TraceApp {
   ttft_ms?: number;
@@ -30,7 +33,11 @@ export interface TraceApp {
   alpha?: number;
 }
 
-export interface TraceRound { prompt_tokens: number; output_tokens: number; tool_ms?: number }
+export interface TraceRound {
+  prompt_tokens: number;
+  output_tokens: number;
+  tool_ms?: number;
+}
 
 export interface TraceRequest {
   t_ms: number;
@@ -294,7 +301,8 @@ export function parseTrace(json: unknown): Trace {
     const key = `${r.app}\u0000${r.prefix_id}`;
     const first = lengths.get(key);
     if (!first) lengths.set(key, { tokens: r.prefix_tokens as number, at: i });
-    else if (first.tokens !== r.prefix_tokens) fail(`requests[${i}].prefix_tokens`, `prefix ${show(r.prefix_id)} of app '${r.app}' has ${first.tokens} tokens (requests[${first.at}]); got ${r.prefix_tokens}`);
+    else if (first.tokens !== r.prefix_tokens)
+      fail(`requests[${i}].prefix_tokens`, `prefix ${show(r.prefix_id)} of app '${r.app}' has ${first.tokens} tokens (requests[${first.at}]); got ${r.prefix_tokens}`);
   }
   return { apps, requests };
 }

@@ -227,7 +227,13 @@ export class SpeculativeDecoder {
       const rows = Array.from({ length: k + 1 }, (_, j) => row + j);
       let acc: Acceptance;
       if (!r.sampling || k === 0) {
-        acc = k === 0 ? { accepted: 0, emitted: [verify.tokens[row]!] } : acceptGreedy(d, rows.map((i) => verify.tokens[i]!));
+        acc =
+          k === 0
+            ? { accepted: 0, emitted: [verify.tokens[row]!] }
+            : acceptGreedy(
+                d,
+                rows.map((i) => verify.tokens[i]!),
+              );
       } else {
         const params = { ...r.sampling, tokenIndex: 0 };
         const p = rows.map((i) => warpedDistribution(verify.logits!.subarray(i * V, (i + 1) * V), params));

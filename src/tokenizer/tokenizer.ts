@@ -57,9 +57,16 @@ export class TextTokenizer {
     }
     this.config = tokenizerConfig ?? {};
     const template = this.config['chat_template'];
-    if (template !== undefined && template !== null && typeof template !== 'string' && !(Array.isArray(template) && template.every((e) => isObject(e) && typeof e['name'] === 'string' && typeof e['template'] === 'string'))) {
+    if (
+      template !== undefined &&
+      template !== null &&
+      typeof template !== 'string' &&
+      !(Array.isArray(template) && template.every((e) => isObject(e) && typeof e['name'] === 'string' && typeof e['template'] === 'string'))
+    ) {
       const shown = describeValue(template);
-      throw new TokenizerError(`tokenizer_config.json chat_template is ${Array.isArray(template) ? 'a list with an entry that is not { name, template }' : shown}; expected a template string or a list of { name, template }`);
+      throw new TokenizerError(
+        `tokenizer_config.json chat_template is ${Array.isArray(template) ? 'a list with an entry that is not { name, template }' : shown}; expected a template string or a list of { name, template }`,
+      );
     }
     try {
       this.tokenizer = new Tokenizer(tokenizerJson, this.config);

@@ -41,7 +41,10 @@ describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as { last_logits: number[] };
     const files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-llama3')));
-    const ref = new ReferenceModel(files.config, q4WeightLookup(files.config, (name) => tensorToFloat64(files.tensors.get(name)!))).forward(c.prompt);
+    const ref = new ReferenceModel(
+      files.config,
+      q4WeightLookup(files.config, (name) => tensorToFloat64(files.tensors.get(name)!)),
+    ).forward(c.prompt);
     expect(Math.max(...j.last_logits.map((v, i) => Math.abs(v - ref[i]!)))).toBeLessThan(1e-3);
     const bad = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', '1', '--quantize', 'q8');
     expect(bad.code).toBe(2);
@@ -100,7 +103,23 @@ describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
       requests: Array.from({ length: 12 }, (_, i) => ({ t_ms: i * 150, app: 'chat', prompt_tokens: 20 + 7 * i, output_tokens: 4 + (i % 5) })),
     };
     writeFileSync(join(dir, 'trace.json'), JSON.stringify(trace));
-    const r = webslo('bench-sched', '--real', '--model', fixtureDir('tiny-qwen2'), '--trace', join(dir, 'trace.json'), '--calibration-s', '3', '--loads', '1', '--kv-tokens', '16384', '--json', '--out', dir);
+    const r = webslo(
+      'bench-sched',
+      '--real',
+      '--model',
+      fixtureDir('tiny-qwen2'),
+      '--trace',
+      join(dir, 'trace.json'),
+      '--calibration-s',
+      '3',
+      '--loads',
+      '1',
+      '--kv-tokens',
+      '16384',
+      '--json',
+      '--out',
+      dir,
+    );
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as { rows: { load: number; requests: number; realAttainment: number; simAttainment: number; admittedMissRate: number; realSteps: number }[] };
     expect(j.rows).toHaveLength(1);

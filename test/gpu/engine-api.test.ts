@@ -85,7 +85,10 @@ describe('public API (Node, in-process)', () => {
   it('abort mid-stream rejects with AbortError and frees the request pages', async () => {
     const before = (await engine.stats()).apps.find((a) => a.app === 'chat') ?? { running: 0, aborted: 0 };
     const controller = new AbortController();
-    const stream = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 200, ignore_eos: true, stream: true }, { signal: controller.signal });
+    const stream = await engine.chat.completions.create(
+      { app: 'chat', messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 200, ignore_eos: true, stream: true },
+      { signal: controller.signal },
+    );
     let chunks = 0;
     const read = (async () => {
       for await (const c of stream) {
@@ -152,7 +155,10 @@ describe('a burst through the public API', () => {
         const words = Array.from({ length: 2 + (i % 13) }, (_, j) => `w${(i * 7 + j) % 50}`).join(' ');
         if (i % 3 === 0) {
           return (async () => {
-            const stream = await e.chat.completions.create({ app, messages: [{ role: 'user', content: words }], max_tokens: 3 + (i % 6), ignore_eos: true, stream: true }, { signal: controller.signal });
+            const stream = await e.chat.completions.create(
+              { app, messages: [{ role: 'user', content: words }], max_tokens: 3 + (i % 6), ignore_eos: true, stream: true },
+              { signal: controller.signal },
+            );
             let finish: string | null = null;
             for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
             return finish;
@@ -167,7 +173,10 @@ describe('a burst through the public API', () => {
         const kind = r.status === 'fulfilled' ? `completed:${r.value}` : (r.reason as Error).name;
         kinds[kind] = (kinds[kind] ?? 0) + 1;
       }
-      expect(Object.keys(kinds).every((k) => ['completed:length', 'SloError', 'AbortError'].includes(k)), JSON.stringify(kinds)).toBe(true);
+      expect(
+        Object.keys(kinds).every((k) => ['completed:length', 'SloError', 'AbortError'].includes(k)),
+        JSON.stringify(kinds),
+      ).toBe(true);
       expect(kinds['completed:length']).toBeGreaterThan(0);
       expect(kinds['AbortError']).toBeGreaterThan(0);
       let stats = await e.stats();

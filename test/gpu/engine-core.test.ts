@@ -102,7 +102,19 @@ function collector(stopAfter?: (all: EmittedToken[]) => number | null): { sink: 
 }
 
 function request(id: string, prompt: readonly number[], maxTokens: number, extra: Partial<CoreRequestSpec> = {}): CoreRequestSpec {
-  return { id, app: 'a', prompt, maxTokens, ttftMs: 60_000, stages: [{ name: 'answer', tpotMs: 10_000 }], sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort', ...extra };
+  return {
+    id,
+    app: 'a',
+    prompt,
+    maxTokens,
+    ttftMs: 60_000,
+    stages: [{ name: 'answer', tpotMs: 10_000 }],
+    sampling: null,
+    stopTokenIds: new Set(),
+    topLogprobs: null,
+    onDecline: 'best-effort',
+    ...extra,
+  };
 }
 
 async function drain(core: EngineCore, limit = 10_000): Promise<void> {
@@ -219,7 +231,10 @@ describe('engine core', () => {
       return inner;
     });
     const { sink, out } = collector();
-    const stages = [{ name: 'think', tpotMs: 10_000 }, { name: 'answer', tpotMs: 20_000 }];
+    const stages = [
+      { name: 'think', tpotMs: 10_000 },
+      { name: 'answer', tpotMs: 20_000 },
+    ];
     // The marker is the greedy output's 3rd token (0-based 2): the answer starts at index 3.
     h.core.submit(request('think', c.prompt, 8, { stages, stageMarkerIds: new Set([c.greedy[2]!]) }), sink);
     await drain(h.core);
@@ -252,9 +267,16 @@ describe('engine core', () => {
 
   it('an over-long prompt fails fast with PromptTooLongError', async () => {
     const h = await harness(fcfs, { kvPages: 4 });
-    expect(() => h.core.submit(request('long', Array.from({ length: 64 }, () => 5), 4), collector().sink)).toThrow(
-      expect.objectContaining({ name: 'PromptTooLongError' }),
-    );
+    expect(() =>
+      h.core.submit(
+        request(
+          'long',
+          Array.from({ length: 64 }, () => 5),
+          4,
+        ),
+        collector().sink,
+      ),
+    ).toThrow(expect.objectContaining({ name: 'PromptTooLongError' }));
     expect(h.core.size).toBe(0);
   });
 
@@ -272,7 +294,15 @@ describe('engine core', () => {
       const { sink, out } = collector();
       outs.push(out);
       const prompt = Array.from({ length: 4 + Math.floor(random() * 40) }, () => 3 + Math.floor(random() * 31000));
-      h.core.submit(request(`b${i}`, prompt, 2 + Math.floor(random() * 8), { app, ttftMs: i % 4 === 0 ? 200 : 2000, stages: [{ name: 'answer', tpotMs: 100 + 50 * (i % 4) }], onDecline: i % 2 ? 'error' : 'best-effort' }), sink);
+      h.core.submit(
+        request(`b${i}`, prompt, 2 + Math.floor(random() * 8), {
+          app,
+          ttftMs: i % 4 === 0 ? 200 : 2000,
+          stages: [{ name: 'answer', tpotMs: 100 + 50 * (i % 4) }],
+          onDecline: i % 2 ? 'error' : 'best-effort',
+        }),
+        sink,
+      );
     }
     let steps = 0;
     while (h.core.size > 0 && steps < 5000) {
@@ -305,7 +335,16 @@ describe('engine core', () => {
     const n = LIGHT ? 12 : 40;
     const trace = resolveTrace(
       {
-        apps: { chat: { ttft_ms: 400, tpot_ms: 60 }, think: { ttft_ms: 800, stages: [{ name: 'think', tpot_ms: 40 }, { name: 'answer', tpot_ms: 90 }] } },
+        apps: {
+          chat: { ttft_ms: 400, tpot_ms: 60 },
+          think: {
+            ttft_ms: 800,
+            stages: [
+              { name: 'think', tpot_ms: 40 },
+              { name: 'answer', tpot_ms: 90 },
+            ],
+          },
+        },
         requests: Array.from({ length: n }, (_, i) =>
           i % 3 === 2
             ? { t_ms: i * 35, app: 'think', prompt_tokens: 8 + Math.floor(random() * 60), stage_tokens: [2 + Math.floor(random() * 6), 2 + Math.floor(random() * 6)] }

@@ -29,7 +29,9 @@ describe.each((SCOPE === 'light' ? ['tiny-llama3'] : ['tiny-llama3', 'tiny-qwen3
   let files: LoadedModelFiles;
   let runner: ModelRunner;
   let session: RunnerSession;
-  const prompt = fixtureCases(model).find((c) => c.prompt.length === 200)!.prompt.slice(0, FULL ? 200 : SCOPE === 'reduced' ? 80 : 40);
+  const prompt = fixtureCases(model)
+    .find((c) => c.prompt.length === 200)!
+    .prompt.slice(0, FULL ? 200 : SCOPE === 'reduced' ? 80 : 40);
   const other = fixtureCases(model).find((c) => c.prompt.length === 37)!.prompt;
 
   beforeAll(async () => {
@@ -61,7 +63,10 @@ describe.each((SCOPE === 'light' ? ['tiny-llama3'] : ['tiny-llama3', 'tiny-qwen3
       const once = await lastLogits(prompt, prompt.length);
       const short = prompt.slice(0, FULL ? 120 : 40);
       const onceShort = await lastLogits(short, short.length);
-      for (const [tokens, chunk, want] of [[short, 1, onceShort], [prompt, 7, once]] as const) {
+      for (const [tokens, chunk, want] of [
+        [short, 1, onceShort],
+        [prompt, 7, once],
+      ] as const) {
         const id = fusedSession.newSequence();
         const r = await fusedSession.prefill(id, tokens, chunk, { logits: true });
         fusedSession.free(id);

@@ -54,7 +54,10 @@ describe('embedding', () => {
     const tok = rt.upload(tokens, 'tokens');
     const y = out(tokens.length * H);
     const step = rt.beginStep('embedding');
-    for (const [start, rows] of [[0, 20], [20, 17]] as const) {
+    for (const [start, rows] of [
+      [0, 20],
+      [20, 17],
+    ] as const) {
       const slice = bits ? bits.subarray(start * H, (start + rows) * H) : table.subarray(start * H, (start + rows) * H);
       const chunk = rt.upload(slice, `E ${start}`);
       k.embedding(step, dtype, tok, chunk, y, tokens.length, H, start, rows);
@@ -157,7 +160,12 @@ describe('rope + kv append, fused', () => {
       const vc = rt.upload(cache0, 'v');
       const step = rt.beginStep('rope kv');
       if (fused) {
-        k.ropeKvAppend(step, { qkv: xb, positions: pos, table: table.buffer, slots: sl, kCache: kc, vCache: vc }, { T, heads, kvHeads, headDim, rowStride }, qkNorm ? { q: qn, k: kn, eps: 1e-6 } : undefined);
+        k.ropeKvAppend(
+          step,
+          { qkv: xb, positions: pos, table: table.buffer, slots: sl, kCache: kc, vCache: vc },
+          { T, heads, kvHeads, headDim, rowStride },
+          qkNorm ? { q: qn, k: kn, eps: 1e-6 } : undefined,
+        );
       } else {
         const d = { T, headDim, rowStride };
         k.rope(step, xb, pos, table.buffer, { ...d, heads, colOffset: 0 }, qkNorm ? { weight: qn, eps: 1e-6 } : undefined);
@@ -194,71 +202,83 @@ function pagedSetup(seqLens: number[], pageSize: number, kvDim: number, numPages
 
 /** kv_append then attention (one-workgroup form, or split + combine) against the float64 reference. */
 async function attentionCase(seqLens: number[], newCounts: number[], numPages: number, split: boolean): Promise<Float32Array> {
-    const heads = 4;
-    const kvHeads = 2;
-    const d = 40;
-    const pageSize = 16;
-    const kvDim = kvHeads * d;
-    const qDim = heads * d;
-    const rowStride = qDim + 2 * kvDim;
-    const ps = pagedSetup(seqLens, pageSize, kvDim, numPages, 3);
-    const cacheFloats = numPages * pageSize * kvDim;
-    // History K/V in the cache (random), NaN in every slot no sequence owns.
-    const kHist = new Float32Array(cacheFloats).fill(NaN);
-    const vHist = new Float32Array(cacheFloats).fill(NaN);
-    const kv = randomF32(2 * cacheFloats, 17);
-    seqLens.forEach((len, s) => {
-      for (let pos = 0; pos < len - newCounts[s]!; pos++) {
-        const sl = ps.slot(s, pos);
-        kHist.set(kv.subarray(sl * kvDim, (sl + 1) * kvDim), sl * kvDim);
-        vHist.set(kv.subarray(cacheFloats + sl * kvDim, cacheFloats + (sl + 1) * kvDim), sl * kvDim);
-      }
-    });
-    const tokens: { s: number; pos: number }[] = [];
-    seqLens.forEach((len, s) => {
-      for (let i = len - newCounts[s]!; i < len; i++) tokens.push({ s, pos: i });
-    });
-    const T = tokens.length;
-    const qkv = randomF32(T * rowStride, 23);
-    const kCache = rt.upload(kHist, 'K');
-    const vCache = rt.upload(vHist, 'V');
-    const qkvb = rt.upload(qkv, 'qkv');
-    const slots = rt.upload(new Uint32Array(tokens.map((t) => ps.slot(t.s, t.pos))), 'slots');
-    const positions = rt.upload(new Uint32Array(tokens.map((t) => t.pos)), 'positions');
-    const seqOf = rt.upload(new Uint32Array(tokens.map((t) => t.s)), 'seq');
-    const tables = rt.upload(ps.flat, 'tables');
-    const o = out(T * qDim);
-    const step = rt.beginStep('attention');
-    k.kvAppend(step, qkvb, slots, kCache, vCache, { T, kvDim, rowStride, kOffset: qDim, vOffset: qDim + kvDim });
-    const maxPosition = Math.max(...tokens.map((t) => t.pos));
-    const partials = split ? out(T * heads * attentionSplits(maxPosition) * (d + 2)) : null;
-    k.attention(step, { q: qkvb, kCache, vCache, positions, seqOfToken: seqOf, blockTables: tables, out: o }, { T, heads, kvHeads, headDim: d, pageSize, maxBlocks: ps.maxBlocks, qStride: rowStride, outStride: qDim }, partials ? { partials, maxPosition } : undefined);
-    if (split) expect(step.dispatches, 'kv_append, partial, combine').toBe(attentionSplits(maxPosition) > 1 ? 3 : 2);
-    const gotK = step.read(kCache);
-    const got = step.read(o);
-    await step.submit();
-
-    // The reference cache: history plus the appended rows.
-    const kAll = Float64Array.from(kHist);
-    const vAll = Float64Array.from(vHist);
-    tokens.forEach((t, i) => {
-      const sl = ps.slot(t.s, t.pos);
-      kAll.set(qkv.subarray(i * rowStride + qDim, i * rowStride + qDim + kvDim), sl * kvDim);
-      vAll.set(qkv.subarray(i * rowStride + qDim + kvDim, i * rowStride + qDim + 2 * kvDim), sl * kvDim);
-    });
-    const kg = new Float32Array(await gotK);
-    for (let i = 0; i < kAll.length; i++) {
-      if (!Number.isNaN(kAll[i]!) || !Number.isNaN(kg[i]!)) expect(kg[i]).toBe(kAll[i]);
+  const heads = 4;
+  const kvHeads = 2;
+  const d = 40;
+  const pageSize = 16;
+  const kvDim = kvHeads * d;
+  const qDim = heads * d;
+  const rowStride = qDim + 2 * kvDim;
+  const ps = pagedSetup(seqLens, pageSize, kvDim, numPages, 3);
+  const cacheFloats = numPages * pageSize * kvDim;
+  // History K/V in the cache (random), NaN in every slot no sequence owns.
+  const kHist = new Float32Array(cacheFloats).fill(NaN);
+  const vHist = new Float32Array(cacheFloats).fill(NaN);
+  const kv = randomF32(2 * cacheFloats, 17);
+  seqLens.forEach((len, s) => {
+    for (let pos = 0; pos < len - newCounts[s]!; pos++) {
+      const sl = ps.slot(s, pos);
+      kHist.set(kv.subarray(sl * kvDim, (sl + 1) * kvDim), sl * kvDim);
+      vHist.set(kv.subarray(cacheFloats + sl * kvDim, cacheFloats + (sl + 1) * kvDim), sl * kvDim);
     }
-    const q = new Float64Array(T * qDim);
-    tokens.forEach((_, i) => q.set(qkv.subarray(i * rowStride, i * rowStride + qDim), i * qDim));
-    const ref = attentionRef(q, tokens.map((t) => t.pos), heads, kvHeads, d, (t, pos, kvh) => {
+  });
+  const tokens: { s: number; pos: number }[] = [];
+  seqLens.forEach((len, s) => {
+    for (let i = len - newCounts[s]!; i < len; i++) tokens.push({ s, pos: i });
+  });
+  const T = tokens.length;
+  const qkv = randomF32(T * rowStride, 23);
+  const kCache = rt.upload(kHist, 'K');
+  const vCache = rt.upload(vHist, 'V');
+  const qkvb = rt.upload(qkv, 'qkv');
+  const slots = rt.upload(new Uint32Array(tokens.map((t) => ps.slot(t.s, t.pos))), 'slots');
+  const positions = rt.upload(new Uint32Array(tokens.map((t) => t.pos)), 'positions');
+  const seqOf = rt.upload(new Uint32Array(tokens.map((t) => t.s)), 'seq');
+  const tables = rt.upload(ps.flat, 'tables');
+  const o = out(T * qDim);
+  const step = rt.beginStep('attention');
+  k.kvAppend(step, qkvb, slots, kCache, vCache, { T, kvDim, rowStride, kOffset: qDim, vOffset: qDim + kvDim });
+  const maxPosition = Math.max(...tokens.map((t) => t.pos));
+  const partials = split ? out(T * heads * attentionSplits(maxPosition) * (d + 2)) : null;
+  k.attention(
+    step,
+    { q: qkvb, kCache, vCache, positions, seqOfToken: seqOf, blockTables: tables, out: o },
+    { T, heads, kvHeads, headDim: d, pageSize, maxBlocks: ps.maxBlocks, qStride: rowStride, outStride: qDim },
+    partials ? { partials, maxPosition } : undefined,
+  );
+  if (split) expect(step.dispatches, 'kv_append, partial, combine').toBe(attentionSplits(maxPosition) > 1 ? 3 : 2);
+  const gotK = step.read(kCache);
+  const got = step.read(o);
+  await step.submit();
+
+  // The reference cache: history plus the appended rows.
+  const kAll = Float64Array.from(kHist);
+  const vAll = Float64Array.from(vHist);
+  tokens.forEach((t, i) => {
+    const sl = ps.slot(t.s, t.pos);
+    kAll.set(qkv.subarray(i * rowStride + qDim, i * rowStride + qDim + kvDim), sl * kvDim);
+    vAll.set(qkv.subarray(i * rowStride + qDim + kvDim, i * rowStride + qDim + 2 * kvDim), sl * kvDim);
+  });
+  const kg = new Float32Array(await gotK);
+  for (let i = 0; i < kAll.length; i++) {
+    if (!Number.isNaN(kAll[i]!) || !Number.isNaN(kg[i]!)) expect(kg[i]).toBe(kAll[i]);
+  }
+  const q = new Float64Array(T * qDim);
+  tokens.forEach((_, i) => q.set(qkv.subarray(i * rowStride, i * rowStride + qDim), i * qDim));
+  const ref = attentionRef(
+    q,
+    tokens.map((t) => t.pos),
+    heads,
+    kvHeads,
+    d,
+    (t, pos, kvh) => {
       const sl = ps.slot(tokens[t]!.s, pos);
       return { k: kAll.subarray(sl * kvDim + kvh * d, sl * kvDim + (kvh + 1) * d), v: vAll.subarray(sl * kvDim + kvh * d, sl * kvDim + (kvh + 1) * d) };
-    });
-    const result = new Float32Array(await got);
-    expectClose(result, ref, 2e-6, 1e-4, 'attention');
-    return result;
+    },
+  );
+  const result = new Float32Array(await got);
+  expectClose(result, ref, 2e-6, 1e-4, 'attention');
+  return result;
 }
 
 describe('kv_append + attention_paged', () => {

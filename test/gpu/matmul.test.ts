@@ -58,13 +58,7 @@ function makeWeights(dtype: WeightDType, N: number, K: number, seed: number): We
   return { gpu: rt.upload(bits, 'W f16'), exact: fromF16Array(bits) };
 }
 
-async function run(
-  k: MatmulKernels,
-  x: Float32Array,
-  w: GPUBuffer,
-  { M, N, K }: Case,
-  path: MatmulPath,
-): Promise<Float32Array> {
+async function run(k: MatmulKernels, x: Float32Array, w: GPUBuffer, { M, N, K }: Case, path: MatmulPath): Promise<Float32Array> {
   const xb = rt.upload(x, 'X');
   const yb = rt.createBuffer(4 * M * N, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'Y');
   const step = rt.beginStep('matmul test');
@@ -128,8 +122,7 @@ describe.each(['f32', 'f16', 'bf16'] as const)('matmul, %s weights', (dtype) => 
     const c = { M: 12, N: 50, K: 72 };
     const x = randomF32(c.M * c.K, 5, 1);
     const w32 = randomF32(c.N * c.K, 6, 0.5);
-    const upload = (a: Float32Array): GPUBuffer =>
-      rt.upload(dtype === 'f32' ? a : dtype === 'f16' ? toF16Array(a) : toBf16Array(a), `W ${dtype}`);
+    const upload = (a: Float32Array): GPUBuffer => rt.upload(dtype === 'f32' ? a : dtype === 'f16' ? toF16Array(a) : toBf16Array(a), `W ${dtype}`);
     const whole = upload(w32);
     const expected = await run(k, x, whole, c, 'auto');
     const xb = rt.upload(x, 'X');
@@ -214,7 +207,14 @@ describe.each(['matvec', 'tiled'] as const)('matmul epilogue via %s', (path) => 
       const split = 17;
       const chunks = [makeChunk(w, 0, split, c.K), makeChunk(w, split, c.N, c.K)];
       chunks.forEach((ch, i) =>
-        k.record(step, xb, ch, yb, { M: c.M, N: i === 0 ? split : c.N - split, K: c.K, yStride: c.N, yColOffset: i === 0 ? 0 : split, ...(opts.bias ? { bias: bb } : {}), accumulate: opts.accumulate ?? false }, path),
+        k.record(
+          step,
+          xb,
+          ch,
+          yb,
+          { M: c.M, N: i === 0 ? split : c.N - split, K: c.K, yStride: c.N, yColOffset: i === 0 ? 0 : split, ...(opts.bias ? { bias: bb } : {}), accumulate: opts.accumulate ?? false },
+          path,
+        ),
       );
       const out = step.read(yb);
       await step.submit();
@@ -256,10 +256,11 @@ describe.each(['matvec', 'tiled'] as const)('matmul swiglu epilogue via %s', (pa
     const product = await run(k, x, wb, { M, N, K }, path);
     // The same product as [gate | up] columns, through the silu_mul kernel.
     const gu = new Float32Array(M * N);
-    for (let m = 0; m < M; m++) for (let i = 0; i < I; i++) {
-      gu[m * N + i] = product[m * N + 2 * i]!;
-      gu[m * N + I + i] = product[m * N + 2 * i + 1]!;
-    }
+    for (let m = 0; m < M; m++)
+      for (let i = 0; i < I; i++) {
+        gu[m * N + i] = product[m * N + 2 * i]!;
+        gu[m * N + I + i] = product[m * N + 2 * i + 1]!;
+      }
     const gub = rt.upload(gu, 'gate|up');
     const act = rt.createBuffer(4 * M * I, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'act');
     let step = rt.beginStep('silu_mul');

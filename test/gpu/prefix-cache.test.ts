@@ -66,7 +66,10 @@ async function run(e: Engine, spec: Partial<CoreRequestSpec> & { id: string; pro
   const out: EmittedToken[] = [];
   let error = null as Error | null; // set by the sink's callback
   const sink: RequestSink = { onTokens: (t) => void out.push(...t), onFinish: () => {}, onError: (err) => void (error = err) };
-  e.core.submit({ app: 'a', maxTokens: 6, ttftMs: 60_000, stages: [{ name: 'answer', tpotMs: 10_000 }], sampling: null, stopTokenIds: new Set(), topLogprobs: 5, onDecline: 'best-effort', ...spec }, sink);
+  e.core.submit(
+    { app: 'a', maxTokens: 6, ttftMs: 60_000, stages: [{ name: 'answer', tpotMs: 10_000 }], sampling: null, stopTokenIds: new Set(), topLogprobs: 5, onDecline: 'best-effort', ...spec },
+    sink,
+  );
   for (let i = 0; i < 1000 && e.core.size > 0; i++) await e.core.runStep();
   if (error) throw error;
   return out;
@@ -91,7 +94,9 @@ describe('prefix caching', () => {
     const coldRows = full.flatMap((r) => Array.from({ length: r.logits!.length / V }, (_, i) => r.logits!.subarray(i * V, (i + 1) * V)));
     const hotRows = hot.flatMap((r) => Array.from({ length: r.logits!.length / V }, (_, i) => r.logits!.subarray(i * V, (i + 1) * V)));
     expect(hotRows).toHaveLength(longer.length - cached);
-    hotRows.forEach((row, i) => expect(Buffer.from(row.buffer, row.byteOffset, row.byteLength).equals(Buffer.from(coldRows[cached + i]!.buffer, coldRows[cached + i]!.byteOffset, coldRows[cached + i]!.byteLength))).toBe(true));
+    hotRows.forEach((row, i) =>
+      expect(Buffer.from(row.buffer, row.byteOffset, row.byteLength).equals(Buffer.from(coldRows[cached + i]!.buffer, coldRows[cached + i]!.byteOffset, coldRows[cached + i]!.byteLength))).toBe(true),
+    );
   });
 
   it("a conversation's second round computes only its new tokens and equals a cold run, bitwise", async () => {

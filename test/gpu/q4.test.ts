@@ -288,7 +288,9 @@ describe('q4 batch invariance (tiny-llama3)', () => {
   let runner: ModelRunner;
   let session: RunnerSession;
   // SwiftShader runs a 37-token step slowly: 12 tokens still take the tiled path there.
-  const prompt = fixtureCases('tiny-llama3').find((c) => c.prompt.length === 37)!.prompt.slice(0, SCOPE === 'light' ? 12 : 37);
+  const prompt = fixtureCases('tiny-llama3')
+    .find((c) => c.prompt.length === 37)!
+    .prompt.slice(0, SCOPE === 'light' ? 12 : 37);
 
   beforeAll(async () => {
     files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-llama3')));

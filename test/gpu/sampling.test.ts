@@ -73,7 +73,12 @@ describe('greedy', () => {
     }
     // Beyond vocab within the stride: larger, must be ignored.
     l[vocab] = 100;
-    const ids = await sample(l, Array.from({ length: rows }, (_, r) => params({ temperature: 0, seed: r, tokenIndex: r })), { vocab, stride, outOffset: 3 }, rows + 5);
+    const ids = await sample(
+      l,
+      Array.from({ length: rows }, (_, r) => params({ temperature: 0, seed: r, tokenIndex: r })),
+      { vocab, stride, outOffset: 3 },
+      rows + 5,
+    );
     expect(Array.from(ids)).toEqual([0xdeadbeef, 0xdeadbeef, 0xdeadbeef, ...expected, 0xdeadbeef, 0xdeadbeef]);
   });
 
@@ -103,7 +108,7 @@ function clearTopP(l: Float32Array, p: SamplingParams, approx: number): number {
   const { probs, kept } = warpDetails(l, { ...p, topP: 1 });
   const byValue = kept.slice().sort((a, b) => l[b]! - l[a]!);
   let before = 0;
-  for (let g = 0; g < byValue.length; ) {
+  for (let g = 0; g < byValue.length;) {
     let mass = 0;
     const v = l[byValue[g]!];
     while (g < byValue.length && l[byValue[g]!] === v) mass += probs[byValue[g++]!]!;
@@ -148,7 +153,11 @@ describe('kept sets', () => {
     const ps = Array.from({ length: 500 }, (_, t) => params({ topP: 0.9, seed: 3, tokenIndex: t }));
     expect(new Set(await sample(l, ps, { vocab: 5000, stride: 0 }))).toEqual(new Set([4321]));
     // Without top-p the runner-up and the tail do appear.
-    const plain = await sample(l, ps.map((p) => ({ ...p, topP: 1 })), { vocab: 5000, stride: 0 });
+    const plain = await sample(
+      l,
+      ps.map((p) => ({ ...p, topP: 1 })),
+      { vocab: 5000, stride: 0 },
+    );
     expect(new Set(plain).size).toBeGreaterThan(3);
   });
 });
@@ -225,7 +234,9 @@ describe('batch invariance', () => {
     const rows = 70;
     const l = randomF32(rows * vocab, 55, 4);
     const r = rng(56);
-    const ps = Array.from({ length: rows }, (_, i) => params({ temperature: i % 9 === 0 ? 0 : 0.5 + r(), topK: i % 2 ? 0 : 1 + Math.floor(r() * 50), topP: i % 3 ? 1 : 0.3 + r() * 0.6, seed: 7, tokenIndex: i }));
+    const ps = Array.from({ length: rows }, (_, i) =>
+      params({ temperature: i % 9 === 0 ? 0 : 0.5 + r(), topK: i % 2 ? 0 : 1 + Math.floor(r() * 50), topP: i % 3 ? 1 : 0.3 + r() * 0.6, seed: 7, tokenIndex: i }),
+    );
     const lb = rt.upload(l, 'logits');
     const pb = rt.upload(new Uint8Array(packSamplingParams(ps)), 'row params');
     const results: number[][] = [];

@@ -43,7 +43,13 @@ describe.skipIf(!FULL)('soak', () => {
     let stats = await e.stats();
     while (stats.totalSteps < STEPS && performance.now() - start < WALL_MS) {
       const runs: Promise<void>[] = [];
-      const settle = (p: Promise<unknown>, ok: string): void => void runs.push(p.then(() => count(ok), (err: Error) => count(err.name)));
+      const settle = (p: Promise<unknown>, ok: string): void =>
+        void runs.push(
+          p.then(
+            () => count(ok),
+            (err: Error) => count(err.name),
+          ),
+        );
       // Conversations: each continues its history (with the answer it got) or starts over.
       const ids = Array.from({ length: 8 }, (_, k) => `conv-${k}`).sort(() => r() - 0.5);
       for (const id of ids.slice(0, 6)) {
@@ -66,7 +72,10 @@ describe.skipIf(!FULL)('soak', () => {
         setTimeout(() => controller.abort(), int(4) * e.info.decodeStepMs);
         settle(
           (async () => {
-            const stream = await e.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: words(3 + int(20)) }], max_tokens: 4 + int(20), ignore_eos: true, stream: true }, { signal: controller.signal });
+            const stream = await e.chat.completions.create(
+              { app: 'chat', messages: [{ role: 'user', content: words(3 + int(20)) }], max_tokens: 4 + int(20), ignore_eos: true, stream: true },
+              { signal: controller.signal },
+            );
             for await (const chunk of stream) void chunk;
           })(),
           'completed',
@@ -86,7 +95,9 @@ describe.skipIf(!FULL)('soak', () => {
       if (rounds % 10 === 0) rssTrace.push(Math.round(process.memoryUsage().rss / 2 ** 20));
     }
     const rssEnd = process.memoryUsage().rss;
-    console.log(`[soak] ${rounds} rounds, ${stats.totalSteps} steps in ${((performance.now() - start) / 1000).toFixed(0)} s; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; RSS ${(rssAfterWarmup / 2 ** 20).toFixed(0)} -> ${(rssEnd / 2 ** 20).toFixed(0)} MiB (every 10 rounds: ${rssTrace.join(', ')})`);
+    console.log(
+      `[soak] ${rounds} rounds, ${stats.totalSteps} steps in ${((performance.now() - start) / 1000).toFixed(0)} s; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; RSS ${(rssAfterWarmup / 2 ** 20).toFixed(0)} -> ${(rssEnd / 2 ** 20).toFixed(0)} MiB (every 10 rounds: ${rssTrace.join(', ')})`,
+    );
     expect(stats.totalSteps).toBeGreaterThan(1000);
 
     // Every outcome is one the API documents; the bad requests got their own errors.
@@ -111,7 +122,10 @@ describe.skipIf(!FULL)('soak', () => {
     expect(rssAfterWarmup).toBeGreaterThan(0);
     expect(rssEnd - rssAfterWarmup).toBeLessThan(128 * 2 ** 20);
     // The planner tracks what steps cost: planned over measured, median of the last 256 steps.
-    const ratios = stats.steps.slice(-256).map((s) => s.predictedMs / s.ms).sort((a, b) => a - b);
+    const ratios = stats.steps
+      .slice(-256)
+      .map((s) => s.predictedMs / s.ms)
+      .sort((a, b) => a - b);
     const median = ratios[Math.floor(ratios.length / 2)]!;
     console.log(`[soak] planned / measured step time: median ${median.toFixed(2)} over ${ratios.length} steps`);
     expect(median).toBeGreaterThan(0.5);

@@ -176,7 +176,10 @@ describe('stochastic speculation samples the target distribution exactly (vocab 
     const batch = 150;
     for (let s = 0; s < n; s += batch) {
       const m = Math.min(batch, n - s);
-      const ids = await session.startMany(prompt, Array.from({ length: m }, (_, i) => ({ k: 2, sampling: sampling(seedBase + s + i) })));
+      const ids = await session.startMany(
+        prompt,
+        Array.from({ length: m }, (_, i) => ({ k: 2, sampling: sampling(seedBase + s + i) })),
+      );
       let open = ids;
       while (open.length > 0) {
         await session.step(open);
@@ -224,7 +227,10 @@ describe.skipIf(LIGHT)('alpha = A / (A + R) recovers the acceptance rate of a co
           return Array.from({ length: kk }, (_, j) => (r() < alpha ? truth[done + j]! : (truth[done + j]! + 1 + Math.floor(r() * 31)) % 32));
         },
       });
-      const ids = await session.startMany(prompt, Array.from({ length: 50 }, () => ({ k, group: 'app' })));
+      const ids = await session.startMany(
+        prompt,
+        Array.from({ length: 50 }, () => ({ k, group: 'app' })),
+      );
       for (let s = 0; s < 10; s++) await session.step(ids);
       const stats = session.stats.get('app')!;
       expect(stats.verifies).toBe(500);

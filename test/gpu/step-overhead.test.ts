@@ -100,7 +100,21 @@ describe('steady-state step overhead', () => {
     let errors = 0;
     const sink: RequestSink = { onTokens: () => undefined, onFinish: () => undefined, onError: () => void errors++ };
     for (let i = 0; i < SEQS; i++) {
-      core.submit({ id: `r${i}`, app: 'a', prompt: prompt(i, 6 + i), maxTokens: 1000, ttftMs: 60_000, stages: [{ name: 'answer', tpotMs: 10_000 }], sampling: null, stopTokenIds: new Set(), topLogprobs: null, onDecline: 'best-effort' }, sink);
+      core.submit(
+        {
+          id: `r${i}`,
+          app: 'a',
+          prompt: prompt(i, 6 + i),
+          maxTokens: 1000,
+          ttftMs: 60_000,
+          stages: [{ name: 'answer', tpotMs: 10_000 }],
+          sampling: null,
+          stopTokenIds: new Set(),
+          topLogprobs: null,
+          onDecline: 'best-effort',
+        },
+        sink,
+      );
     }
     const step = async (): Promise<void> => {
       expect(await core.runStep()).toBe('ran');

@@ -19,11 +19,7 @@ export function elementCount(shape: readonly number[]): number {
  * Encodes a header (object or raw text) and data region. `headerLength` overrides the length field
  * (a bigint reaches values above 2^53); the header is space-padded to 8 bytes like the Rust writer.
  */
-export function encodeSafetensors(
-  header: Record<string, unknown> | string,
-  data: Uint8Array = new Uint8Array(0),
-  options: { headerLength?: number | bigint; pad?: boolean } = {},
-): Uint8Array {
+export function encodeSafetensors(header: Record<string, unknown> | string, data: Uint8Array = new Uint8Array(0), options: { headerLength?: number | bigint; pad?: boolean } = {}): Uint8Array {
   let text = typeof header === 'string' ? header : JSON.stringify(header);
   if (options.pad ?? typeof header !== 'string') while ((8 + new TextEncoder().encode(text).length) % 8 !== 0) text += ' ';
   const json = new TextEncoder().encode(text);

@@ -39,7 +39,7 @@ describe('AdmissionMargin', () => {
     expect(m.late).toBe(200);
   });
 
-  it('hands its state to another margin (a new scheduler of an engine that served before), within that margin\'s bounds', () => {
+  it("hands its state to another margin (a new scheduler of an engine that served before), within that margin's bounds", () => {
     const learned = new AdmissionMargin({ maxFactor: 8 });
     for (let i = 0; i < 10; i++) learned.record(2, 1);
     const next = new AdmissionMargin();

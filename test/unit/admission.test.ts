@@ -144,7 +144,13 @@ describe('admission DP', () => {
 
   it('handles a burst: 200 candidates in a 32-wide window within budget', () => {
     const r = rng(9);
-    const items: AdmissionItem[] = Array.from({ length: 32 }, () => ({ forced: false, deadlineMs: 200 + r() * 3000, prefillTokens: 50 + Math.floor(r() * 900), tier: Math.floor(r() * 4), pages: 1 + Math.floor(r() * 60) }));
+    const items: AdmissionItem[] = Array.from({ length: 32 }, () => ({
+      forced: false,
+      deadlineMs: 200 + r() * 3000,
+      prefillTokens: 50 + Math.floor(r() * 900),
+      tier: Math.floor(r() * 4),
+      pages: 1 + Math.floor(r() * 60),
+    }));
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
     const take = solveAdmission({ nowMs: 0, tiers: 4, freePages: 2000, items, rate: rateFn(3, [1, 0.8, 0.6, 0.4], 40) });
     expect(take.filter(Boolean).length).toBeGreaterThan(0);

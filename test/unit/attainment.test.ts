@@ -198,10 +198,7 @@ describe('summarize', () => {
   });
 
   it('per-stage: a stage meets only if it met in every round that had it', () => {
-    const tool = request(
-      [round(steady(100, 50, 20)), { ...round(steady(5100, 50, 20)), arrivalMs: 5000, tokenTimes: [...steady(5100, 50, 19), 5100 + 998] }],
-      { id: 't', app: 'tool' },
-    );
+    const tool = request([round(steady(100, 50, 20)), { ...round(steady(5100, 50, 20)), arrivalMs: 5000, tokenTimes: [...steady(5100, 50, 19), 5100 + 998] }], { id: 't', app: 'tool' });
     const s = summarize([judgeRequest(tool)]);
     expect(s.perApp.tool!.stages.decode).toEqual({ requests: 1, met: 0, attainment: 0 });
     // Without timelines TTFT comes from the verdicts, and TPOT has no samples.
@@ -223,7 +220,14 @@ describe("scoreRequest: ours ('strict') beside the authors' ('paper')", () => {
   it('tool calling: each round is its own unit under paper, each on its own SLO', () => {
     const inner = round(steady(100, 50, 20));
     // Round 2: issued at 5000, TTFT 200, its own (final-round) TPOT of 100 ms: token 20 limit 5200 + 1995.
-    const final = (last: number): RoundTimeline => ({ arrivalMs: 5000, ttftSloMs: 200, stages: [{ name: 'final', tpotMs: 100 }], stageStarts: [0], tokenTimes: [...steady(5200, 100, 19), last], finished: true });
+    const final = (last: number): RoundTimeline => ({
+      arrivalMs: 5000,
+      ttftSloMs: 200,
+      stages: [{ name: 'final', tpotMs: 100 }],
+      stageStarts: [0],
+      tokenTimes: [...steady(5200, 100, 19), last],
+      finished: true,
+    });
     // On time on its own 100 ms TPOT (it would be late on round 1's 50 ms).
     expect(both(request([inner, final(5200 + 1900)]))).toEqual({ strict: { units: 1, met: 1 }, paper: { units: 2, met: 2 } });
     // Round 2 misses: 1 of 2 under paper, 0 of 1 under ours.

@@ -14,10 +14,7 @@ function seq(blockTable: number[], startPos: number, tokens: number[], outputs?:
 
 describe('flattenBatch', () => {
   it('lays out a ragged batch and counts what a performance model needs', () => {
-    const f = flattenBatch(
-      [seq([7, 2], 0, [1, 2, 3, 4, 5]), seq([3, 9, 1], 9, [6]), seq([5], 1, [7, 8], 'all')],
-      LIM,
-    );
+    const f = flattenBatch([seq([7, 2], 0, [1, 2, 3, 4, 5]), seq([3, 9, 1], 9, [6]), seq([5], 1, [7, 8], 'all')], LIM);
     expect(f.T).toBe(8);
     expect(Array.from(f.positions)).toEqual([0, 1, 2, 3, 4, 9, 1, 2]);
     expect(Array.from(f.seqOfToken)).toEqual([0, 0, 0, 0, 0, 1, 2, 2]);
@@ -25,7 +22,12 @@ describe('flattenBatch', () => {
     expect(f.maxBlocks).toBe(3);
     expect(Array.from(f.blockTables)).toEqual([7, 2, 0, 3, 9, 1, 5, 0, 0]);
     expect(Array.from(f.outputRows)).toEqual([4, 5, 6, 7]);
-    expect(f.outputOf).toEqual([{ seq: 0, row: 4 }, { seq: 1, row: 0 }, { seq: 2, row: 0 }, { seq: 2, row: 1 }]);
+    expect(f.outputOf).toEqual([
+      { seq: 0, row: 4 },
+      { seq: 1, row: 0 },
+      { seq: 2, row: 0 },
+      { seq: 2, row: 1 },
+    ]);
     expect([f.prefillTokens, f.decodeRows, f.verifyRows]).toEqual([5, 1, 2]);
     expect(f.attendedKeys).toBe(1 + 2 + 3 + 4 + 5 + 10 + 2 + 3);
     expect(f.maxPosition).toBe(9);

@@ -38,13 +38,26 @@ describe('findCapacity', () => {
   it('bench-sched refuses to call a trace too small to load the scheduler a capacity; an app may be named __proto__', () => {
     // Once: a one-request trace crashed, and a three-request one reported 54,603 req/s (the search's
     // ceiling) as its capacity.
-    const setup: BenchSetup = { profile: PerformanceModel.fromProfile(PROFILES.paper), kvTokens: 100_000, pageSize: 16, seeds: [1], requests: 3, replicas: 1, arrivals: 'poisson', contextTokens: 4096, alpha: 0.7 };
+    const setup: BenchSetup = {
+      profile: PerformanceModel.fromProfile(PROFILES.paper),
+      kvTokens: 100_000,
+      pageSize: 16,
+      seeds: [1],
+      requests: 3,
+      replicas: 1,
+      arrivals: 'poisson',
+      contextTokens: 4096,
+      alpha: 0.7,
+    };
     const small = { apps: { chat: { ttft_ms: 5000, tpot_ms: 500 } }, requests: [0, 1000, 2000].map((t) => ({ t_ms: t, app: 'chat', prompt_tokens: 20, output_tokens: 10 })) };
     const slos = variantsFor('slos', setup)[0]!;
     for (const requests of [small.requests.slice(0, 1), small.requests]) {
       expect(() => capacityOf(traceWorkload('small', { ...small, requests }, setup), slos, setup)).toThrow(CapacityUnboundedError);
     }
-    const proto = { apps: JSON.parse('{"__proto__": {"ttft_ms": 500, "tpot_ms": 50}}') as unknown, requests: Array.from({ length: 200 }, (_, i) => ({ t_ms: i * 50, app: '__proto__', prompt_tokens: 20 + (i % 50), output_tokens: 10 + (i % 20) })) };
+    const proto = {
+      apps: JSON.parse('{"__proto__": {"ttft_ms": 500, "tpot_ms": 50}}') as unknown,
+      requests: Array.from({ length: 200 }, (_, i) => ({ t_ms: i * 50, app: '__proto__', prompt_tokens: 20 + (i % 50), output_tokens: 10 + (i % 20) })),
+    };
     expect(Object.keys(parseTrace(proto).apps)).toEqual(['__proto__']);
     expect(capacityOf(traceWorkload('proto', proto, setup), slos, setup).capacityRps).toBeGreaterThan(0);
   });
@@ -53,14 +66,38 @@ describe('findCapacity', () => {
 describe('projectedPeakPages', () => {
   it('is the static sum when nothing ends before the others fill up', () => {
     // Two requests growing from 0 to 32 tokens at 1 token/ms, both ending at 32 ms: peak 2 pages each.
-    expect(projectedPeakPages([{ now: 0, reserved: 32, paceMs: 1 }, { now: 0, reserved: 32, paceMs: 1 }], 16)).toBe(4);
+    expect(
+      projectedPeakPages(
+        [
+          { now: 0, reserved: 32, paceMs: 1 },
+          { now: 0, reserved: 32, paceMs: 1 },
+        ],
+        16,
+      ),
+    ).toBe(4);
   });
 
   it('releases a request that ends before another reaches its reservation', () => {
     // A: 16 -> 32 tokens, ends at 16 ms. B: 0 -> 64 tokens at 1/ms, ends at 64 ms (16 tokens at 16 ms).
     // Peak: at 16 ms, A 2 pages + B 1 page = 3; at 64 ms, B alone 4 pages. Static sum would be 6.
-    expect(projectedPeakPages([{ now: 16, reserved: 32, paceMs: 1 }, { now: 0, reserved: 64, paceMs: 1 }], 16)).toBe(4);
-    expect(projectedPeakPages([{ now: 16, reserved: 32, paceMs: 1 }, { now: 0, reserved: 40, paceMs: 1 }], 16)).toBe(3);
+    expect(
+      projectedPeakPages(
+        [
+          { now: 16, reserved: 32, paceMs: 1 },
+          { now: 0, reserved: 64, paceMs: 1 },
+        ],
+        16,
+      ),
+    ).toBe(4);
+    expect(
+      projectedPeakPages(
+        [
+          { now: 16, reserved: 32, paceMs: 1 },
+          { now: 0, reserved: 40, paceMs: 1 },
+        ],
+        16,
+      ),
+    ).toBe(3);
   });
 });
 
@@ -70,7 +107,11 @@ describe('webslo bench-sched', () => {
     const trace = join(dir, 'tiny.json');
     const requests = Array.from({ length: 40 }, (_, i) => ({ t_ms: i * 500, app: 'chat', prompt_tokens: 100 + i, output_tokens: 20 }));
     writeFileSync(trace, JSON.stringify({ apps: { chat: { ttft_slowdown: 5, tpot_ms: 100 } }, requests }));
-    const out = execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--scenario', 'coder', '--trace', trace, '--requests', '60', '--seeds', '1', '--scheduler', 'slos,fcfs', '--profile', 'paper', '--json', '--workers', '1'], { encoding: 'utf8', timeout: 240_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(
+      process.execPath,
+      ['bin/webslo.mjs', 'bench-sched', '--scenario', 'coder', '--trace', trace, '--requests', '60', '--seeds', '1', '--scheduler', 'slos,fcfs', '--profile', 'paper', '--json', '--workers', '1'],
+      { encoding: 'utf8', timeout: 240_000, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const rows = JSON.parse(out) as { scenario: string; scheduler: string; capacity_rps: number; attainment: number }[];
     expect(rows.map((r) => `${r.scenario}/${r.scheduler}`).sort()).toEqual(['coder/fcfs', 'coder/slos', 'tiny.json/fcfs', 'tiny.json/slos']);
     for (const r of rows) {
@@ -79,9 +120,13 @@ describe('webslo bench-sched', () => {
     }
   }, 300_000);
 
-  it('--prefix-cache raises the tool-calling scenario\'s capacity, and is refused with --real', () => {
+  it("--prefix-cache raises the tool-calling scenario's capacity, and is refused with --real", () => {
     const capacity = (extra: string[]): number => {
-      const out = execFileSync(process.execPath, ['bin/webslo.mjs', 'bench-sched', '--scenario', 'toolllm', '--requests', '40', '--seeds', '1', '--scheduler', 'fcfs', '--profile', 'paper', '--json', '--workers', '1', ...extra], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = execFileSync(
+        process.execPath,
+        ['bin/webslo.mjs', 'bench-sched', '--scenario', 'toolllm', '--requests', '40', '--seeds', '1', '--scheduler', 'fcfs', '--profile', 'paper', '--json', '--workers', '1', ...extra],
+        { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       return (JSON.parse(out) as { capacity_rps: number }[])[0]!.capacity_rps;
     };
     expect(capacity(['--prefix-cache'])).toBeGreaterThan(2 * capacity([]));

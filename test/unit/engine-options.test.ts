@@ -36,7 +36,15 @@ describe('createEngine options', () => {
   });
 
   it('accept every documented form', () => {
-    for (const o of [{}, { kvCacheBytes: 1 << 20, maxTokensPerStep: 64, maxSpec: 0 }, { maxSpec: 16 }, { prefixCaching: false }, { prefixCaching: { conversationTtlMs: Infinity } }, { selfSpeculation: { layers: 2 } }, { calibrationBudgetMs: 0 }]) {
+    for (const o of [
+      {},
+      { kvCacheBytes: 1 << 20, maxTokensPerStep: 64, maxSpec: 0 },
+      { maxSpec: 16 },
+      { prefixCaching: false },
+      { prefixCaching: { conversationTtlMs: Infinity } },
+      { selfSpeculation: { layers: 2 } },
+      { calibrationBudgetMs: 0 },
+    ]) {
       expect(() => checkLoadOptions({ ...ok, ...o })).not.toThrow();
     }
   });

@@ -57,7 +57,10 @@ describe('downloadFile', () => {
       const events: DownloadProgress[] = [];
       const bytes = (await downloadFile(url('model.safetensors'), { onProgress: (e) => events.push(e) }))!;
       expect(Buffer.compare(Buffer.from(bytes), Buffer.from(weights)), fault).toBe(0);
-      expect(events.every((e) => e.total === null), fault).toBe(true);
+      expect(
+        events.every((e) => e.total === null),
+        fault,
+      ).toBe(true);
       expect(events[0]!.file).toBe(url('model.safetensors'));
     }
   });
@@ -96,13 +99,24 @@ describe('downloadFile', () => {
 
   it('a progress callback that throws stops the download with its own error', async () => {
     const boom = new Error('stop');
-    await expect(downloadFile(url('model.safetensors'), { onProgress: (e) => { if (e.loaded > 0) throw boom; } })).rejects.toBe(boom);
+    await expect(
+      downloadFile(url('model.safetensors'), {
+        onProgress: (e) => {
+          if (e.loaded > 0) throw boom;
+        },
+      }),
+    ).rejects.toBe(boom);
   });
 
   it('an abort signal rejects with its reason', async () => {
     const controller = new AbortController();
     const reason = new Error('user cancelled');
-    const p = downloadFile(url('model.safetensors'), { signal: controller.signal, onProgress: (e) => { if (e.loaded > 0) controller.abort(reason); } });
+    const p = downloadFile(url('model.safetensors'), {
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.loaded > 0) controller.abort(reason);
+      },
+    });
     await expect(p).rejects.toBe(reason);
   });
 });

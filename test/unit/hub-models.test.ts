@@ -94,7 +94,9 @@ describe('nodeDirectoryCacheStore', () => {
 describe('default stores and quota errors', () => {
   it('Node gets the cache directory; the Cache API store says what to do where there is none', async () => {
     expect(defaultCacheStore()?.describe?.()).toMatch(/^cache directory /);
-    const e = await browserCacheStore().get('https://h/x').catch((err: unknown) => err);
+    const e = await browserCacheStore()
+      .get('https://h/x')
+      .catch((err: unknown) => err);
     expect(e).toBeInstanceOf(CacheUnavailableError);
     expect((e as Error).message).toMatch(/needs https or localhost; pass cache: false/);
   });
@@ -115,7 +117,9 @@ describe('listCachedModels and deleteCachedModel', () => {
     const { endpoint } = server;
     await loadModelFiles(cachedHubSource('fixtures/tiny-qwen2', { endpoint, cache: store }));
     await loadModelFiles(cachedHubSource('fixtures/tiny-qwen2-sharded', { endpoint, cache: store }));
-    await cachedHubSource('fixtures/tiny-qwen2', { endpoint, cache: store, revision: 'refs/pr/1' }).read('config.json').catch(() => undefined);
+    await cachedHubSource('fixtures/tiny-qwen2', { endpoint, cache: store, revision: 'refs/pr/1' })
+      .read('config.json')
+      .catch(() => undefined);
 
     const qwenFiles = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
     const shardedFiles = ['config.json', 'model.safetensors.index.json', ...shards, 'tokenizer.json', 'tokenizer_config.json'].sort();
@@ -162,7 +166,9 @@ describe('listCachedModels and deleteCachedModel', () => {
     // Without the endpoint the URL reads as repo 'mirror/tiny-qwen2' at the origin...
     expect(await listCachedModels(store)).toEqual([{ endpoint: server.endpoint, repoId: 'mirror/tiny-qwen2', revision: 'main', files: [{ file: 'config.json', bytes: config }], bytes: config }]);
     // ...with it, as the one-part repo it was loaded as.
-    expect(await listCachedModels({ store, endpoint: `${mirror}/` })).toEqual([{ endpoint: mirror, repoId: 'tiny-qwen2', revision: 'main', files: [{ file: 'config.json', bytes: config }], bytes: config }]);
+    expect(await listCachedModels({ store, endpoint: `${mirror}/` })).toEqual([
+      { endpoint: mirror, repoId: 'tiny-qwen2', revision: 'main', files: [{ file: 'config.json', bytes: config }], bytes: config },
+    ]);
     expect(await listCachedModels({ store, endpoint: 'https://elsewhere.example' })).toEqual([]);
     expect(await deleteCachedModel('tiny-qwen2', { store, endpoint: mirror })).toBe(1);
     expect(await store.keys()).toEqual([]);

@@ -195,7 +195,9 @@ describe('cachedHubSource', () => {
     // Port 1 on the loopback: nothing listens, the connection is refused at once.
     const err = await loadModelFiles(cachedHubSource(SINGLE, { endpoint: 'http://127.0.0.1:1', cache: false })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelFileError);
-    expect((err as Error).message).toMatch(/the hub at http:\/\/127\.0\.0\.1:1 could not be reached \(no network, or the endpoint is wrong\): set hubEndpoint to a reachable hub or mirror, or load the model from a local folder \(fetch failed\)/);
+    expect((err as Error).message).toMatch(
+      /the hub at http:\/\/127\.0\.0\.1:1 could not be reached \(no network, or the endpoint is wrong\): set hubEndpoint to a reachable hub or mirror, or load the model from a local folder \(fetch failed\)/,
+    );
   });
 
   it('sends the access token, and names the hub folder in describe()', async () => {

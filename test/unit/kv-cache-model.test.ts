@@ -34,7 +34,16 @@ function runModel({ numPages, pageSize: ps, seed, ops }: Config): Record<Counter
   const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1)); // inclusive
   const mem = new Float64Array(numPages * ps).fill(Number.NaN);
   const count: Record<Counter, number> = {
-    add: 0, reserve: 0, full: 0, cow: 0, fork: 0, forkCopy: 0, truncate: 0, free: 0, freedPages: 0, misuse: 0,
+    add: 0,
+    reserve: 0,
+    full: 0,
+    cow: 0,
+    fork: 0,
+    forkCopy: 0,
+    truncate: 0,
+    free: 0,
+    freedPages: 0,
+    misuse: 0,
   };
   let step = 0;
   let hookCalls: number[][] = [];
@@ -151,9 +160,7 @@ function runModel({ numPages, pageSize: ps, seed, ops }: Config): Record<Counter
       } else {
         const { copies } = kv.fork(src, dst);
         const srcTable = before.sequences.find((s) => s.id === src)!.pages;
-        const expectedCopies = needsCopy
-          ? [{ srcPage: srcTable[srcTable.length - 1], dstPage: before.freePages[0], tokens: len % ps }]
-          : [];
+        const expectedCopies = needsCopy ? [{ srcPage: srcTable[srcTable.length - 1], dstPage: before.freePages[0], tokens: len % ps }] : [];
         expect(copies).toEqual(expectedCopies);
         applyCopies(copies, before);
         checkAllocOrder(before, needsCopy ? 1 : 0);
@@ -198,7 +205,13 @@ function runModel({ numPages, pageSize: ps, seed, ops }: Config): Record<Counter
 
     // Each live sequence reads back its model content through its block table.
     const ids = snap.sequences.map((s) => s.id).sort((a, b) => a - b);
-    if (ids.join() !== liveIds().sort((a, b) => a - b).join()) fail(step, `live ids [${ids}] != model`);
+    if (
+      ids.join() !==
+      liveIds()
+        .sort((a, b) => a - b)
+        .join()
+    )
+      fail(step, `live ids [${ids}] != model`);
     const refs = new Array<number>(numPages).fill(0);
     let storedTokens = 0;
     for (const seq of snap.sequences) {

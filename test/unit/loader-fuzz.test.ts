@@ -122,7 +122,12 @@ function mutateJson(r: () => number, base: Json): Json {
       else delete holder[key];
     } else if (kind === 1 && !Array.isArray(holder)) {
       // defineProperty: '__proto__' becomes an own key, as JSON.parse makes it.
-      Object.defineProperty(holder, pick(r, ['__proto__', 'constructor', 'extra', 'num_hidden_layers', 'chat_template', 'model', 'type']), { value: randomValue(r), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(holder, pick(r, ['__proto__', 'constructor', 'extra', 'num_hidden_layers', 'chat_template', 'model', 'type']), {
+        value: randomValue(r),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     } else if (keys.length > 0) {
       const key = pick(r, keys);
       (holder as Record<string, Json>)[key] = randomValue(r);

@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../../src/model/config.js';
 import { ModelConfigError, ModelError, UnsupportedModelError } from '../../src/model/errors.js';
 
-const fixture = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/${name}/config.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = (name: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/${name}/config.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 /** A fixture config with some keys replaced (undefined deletes). */
 function edited(name: string, changes: Record<string, unknown>): Record<string, unknown> {

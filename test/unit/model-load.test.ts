@@ -38,8 +38,7 @@ async function folder(name: string, files: Record<string, Uint8Array | unknown>)
 }
 
 const fixtureFile = async (model: string, file: string): Promise<Uint8Array> => new Uint8Array(await readFile(join(FIXTURES, model, file)));
-const fixtureJson = async (model: string, file: string): Promise<Record<string, unknown>> =>
-  JSON.parse(await readFile(join(FIXTURES, model, file), 'utf8')) as Record<string, unknown>;
+const fixtureJson = async (model: string, file: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(join(FIXTURES, model, file), 'utf8')) as Record<string, unknown>;
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   try {
@@ -82,10 +81,7 @@ describe('fixtures through nodeDirectorySource', () => {
       const t = model.tensors.get('model.layers.0.input_layernorm.weight')!;
       const values = tensorToFloat64(t);
       const copy = t.data.slice();
-      const expected =
-        t.dtype === 'F32'
-          ? Array.from(new Float32Array(copy.buffer))
-          : Array.from(new Uint16Array(copy.buffer), t.dtype === 'F16' ? f16BitsToNumber : bf16BitsToNumber);
+      const expected = t.dtype === 'F32' ? Array.from(new Float32Array(copy.buffer)) : Array.from(new Uint16Array(copy.buffer), t.dtype === 'F16' ? f16BitsToNumber : bf16BitsToNumber);
       expect(Array.from(values)).toEqual(expected);
       expect(values.every(Number.isFinite)).toBe(true);
       const shifted = new Uint8Array(copy.length + 1);

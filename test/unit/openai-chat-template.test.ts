@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ChatTemplateError, chatTemplateOf, normalizeChatParams, renderChat } from '../../src/openai/index.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
-const read = (file: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const read = (file: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 const tokenizerJson = read('tokenizer.json');
 const tokenizerConfig = read('tokenizer_config.json');
 const tok = new TextTokenizer(tokenizerJson, tokenizerConfig);
@@ -14,8 +13,7 @@ const CHATML =
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 // Qwen2.5-style: tools go into the system turn as JSON.
-const CHATML_TOOLS =
-  "{% if tools %}{{ '<|im_start|>system\\n# Tools\\n' }}{% for tool in tools %}{{ tool | tojson }}{{ '\\n' }}{% endfor %}{{ '<|im_end|>\\n' }}{% endif %}" + CHATML;
+const CHATML_TOOLS = "{% if tools %}{{ '<|im_start|>system\\n# Tools\\n' }}{% for tool in tools %}{{ tool | tojson }}{{ '\\n' }}{% endfor %}{{ '<|im_end|>\\n' }}{% endif %}" + CHATML;
 
 // Mistral-style: alternating roles or raise_exception.
 const ALTERNATING =
@@ -40,7 +38,13 @@ describe('renderChat', () => {
     const { messages } = normalizeChatParams({
       messages: [
         { role: 'system', content: 'Be brief.' },
-        { role: 'user', content: [{ type: 'text', text: 'Hi' }, { type: 'text', text: 'there' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Hi' },
+            { type: 'text', text: 'there' },
+          ],
+        },
         { role: 'assistant', content: 'Hello!' },
         { role: 'user', content: 'Bye' },
       ],

@@ -4,8 +4,7 @@ import { IncrementalDetokenizer } from '../../src/openai/index.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { rng } from '../helpers/random.js';
 
-const read = (file: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const read = (file: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 const tok = new TextTokenizer(read('tokenizer.json'), read('tokenizer_config.json'));
 const VOCAB = 32000;
 const id = (token: string): number => {
@@ -18,7 +17,7 @@ const id = (token: string): number => {
 function stream(ids: readonly number[], r: () => number, options: ConstructorParameters<typeof IncrementalDetokenizer>[1] = {}): { deltas: string[]; rest: string } {
   const d = new IncrementalDetokenizer(tok, options);
   const deltas: string[] = [];
-  for (let i = 0; i < ids.length; ) {
+  for (let i = 0; i < ids.length;) {
     const n = 1 + Math.floor(r() * 3 * r());
     deltas.push(d.push(ids.slice(i, i + n)));
     i += n;
@@ -132,7 +131,13 @@ describe('IncrementalDetokenizer on the tiny-qwen2 SentencePiece tokenizer', () 
 
   it('keeps an older window start when the new one would decode to nothing (a decoder that trims all leading spaces)', () => {
     const pieces = ['a', ' ', ' b', ' c'];
-    const trimming = { decode: (ids: readonly number[]): string => ids.map((i) => pieces[i]).join('').trimStart() };
+    const trimming = {
+      decode: (ids: readonly number[]): string =>
+        ids
+          .map((i) => pieces[i])
+          .join('')
+          .trimStart(),
+    };
     const d = new IncrementalDetokenizer(trimming);
     const deltas = [0, 1, 2, 3].map((i) => d.push([i]));
     expect(deltas.join('') + d.flush()).toBe(trimming.decode([0, 1, 2, 3]));

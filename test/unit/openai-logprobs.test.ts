@@ -4,8 +4,7 @@ import { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogpro
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { randomF32 } from '../helpers/random.js';
 
-const read = (file: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const read = (file: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 const tokenizerJson = read('tokenizer.json');
 const tok = new TextTokenizer(tokenizerJson, read('tokenizer_config.json'));
 const id = (token: string): number => tok.tokenToId(token)!;
@@ -51,7 +50,13 @@ describe('logSoftmaxTop', () => {
     expect(nan.top[0]!.logprob).toBeCloseTo(-Math.LN2, 12);
     expect(logSoftmaxTop(new Float32Array([-Infinity, -Infinity, -Infinity, -Infinity]), 2, 1)).toEqual({ logprob: -Math.log(4), top: [{ id: 0, logprob: -Math.log(4) }] });
     const inf = logSoftmaxTop(new Float32Array([Infinity, 5, Infinity]), 1, 2);
-    expect(inf).toEqual({ logprob: -Infinity, top: [{ id: 0, logprob: -Math.LN2 }, { id: 2, logprob: -Math.LN2 }] });
+    expect(inf).toEqual({
+      logprob: -Infinity,
+      top: [
+        { id: 0, logprob: -Math.LN2 },
+        { id: 2, logprob: -Math.LN2 },
+      ],
+    });
   });
 
   it('rejects ids outside the row and bad topN', () => {
@@ -101,7 +106,14 @@ describe('logprobs builders', () => {
   const hello = id('▁Hello');
   const world = id('▁world');
   const emitted = [
-    { id: hello, logprob: -0.5, top: [{ id: hello, logprob: -0.5 }, { id: world, logprob: -1.5 }] },
+    {
+      id: hello,
+      logprob: -0.5,
+      top: [
+        { id: hello, logprob: -0.5 },
+        { id: world, logprob: -1.5 },
+      ],
+    },
     { id: world, logprob: -Infinity, top: [{ id: hello, logprob: -0.1 }] },
   ];
 
@@ -125,7 +137,10 @@ describe('logprobs builders', () => {
     expect(completionLogprobs(emitted, texts)).toEqual({
       tokens: [' Hello', ' world'],
       token_logprobs: [-0.5, -9999],
-      top_logprobs: [{ ' Hello': -0.5, ' world': -1.5 }, { ' Hello': -0.1, ' world': -9999 }],
+      top_logprobs: [
+        { ' Hello': -0.5, ' world': -1.5 },
+        { ' Hello': -0.1, ' world': -9999 },
+      ],
       text_offset: [0, 6],
     });
     expect(completionLogprobs(emitted, texts, { startOffset: 10 }).text_offset).toEqual([10, 16]);

@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  chatChunk,
-  chatCompletion,
-  chatUsageChunk,
-  completion,
-  completionChunk,
-  completionUsageChunk,
-  createdAt,
-  newChatCompletionId,
-  newCompletionId,
-  usage,
-} from '../../src/openai/index.js';
+import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../../src/openai/index.js';
 
 const head = { id: 'chatcmpl-x', created: 1_700_000_000, model: 'tiny' };
 

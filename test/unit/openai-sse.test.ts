@@ -1,15 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ChatTemplateError,
-  errorResponse,
-  InvalidRequestError,
-  jsonResponse,
-  SSE_DONE,
-  sseEvent,
-  sseResponse,
-  sseStream,
-  toHttpError,
-} from '../../src/openai/index.js';
+import { ChatTemplateError, errorResponse, InvalidRequestError, jsonResponse, SSE_DONE, sseEvent, sseResponse, sseStream, toHttpError } from '../../src/openai/index.js';
 
 /** Errors shaped like the engine's (matched by name, as sse.ts does). */
 function named(name: string, message: string, fields: Record<string, unknown> = {}): Error {

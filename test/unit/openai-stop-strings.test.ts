@@ -93,7 +93,7 @@ describe('StopMatcher', () => {
       const stops = Array.from({ length: Math.floor(r() * 4) }, () => pick(1 + Math.floor(r() * 4)));
       const text = pick(Math.floor(r() * 40));
       const parts: string[] = [];
-      for (let i = 0; i < text.length; ) {
+      for (let i = 0; i < text.length;) {
         const n = Math.floor(r() * 6); // empty deltas too
         parts.push(text.slice(i, i + n));
         i += n;

@@ -136,7 +136,13 @@ describe('normalizeChatParams', () => {
   it('joins text parts and checks messages', () => {
     const r = normalizeChatParams({
       messages: [
-        { role: 'developer', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] },
+        {
+          role: 'developer',
+          content: [
+            { type: 'text', text: 'a' },
+            { type: 'text', text: 'b' },
+          ],
+        },
         { role: 'system', content: 'sys', name: 'boss' },
         { role: 'user', content: 'q' },
         { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
@@ -158,7 +164,7 @@ describe('normalizeChatParams', () => {
       [
         [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }],
         'messages[0].content[0].type',
-        "messages[0].content[0].type must be 'text' (got \"image_url\"): only text content is supported",
+        'messages[0].content[0].type must be \'text\' (got "image_url"): only text content is supported',
       ],
       [[{ role: 'user', content: [{ type: 'text', text: 3 }] }], 'messages[0].content[0].text', 'messages[0].content[0].text must be a string (got 3)'],
       [[{ role: 'tool', content: 'r' }], 'messages[0].tool_call_id', 'messages[0].tool_call_id must be a non-empty string (got undefined)'],
@@ -185,9 +191,7 @@ describe('normalizeChatParams', () => {
   });
 
   it('lists known OpenAI parameters it ignores', () => {
-    const r = normalizeChatParams(
-      chat({ frequency_penalty: 0.5, presence_penalty: 0, logit_bias: { 5: 1 }, response_format: { type: 'json_object' }, tool_choice: 'required' }),
-    );
+    const r = normalizeChatParams(chat({ frequency_penalty: 0.5, presence_penalty: 0, logit_bias: { 5: 1 }, response_format: { type: 'json_object' }, tool_choice: 'required' }));
     expect(r.ignoredParams).toEqual(['frequency_penalty', 'logit_bias', 'response_format', 'tool_choice']);
     expect(normalizeChatParams(chat({ response_format: { type: 'text' }, tool_choice: 'auto', logit_bias: {} })).ignoredParams).toEqual([]);
   });
@@ -214,9 +218,7 @@ describe('normalizeCompletionParams', () => {
     expect(rejection(() => normalizeCompletionParams({ prompt: ['a', 'b'] })).message).toBe(
       'prompt must be a string or a non-empty array of token ids (integers >= 0) (got ["a","b"]): batched prompts are not supported',
     );
-    expect(rejection(() => normalizeCompletionParams({ prompt: 'x', logprobs: 6 })).message).toBe(
-      'logprobs must be an integer in 0..5 (got 6): the number of alternatives per token; null for none',
-    );
+    expect(rejection(() => normalizeCompletionParams({ prompt: 'x', logprobs: 6 })).message).toBe('logprobs must be an integer in 0..5 (got 6): the number of alternatives per token; null for none');
     expect(rejection(() => normalizeCompletionParams({ prompt: 'x', logprobs: true })).param).toBe('logprobs');
     expect(rejection(() => normalizeCompletionParams({ prompt: 'x', n: 3 })).param).toBe('n');
     expect(normalizeCompletionParams({ prompt: 'x', echo: true, best_of: 3, suffix: 'y' }).ignoredParams).toEqual(['echo', 'suffix', 'best_of']);

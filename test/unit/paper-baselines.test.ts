@@ -63,12 +63,16 @@ function recordDecisions(s: Scheduler): () => SchedulerEvent[] {
 const prefills = (p: StepPlan): [string, number][] => p.entries.flatMap((e) => (e.kind === 'prefill' ? [[e.id, e.tokens] as [string, number]] : []));
 const decodes = (p: StepPlan): string[] => p.entries.flatMap((e) => (e.kind === 'decode' ? [e.id] : []));
 
-describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
+describe("vllm-v0 (the authors' vLLMScheduler)", () => {
   it('prefills one whole prompt per step, in arrival order, before any decode', () => {
     const s = new VllmV0Scheduler({ model, kv: KV });
     const drain = recordDecisions(s);
     expect(s.name).toBe('vllm-v0');
-    const prompts = new Map([['a', 3000], ['b', 100], ['c', 700]]);
+    const prompts = new Map([
+      ['a', 3000],
+      ['b', 100],
+      ['c', 700],
+    ]);
     submitAll(s, prompts);
     const progress = new Map<string, number>();
     expect(run(s, 0, progress, prompts)!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 3000 }]);
@@ -112,10 +116,18 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
     s.submit(req('a', { promptTokens: 100, maxTokens: 100 }), 0);
     s.submit(req('b', { promptTokens: 200, maxTokens: 100 }), 0);
     s.submit(req('c', { promptTokens: 10, maxTokens: 10 }), 0);
-    const prompts = new Map([['a', 100], ['d', 10], ['e', 200]]);
+    const prompts = new Map([
+      ['a', 100],
+      ['d', 10],
+      ['e', 200],
+    ]);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
-    expect(drain().map((e) => [e.id, e.decision])).toEqual([['a', 'admitted'], ['b', 'declined'], ['c', 'declined']]);
+    expect(drain().map((e) => [e.id, e.decision])).toEqual([
+      ['a', 'admitted'],
+      ['b', 'declined'],
+      ['c', 'declined'],
+    ]);
     // A later round starts afresh: d fits the 7 free pages.
     s.submit(req('d', { promptTokens: 10, maxTokens: 10 }), 1);
     run(s, 1, progress, prompts);
@@ -136,12 +148,19 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
     s.submit(req('short', { promptTokens: 512 }), 0);
     const d = s.step(0);
     expect(d.plan!.entries).toEqual([{ id: 'short', kind: 'prefill', tokens: 512 }]);
-    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([['long', 'declined'], ['short', 'admitted']]);
+    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([
+      ['long', 'declined'],
+      ['short', 'admitted'],
+    ]);
   });
 
   it('runs at most maxSeqs requests; the rest wait admitted, in order', () => {
     const s = new VllmV0Scheduler({ model, kv: KV, maxSeqs: 2 });
-    const prompts = new Map([['a', 10], ['b', 10], ['c', 10]]);
+    const prompts = new Map([
+      ['a', 10],
+      ['b', 10],
+      ['c', 10],
+    ]);
     submitAll(s, prompts);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
@@ -152,11 +171,16 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
 
   it('never chunks and never preempts through the simulator; every step is one prompt or decodes only', () => {
     const pages = 3000;
-    const trace = compressTrace(resolveTrace(generateScenario('mixed', { requests: 200, ratePerSec: 1, seed: 4, tightTpotMs: 50, looseTpotMs: 100, maxPromptTokens: 3000 }), { contextTokens: 4096 }), 6);
+    const trace = compressTrace(
+      resolveTrace(generateScenario('mixed', { requests: 200, ratePerSec: 1, seed: 4, tightTpotMs: 50, looseTpotMs: 100, maxPromptTokens: 3000 }), { contextTokens: 4096 }),
+      6,
+    );
     const prompt = new Map<string, number>();
     let steps = 0;
     const result = simulate({
-      trace, clock: model, seed: 4,
+      trace,
+      clock: model,
+      seed: 4,
       makeScheduler: () => {
         const s = new VllmV0Scheduler({ model, kv: { pages, pageSize: 16 } });
         const submit = s.submit.bind(s);
@@ -189,7 +213,7 @@ describe('vllm-v0 (the authors\' vLLMScheduler)', () => {
   });
 });
 
-describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
+describe("sarathi-paper (the authors' SarathiServeScheduler)", () => {
   it('budget: the largest of 1, 33, ..., 2017 whose planned step fits the TPOT, else 1', () => {
     // 1.05 * (0.0688 t + 24.8) <= 100 -> t <= 1023.8: the grid's 993 (= 1 + 31 * 32), not 1023.
     expect(paperSarathiBudget(model, 100)).toBe(993);
@@ -226,7 +250,11 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
     submitAll(s, prompts);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
-    for (const [id, p] of [['b', 3000], ['c', 3000], ['d', 50]] as const) {
+    for (const [id, p] of [
+      ['b', 3000],
+      ['c', 3000],
+      ['d', 50],
+    ] as const) {
       prompts.set(id, p);
       s.submit(req(id, { promptTokens: p }), 1);
     }
@@ -243,34 +271,62 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
     const p3 = run(s, 2, progress, prompts)!;
     expect(decodes(p3)).toEqual(['a', 'd']);
     expect(p3.entries.slice(0, 2).every((e) => e.kind === 'decode')).toBe(true);
-    expect(prefills(p3)).toEqual([['b', 495], ['c', 495]]);
+    expect(prefills(p3)).toEqual([
+      ['b', 495],
+      ['c', 495],
+    ]);
     expect(p3.tokens).toBe(992);
     expect(p3.tokens).toBeLessThanOrEqual(s.budget);
   });
 
   it('with no decode, prefills every prompt in full in one step, budget or not', () => {
     const s = new SarathiPaperScheduler({ model, kv: KV, tightestTpotMs: 100 });
-    submitAll(s, new Map([['a', 2000], ['b', 1500]]));
+    submitAll(
+      s,
+      new Map([
+        ['a', 2000],
+        ['b', 1500],
+      ]),
+    );
     const p = s.step(0).plan!;
-    expect(p.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 2000 }, { id: 'b', kind: 'prefill', tokens: 1500 }]);
+    expect(p.entries).toEqual([
+      { id: 'a', kind: 'prefill', tokens: 2000 },
+      { id: 'b', kind: 'prefill', tokens: 1500 },
+    ]);
     expect(p.tokens).toBeGreaterThan(s.budget);
   });
 
   it('with no decode, fills whole prompts in order up to the largest step', () => {
     const s = new SarathiPaperScheduler({ model, kv: KV, tightestTpotMs: 100, maxTokensPerStep: 1000 });
-    submitAll(s, new Map([['a', 600], ['b', 600], ['c', 600]]));
-    expect(s.step(0).plan!.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 600 }, { id: 'b', kind: 'prefill', tokens: 400 }]);
+    submitAll(
+      s,
+      new Map([
+        ['a', 600],
+        ['b', 600],
+        ['c', 600],
+      ]),
+    );
+    expect(s.step(0).plan!.entries).toEqual([
+      { id: 'a', kind: 'prefill', tokens: 600 },
+      { id: 'b', kind: 'prefill', tokens: 400 },
+    ]);
   });
 
   it('runs every decode even past the budget, leaving no prefill (their share would be negative)', () => {
     const s = new SarathiPaperScheduler({ model, kv: KV, tightestTpotMs: 20 }); // budget 1
     expect(s.budget).toBe(1);
-    const prompts = new Map([['a', 10], ['b', 10]]);
+    const prompts = new Map([
+      ['a', 10],
+      ['b', 10],
+    ]);
     submitAll(s, prompts);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
     s.submit(req('c', { promptTokens: 10 }), 1);
-    expect(s.step(1).plan!.entries).toEqual([{ id: 'a', kind: 'decode', draftTokens: 0 }, { id: 'b', kind: 'decode', draftTokens: 0 }]);
+    expect(s.step(1).plan!.entries).toEqual([
+      { id: 'a', kind: 'decode', draftTokens: 0 },
+      { id: 'b', kind: 'decode', draftTokens: 0 },
+    ]);
   });
 
   it('declines like vllm-v0: prompt + maxTokens must be reservable, later arrivals of the round too', () => {
@@ -279,7 +335,10 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
     s.submit(req('b', { promptTokens: 10, maxTokens: 10 }), 0);
     const d = s.step(0);
     expect(d.plan).toBeNull();
-    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([['a', 'declined'], ['b', 'declined']]);
+    expect(d.decisions.map((e) => [e.id, e.decision])).toEqual([
+      ['a', 'declined'],
+      ['b', 'declined'],
+    ]);
   });
 
   it('rejects a bad tightestTpotMs', () => {
@@ -289,12 +348,17 @@ describe('sarathi-paper (the authors\' SarathiServeScheduler)', () => {
 
   it('through the simulator: steps with decodes stay within the budget, KV reservations hold, nothing is preempted', () => {
     const pages = 3000;
-    const trace = compressTrace(resolveTrace(generateScenario('mixed', { requests: 200, ratePerSec: 1, seed: 2, tightTpotMs: 50, looseTpotMs: 100, maxPromptTokens: 3000 }), { contextTokens: 4096 }), 8);
+    const trace = compressTrace(
+      resolveTrace(generateScenario('mixed', { requests: 200, ratePerSec: 1, seed: 2, tightTpotMs: 50, looseTpotMs: 100, maxPromptTokens: 3000 }), { contextTokens: 4096 }),
+      8,
+    );
     let budget = 0;
     let withDecodes = 0;
     let split = 0;
     const result = simulate({
-      trace, clock: model, seed: 2,
+      trace,
+      clock: model,
+      seed: 2,
       makeScheduler: () => {
         const s = new SarathiPaperScheduler({ model, kv: { pages, pageSize: 16 }, tightestTpotMs: 50 });
         budget = s.budget;

@@ -68,7 +68,7 @@ describe('fit', () => {
     const m = PerformanceModel.fit(samples, INFO, { pieces: 2 });
     const p = m.profile;
     expect(p.pieces).toHaveLength(2);
-    const [a, b] = [...p.pieces].sort((x, y) => x.k2 - y.k2) as [typeof p.pieces[0], typeof p.pieces[0]];
+    const [a, b] = [...p.pieces].sort((x, y) => x.k2 - y.k2) as [(typeof p.pieces)[0], (typeof p.pieces)[0]];
     expect(a.k1).toBeCloseTo(0.0688, 2);
     expect(a.k2).toBeLessThan(0.05);
     expect(Math.abs(a.b - 24.8)).toBeLessThan(0.5);
@@ -137,7 +137,11 @@ describe('prediction and inversion', () => {
   });
 
   it('zeroLoadPrefillMs sums chunked prefill steps with their KV reads', () => {
-    const m = PerformanceModel.fit(grid((t, _s, kv) => 0.05 * t + 1e-5 * kv + 2), INFO, { pieces: 1 });
+    const m = PerformanceModel.fit(
+      grid((t, _s, kv) => 0.05 * t + 1e-5 * kv + 2),
+      INFO,
+      { pieces: 1 },
+    );
     // 1000 tokens in chunks of 512: 512 then 488; keys = sum of positions + 1, times 2 layers.
     const kvA = (512 * 513) / 2;
     const kvB = 488 * 512 + (488 * 489) / 2;
@@ -154,7 +158,10 @@ describe('prediction and inversion', () => {
 });
 
 describe('profiles', () => {
-  const m = PerformanceModel.fit(grid((t, s, kv) => Math.max(0.0688 * t + 24.8, 0.0752 * t + 3.46 * s + 3.0) + 1e-6 * kv, { steps: [0, 3, 9] }), INFO);
+  const m = PerformanceModel.fit(
+    grid((t, s, kv) => Math.max(0.0688 * t + 24.8, 0.0752 * t + 3.46 * s + 3.0) + 1e-6 * kv, { steps: [0, 3, 9] }),
+    INFO,
+  );
 
   it('round-trip through JSON', () => {
     const back = PerformanceModel.fromJson(m.toJson());
@@ -211,7 +218,12 @@ describe('degenerate samples', () => {
 
   it('too few samples', () => {
     expect(fitErr([]).field).toBe('samples');
-    expect(fitErr([{ tokens: 1, draftSteps: 0, kvTokensRead: 0, ms: 1 }, { tokens: 2, draftSteps: 0, kvTokensRead: 0, ms: 2 }]).field).toBe('samples');
+    expect(
+      fitErr([
+        { tokens: 1, draftSteps: 0, kvTokensRead: 0, ms: 1 },
+        { tokens: 2, draftSteps: 0, kvTokensRead: 0, ms: 2 },
+      ]).field,
+    ).toBe('samples');
   });
 
   it('all-equal tokens', () => {

@@ -132,8 +132,14 @@ describe('scheduler: cachedTokens', () => {
     s.submit(req('a', { promptTokens: 16 }), 0);
     s.submit(req('b', { promptTokens: 20, cachedTokens: 16 }), 0);
     const p1 = s.step(0).plan!;
-    expect(p1.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 16 }, { id: 'b', kind: 'prefill', tokens: 4 }]);
-    s.complete(10, [{ id: 'a', emitted: 1, finished: false }, { id: 'b', emitted: 1, finished: false }]);
+    expect(p1.entries).toEqual([
+      { id: 'a', kind: 'prefill', tokens: 16 },
+      { id: 'b', kind: 'prefill', tokens: 4 },
+    ]);
+    s.complete(10, [
+      { id: 'a', emitted: 1, finished: false },
+      { id: 'b', emitted: 1, finished: false },
+    ]);
     const p2 = s.step(10).plan!;
     expect(p2.preempt).toEqual(['b']);
     s.complete(20, [{ id: 'a', emitted: 1, finished: true }]);
@@ -142,7 +148,7 @@ describe('scheduler: cachedTokens', () => {
   });
 });
 
-describe('the simulator\'s prefix cache model', () => {
+describe("the simulator's prefix cache model", () => {
   const P = { id: 'sys', tokens: 40 }; // 2 full pages
 
   it('caches a shared prefix once prefilled, per app, in full pages, and a conversation after its round', () => {
@@ -276,12 +282,27 @@ describe('the simulator with a prefix cache', () => {
     const trace: Trace = {
       apps: { tool: { ttft_ms: 5000, tpot_ms: 100 } },
       requests: [
-        { t_ms: 0, app: 'tool', prefix_id: 'sys', prefix_tokens: 100, rounds: [{ prompt_tokens: 300, output_tokens: 20, tool_ms: 50 }, { prompt_tokens: 50, output_tokens: 10 }] },
+        {
+          t_ms: 0,
+          app: 'tool',
+          prefix_id: 'sys',
+          prefix_tokens: 100,
+          rounds: [
+            { prompt_tokens: 300, output_tokens: 20, tool_ms: 50 },
+            { prompt_tokens: 50, output_tokens: 10 },
+          ],
+        },
         { t_ms: 10_000, app: 'tool', prefix_id: 'sys', prefix_tokens: 100, rounds: [{ prompt_tokens: 200, output_tokens: 5 }] },
       ],
     };
     const submitted: SchedRequest[] = [];
-    const r = simulate({ trace: resolveTrace(trace, { contextTokens: 4096 }), clock: model, seed: 1, prefixCache: { enabled: true, capacityTokens: KV.pages * 16 }, makeScheduler: () => kvChecked(new SlosScheduler({ model, kv: KV }), KV, submitted) });
+    const r = simulate({
+      trace: resolveTrace(trace, { contextTokens: 4096 }),
+      clock: model,
+      seed: 1,
+      prefixCache: { enabled: true, capacityTokens: KV.pages * 16 },
+      makeScheduler: () => kvChecked(new SlosScheduler({ model, kv: KV }), KV, submitted),
+    });
     expect(submitted.map((q) => [q.id, q.promptTokens, q.cachedTokens ?? 0])).toEqual([
       ['r0#0', 300, 0],
       // 300 + 20 - 1 tokens of KV after round 0: 19 full pages.
@@ -299,8 +320,16 @@ describe('the simulator with a prefix cache', () => {
       const submitted: SchedRequest[] = [];
       const trace = toolTrace(60, 0.5, 4);
       const r = simulate({ trace, clock: model, seed: 4, prefixCache: { enabled: true, capacityTokens: kv.pages * kv.pageSize }, makeScheduler: () => kvChecked(make(kv), kv, submitted) });
-      expect(submitted.some((q) => (q.cachedTokens ?? 0) > 0), name).toBe(true);
-      for (const t of r.timelines) if (!t.declined) expect(t.rounds.every((x) => x.finished), `${name} ${t.id}`).toBe(true);
+      expect(
+        submitted.some((q) => (q.cachedTokens ?? 0) > 0),
+        name,
+      ).toBe(true);
+      for (const t of r.timelines)
+        if (!t.declined)
+          expect(
+            t.rounds.every((x) => x.finished),
+            `${name} ${t.id}`,
+          ).toBe(true);
       expect(r.prefixCache!.hitTokens, name).toBeGreaterThan(0);
     }
   });

@@ -35,9 +35,18 @@ describe('q4 layout', () => {
     expect(buf.byteLength).toBe(48 + 8);
     expect(q4Bytes(1, 96)).toBe(56);
     expect(words(buf)).toEqual([
-      0x76543210, 0xfedcba98, 0x76543210, 0xfedcba98, // group 0
-      0x88888888, 0x88888888, 0x88888888, 0x88888888, // group 1
-      0x888886f0, 0x88888888, 0x88888888, 0x88888888, // group 2: q 0, 15, 6, then 8s
+      0x76543210,
+      0xfedcba98,
+      0x76543210,
+      0xfedcba98, // group 0
+      0x88888888,
+      0x88888888,
+      0x88888888,
+      0x88888888, // group 1
+      0x888886f0,
+      0x88888888,
+      0x88888888,
+      0x88888888, // group 2: q 0, 15, 6, then 8s
       0x00004000, // scales of groups 0 (2.0) and 1 (0)
       0xb800, // scale of group 2 (-0.5), and the padding half
     ]);

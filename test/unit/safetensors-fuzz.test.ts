@@ -61,18 +61,45 @@ function mutateHeader(r: Rand, header: Record<string, unknown>): void {
   const offsets = Array.isArray(e['data_offsets']) ? [...(e['data_offsets'] as unknown[])] : [0, 0];
   const shape = Array.isArray(e['shape']) ? [...(e['shape'] as unknown[])] : [];
   switch (int(r, 12)) {
-    case 0: e['dtype'] = pick(r, DTYPES); break;
-    case 1: shape[int(r, shape.length + 1)] = pick(r, WEIRD); e['shape'] = shape; break;
-    case 2: shape.pop(); e['shape'] = shape; break;
-    case 3: offsets[int(r, 2)] = (offsets[0] as number) + int(r, 64) - 32; e['data_offsets'] = offsets; break;
-    case 4: offsets[int(r, 2)] = pick(r, WEIRD); e['data_offsets'] = offsets; break;
-    case 5: e['data_offsets'] = [offsets[1], offsets[0]]; break;
-    case 6: delete header[name]; break;
-    case 7: header[`${name}.copy`] = { ...e }; break;
-    case 8: header[name] = pick(r, WEIRD); break;
-    case 9: header['__metadata__'] = pick(r, [{ a: 1 }, 'x', null, { k: 'v' }, []]); break;
-    case 10: delete e[pick(r, ['dtype', 'shape', 'data_offsets'])]; break;
-    default: e['data_offsets'] = offsets.concat([int(r, 9)]);
+    case 0:
+      e['dtype'] = pick(r, DTYPES);
+      break;
+    case 1:
+      shape[int(r, shape.length + 1)] = pick(r, WEIRD);
+      e['shape'] = shape;
+      break;
+    case 2:
+      shape.pop();
+      e['shape'] = shape;
+      break;
+    case 3:
+      offsets[int(r, 2)] = (offsets[0] as number) + int(r, 64) - 32;
+      e['data_offsets'] = offsets;
+      break;
+    case 4:
+      offsets[int(r, 2)] = pick(r, WEIRD);
+      e['data_offsets'] = offsets;
+      break;
+    case 5:
+      e['data_offsets'] = [offsets[1], offsets[0]];
+      break;
+    case 6:
+      delete header[name];
+      break;
+    case 7:
+      header[`${name}.copy`] = { ...e };
+      break;
+    case 8:
+      header[name] = pick(r, WEIRD);
+      break;
+    case 9:
+      header['__metadata__'] = pick(r, [{ a: 1 }, 'x', null, { k: 'v' }, []]);
+      break;
+    case 10:
+      delete e[pick(r, ['dtype', 'shape', 'data_offsets'])];
+      break;
+    default:
+      e['data_offsets'] = offsets.concat([int(r, 9)]);
   }
 }
 

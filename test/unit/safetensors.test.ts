@@ -121,7 +121,12 @@ describe('parseSafetensors refusals', () => {
       expect(e.tensor).toBe('w');
       expect(e.message).toBe(`d.safetensors: tensor 'w': unsupported dtype ${dtype} (supported: F32, F16, BF16)`);
     }
-    const e = err(() => parseSafetensors(rewriteHeader(small(), (h) => ((h['a'] as Record<string, unknown>)['dtype'] = 3)), 'd'));
+    const e = err(() =>
+      parseSafetensors(
+        rewriteHeader(small(), (h) => ((h['a'] as Record<string, unknown>)['dtype'] = 3)),
+        'd',
+      ),
+    );
     expect(e.message).toMatch(/dtype is 3, not a string/);
   });
 
@@ -137,7 +142,14 @@ describe('parseSafetensors refusals', () => {
     expect(err(() => parseSafetensors(rewriteHeader(small(), set('data_offsets', [0])), 's')).message).toMatch(/not \[begin, end\]/);
     expect(err(() => parseSafetensors(rewriteHeader(small(), set('data_offsets', [0, '8'])), 's')).message).toMatch(/not non-negative integers/);
     expect(err(() => parseSafetensors(rewriteHeader(small(), set('data_offsets', [8, 0])), 's')).message).toMatch(/end before they begin/);
-    expect(err(() => parseSafetensors(rewriteHeader(small(), (h) => (h['a'] = 'x')), 's')).message).toMatch(/not an object/);
+    expect(
+      err(() =>
+        parseSafetensors(
+          rewriteHeader(small(), (h) => (h['a'] = 'x')),
+          's',
+        ),
+      ).message,
+    ).toMatch(/not an object/);
     const e = err(() => parseSafetensors(rewriteHeader(small(), set('dtype', 'F16')), 's'));
     expect([e.tensor, e.message]).toEqual(['a', "s: tensor 'a': holds 8 bytes, but shape [2] of F16 needs 4"]);
   });

@@ -35,12 +35,17 @@ describe('Philox-4x32-10', () => {
 
   it('mulhi32 is the exact high word', () => {
     const r = rng(5);
-    const cases: [number, number][] = [[0xffffffff, 0xffffffff], [0, 0xffffffff], [0xd2511f53, 0xffffffff], [1, 1]];
+    const cases: [number, number][] = [
+      [0xffffffff, 0xffffffff],
+      [0, 0xffffffff],
+      [0xd2511f53, 0xffffffff],
+      [1, 1],
+    ];
     for (let i = 0; i < 2000; i++) cases.push([Math.floor(r() * 2 ** 32), Math.floor(r() * 2 ** 32)]);
     for (const [a, b] of cases) expect(mulhi32(a, b)).toBe(Number((BigInt(a) * BigInt(b)) >> 32n));
   });
 
-  it('the uniform is the first word\'s high 24 bits over 2^24, keyed by seed words and token index', () => {
+  it("the uniform is the first word's high 24 bits over 2^24, keyed by seed words and token index", () => {
     const seed = 0x0123456789abcdefn;
     const [lo, hi] = splitSeed(seed);
     expect([lo, hi]).toEqual([0x89abcdef, 0x01234567]);

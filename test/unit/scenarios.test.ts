@@ -23,7 +23,16 @@ describe('rng', () => {
     const b = rngFor(42, 'lengths', 'chat', 3);
     const xs = Array.from({ length: 8 }, () => a.nextU32());
     expect(Array.from({ length: 8 }, () => b.nextU32())).toEqual(xs);
-    const seeds = [streamSeed(42, 'ab', 'c'), streamSeed(42, 'a', 'bc'), streamSeed(42, 'abc'), streamSeed(43, 'abc'), streamSeed(42, 1), streamSeed(42, '1'), streamSeed(-42, 'abc'), streamSeed(2 ** 40, 'abc')];
+    const seeds = [
+      streamSeed(42, 'ab', 'c'),
+      streamSeed(42, 'a', 'bc'),
+      streamSeed(42, 'abc'),
+      streamSeed(43, 'abc'),
+      streamSeed(42, 1),
+      streamSeed(42, '1'),
+      streamSeed(-42, 'abc'),
+      streamSeed(2 ** 40, 'abc'),
+    ];
     expect(new Set(seeds).size).toBe(seeds.length);
     expect(() => new Rng(0.5)).toThrow(RangeError);
   });
@@ -40,7 +49,12 @@ describe('rng', () => {
     expect(stats(z).mean).toBeCloseTo(0, 1);
     expect(z.reduce((a, b) => a + b * b, 0) / n).toBeCloseTo(1, 1);
     expect(draw(() => r.lognormal(1, 0.5)).mean / Math.exp(1.125)).toBeCloseTo(1, 1);
-    for (const [shape, scale] of [[0.3, 2], [1, 1], [2.5, 0.5], [9, 3]] as const) {
+    for (const [shape, scale] of [
+      [0.3, 2],
+      [1, 1],
+      [2.5, 0.5],
+      [9, 3],
+    ] as const) {
       const g = draw(() => r.gamma(shape, scale));
       expect(g.mean / (shape * scale)).toBeCloseTo(1, 1);
       expect(g.cv * Math.sqrt(shape)).toBeCloseTo(1, 1);
@@ -59,7 +73,11 @@ describe('arrivals', () => {
   });
 
   it('bursty gaps (a Gamma-modulated Poisson process) have the requested CV (default 3.5)', () => {
-    for (const [cv, seed] of [[3.5, 2], [2, 3], [undefined, 4]] as const) {
+    for (const [cv, seed] of [
+      [3.5, 2],
+      [2, 3],
+      [undefined, 4],
+    ] as const) {
       const s = stats(gaps(arrivalTimes(100_001, { ratePerSec: 2, seed, arrivals: 'bursty', cv })));
       expect(Math.abs(s.mean / 500 - 1)).toBeLessThan(0.06);
       expect(Math.abs(s.cv / (cv ?? 3.5) - 1)).toBeLessThan(0.1);
@@ -102,7 +120,13 @@ describe('scenarios', () => {
       chat: { ttft_slowdown: 5, tpot_ms: 40 },
       code: { ttft_slowdown: 5, tpot_ms: 20 },
       summarize: { ttft_slowdown: 3, tpot_ms: 40 },
-      reason: { ttft_slowdown: 3, stages: [{ name: 'think', tpot_ms: 20 }, { name: 'answer', tpot_ms: 40 }] },
+      reason: {
+        ttft_slowdown: 3,
+        stages: [
+          { name: 'think', tpot_ms: 20 },
+          { name: 'answer', tpot_ms: 40 },
+        ],
+      },
       tool: { ttft_slowdown: 3, tpot_ms: 20, final_tpot_ms: 40 },
     });
     expect(Object.keys(generateScenario('coder', { requests: 1, ratePerSec: 1, seed: 1 }).apps)).toEqual(['code']);
@@ -138,25 +162,63 @@ describe('scenarios', () => {
       expect(Math.abs(stats(xs).mean / want - 1)).toBeLessThan(tol);
     };
     const gen = (name: (typeof SCENARIOS)[number]): TraceRequest[] => generateScenario(name, { requests: n, ratePerSec: 1, seed: 3, maxPromptTokens: 1 << 20 }).requests;
-    for (const [name, app] of [['chatbot', 'chat'], ['coder', 'code'], ['summarizer', 'summarize']] as const) {
+    for (const [name, app] of [
+      ['chatbot', 'chat'],
+      ['coder', 'code'],
+      ['summarizer', 'summarize'],
+    ] as const) {
       const reqs = gen(name);
-      near(reqs.map((r) => r.prompt_tokens as number), LENGTHS[app].prompt);
-      near(reqs.map((r) => r.output_tokens as number), LENGTHS[app].output);
+      near(
+        reqs.map((r) => r.prompt_tokens as number),
+        LENGTHS[app].prompt,
+      );
+      near(
+        reqs.map((r) => r.output_tokens as number),
+        LENGTHS[app].output,
+      );
     }
     const reason = gen('reasoning');
-    near(reason.map((r) => r.prompt_tokens as number), LENGTHS.reason.prompt);
-    near(reason.map((r) => (r.stage_tokens as number[])[0] as number), LENGTHS.reason.think);
-    near(reason.map((r) => (r.stage_tokens as number[])[1] as number), LENGTHS.reason.answer);
+    near(
+      reason.map((r) => r.prompt_tokens as number),
+      LENGTHS.reason.prompt,
+    );
+    near(
+      reason.map((r) => (r.stage_tokens as number[])[0] as number),
+      LENGTHS.reason.think,
+    );
+    near(
+      reason.map((r) => (r.stage_tokens as number[])[1] as number),
+      LENGTHS.reason.answer,
+    );
     const tool = gen('toolllm').map((r) => r.rounds ?? []);
-    near(tool.map((rs) => rs.length - 1), LENGTHS.tool.callsMean, 0.06); // calls = rounds - 1 (clipped at 12)
-    near(tool.map((rs) => rs[0]?.prompt_tokens as number), LENGTHS.tool.firstPrompt);
-    near(tool.flatMap((rs) => rs.slice(1).map((x) => x.prompt_tokens)), LENGTHS.tool.appended);
-    near(tool.flatMap((rs) => rs.slice(0, -1).map((x) => x.output_tokens)), LENGTHS.tool.innerOutput);
-    near(tool.map((rs) => rs.at(-1)?.output_tokens as number), LENGTHS.tool.finalOutput);
-    near(tool.flatMap((rs) => rs.slice(0, -1).map((x) => x.tool_ms as number)), LENGTHS.tool.toolMs);
+    near(
+      tool.map((rs) => rs.length - 1),
+      LENGTHS.tool.callsMean,
+      0.06,
+    ); // calls = rounds - 1 (clipped at 12)
+    near(
+      tool.map((rs) => rs[0]?.prompt_tokens as number),
+      LENGTHS.tool.firstPrompt,
+    );
+    near(
+      tool.flatMap((rs) => rs.slice(1).map((x) => x.prompt_tokens)),
+      LENGTHS.tool.appended,
+    );
+    near(
+      tool.flatMap((rs) => rs.slice(0, -1).map((x) => x.output_tokens)),
+      LENGTHS.tool.innerOutput,
+    );
+    near(
+      tool.map((rs) => rs.at(-1)?.output_tokens as number),
+      LENGTHS.tool.finalOutput,
+    );
+    near(
+      tool.flatMap((rs) => rs.slice(0, -1).map((x) => x.tool_ms as number)),
+      LENGTHS.tool.toolMs,
+    );
   });
 
-  it('mark the tool app\'s shared system prompt only when asked, drawing nothing more', () => {
+  it("mark the tool app's shared system prompt only when asked, drawing nothing more", () => {
     for (const name of ['toolllm', 'mixed'] as const) {
       const plain = generateScenario(name, { requests: 200, ratePerSec: 1, seed: 9 });
       const marked = generateScenario(name, { requests: 200, ratePerSec: 1, seed: 9, prefixes: true });

@@ -52,13 +52,21 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
   it('serves running requests first, then waiting ones in arrival order, under the token budget', () => {
     const events: SchedulerEvent[] = [];
     const s = onDecisions(new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 256 }), (ev) => events.push(...ev));
-    const prompts = new Map([['a', 300], ['b', 100], ['c', 100]]);
+    const prompts = new Map([
+      ['a', 300],
+      ['b', 100],
+      ['c', 100],
+    ]);
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
     const p1 = run(s, 0, progress, prompts)!;
     expect(p1.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 256 }]);
     const p2 = run(s, 50, progress, prompts)!;
-    expect(p2.entries).toEqual([{ id: 'a', kind: 'prefill', tokens: 44 }, { id: 'b', kind: 'prefill', tokens: 100 }, { id: 'c', kind: 'prefill', tokens: 100 }]);
+    expect(p2.entries).toEqual([
+      { id: 'a', kind: 'prefill', tokens: 44 },
+      { id: 'b', kind: 'prefill', tokens: 100 },
+      { id: 'c', kind: 'prefill', tokens: 100 },
+    ]);
     const p3 = run(s, 100, progress, prompts)!;
     expect(p3.entries.map((e) => e.kind)).toEqual(['decode', 'decode', 'decode']);
     expect(events.map((e) => e.decision)).toEqual(['admitted', 'admitted', 'admitted']);
@@ -67,7 +75,10 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
   it('preempts the most recently started request (recompute) when KV pages run out', () => {
     // 3 pages of 16: a and b each hold 16 tokens after prefill; the next decode needs a page.
     const s = new FcfsScheduler({ model, kv: { pages: 3, pageSize: 16 }, maxBatchedTokens: 64 });
-    const prompts = new Map([['a', 16], ['b', 16]]);
+    const prompts = new Map([
+      ['a', 16],
+      ['b', 16],
+    ]);
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts);
@@ -78,7 +89,10 @@ describe('FCFS (vLLM-style) and Sarathi', () => {
 
   it('Sarathi puts decodes before ongoing prefills', () => {
     const s = new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 64, order: 'sarathi' });
-    const prompts = new Map([['a', 32], ['b', 200]]);
+    const prompts = new Map([
+      ['a', 32],
+      ['b', 200],
+    ]);
     for (const [id, p] of prompts) s.submit(req(id, { promptTokens: p }), 0);
     const progress = new Map<string, number>();
     run(s, 0, progress, prompts); // a 32, b 32
@@ -143,7 +157,9 @@ describe('SLOs-Serve through the simulator', () => {
     const trace = chatTrace(12, 3);
     const decisions = new Map<string, string[]>();
     const result = simulate({
-      trace, clock: model, seed: 3,
+      trace,
+      clock: model,
+      seed: 3,
       makeScheduler: () => {
         const inner = new SlosScheduler({ model, kv: { pages, pageSize: 16 }, reservation: 'max_tokens', maxSpec: 4 });
         return onDecisions(checked(inner, pages, 16, 4096), (ev) => {
@@ -201,11 +217,26 @@ describe('SLOs-Serve through the simulator', () => {
 
   it('follows a stage switch: the answer stage gets its own TPOT', () => {
     const s = new SlosScheduler({ model, kv: KV });
-    s.submit(req('r', { stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 200 }], promptTokens: 10 }), 0);
+    s.submit(
+      req('r', {
+        stages: [
+          { name: 'think', tpotMs: 50 },
+          { name: 'answer', tpotMs: 200 },
+        ],
+        promptTokens: 10,
+      }),
+      0,
+    );
     const p = s.step(0).plan!;
-    s.complete(40, p.entries.map((e) => ({ id: e.id, emitted: 1, finished: false })));
+    s.complete(
+      40,
+      p.entries.map((e) => ({ id: e.id, emitted: 1, finished: false })),
+    );
     const d = s.step(40).plan!;
-    s.complete(70, d.entries.map((e) => ({ id: e.id, emitted: 1, finished: false, stageStartedAt: 1 })));
+    s.complete(
+      70,
+      d.entries.map((e) => ({ id: e.id, emitted: 1, finished: false, stageStartedAt: 1 })),
+    );
     // Deadlines: token 1 at 1000 (TTFT), token 2 at 1000 + 200 in the answer stage, token 3 at 1400.
     const state = (s as unknown as { states: Map<string, { tokenDeadlineMs(n: number): number }> }).states.get('r')!;
     expect(state.tokenDeadlineMs(2)).toBe(1200);
@@ -213,7 +244,21 @@ describe('SLOs-Serve through the simulator', () => {
   });
 
   it('the simulator reports stage switches at one token per step; the judge sees both stages', () => {
-    const trace = resolveTrace({ apps: { reason: { ttft_ms: 5000, stages: [{ name: 'think', tpot_ms: 50 }, { name: 'answer', tpot_ms: 200 }] } }, requests: [{ t_ms: 0, app: 'reason', prompt_tokens: 20, stage_tokens: [5, 5] }] }, { contextTokens: 4096 });
+    const trace = resolveTrace(
+      {
+        apps: {
+          reason: {
+            ttft_ms: 5000,
+            stages: [
+              { name: 'think', tpot_ms: 50 },
+              { name: 'answer', tpot_ms: 200 },
+            ],
+          },
+        },
+        requests: [{ t_ms: 0, app: 'reason', prompt_tokens: 20, stage_tokens: [5, 5] }],
+      },
+      { contextTokens: 4096 },
+    );
     for (const make of [() => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 64 }), () => new SlosScheduler({ model, kv: KV })]) {
       const r = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
       expect(r.timelines[0]!.rounds[0]!.stageStarts).toEqual([0, 5]);
@@ -222,8 +267,20 @@ describe('SLOs-Serve through the simulator', () => {
   });
 
   it('declines a request whose KV alone would outgrow the cache, instead of looping on it', () => {
-    for (const make of [() => new FcfsScheduler({ model, kv: { pages: 4, pageSize: 16 }, maxBatchedTokens: 64 }), () => new SlosScheduler({ model, kv: { pages: 4, pageSize: 16 }, admission: false })]) {
-      const trace = resolveTrace({ apps: { chat: { ttft_ms: 5000, tpot_ms: 100 } }, requests: [{ t_ms: 0, app: 'chat', prompt_tokens: 40, output_tokens: 100 }, { t_ms: 1, app: 'chat', prompt_tokens: 10, output_tokens: 5 }] }, { contextTokens: 4096 });
+    for (const make of [
+      () => new FcfsScheduler({ model, kv: { pages: 4, pageSize: 16 }, maxBatchedTokens: 64 }),
+      () => new SlosScheduler({ model, kv: { pages: 4, pageSize: 16 }, admission: false }),
+    ]) {
+      const trace = resolveTrace(
+        {
+          apps: { chat: { ttft_ms: 5000, tpot_ms: 100 } },
+          requests: [
+            { t_ms: 0, app: 'chat', prompt_tokens: 40, output_tokens: 100 },
+            { t_ms: 1, app: 'chat', prompt_tokens: 10, output_tokens: 5 },
+          ],
+        },
+        { contextTokens: 4096 },
+      );
       const r = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
       expect(r.timelines[0]!.declined).toBe(true);
       expect(r.timelines[0]!.rounds[0]!.finished).toBe(false);

@@ -36,7 +36,13 @@ function sloError(f: () => unknown): SloError {
 
 describe('validateAppSlo', () => {
   it('accepts both TTFT forms and returns a clean copy', () => {
-    const input = { ttftSlowdown: 3, stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 100 }] };
+    const input = {
+      ttftSlowdown: 3,
+      stages: [
+        { name: 'think', tpotMs: 50 },
+        { name: 'answer', tpotMs: 100 },
+      ],
+    };
     const slo = validateAppSlo('reason', input, MODEL);
     expect(slo).toEqual(input);
     expect(slo.stages).not.toBe(input.stages);
@@ -46,7 +52,15 @@ describe('validateAppSlo', () => {
   });
 
   it('names the app and field, with the message format apps see', () => {
-    const e = sloError(() => validateAppSlo('chat', { ttftMs: 100, stages: [{ name: 'a', tpotMs: 50 }, { name: 'b', tpotMs: -3 }] }));
+    const e = sloError(() =>
+      validateAppSlo('chat', {
+        ttftMs: 100,
+        stages: [
+          { name: 'a', tpotMs: 50 },
+          { name: 'b', tpotMs: -3 },
+        ],
+      }),
+    );
     expect(e.app).toBe('chat');
     expect(e.field).toBe('stages[1].tpotMs');
     expect(e.name).toBe('SloError');
@@ -75,17 +89,48 @@ describe('validateAppSlo', () => {
       [{ ttftMs: 100, stages: [{ name: 'd' }] }, 'stages[0].tpotMs'],
       [{ ttftMs: 100, stages: [{ name: 'd', tpotMs: Number.NaN }] }, 'stages[0].tpotMs'],
       [{ ttftMs: 100, stages: [{ name: 'd', tpotMs: 50, slack: 1 }] }, 'stages[0].slack'],
-      [{ ttftMs: 100, stages: [{ name: 'd', tpotMs: 50 }, { name: 'd', tpotMs: 60 }] }, 'stages[1].name'],
+      [
+        {
+          ttftMs: 100,
+          stages: [
+            { name: 'd', tpotMs: 50 },
+            { name: 'd', tpotMs: 60 },
+          ],
+        },
+        'stages[1].name',
+      ],
     ];
     for (const [slo, field] of cases) expect(sloError(() => validateAppSlo('app', slo)).field, JSON.stringify(slo) ?? String(slo)).toBe(field);
-    expect(sloError(() => validateAppSlo('app', { ttftMs: 100, stages: [{ name: 'd', tpotMs: 5 }, { name: 'd', tpotMs: 6 }] })).message).toContain('duplicates stages[0].name');
+    expect(
+      sloError(() =>
+        validateAppSlo('app', {
+          ttftMs: 100,
+          stages: [
+            { name: 'd', tpotMs: 5 },
+            { name: 'd', tpotMs: 6 },
+          ],
+        }),
+      ).message,
+    ).toContain('duplicates stages[0].name');
     expect(sloError(() => validateAppSlo('app', { ttftMs: Number.NaN, stages })).message).toContain('got NaN');
   });
 
   it('rejects a TPOT below the zero-load decode step, saying what the fastest is', () => {
     const fastest = MODEL.predict({ tokens: 1, kvTokensRead: 0 });
     expect(fastest).toBeCloseTo(11.055, 9);
-    const e = sloError(() => validateAppSlo('coder', { ttftSlowdown: 5, stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 11 }] }, MODEL));
+    const e = sloError(() =>
+      validateAppSlo(
+        'coder',
+        {
+          ttftSlowdown: 5,
+          stages: [
+            { name: 'think', tpotMs: 50 },
+            { name: 'answer', tpotMs: 11 },
+          ],
+        },
+        MODEL,
+      ),
+    );
     expect(e.field).toBe('stages[1].tpotMs');
     expect(e.message).toContain('(11.055 ms at zero load)');
     expect(e.message).toContain('impossible');

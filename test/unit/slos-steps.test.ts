@@ -248,7 +248,12 @@ describe('the scheduler registry', () => {
     for (const name of ['sarathi', 'fcfs', 'sarathi-paper', 'vllm-v0', 'edf'] as const) {
       const variant = variantsFor(name, setup)[0]!; // fcfs: budget=512, the sweep's first
       const viaBench = simulate({ trace, clock: paper, seed: 1, makeScheduler: () => makeScheduler(variant, setup, 50) });
-      const viaRegistry = simulate({ trace, clock: paper, seed: 1, makeScheduler: () => createScheduler(name, { model: paper, kv: KV, maxSpec: 0, tightestTpotMs: 50 }, name === 'fcfs' ? { budget: 512 } : undefined) });
+      const viaRegistry = simulate({
+        trace,
+        clock: paper,
+        seed: 1,
+        makeScheduler: () => createScheduler(name, { model: paper, kv: KV, maxSpec: 0, tightestTpotMs: 50 }, name === 'fcfs' ? { budget: 512 } : undefined),
+      });
       expect(viaBench.timelines, name).toEqual(viaRegistry.timelines);
     }
     expect(sweep('slos', ctx)).toHaveLength(1);

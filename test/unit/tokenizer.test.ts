@@ -5,8 +5,7 @@ import { loadModelFiles, type ModelMetadata } from '../../src/model/load.js';
 import type { ModelSource } from '../../src/model/source.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
-const read = (file: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const read = (file: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 const tokenizerJson = read('tokenizer.json');
 const tokenizerConfig = read('tokenizer_config.json');
 const tok = new TextTokenizer(tokenizerJson, tokenizerConfig);
@@ -67,7 +66,13 @@ describe('TextTokenizer on the tiny-qwen2 (Llama-2/Mistral vocabulary) tokenizer
   it('exposes the chat template', () => {
     expect(tok.chatTemplate).toContain('[INST]');
     expect(new TextTokenizer(tokenizerJson, null).chatTemplate).toBeNull();
-    const named = new TextTokenizer(tokenizerJson, { ...tokenizerConfig, chat_template: [{ name: 'default', template: 'T' }, { name: 'tool_use', template: 'U' }] });
+    const named = new TextTokenizer(tokenizerJson, {
+      ...tokenizerConfig,
+      chat_template: [
+        { name: 'default', template: 'T' },
+        { name: 'tool_use', template: 'U' },
+      ],
+    });
     expect(named.chatTemplate).toBe('T');
   });
 

@@ -29,17 +29,40 @@ describe('parse and resolve', () => {
     const r = resolveTrace(parseTrace(example()), CTX);
     expect([...r.apps.values()]).toStrictEqual([
       { name: 'chat', ttft: { ms: 1500 }, stages: [{ name: 'decode', tpotMs: 100 }], kind: 'plain' },
-      { name: 'reason', ttft: { ms: 1000 }, stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 100 }], kind: 'staged' },
+      {
+        name: 'reason',
+        ttft: { ms: 1000 },
+        stages: [
+          { name: 'think', tpotMs: 50 },
+          { name: 'answer', tpotMs: 100 },
+        ],
+        kind: 'staged',
+      },
       { name: 'tool', ttft: { ms: 1000 }, stages: [{ name: 'inner', tpotMs: 50 }], finalStages: [{ name: 'final', tpotMs: 100 }], kind: 'tool' },
     ]);
     expect(r.requests).toStrictEqual([
       { id: 'r0', app: 'chat', arrivalMs: 0, rounds: [{ promptTokens: 310, maxTokens: 4096 - 310, stageTokens: [120], stages: [{ name: 'decode', tpotMs: 100 }], toolMs: 0 }] },
       {
-        id: 'r1', app: 'reason', arrivalMs: 40,
-        rounds: [{ promptTokens: 90, maxTokens: 4096 - 90, stageTokens: [600, 150], stages: [{ name: 'think', tpotMs: 50 }, { name: 'answer', tpotMs: 100 }], toolMs: 0 }],
+        id: 'r1',
+        app: 'reason',
+        arrivalMs: 40,
+        rounds: [
+          {
+            promptTokens: 90,
+            maxTokens: 4096 - 90,
+            stageTokens: [600, 150],
+            stages: [
+              { name: 'think', tpotMs: 50 },
+              { name: 'answer', tpotMs: 100 },
+            ],
+            toolMs: 0,
+          },
+        ],
       },
       {
-        id: 'r2', app: 'tool', arrivalMs: 75,
+        id: 'r2',
+        app: 'tool',
+        arrivalMs: 75,
         rounds: [
           { promptTokens: 700, maxTokens: 4096 - 700, stageTokens: [40], stages: [{ name: 'inner', tpotMs: 50 }], toolMs: 300 },
           // The second round's context holds the first round's prompt and output too.
@@ -53,7 +76,11 @@ describe('parse and resolve', () => {
     const t = example();
     t.requests[0].t_ms = 75; // ties with the tool request, which came later in the file
     const r = resolveTrace(parseTrace(t), CTX);
-    expect(r.requests.map((q) => [q.id, q.app, q.arrivalMs])).toEqual([['r0', 'reason', 40], ['r1', 'chat', 75], ['r2', 'tool', 75]]);
+    expect(r.requests.map((q) => [q.id, q.app, q.arrivalMs])).toEqual([
+      ['r0', 'reason', 40],
+      ['r1', 'chat', 75],
+      ['r2', 'tool', 75],
+    ]);
   });
 
   it('takes max_tokens from the request, else the app, and clamps the truth to it', () => {
@@ -61,18 +88,36 @@ describe('parse and resolve', () => {
     t.apps.chat.max_tokens = 100;
     t.apps.reason.max_tokens = 650;
     t.requests.push({ t_ms: 90, app: 'chat', prompt_tokens: 10, output_tokens: 50, max_tokens: 30 });
-    t.requests.push({ t_ms: 95, app: 'tool', max_tokens: 100, rounds: [{ prompt_tokens: 3900, output_tokens: 200, tool_ms: 5 }, { prompt_tokens: 10, output_tokens: 9 }] });
+    t.requests.push({
+      t_ms: 95,
+      app: 'tool',
+      max_tokens: 100,
+      rounds: [
+        { prompt_tokens: 3900, output_tokens: 200, tool_ms: 5 },
+        { prompt_tokens: 10, output_tokens: 9 },
+      ],
+    });
     const r = resolveTrace(t, CTX);
     expect(r.requests[0]?.rounds[0]).toMatchObject({ maxTokens: 100, stageTokens: [100] });
     expect(r.requests[1]?.rounds[0]).toMatchObject({ maxTokens: 650, stageTokens: [600, 50] });
     expect(r.requests[3]?.rounds[0]).toMatchObject({ maxTokens: 30, stageTokens: [30] });
     // The request's cap, then never more than the context leaves: 4096 - 3900 - 100 - 10 = 86.
-    expect(r.requests[4]?.rounds.map((x) => [x.maxTokens, x.stageTokens])).toEqual([[100, [100]], [86, [9]]]);
+    expect(r.requests[4]?.rounds.map((x) => [x.maxTokens, x.stageTokens])).toEqual([
+      [100, [100]],
+      [86, [9]],
+    ]);
   });
 
   it('refuses a round that leaves no room in the context, naming it', () => {
     const t = example();
-    t.requests.push({ t_ms: 95, app: 'tool', rounds: [{ prompt_tokens: 4000, output_tokens: 90, tool_ms: 5 }, { prompt_tokens: 10, output_tokens: 9 }] });
+    t.requests.push({
+      t_ms: 95,
+      app: 'tool',
+      rounds: [
+        { prompt_tokens: 4000, output_tokens: 90, tool_ms: 5 },
+        { prompt_tokens: 10, output_tokens: 9 },
+      ],
+    });
     const e = errorOf(() => resolveTrace(t, CTX));
     expect(e.path).toBe('requests[3].rounds[1].prompt_tokens');
     expect(errorOf(() => resolveTrace(example(), { contextTokens: 300 })).path).toBe('requests[0].prompt_tokens');
@@ -95,7 +140,11 @@ describe('parse and resolve', () => {
     Object.assign(t.requests[1], { prefix_id: 'sys', prefix_tokens: 90 }); // another app: another prefix
     Object.assign(t.requests[2], { prefix_id: 'tools', prefix_tokens: 650 });
     const r = resolveTrace(parseTrace(t), CTX);
-    expect(r.requests.map((q) => q.prefix)).toEqual([{ id: 'sys', tokens: 300 }, { id: 'sys', tokens: 90 }, { id: 'tools', tokens: 650 }]);
+    expect(r.requests.map((q) => q.prefix)).toEqual([
+      { id: 'sys', tokens: 300 },
+      { id: 'sys', tokens: 90 },
+      { id: 'tools', tokens: 650 },
+    ]);
     expect(resolveTrace(example(), CTX).requests.every((q) => !('prefix' in q))).toBe(true);
   });
 
@@ -188,9 +237,26 @@ describe('round trip and compression', () => {
     const t = example();
     t.apps.chat = { ttft_slowdown: 5, tpot_ms: 100, alpha: 0.5, max_tokens: 100 };
     delete t.apps.tool.final_tpot_ms;
-    t.requests.push({ t_ms: 10, app: 'tool', max_tokens: 100, rounds: [{ prompt_tokens: 3900, output_tokens: 200, tool_ms: 5 }, { prompt_tokens: 10, output_tokens: 9 }] });
+    t.requests.push({
+      t_ms: 10,
+      app: 'tool',
+      max_tokens: 100,
+      rounds: [
+        { prompt_tokens: 3900, output_tokens: 200, tool_ms: 5 },
+        { prompt_tokens: 10, output_tokens: 9 },
+      ],
+    });
     t.requests.push({ t_ms: 5, app: 'reason', prompt_tokens: 8, stage_tokens: [5000, 10] });
-    t.requests.push({ t_ms: 7, app: 'tool', prefix_id: 'sys', prefix_tokens: 20, rounds: [{ prompt_tokens: 30, output_tokens: 3, tool_ms: 1 }, { prompt_tokens: 10, output_tokens: 9 }] });
+    t.requests.push({
+      t_ms: 7,
+      app: 'tool',
+      prefix_id: 'sys',
+      prefix_tokens: 20,
+      rounds: [
+        { prompt_tokens: 30, output_tokens: 3, tool_ms: 1 },
+        { prompt_tokens: 10, output_tokens: 9 },
+      ],
+    });
     Object.assign(t.requests[0], { prefix_id: 'sys', prefix_tokens: 300 });
     const r = resolveTrace(t, CTX);
     expect(r.requests.filter((q) => q.prefix).length).toBe(2);

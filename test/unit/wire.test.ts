@@ -67,7 +67,7 @@ describe('errors across the worker boundary', () => {
     expect(missing).toEqual([]);
   });
 
-  it('a wire error written by hand (no class: the page\'s own unload and comlink\'s leftovers) is rebuilt by its name', () => {
+  it("a wire error written by hand (no class: the page's own unload and comlink's leftovers) is rebuilt by its name", () => {
     const closed = fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     expect(closed).toBeInstanceOf(api.EngineClosedError);
     expect(closed.message).toBe('the engine was unloaded; create a new engine (createEngine) to continue');

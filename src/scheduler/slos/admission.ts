@@ -108,7 +108,7 @@ export function solveAdmission(p: AdmissionProblem, paretoCap = PARETO_CAP, beam
 
   type Slot = { counts: number[]; key: number; nodes: Node[] };
   let layer: Slot[] = [{ counts: new Array<number>(p.tiers).fill(0), key: 0, nodes: [{ finish: p.nowMs, pages: 0, profit: 0, parent: null, took: false, item: -1 }] }];
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const it = p.items[i]!;
     const next = new Map<number, Slot>();
     // Insert into a slot's front unless dominated (checked before allocating: the DP's garbage is

@@ -166,7 +166,11 @@ export class SlosScheduler extends BaseScheduler {
 
     const admitted = [...this.states.values()].filter((s) => s.service === 'admitted');
     const tiers = makeTiers([...admitted.map((s) => s.tpotMs), ...candidates.map((s) => s.req.stages[0]!.tpotMs)], this.maxTiers);
-    const loads = this.decodeLoads(admitted.filter((s) => !s.prefilling), tiers, nowMs);
+    const loads = this.decodeLoads(
+      admitted.filter((s) => !s.prefilling),
+      tiers,
+      nowMs,
+    );
     // Memory, in two parts: the DP makes sure new prompts fit in the pages free now; after it, the
     // projected peak of every admitted request's reservation (kv-projection.ts) must fit the cache.
     let usedPages = 0;
@@ -185,7 +189,15 @@ export class SlosScheduler extends BaseScheduler {
       reserve.set(s, s.req.promptTokens + out);
       newKeys += (s.req.promptTokens + out / 2) * this.layers;
       const tpot = s.req.stages[0]!.tpotMs;
-      items.push({ state: s, forced: false, deadlineMs: s.ttftDeadlineMs, prefillTokens: s.remainingPrefill, tier: tierOf(tiers, tpot), tierAt: (finish) => effectiveTier(tiers, this.horizon, s.ttftDeadlineMs + tpot - finish, tpot), pages: pagesFor(s.remainingPrefill + s.kv, this.kvBudget.pageSize) });
+      items.push({
+        state: s,
+        forced: false,
+        deadlineMs: s.ttftDeadlineMs,
+        prefillTokens: s.remainingPrefill,
+        tier: tierOf(tiers, tpot),
+        tierAt: (finish) => effectiveTier(tiers, this.horizon, s.ttftDeadlineMs + tpot - finish, tpot),
+        pages: pagesFor(s.remainingPrefill + s.kv, this.kvBudget.pageSize),
+      });
     }
     const keysPerNew = candidates.length > 0 ? newKeys / candidates.length : 0;
     items.sort((a, b) => a.deadlineMs - b.deadlineMs);
@@ -222,7 +234,13 @@ export class SlosScheduler extends BaseScheduler {
       },
     });
     const byDp = took.slice();
-    this.fitProjection(admitted, items.filter((it, i) => took[i]).map((it) => it.state), reserve, took, items);
+    this.fitProjection(
+      admitted,
+      items.filter((it, i) => took[i]).map((it) => it.state),
+      reserve,
+      took,
+      items,
+    );
     // Refusals memory caused (the adaptive reservation learns from their final declines): the
     // projection dropped it, or its prompt's pages alone did not fit beside the DP's choices.
     let takenPages = 0;
@@ -291,7 +309,10 @@ export class SlosScheduler extends BaseScheduler {
     const all = [...this.states.values()].filter((s) => s.service !== 'pending');
     const admitted = all.filter((s) => s.service === 'admitted');
     // The runner takes at most maxSeqs sequences a step: the most urgent decode first.
-    const decoders = admitted.filter((s) => !s.prefilling).sort((a, b) => a.nextDeadlineMs - b.nextDeadlineMs || a.seq - b.seq).slice(0, this.maxSeqs);
+    const decoders = admitted
+      .filter((s) => !s.prefilling)
+      .sort((a, b) => a.nextDeadlineMs - b.nextDeadlineMs || a.seq - b.seq)
+      .slice(0, this.maxSeqs);
     const prefills = admitted.filter((s) => s.prefilling).sort((a, b) => deadlineOf(a) - deadlineOf(b) || a.seq - b.seq);
     const bestEffort = all.filter((s) => s.service === 'best-effort' && s.req.serveDeclined !== false).sort((a, b) => a.seq - b.seq);
 
@@ -335,7 +356,10 @@ export class SlosScheduler extends BaseScheduler {
       if (left > 0) needRate = Math.max(needRate, prefillWork / left);
     }
     const memoryBound = this.memoryBound;
-    const tiers = makeTiers(admitted.map((s) => s.tpotMs), this.maxTiers);
+    const tiers = makeTiers(
+      admitted.map((s) => s.tpotMs),
+      this.maxTiers,
+    );
     const loads = this.decodeLoads(decoders, tiers, nowMs);
     const steady = decoders.length > 0 ? new DecodeRateTable(this.model, loads, this.maxSpec, this.maxTokensPerStep, 0, this.fixedSpec).query(loads.map(() => 0)) : null;
     const views: StepDecoder[] = decoders.map((s) => ({
@@ -378,7 +402,14 @@ export class SlosScheduler extends BaseScheduler {
       // tied requests never block each other), latest deadline first. They
       // keep their service; only admitted work reclaims them.
       if (self.service === 'admitted') {
-        const cached = [...this.states.values()].filter((s) => s !== self && s.onlyCached && !inStep.has(s) && !preempt.includes(s.id) && (s.service === 'pending' || (s.service === 'admitted' && (deadlineOf(s) > deadlineOf(self) || (deadlineOf(s) === deadlineOf(self) && s.seq > self.seq)))));
+        const cached = [...this.states.values()].filter(
+          (s) =>
+            s !== self &&
+            s.onlyCached &&
+            !inStep.has(s) &&
+            !preempt.includes(s.id) &&
+            (s.service === 'pending' || (s.service === 'admitted' && (deadlineOf(s) > deadlineOf(self) || (deadlineOf(s) === deadlineOf(self) && s.seq > self.seq)))),
+        );
         if (cached.length > 0) return cached.sort((a, b) => deadlineOf(b) - deadlineOf(a) || b.seq - a.seq);
       }
       if (!demote) return pool;
@@ -476,7 +507,8 @@ export class SlosScheduler extends BaseScheduler {
         if (!fits(1, keysRead(s.kv, 1, this.layers), limitMs)) continue;
         n = 1;
       } else if (fits(s.remainingPrefill, keysRead(s.kv, s.remainingPrefill, this.layers), limitMs)) n = s.remainingPrefill;
-      else if (idle && entries.length === 0) n = chunkWithin(s, s.remainingPrefill, limitMs); // nothing admitted to protect: chunk it
+      else if (idle && entries.length === 0)
+        n = chunkWithin(s, s.remainingPrefill, limitMs); // nothing admitted to protect: chunk it
       else continue;
       if (n <= 0 || !take(s, n, false)) continue;
       entries.push(s.prefilling ? { id: s.id, kind: 'prefill', tokens: n } : { id: s.id, kind: 'decode', draftTokens: 0 });

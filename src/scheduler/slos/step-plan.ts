@@ -216,7 +216,7 @@ function race(decoders: readonly StepDecoder[], spec: number[], stepMs: number, 
   const fits = (r: number, s: number, kv: number): boolean => r + o.prefillWork <= o.maxTokensPerStep && time(r, s, kv) <= limit;
   if (!fits(rows, draft, keys)) return { stepMs, spec };
   const order = decoders.map((d, i) => i).sort((a, b) => decoders[a]!.reachMs(1) - decoders[b]!.reachMs(1));
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const i of order) {
       if (spec[i]! >= decoders[i]!.maxK) continue;
