@@ -23,7 +23,9 @@ import { startHubServer, type HubServer } from '../test/helpers/hub-server.js';
 import { cleanEnv, exampleApp, packRepository, ROOT, run, runAsync, scratchApp, staticServer, viteRun, viteServer, type StaticServer } from './package/scratch.js';
 import type { Page, TestInfo } from '@playwright/test';
 
-type PageResult = { ok: true; chunks: ChatCompletionChunk[]; model: string; adapter: string; loadMs: number; totalMs: number } | { ok: false; error: { name: string; message: string; stack: string } };
+type PageResult =
+  | { ok: true; chunks: ChatCompletionChunk[]; model: string; adapter: string; promptEncoding: string; loadMs: number; totalMs: number }
+  | { ok: false; error: { name: string; message: string; stack: string } };
 
 declare global {
   interface Window {
@@ -122,9 +124,13 @@ async function chatInPage(page: Page, watch: PageWatch, url: string, testInfo: T
   expect(typeof text).toBe('string');
   expect(text.length).toBeGreaterThan(0);
   expect(result.model).toBe(`${new URL(url).origin}/models/${MODEL}/resolve/main`);
+  // Chat templates and tokenization ran in the engine worker's own prompt worker, off the step loop.
+  expect(result.promptEncoding).toBe('worker');
 
-  // The engine ran in the package's worker; nothing left this machine; no errors but the 404.
-  expect(workers).toHaveLength(1);
+  // The engine ran in the package's worker, which started its prompt worker from the same script;
+  // nothing left this machine; no errors but the 404.
+  expect(workers).toHaveLength(2);
+  expect(workers[1]).toBe(workers[0]);
   expect(watch.blockedRequests).toEqual([]);
   expect(requests.filter((r) => !r.startsWith(new URL(url).origin))).toEqual([]);
   expect(watch.consoleErrors.filter((e) => !LOGGED_404.test(e))).toEqual([]);
@@ -170,8 +176,10 @@ async function exampleInPage(page: Page, watch: PageWatch, url: string, testInfo
   console.log(`[package] ${url}: ${JSON.stringify(text)}`);
   expect(text.length).toBeGreaterThan(0);
   expect(served).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'model.safetensors']));
-  // The engine ran in the package's worker; nothing left this machine; no errors but 404s.
-  expect(workers).toHaveLength(1);
+  // The engine ran in the package's worker (and its prompt worker, the same script); nothing left
+  // this machine; no errors but 404s.
+  expect(workers).toHaveLength(2);
+  expect(workers[1]).toBe(workers[0]);
   expect(watch.blockedRequests).toEqual([]);
   expect(requests.filter((r) => !r.startsWith(new URL(url).origin) && !r.startsWith('https://huggingface.co/'))).toEqual([]);
   expect(watch.consoleErrors.filter((e) => !LOGGED_404.test(e))).toEqual([]);
@@ -193,7 +201,7 @@ test.describe('the npm package in Chromium', () => {
     const server = await viteServer(s.browserApp, 'preview');
     try {
       const { workers } = await exampleInPage(page, watch, `${server.origin}/`, testInfo);
-      expect(workers).toEqual([`${server.origin}/assets/${workerAssets[0]}`]);
+      expect(workers[0]).toBe(`${server.origin}/assets/${workerAssets[0]}`);
     } finally {
       await server.close();
     }
@@ -218,7 +226,7 @@ test.describe('the npm package in Chromium', () => {
     test.setTimeout(240_000);
     const s = ready();
     const { workers } = await chatInPage(page, watch, `${s.server.origin}/index.html`, testInfo);
-    expect(workers).toEqual([`${s.server.origin}/node_modules/webslo/lib/worker.js`]);
+    expect(workers[0]).toBe(`${s.server.origin}/node_modules/webslo/lib/worker.js`);
     // The page loaded only the package's files and the model: no bare specifier needed resolving.
     const files = s.server.paths.filter((p) => !p.startsWith('/models/'));
     expect(files.filter((p) => !['/index.html', '/chat.js', '/favicon.ico'].includes(p) && !p.startsWith('/node_modules/webslo/lib/'))).toEqual([]);

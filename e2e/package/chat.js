@@ -27,7 +27,7 @@ async function run() {
     });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
-    return { ok: true, chunks, model: engine.info.model, adapter: engine.info.adapter, loadMs, totalMs: performance.now() - started };
+    return { ok: true, chunks, model: engine.info.model, adapter: engine.info.adapter, promptEncoding: engine.info.promptEncoding, loadMs, totalMs: performance.now() - started };
   } finally {
     await engine.unload();
   }

@@ -4,7 +4,6 @@
 // MessagePort in the worker): no per-token round trip.
 
 import { chatLogprobContent, detectTokenEncoding, TokenTexts } from '../openai/logprobs.js';
-import { chatTemplateOf, renderChat } from '../openai/chat-template.js';
 import type { ChatCompletionTokenLogprob } from '../openai/types.js';
 import { IncrementalDetokenizer } from '../openai/incremental-text.js';
 import { StopMatcher } from '../openai/stop-strings.js';
@@ -16,11 +15,12 @@ import { checkSchedulerName } from '../scheduler/registry.js';
 import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { PerformanceProfile } from '../scheduler/perf-model.js';
 import type { StageSlo } from '../scheduler/types.js';
-import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from './protocol.js';
 import { cacheNamespace, conversationKey } from './keys.js';
+import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { toWire } from './wire.js';
+import { engineThreadEncoder, workerEncoder, type MessagePortLike, type PromptEncoder } from './prompt-encoder.js';
 
 interface AppConfig {
   name: string;
@@ -33,36 +33,69 @@ interface AppConfig {
 
 const newSeed = (): bigint => BigInt(Math.floor(Math.random() * 2 ** 52));
 
+/** Starts a worker that serves prompt encoding (prompt-encoder.ts); absent where there are none. */
+export type SpawnPromptWorker = () => MessagePortLike & { terminate(): void };
+
+/** A request whose prompt is being encoded: not in the engine yet. */
+interface Preparing {
+  emit: (ev: StreamEvent) => void;
+  /** Ended already (aborted, or the engine stopped): its prompt is dropped when it comes back. */
+  ended: boolean;
+}
+
 export class EngineHost {
   private readonly apps = new Map<string, AppConfig>();
   private readonly loop: EngineLoop;
   private readonly texts: TokenTexts | null;
   private lost: DeviceLostError | null = null;
   private closed = false;
+  private readonly encoder: PromptEncoder | null;
+  private readonly preparing = new Map<string, Preparing>();
 
-  private constructor(private readonly e: LoadedEngine) {
+  private constructor(
+    private readonly e: LoadedEngine,
+    spawnPromptWorker?: SpawnPromptWorker,
+  ) {
     this.loop = new EngineLoop(e.core, (error) => {
       if (error.name !== 'GpuDeviceLostError' && !e.rt.isLost) return error;
       this.lost ??= new DeviceLostError(error.message);
       return this.lost;
     });
     this.texts = e.tokenizer && e.files.tokenizerJson ? new TokenTexts(e.tokenizer, detectTokenEncoding(e.files.tokenizerJson)) : null;
+    // Prompts are encoded off the step loop where a worker can be started (prompt-encoder.ts).
+    this.encoder = e.tokenizer ? EngineHost.promptEncoder(e, e.tokenizer, spawnPromptWorker) : null;
   }
 
-  static async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<EngineHost> {
+  private static promptEncoder(e: LoadedEngine, tok: TextTokenizer, spawn: SpawnPromptWorker | undefined): PromptEncoder {
+    if (spawn) {
+      try {
+        return workerEncoder(spawn(), { tokenizerJson: e.files.tokenizerJson, tokenizerConfig: e.files.tokenizerConfig, extraEosTokenIds: [...tok.eosTokenIds] });
+      } catch {
+        // A worker could not start (a sandbox, a CSP): the engine's thread does the work.
+      }
+    }
+    return engineThreadEncoder(tok);
+  }
+
+  /** Where prompts are encoded: 'worker' (off the step loop), 'engine-thread', or null without a tokenizer. */
+  get promptEncoding(): PromptEncoder['where'] | null {
+    return this.encoder?.where ?? null;
+  }
+
+  static async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void, spawnPromptWorker?: SpawnPromptWorker): Promise<EngineHost> {
     let host: EngineHost | null = null;
     let lostEarly: string | null = null;
     const loaded = await loadEngine(options, onProgress, (reason) => {
       if (host) host.deviceLost(reason);
       else lostEarly = reason;
     });
-    host = new EngineHost(loaded);
+    host = new EngineHost(loaded, spawnPromptWorker);
     if (lostEarly !== null) host.deviceLost(lostEarly);
     return host;
   }
 
   info(): ModelInfo {
-    return { ...this.e.info, scheduler: this.e.schedulerName };
+    return { ...this.e.info, scheduler: this.e.schedulerName, promptEncoding: this.promptEncoding };
   }
 
   /** Declare (or redefine) an app; throws SloError for an SLO this model cannot meet. */
@@ -92,14 +125,48 @@ export class EngineHost {
 
   /** Start a request; every result, the end or a failure, goes to `emit` (never thrown). */
   generate(req: HostRequest, emit: (ev: StreamEvent) => void): void {
+    const fail = (e: unknown): void => emit({ type: 'error', error: toWire(e) });
     try {
-      this.start(req, emit);
+      const target = this.target(req);
+      const p = req.prompt;
+      if (p.kind === 'tokens') {
+        const V = this.e.info.vocabSize;
+        for (const id of p.ids) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RequestError('prompt', `holds token id ${id}; ids are integers in 0..${V - 1}`);
+        this.start(req, target, p.ids, emit);
+        return;
+      }
+      if (!this.encoder) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
+      // A text far over the limit is refused from a prefix, before it is all tokenized.
+      const { info } = this.e;
+      const cache = info.kv.pages * info.kv.pageSize;
+      const [limit, what] = info.contextLength <= cache ? [info.contextLength, "the model's context"] : [cache, 'the KV cache'];
+      const entry: Preparing = { emit, ended: false };
+      this.preparing.set(req.requestId, entry);
+      this.encoder
+        .encode(p.kind === 'text' ? { kind: 'text', text: p.text } : { kind: 'chat', messages: p.messages, tools: p.tools }, limit)
+        .then((r) => {
+          if (this.preparing.get(req.requestId) === entry) this.preparing.delete(req.requestId);
+          if (entry.ended) return;
+          if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
+          this.start(req, target, r.ids, emit);
+        })
+        .catch((e: unknown) => {
+          if (!entry.ended) fail(e);
+        });
     } catch (e) {
-      emit({ type: 'error', error: toWire(e) });
+      fail(e);
     }
   }
 
   cancel(requestId: string): void {
+    const p = this.preparing.get(requestId);
+    if (p) {
+      // Still being encoded: it ends now, and its prompt is dropped when it comes back.
+      this.preparing.delete(requestId);
+      p.ended = true;
+      p.emit({ type: 'error', error: toWire(new AbortError()) });
+      return;
+    }
     this.e.core.cancel(requestId, new AbortError());
     this.loop.kick();
   }
@@ -127,6 +194,12 @@ export class EngineHost {
   async unload(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const p of this.preparing.values()) {
+      p.ended = true;
+      p.emit({ type: 'error', error: toWire(new EngineClosedError()) });
+    }
+    this.preparing.clear();
+    this.encoder?.close();
     this.e.core.close(new EngineClosedError());
     await this.loop.stop();
     this.e.runner.destroy();
@@ -146,31 +219,8 @@ export class EngineHost {
     this.e.rt.device.destroy();
   }
 
-  private promptIds(req: HostRequest): number[] {
-    const tok = this.e.tokenizer;
-    const p = req.prompt;
-    if (p.kind === 'tokens') {
-      const V = this.e.info.vocabSize;
-      for (const id of p.ids) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RequestError('prompt', `holds token id ${id}; ids are integers in 0..${V - 1}`);
-      return p.ids;
-    }
-    if (!tok) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
-    const text = p.kind === 'text' ? p.text : this.renderChat(tok, p.messages, p.tools);
-    // A text far over the limit is refused from a prefix, before it is all tokenized (on the step loop).
-    const { info } = this.e;
-    const cache = info.kv.pages * info.kv.pageSize;
-    const [limit, what] = info.contextLength <= cache ? [info.contextLength, "the model's context"] : [cache, 'the KV cache'];
-    const r = tok.encodeWithin(text, limit);
-    if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
-    return r.ids;
-  }
-
-  private renderChat(tok: TextTokenizer, messages: Extract<HostRequest['prompt'], { kind: 'chat' }>['messages'], tools: unknown): string {
-    const { template, bosToken, eosToken } = chatTemplateOf(tok);
-    return renderChat(template, messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (tools as never) ?? null });
-  }
-
-  private start(req: HostRequest, emit: (ev: StreamEvent) => void): void {
+  /** The app and stages a request runs under (checked before its prompt is encoded). */
+  private target(req: HostRequest): { app: AppConfig; stages: StageSlo[] } {
     if (this.lost) throw this.lost;
     if (this.closed) throw new EngineClosedError();
     const app = this.apps.get(req.app);
@@ -181,7 +231,14 @@ export class EngineHost {
       if (at < 0) throw new SloError(app.name, 'stage', `'${req.stage}' is not one of the app's stages (${stages.map((s) => s.name).join(', ')})`);
       stages = stages.slice(at);
     }
-    const prompt = this.promptIds(req);
+    return { app, stages };
+  }
+
+  /** Submit a request with its prompt's ids to the engine core. */
+  private start(req: HostRequest, { app, stages }: { app: AppConfig; stages: StageSlo[] }, prompt: number[], emit: (ev: StreamEvent) => void): void {
+    // The engine may have stopped while the prompt was encoded.
+    if (this.lost) throw this.lost;
+    if (this.closed) throw new EngineClosedError();
     const model = this.e.model;
     const ttftMs = app.ttftMs ?? app.ttftSlowdown! * model.zeroLoadPrefillMs(prompt.length);
     const tok = this.e.tokenizer;

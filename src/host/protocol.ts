@@ -104,6 +104,12 @@ export interface ModelInfo {
   decodeStepMs: number;
   prefillMsPer512: number;
   profileOrigin: string;
+  /**
+   * Where chat templates are rendered and prompts tokenized: 'worker' (a worker of their own, off
+   * the step loop: the engine in a Web Worker), 'engine-thread' (Node, or where a worker cannot
+   * start one), null without a tokenizer.
+   */
+  promptEncoding?: 'worker' | 'engine-thread' | null;
 }
 
 export interface HostRequest {

@@ -1,10 +1,13 @@
 // The Web Worker the engine runs in. Comlink carries the control plane (load, apps, stats, cancel,
 // unload); each request's events are pushed over the MessagePort it came with, so tokens stream
-// without a round trip per token.
+// without a round trip per token. The same script, started under PROMPT_WORKER_NAME by the engine
+// worker itself, is its prompt worker (host/prompt-encoder.ts): chat templates and tokenization off
+// the step loop, with no second file for a bundler to find.
 
 import * as Comlink from 'comlink';
 import { EngineHost } from '../host/engine-host.js';
 import { toWire } from '../host/wire.js';
+import { PROMPT_WORKER_NAME, servePromptEncoder, type MessagePortLike } from '../host/prompt-encoder.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from '../host/protocol.js';
 
 let host: EngineHost | null = null;
@@ -17,7 +20,7 @@ function loaded(): EngineHost {
 export const workerApi = {
   async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (host) throw new Error('this worker already holds an engine: create a new engine for another model');
-    host = await EngineHost.load(options, (p) => void onProgress?.(p));
+    host = await EngineHost.load(options, (p) => void onProgress?.(p), spawnPromptWorker);
     return host.info();
   },
   registerApp(name: string, slo: AppSloInput): void {
@@ -83,4 +86,8 @@ function guarded<T extends Record<string, (...args: never[]) => unknown>>(api: T
   return out as T;
 }
 
-Comlink.expose(guarded(workerApi));
+/** A worker running this script as the prompt worker; where workers cannot start workers, none. */
+const spawnPromptWorker = typeof Worker === 'undefined' ? undefined : (): MessagePortLike & { terminate(): void } => new Worker(new URL(import.meta.url), { type: 'module', name: PROMPT_WORKER_NAME });
+
+if ((globalThis as { name?: string }).name === PROMPT_WORKER_NAME) servePromptEncoder(globalThis as unknown as MessagePortLike);
+else Comlink.expose(guarded(workerApi));

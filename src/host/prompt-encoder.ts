@@ -1,0 +1,130 @@
+// Turning a request's prompt into token ids (rendering the chat template, then tokenizing) off the
+// step loop. Both are synchronous library calls that can take seconds (a 128 KB prompt tokenizes in
+// about 1.5 s on a laptop core; a 5,000-message chat renders in about 1 s), and every stream of
+// every app stalls while the thread that runs GPU steps is busy with them. In a Web Worker the
+// engine starts a second worker from its own script for this (the same file: nothing more for a
+// bundler to find); elsewhere (Node, or a browser without nested workers) the work stays on the
+// engine's thread.
+//
+// Invariants: results come back in the order the jobs were sent (one worker, FIFO), so requests
+// sent together are submitted in the order they came; an error is the typed error the same work
+// would throw in-thread (rebuilt from its wire form); a text that is far over the limit is refused
+// from a prefix before it is all tokenized (TextTokenizer.encodeWithin).
+
+import { chatTemplateOf, renderChat } from '../openai/chat-template.js';
+import type { NormalizedMessage } from '../openai/validate.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import type { WireError } from './protocol.js';
+import { fromWire, toWire } from './wire.js';
+
+/** The name a prompt worker is started with (the engine worker's script checks it to know its role). */
+export const PROMPT_WORKER_NAME = 'webslo-prompt-encoder';
+
+export type PromptJob = { kind: 'text'; text: string } | { kind: 'chat'; messages: NormalizedMessage[]; tools: unknown[] | null };
+/** The ids, or (over `limit`) a lower bound on the prompt's length in tokens. */
+export type EncodeResult = { ids: number[] } | { atLeast: number };
+
+export interface PromptEncoder {
+  /** Where the work runs: a worker of its own, or the engine's thread. */
+  readonly where: 'worker' | 'engine-thread';
+  encode(job: PromptJob, limit: number): Promise<EncodeResult>;
+  /** Stop the worker; jobs still in it never settle. */
+  close(): void;
+}
+
+/** The tokenizer's files, as a prompt worker rebuilds the tokenizer from them. */
+export interface TokenizerFiles {
+  tokenizerJson: unknown;
+  tokenizerConfig: unknown;
+  extraEosTokenIds: number[];
+}
+
+/** The work itself, wherever it runs. */
+export function encodePrompt(tok: TextTokenizer, job: PromptJob, limit: number): EncodeResult {
+  let text: string;
+  if (job.kind === 'text') {
+    text = job.text;
+  } else {
+    const { template, bosToken, eosToken } = chatTemplateOf(tok);
+    text = renderChat(template, job.messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (job.tools as never) ?? null });
+  }
+  return tok.encodeWithin(text, limit);
+}
+
+export function engineThreadEncoder(tok: TextTokenizer): PromptEncoder {
+  return {
+    where: 'engine-thread',
+    encode: async (job, limit) => encodePrompt(tok, job, limit),
+    close: () => {},
+  };
+}
+
+/** What a prompt worker and its engine say to each other. */
+type ToWorker = { type: 'init'; files: TokenizerFiles } | { type: 'encode'; id: number; job: PromptJob; limit: number };
+type FromWorker = { type: 'result'; id: number; result: EncodeResult } | { type: 'error'; id: number | null; error: WireError };
+
+/** The part of a Worker (or a worker's global scope) this uses. */
+export interface MessagePortLike {
+  postMessage(message: unknown): void;
+  addEventListener(type: 'message', listener: (ev: { data: unknown }) => void): void;
+}
+
+export function workerEncoder(worker: MessagePortLike & { terminate(): void }, files: TokenizerFiles): PromptEncoder {
+  let next = 0;
+  const waiting = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
+  let broken: Error | null = null;
+  worker.addEventListener('message', (ev) => {
+    const m = ev.data as FromWorker;
+    if (m.type === 'error' && m.id === null) {
+      // The worker could not build the tokenizer: every job fails with why.
+      broken = fromWire(m.error);
+      for (const w of waiting.values()) w.reject(broken);
+      waiting.clear();
+      return;
+    }
+    const id = m.id;
+    const w = id === null ? undefined : waiting.get(id);
+    if (id === null || !w) return;
+    waiting.delete(id);
+    if (m.type === 'result') w.resolve(m.result);
+    else w.reject(fromWire(m.error));
+  });
+  worker.postMessage({ type: 'init', files } satisfies ToWorker);
+  return {
+    where: 'worker',
+    encode(job, limit) {
+      if (broken) return Promise.reject(broken);
+      const id = next++;
+      return new Promise<EncodeResult>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ type: 'encode', id, job, limit } satisfies ToWorker);
+      });
+    },
+    close() {
+      waiting.clear();
+      worker.terminate();
+    },
+  };
+}
+
+/** The prompt worker's side: build the tokenizer from the first message, then answer jobs in order. */
+export function servePromptEncoder(scope: MessagePortLike): void {
+  let tok: TextTokenizer | null = null;
+  scope.addEventListener('message', (ev) => {
+    const m = ev.data as ToWorker;
+    if (m.type === 'init') {
+      try {
+        tok = new TextTokenizer(m.files.tokenizerJson, m.files.tokenizerConfig, m.files.extraEosTokenIds);
+      } catch (e) {
+        scope.postMessage({ type: 'error', id: null, error: toWire(e) } satisfies FromWorker);
+      }
+      return;
+    }
+    if (!tok) return; // init failed and said so
+    try {
+      scope.postMessage({ type: 'result', id: m.id, result: encodePrompt(tok, m.job, m.limit) } satisfies FromWorker);
+    } catch (e) {
+      scope.postMessage({ type: 'error', id: m.id, error: toWire(e) } satisfies FromWorker);
+    }
+  });
+}
