@@ -268,6 +268,32 @@ base.describe('the npm package in Node', () => {
     expect(out.slice(0, usageAt).trim().length).toBeGreaterThan(0);
   });
 
+  base('the Node entry encodes prompts on a worker thread (lib/node/prompt-worker.js), and the process exits after unload', async () => {
+    base.setTimeout(120_000);
+    const s = ready();
+    writeFileSync(join(s.dir, 'profile.json'), JSON.stringify(PROFILE));
+    writeFileSync(
+      join(s.nodeApp, 'probe.mjs'),
+      [
+        "import { readFileSync } from 'node:fs';",
+        "import { createEngine } from 'webslo';",
+        'const [model, profile] = process.argv.slice(2);',
+        "const engine = await createEngine({ model, profile: JSON.parse(readFileSync(profile, 'utf8')), cache: false });",
+        "engine.app('chat', { ttftMs: 60000, tpotMs: 10000 });",
+        "const c = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4 });",
+        'await engine.unload();',
+        'console.log(JSON.stringify({ promptEncoding: engine.info.promptEncoding, usage: c.usage }));',
+        '',
+      ].join('\n'),
+    );
+    // No process.exit in the script: it must end by itself once the engine is unloaded.
+    const r = await runAsync(process.execPath, ['probe.mjs', fixtureDir(MODEL), join(s.dir, 'profile.json')], s.nodeApp, { timeoutMs: 100_000 });
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { promptEncoding: string; usage: { prompt_tokens: number; completion_tokens: number } };
+    expect(out.promptEncoding).toBe('worker');
+    expect(out.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(out.usage.completion_tokens).toBe(4);
+  });
+
   base('the declarations type-check in a strict TypeScript project', () => {
     const s = ready();
     writeFileSync(

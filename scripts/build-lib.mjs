@@ -15,6 +15,8 @@
 //   lib/node/index.js, chunks       the Node entry (exports '.': node): the engine in-process on
 //                                   Dawn, the optional peer 'webgpu' (imported at run time, never
 //                                   bundled); the runtime dependencies stay imports.
+//   lib/node/prompt-worker.js       the worker thread that renders chat templates and tokenizes
+//                                   for the in-process engine (src/host/prompt-worker-node.ts).
 //   lib/types/**/*.d.ts             declarations of the public API (tsc -p tsconfig.lib.json).
 //
 // Built with Vite's build API (library mode): TypeScript and the `?raw` WGSL imports work exactly
@@ -30,6 +32,10 @@ const root = resolve(import.meta.dirname, '..');
 const outDir = resolve(root, 'lib');
 const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8'));
 const SPAWN_MODULE = resolve(root, 'src/worker/spawn.ts');
+const NODE_PROMPT_SPAWN_MODULE = resolve(root, 'src/host/node-prompt-spawn.ts');
+const NODE_PROMPT_WORKER_FILE = 'prompt-worker.js';
+/** Stands for the Node prompt worker's URL string until its chunk's place is known. */
+const NODE_PROMPT_WORKER_PLACEHOLDER = '__WEBSLO_NODE_PROMPT_WORKER_FILE__';
 const WORKER_FILE = 'worker.js';
 /** Stands for the worker's URL string in the browser entry until its chunk's place is known. */
 const WORKER_PLACEHOLDER = '__WEBSLO_WORKER_FILE__';
@@ -112,6 +118,51 @@ function packagedWorkerSpawn(target) {
   };
 }
 
+/**
+ * Replaces src/host/node-prompt-spawn.ts (no worker, from the sources) in the Node build with one
+ * that starts lib/node/prompt-worker.js on a worker thread: prompts are encoded off the thread
+ * that runs GPU steps. Fails the build if the module was never seen.
+ */
+function packagedNodePromptSpawn() {
+  let swapped = false;
+  const code = [
+    "import { Worker } from 'node:worker_threads';",
+    'export async function nodePromptWorkerSpawner() {',
+    `  const url = new URL(${NODE_PROMPT_WORKER_PLACEHOLDER}, import.meta.url);`,
+    '  return () => {',
+    '    const w = new Worker(url);',
+    '    return {',
+    '      postMessage: (m) => w.postMessage(m),',
+    "      addEventListener: (_type, listener) => void w.on('message', (data) => listener({ data })),",
+    '      onFailure: (listener) => {',
+    "        w.once('error', (e) => listener(String(e?.message ?? e)));",
+    "        w.once('exit', (code) => listener(`the prompt worker exited (${code})`));",
+    '      },',
+    '      terminate: () => void w.terminate(),',
+    '    };',
+    '  };',
+    '}',
+  ].join('\n');
+  return {
+    name: 'webslo:packaged-node-prompt-spawn',
+    enforce: 'pre',
+    load(id) {
+      if (id.split('?')[0] !== NODE_PROMPT_SPAWN_MODULE) return null;
+      swapped = true;
+      return { code, moduleSideEffects: false };
+    },
+    renderChunk(chunkCode, chunk) {
+      if (!chunkCode.includes(NODE_PROMPT_WORKER_PLACEHOLDER)) return null;
+      let rel = relative(dirname(chunk.fileName), NODE_PROMPT_WORKER_FILE).split('\\').join('/');
+      if (!rel.startsWith('.')) rel = `./${rel}`;
+      return { code: chunkCode.split(NODE_PROMPT_WORKER_PLACEHOLDER).join(JSON.stringify(rel)), map: null };
+    },
+    buildEnd(error) {
+      if (!error && !swapped) this.error(`${relative(root, NODE_PROMPT_SPAWN_MODULE)} was not part of the node build: update scripts/build-lib.mjs`);
+    },
+  };
+}
+
 const common = {
   configFile: false,
   root,
@@ -165,17 +216,19 @@ const isExternal = (id) => id.startsWith('node:') || external.some((d) => id ===
 await build({
   ...common,
   define: {},
-  plugins: [keepNodeImportsComputed(), packagedWorkerSpawn('node')],
+  plugins: [keepNodeImportsComputed(), packagedWorkerSpawn('node'), packagedNodePromptSpawn()],
   ssr: { target: 'node', external },
   build: {
     ...buildCommon,
     outDir: resolve(outDir, 'node'),
     target: 'node20',
-    ssr: resolve(root, 'src/index.ts'),
+    ssr: true,
     rolldownOptions: {
+      // The entry, and the prompt worker a worker thread runs (host/prompt-worker-node.ts).
+      input: { index: resolve(root, 'src/index.ts'), 'prompt-worker': resolve(root, 'src/host/prompt-worker-node.ts') },
       preserveEntrySignatures: 'strict',
       external: isExternal,
-      output: { format: 'esm', entryFileNames: 'index.js', chunkFileNames: 'chunks/[name].js', keepNames: true, banner },
+      output: { format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name].js', keepNames: true, banner },
     },
   },
 });

@@ -36,6 +36,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Engine
     }
   }
   const { EngineHost } = await import('../host/engine-host.js');
-  const host = await EngineHost.load(load, onProgress);
+  const { nodePromptWorkerSpawner } = await import('../host/node-prompt-spawn.js');
+  const host = await EngineHost.load(load, onProgress, await nodePromptWorkerSpawner());
   return new Engine(inProcessBackend(host), host.info());
 }

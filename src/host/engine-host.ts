@@ -20,7 +20,7 @@ import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo
 import { cacheNamespace, conversationKey } from './keys.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { toWire } from './wire.js';
-import { engineThreadEncoder, workerEncoder, type MessagePortLike, type PromptEncoder } from './prompt-encoder.js';
+import { engineThreadEncoder, workerEncoder, type PromptEncoder, type PromptWorkerHandle } from './prompt-encoder.js';
 
 interface AppConfig {
   name: string;
@@ -34,7 +34,7 @@ interface AppConfig {
 const newSeed = (): bigint => BigInt(Math.floor(Math.random() * 2 ** 52));
 
 /** Starts a worker that serves prompt encoding (prompt-encoder.ts); absent where there are none. */
-export type SpawnPromptWorker = () => MessagePortLike & { terminate(): void };
+export type SpawnPromptWorker = () => PromptWorkerHandle;
 
 /** A request whose prompt is being encoded: not in the engine yet. */
 interface Preparing {
@@ -67,14 +67,15 @@ export class EngineHost {
   }
 
   private static promptEncoder(e: LoadedEngine, tok: TextTokenizer, spawn: SpawnPromptWorker | undefined): PromptEncoder {
+    const inThread = engineThreadEncoder(tok);
     if (spawn) {
       try {
-        return workerEncoder(spawn(), { tokenizerJson: e.files.tokenizerJson, tokenizerConfig: e.files.tokenizerConfig, extraEosTokenIds: [...tok.eosTokenIds] });
+        return workerEncoder(spawn(), { tokenizerJson: e.files.tokenizerJson, tokenizerConfig: e.files.tokenizerConfig, extraEosTokenIds: [...tok.eosTokenIds] }, inThread);
       } catch {
         // A worker could not start (a sandbox, a CSP): the engine's thread does the work.
       }
     }
-    return engineThreadEncoder(tok);
+    return inThread;
   }
 
   /** Where prompts are encoded: 'worker' (off the step loop), 'engine-thread', or null without a tokenizer. */

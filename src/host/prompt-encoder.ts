@@ -1,10 +1,10 @@
 // Turning a request's prompt into token ids (rendering the chat template, then tokenizing) off the
-// step loop. Both are synchronous library calls that can take seconds (a 128 KB prompt tokenizes in
-// about 1.5 s on a laptop core; a 5,000-message chat renders in about 1 s), and every stream of
-// every app stalls while the thread that runs GPU steps is busy with them. In a Web Worker the
-// engine starts a second worker from its own script for this (the same file: nothing more for a
-// bundler to find); elsewhere (Node, or a browser without nested workers) the work stays on the
-// engine's thread.
+// step loop. Both are synchronous library calls that can take seconds (measured on the 2-core test
+// machine: a 128 KB prompt, 1.5 s to tokenize under load; a 5,000-message chat, 0.9 s to render),
+// and every stream of every app stalls while the thread that runs GPU steps is busy with them. In a
+// Web Worker the engine starts a second worker from its own script (the same file: nothing more for
+// a bundler to find); the package's Node build starts one on a worker thread
+// (prompt-worker-node.ts, node-prompt-spawn.ts); elsewhere the work stays on the engine's thread.
 //
 // Invariants: results come back in the order the jobs were sent (one worker, FIFO), so requests
 // sent together are submitted in the order they came; an error is the typed error the same work
@@ -69,10 +69,29 @@ export interface MessagePortLike {
   addEventListener(type: 'message', listener: (ev: { data: unknown }) => void): void;
 }
 
-export function workerEncoder(worker: MessagePortLike & { terminate(): void }, files: TokenizerFiles): PromptEncoder {
+/** A worker as the engine holds it: it can also fail (its script did not load, it crashed) and be stopped. */
+export interface PromptWorkerHandle extends MessagePortLike {
+  /** Called once if the worker dies or cannot start. */
+  onFailure(listener: (why: string) => void): void;
+  terminate(): void;
+}
+
+/**
+ * Encodes in `worker`; if the worker fails, the jobs it held and every later one are done by
+ * `fallback` (the engine's thread): a prompt is never lost to a worker that could not start.
+ */
+export function workerEncoder(worker: PromptWorkerHandle, files: TokenizerFiles, fallback: PromptEncoder): PromptEncoder {
   let next = 0;
-  const waiting = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<number, { job: PromptJob; limit: number; resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
   let broken: Error | null = null;
+  let failed = false;
+  worker.onFailure(() => {
+    if (failed) return;
+    failed = true;
+    worker.terminate();
+    for (const w of waiting.values()) fallback.encode(w.job, w.limit).then(w.resolve, w.reject);
+    waiting.clear();
+  });
   worker.addEventListener('message', (ev) => {
     const m = ev.data as FromWorker;
     if (m.type === 'error' && m.id === null) {
@@ -91,12 +110,15 @@ export function workerEncoder(worker: MessagePortLike & { terminate(): void }, f
   });
   worker.postMessage({ type: 'init', files } satisfies ToWorker);
   return {
-    where: 'worker',
+    get where() {
+      return failed ? fallback.where : 'worker';
+    },
     encode(job, limit) {
+      if (failed) return fallback.encode(job, limit);
       if (broken) return Promise.reject(broken);
       const id = next++;
       return new Promise<EncodeResult>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
+        waiting.set(id, { job, limit, resolve, reject });
         worker.postMessage({ type: 'encode', id, job, limit } satisfies ToWorker);
       });
     },

@@ -106,8 +106,8 @@ export interface ModelInfo {
   profileOrigin: string;
   /**
    * Where chat templates are rendered and prompts tokenized: 'worker' (a worker of their own, off
-   * the step loop: the engine in a Web Worker), 'engine-thread' (Node, or where a worker cannot
-   * start one), null without a tokenizer.
+   * the step loop), 'engine-thread' (from the repository's sources, or where no worker could
+   * start), null without a tokenizer.
    */
   promptEncoding?: 'worker' | 'engine-thread' | null;
 }

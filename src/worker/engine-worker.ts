@@ -7,7 +7,7 @@
 import * as Comlink from 'comlink';
 import { EngineHost } from '../host/engine-host.js';
 import { toWire } from '../host/wire.js';
-import { PROMPT_WORKER_NAME, servePromptEncoder, type MessagePortLike } from '../host/prompt-encoder.js';
+import { PROMPT_WORKER_NAME, servePromptEncoder, type MessagePortLike, type PromptWorkerHandle } from '../host/prompt-encoder.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent, WireError } from '../host/protocol.js';
 
 let host: EngineHost | null = null;
@@ -20,7 +20,7 @@ function loaded(): EngineHost {
 export const workerApi = {
   async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (host) throw new Error('this worker already holds an engine: create a new engine for another model');
-    host = await EngineHost.load(options, (p) => void onProgress?.(p), spawnPromptWorker);
+    host = await EngineHost.load(options, (p) => void onProgress?.(p), typeof Worker === 'undefined' ? undefined : spawnPromptWorker);
     return host.info();
   },
   registerApp(name: string, slo: AppSloInput): void {
@@ -87,7 +87,15 @@ function guarded<T extends Record<string, (...args: never[]) => unknown>>(api: T
 }
 
 /** A worker running this script as the prompt worker; where workers cannot start workers, none. */
-const spawnPromptWorker = typeof Worker === 'undefined' ? undefined : (): MessagePortLike & { terminate(): void } => new Worker(new URL(import.meta.url), { type: 'module', name: PROMPT_WORKER_NAME });
+function spawnPromptWorker(): PromptWorkerHandle {
+  const w = new Worker(new URL(import.meta.url), { type: 'module', name: PROMPT_WORKER_NAME });
+  return {
+    postMessage: (m) => w.postMessage(m),
+    addEventListener: (type, listener) => w.addEventListener(type, listener),
+    onFailure: (listener) => w.addEventListener('error', (ev) => listener(ev.message || 'the prompt worker failed to start')),
+    terminate: () => w.terminate(),
+  };
+}
 
 if ((globalThis as { name?: string }).name === PROMPT_WORKER_NAME) servePromptEncoder(globalThis as unknown as MessagePortLike);
 else Comlink.expose(guarded(workerApi));

@@ -7,13 +7,13 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineHost } from '../../src/host/engine-host.js';
-import { servePromptEncoder, type MessagePortLike } from '../../src/host/prompt-encoder.js';
+import { servePromptEncoder, type PromptWorkerHandle } from '../../src/host/prompt-encoder.js';
 import type { HostRequest, StreamEvent } from '../../src/host/protocol.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { paperProfileFor } from '../helpers/profiles.js';
 
 /** A prompt worker whose incoming messages wait until `release()` (init passes at once). */
-function heldWorker(): { spawn: () => MessagePortLike & { terminate(): void }; release: () => void; held: () => number } {
+function heldWorker(): { spawn: () => PromptWorkerHandle; release: () => void; held: () => number } {
   const { port1, port2 } = new MessageChannel();
   const held: unknown[] = [];
   let open = false;
@@ -23,9 +23,10 @@ function heldWorker(): { spawn: () => MessagePortLike & { terminate(): void }; r
     else held.push(data);
   });
   servePromptEncoder({ postMessage: (m) => port2.postMessage(m), addEventListener: (_t, l) => void listeners.push(l) });
-  const side = (p: MessagePort): MessagePortLike & { terminate(): void } => ({
+  const side = (p: MessagePort): PromptWorkerHandle => ({
     postMessage: (m) => p.postMessage(m),
     addEventListener: (_t, l) => p.on('message', (data: unknown) => l({ data })),
+    onFailure: () => {},
     terminate: () => {
       port1.close();
       port2.close();

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatTemplateError } from '../../src/openai/errors.js';
-import { engineThreadEncoder, servePromptEncoder, workerEncoder, type MessagePortLike, type PromptJob } from '../../src/host/prompt-encoder.js';
+import { engineThreadEncoder, servePromptEncoder, workerEncoder, type PromptJob, type PromptWorkerHandle } from '../../src/host/prompt-encoder.js';
 import { TokenizerError } from '../../src/model/errors.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
@@ -17,10 +17,13 @@ const tokenizerConfig = read('tokenizer_config.json');
 const tok = new TextTokenizer(tokenizerJson, tokenizerConfig);
 
 /** A Node MessagePort as the DOM shape the encoder uses. */
-function port(p: MessagePort): MessagePortLike & { terminate(): void } {
+function port(p: MessagePort, failure?: { fail?: (why: string) => void }): PromptWorkerHandle {
   return {
     postMessage: (m) => p.postMessage(m),
     addEventListener: (_type, listener) => p.on('message', (data: unknown) => listener({ data })),
+    onFailure: (listener) => {
+      if (failure) failure.fail = listener;
+    },
     terminate: () => p.close(),
   };
 }
@@ -35,7 +38,7 @@ function connected(config: unknown = tokenizerConfig, json: unknown = tokenizerJ
   const { port1, port2 } = new MessageChannel();
   open.push(port1, port2);
   servePromptEncoder(port(port2));
-  return workerEncoder(port(port1), { tokenizerJson: json, tokenizerConfig: config, extraEosTokenIds: [] });
+  return workerEncoder(port(port1), { tokenizerJson: json, tokenizerConfig: config, extraEosTokenIds: [] }, engineThreadEncoder(tok));
 }
 
 describe('prompt worker', () => {
@@ -74,6 +77,22 @@ describe('prompt worker', () => {
     expect(e).toBeInstanceOf(ChatTemplateError);
     // The worker keeps serving after a failed job.
     expect(await noTemplate.encode({ kind: 'text', text: 'hi' }, 4096)).toEqual(await engineThreadEncoder(tok).encode({ kind: 'text', text: 'hi' }, 4096));
+  });
+
+  it('a worker that dies (or never starts) hands its jobs and every later one to the engine thread', async () => {
+    const { port1, port2 } = new MessageChannel();
+    open.push(port1, port2);
+    // Nothing serves port2: the jobs sit there until the worker "fails".
+    const failure: { fail?: (why: string) => void } = {};
+    const enc = workerEncoder(port(port1, failure), { tokenizerJson, tokenizerConfig, extraEosTokenIds: [] }, engineThreadEncoder(tok));
+    expect(enc.where).toBe('worker');
+    const pending = enc.encode(jobs[0]!, 4096);
+    await new Promise((r) => setTimeout(r, 20));
+    failure.fail!('the script did not load');
+    const local = engineThreadEncoder(tok);
+    expect(await pending).toEqual(await local.encode(jobs[0]!, 4096));
+    expect(enc.where).toBe('engine-thread');
+    expect(await enc.encode(jobs[2]!, 4096)).toEqual(await local.encode(jobs[2]!, 4096));
   });
 
   it('fails every job with the reason when the worker cannot build the tokenizer', async () => {
