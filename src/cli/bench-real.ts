@@ -11,7 +11,6 @@ import { OnlineRefit } from '../scheduler/online-refit.js';
 import { replayTrace } from './replay.js';
 import { GpuRuntime } from '../gpu/index.js';
 import { loadModelFiles } from '../model/load.js';
-import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { judgeRequest, summarize, type RequestTimeline } from '../scheduler/attainment.js';
@@ -26,6 +25,7 @@ import { simulate } from '../sim/simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace } from '../sim/trace.js';
 import { SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
+import { cliModelSource, MODEL_SOURCE_FLAGS } from './model-source.js';
 
 export const BENCH_REAL_USAGE = `  webslo bench-sched --real --model DIR --trace FILE [--loads 0.5,1] [--slo-scale X] [--kv-tokens N]
                      [--calibration-s S] [--out DIR] [--json]
@@ -75,17 +75,20 @@ const attain = (timelines: readonly RequestTimeline[]): { attainment: number; de
   return { attainment: s.attainment, declined: s.declined, admitted: admitted.length, admittedMissed: admitted.filter((v) => !v.met).length };
 };
 
+const FLAGS = new Set(['real', 'model', 'trace', 'loads', 'slo-scale', 'kv-tokens', 'calibration-s', 'out', 'json', 'verbose', ...MODEL_SOURCE_FLAGS]);
+
 export async function benchRealCommand(args: ParsedArgs): Promise<void> {
+  for (const name of args.flags.keys()) if (!FLAGS.has(name)) throw new UsageError(`bench-sched --real: unknown option --${name} (expected ${[...FLAGS].map((f) => `--${f}`).join(', ')})`);
   const dir = stringFlag(args, 'model');
   const traceFile = stringFlag(args, 'trace');
-  if (!dir || !traceFile) throw new UsageError('--real needs --model DIR and --trace FILE');
+  if (!dir || !traceFile) throw new UsageError('--real needs --model M and --trace FILE');
   const loads = (stringFlag(args, 'loads') ?? '0.5,1').split(',').map(Number);
   for (const l of loads) if (!(l > 0 && Number.isFinite(l))) throw new UsageError(`--loads: ${l} is not a positive number`);
   const kvTokens = numberFlag(args, 'kv-tokens', (n) => Number.isInteger(n) && n >= 256, 'an integer >= 256') ?? 16384;
   const calibrationS = numberFlag(args, 'calibration-s', (n) => n > 0, 'a positive number') ?? 60;
   const log = (s: string): void => void process.stderr.write(`[bench-real] ${s}\n`);
 
-  const files = await loadModelFiles(nodeDirectorySource(dir));
+  const files = await loadModelFiles(await cliModelSource(args, dir));
   const rt = await GpuRuntime.create();
   const runner = await ModelRunner.create(rt, files, { kvPages: Math.ceil(kvTokens / 16), maxTokensPerStep: 256 });
   try {

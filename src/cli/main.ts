@@ -1,9 +1,9 @@
 // `webslo`: the engine's model runner on Dawn, from the command line.
-//   webslo logits   --model DIR --tokens 5,17,9 [--top 8]
-//   webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N
+//   webslo logits   --model M (--tokens 5,17,9 | --prompt TEXT) [--top 8] [--full]   (--full: the whole last row too)
+//   webslo generate --model M (--tokens IDS | --prompt TEXT) --max-tokens N
 //                   [--temperature T --top-k K --top-p P --seed S] [--ignore-eos] [--json]
-//                   [(--draft DIR | --draft-layers N) --spec-k K]   reports tokens per target step and alpha
-//   webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
+//                   [(--draft M | --draft-layers N) --spec-k K]   reports tokens per target step and alpha
+//   webslo calibrate --model M [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
 //                   [--draft-layers N] [--time-budget-s S]
 //                   the scheduler's performance profile (a smaller sweep: fewer repeats, shorter contexts;
 //                   --draft-layers: also time speculative steps with a self draft of N layers, so k2 is measured)
@@ -11,14 +11,14 @@
 //                   serving capacity of the schedulers in the simulator (src/cli/bench-sched.ts)
 // Common: --math f32|f16, --quantize none|q4 (4-bit layer weights, also for a --draft model), --no-f16, --no-subgroups, --adapter NAME (Dawn's adapter name; a wrong one
 //         lists the available adapters), --backend B, --dawn-flag F (repeatable as a comma list), --power high-performance|low-power,
-//         --layers N, --max-tokens-per-step N.
+//         --layers N, --max-tokens-per-step N. M (--model, --draft): a folder, an http(s) URL or a hub repo id
+//         (src/cli/model-source.ts). An option a command does not take is an error that names it.
 
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
 import { loadModelFiles, type LoadedModelFiles } from '../model/load.js';
 import { WEIGHT_QUANTIZATIONS, type WeightQuantization } from '../model/quantize-q4.js';
-import { nodeDirectorySource } from '../model/source.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession, type Sampling } from '../runner/session.js';
 import { adapterName, calibrate as calibrateRunner } from '../runner/calibrate.js';
@@ -27,19 +27,39 @@ import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
+import { cliModelSource, MODEL_SOURCE_FLAGS } from './model-source.js';
 
-const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real', 'prefix-cache', 'ablations']);
+const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real', 'prefix-cache', 'ablations', 'full', 'no-cache']);
+
+/** Options of every command that loads a model on the GPU. */
+const RUNTIME_FLAGS = ['model', 'math', 'quantize', 'no-f16', 'no-subgroups', 'adapter', 'backend', 'dawn-flag', 'power', 'layers', 'max-tokens-per-step', 'verbose', ...MODEL_SOURCE_FLAGS];
+/** What each command accepts (bench-sched checks its own): an unknown option is an error that names it. */
+const COMMAND_FLAGS: Record<string, readonly string[]> = {
+  logits: [...RUNTIME_FLAGS, 'tokens', 'prompt', 'top', 'full'],
+  generate: [...RUNTIME_FLAGS, 'tokens', 'prompt', 'max-tokens', 'json', 'ignore-eos', 'temperature', 'top-k', 'top-p', 'seed', 'draft', 'draft-layers', 'spec-k'],
+  calibrate: [...RUNTIME_FLAGS, 'out', 'repeats', 'pieces', 'decode-contexts', 'draft-layers', 'time-budget-s'],
+};
+
+function checkFlags(args: ParsedArgs): void {
+  const allowed = COMMAND_FLAGS[args.command];
+  if (!allowed) return;
+  for (const name of args.flags.keys()) {
+    if (!allowed.includes(name)) throw new UsageError(`${args.command}: unknown option --${name} (expected one of ${allowed.map((f) => `--${f}`).join(', ')})`);
+  }
+}
 
 const USAGE = `usage:
-  webslo logits   --model DIR --tokens 5,17,9 [--top 8]
-  webslo generate --model DIR (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
+  webslo logits   --model M (--tokens 5,17,9 | --prompt TEXT) [--top 8] [--full]   (--full: the whole last row too)
+  webslo generate --model M (--tokens IDS | --prompt TEXT) --max-tokens N [--json] [--ignore-eos]
                   [--temperature T [--top-k K] [--top-p P] [--seed S]]   (greedy without --temperature)
-                  [(--draft DIR | --draft-layers N) [--spec-k K]]          (speculative decoding)
-  webslo calibrate --model DIR [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
+                  [(--draft M | --draft-layers N) [--spec-k K]]            (speculative decoding)
+  webslo calibrate --model M [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
                    [--draft-layers N] [--time-budget-s S]
                    (the scheduler's performance profile; a one-line summary on stderr)
 ${BENCH_SCHED_USAGE}
 ${BENCH_REAL_USAGE}
+M: a model folder, an http(s) folder URL, or a hub repo id (downloaded once into --cache-dir, else
+   $WEBSLO_CACHE_DIR or ~/.cache/webslo; --no-cache; --hub-endpoint URL, else $HF_ENDPOINT; --revision R; $HF_TOKEN)
 options: --math f32|f16 --quantize none|q4 --no-f16 --no-subgroups --adapter NAME --backend vulkan|... --dawn-flag FLAGS
          --power high-performance|low-power
          --layers N --max-tokens-per-step N --verbose`;
@@ -58,14 +78,14 @@ interface Loaded {
 
 async function load(args: ParsedArgs): Promise<Loaded> {
   const dir = stringFlag(args, 'model');
-  if (!dir) throw new UsageError('--model DIR is required');
+  if (!dir) throw new UsageError('--model (a folder, an http(s) URL or a hub repo id) is required');
   // Option checks first: a typo should not cost a model load and a device.
   const math = stringFlag(args, 'math') ?? 'f32';
   if (math !== 'f32' && math !== 'f16') throw new UsageError(`--math ${math}: expected f32 or f16`);
   const quantize = stringFlag(args, 'quantize') ?? 'none';
   if (!(WEIGHT_QUANTIZATIONS as readonly string[]).includes(quantize)) throw new UsageError(`--quantize ${quantize}: expected ${WEIGHT_QUANTIZATIONS.join(' or ')}`);
   const q = quantize as WeightQuantization;
-  const files = await loadModelFiles(nodeDirectorySource(dir));
+  const files = await loadModelFiles(await cliModelSource(args, dir));
   const power = stringFlag(args, 'power');
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') throw new UsageError(`--power ${power}: expected high-performance or low-power`);
   const options: RuntimeOptions = {
@@ -113,7 +133,8 @@ async function logits(args: ParsedArgs): Promise<void> {
     const topIds = all.map(topOf);
     await writeOut(
       `${JSON.stringify({
-        last_logits: Array.from(all[all.length - 1]!),
+        // The whole last row only when asked for (a vocabulary of 150k numbers otherwise).
+        ...(args.flags.has('full') ? { last_logits: Array.from(all[all.length - 1]!) } : {}),
         top_ids: topIds,
         top_logits: topIds.map((t, p) => t.map((i) => all[p]![i]!)),
       })}\n`,
@@ -153,7 +174,7 @@ async function speculativeDraft(args: ParsedArgs, loaded: Loaded): Promise<{ sou
     if (layers > loaded.runner.numLayers) throw new UsageError(`--draft-layers ${layers}: the model has ${loaded.runner.numLayers} layers`);
     return { source: { kind: 'self', layers }, k: specK, cleanup: () => {} };
   }
-  const files = await loadModelFiles(nodeDirectorySource(dir!));
+  const files = await loadModelFiles(await cliModelSource(args, dir!));
   if (files.config.vocabSize !== loaded.files.config.vocabSize) {
     throw new UsageError(`--draft ${dir}: its vocabulary (${files.config.vocabSize}) differs from the model's (${loaded.files.config.vocabSize})`);
   }
@@ -245,6 +266,7 @@ export async function main(argv: string[]): Promise<number> {
       return argv.length === 0 ? 2 : 0;
     }
     const args = parseArgs(argv, BOOLEAN);
+    checkFlags(args);
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
     else if (args.command === 'calibrate') await calibrateCommand(args);

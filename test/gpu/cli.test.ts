@@ -1,6 +1,6 @@
 // The `webslo` CLI as a user runs it: a separate process, JSON on stdout, typed errors on stderr.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { nodeDirectorySource } from '../../src/model/source.js';
 import { ReferenceModel } from '../../src/reference/model.js';
 import { q4WeightLookup } from '../../src/reference/q4.js';
 import { fixtureCases, fixtureDir } from '../helpers/fixtures.js';
+import { startHubServer } from '../helpers/hub-server.js';
 import { gpuConfig, legScope } from './gpu-config.js';
 
 function webslo(...args: string[]): { code: number; out: string; err: string } {
@@ -19,13 +20,35 @@ function webslo(...args: string[]): { code: number; out: string; err: string } {
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
+/** webslo without blocking this process (a server here may be what it talks to). */
+function webslo2(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/webslo.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out, err });
+    });
+  });
+}
+
 // The CLI's behaviour does not depend on the adapter or its features (its forward is the runner's,
 // which every leg tests directly), and each spawned process compiles its pipelines afresh: the full
 // lavapipe leg runs it, the others leave it to that leg.
 describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
-  it('logits prints all last logits and the top ids per position, matching HF', () => {
+  it('logits prints the top ids per position (--full: and the whole last row), matching HF', () => {
     const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
-    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--top', '8');
+    const top = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--top', '3');
+    expect(top.code, top.err).toBe(0);
+    const t = JSON.parse(top.out) as Record<string, number[][]>;
+    // Only the top 3 (once, the whole 32,000-entry row came with them).
+    expect(Object.keys(t).sort()).toEqual(['top_ids', 'top_logits']);
+    expect(t['top_ids']![4]).toEqual(c.top8_ids[4]!.slice(0, 3));
+    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--top', '8', '--full');
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as { last_logits: number[]; top_ids: number[][]; top_logits: number[][] };
     expect(j.last_logits).toHaveLength(32000);
@@ -37,7 +60,7 @@ describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
 
   it('logits --quantize q4 matches the float64 model on the dequantized weights; a bad value exits 2', async () => {
     const c = fixtureCases('tiny-llama3').find((x) => x.prompt.length === 5)!;
-    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--quantize', 'q4');
+    const r = webslo('logits', '--model', fixtureDir('tiny-llama3'), '--tokens', c.prompt.join(','), '--quantize', 'q4', '--full');
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as { last_logits: number[] };
     const files = await loadModelFiles(nodeDirectorySource(fixtureDir('tiny-llama3')));
@@ -129,10 +152,33 @@ describe.skipIf(legScope() !== 'full')('webslo CLI', () => {
     expect(readFileSync(join(dir, 'bench-real.md'), 'utf8')).toMatch(/\| 1 \| 12 \|/);
   });
 
+  it('--model takes a hub repo id: downloaded from --hub-endpoint into --cache-dir once, then read from there', async () => {
+    const hub = await startHubServer({ 'org/tiny-qwen2': fixtureDir('tiny-qwen2') });
+    const cache = mkdtempSync(join(tmpdir(), 'webslo-cli-cache-'));
+    try {
+      const args = ['generate', '--model', 'org/tiny-qwen2', '--hub-endpoint', hub.endpoint, '--cache-dir', cache, '--prompt', 'Hello world', '--max-tokens', '4', '--json'];
+      const first = await webslo2(...args);
+      expect(first.code, first.err).toBe(0);
+      const local = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--prompt', 'Hello world', '--max-tokens', '4', '--json');
+      expect(JSON.parse(first.out)).toEqual(JSON.parse(local.out));
+      expect(hub.requests.some((q) => q.path.endsWith('/model.safetensors') && q.method === 'GET')).toBe(true);
+      hub.requests.length = 0;
+      const again = await webslo2(...args);
+      expect(again.code, again.err).toBe(0);
+      expect(hub.requests.filter((q) => q.method === 'GET' && q.path.endsWith('/model.safetensors'))).toEqual([]);
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('fails clearly on a bad folder (exit 1) and on bad usage (exit 2)', () => {
     const bad = webslo('logits', '--model', '/nonexistent-model-dir', '--tokens', '1');
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/ModelFileError: .*nonexistent-model-dir\/config.json: not found/);
+    expect(bad.err).toMatch(/ModelSourceError: model "\/nonexistent-model-dir": is no existing directory/);
+    // An option the command does not take is named (once, generate ran on with its defaults).
+    const unknown = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--tokens', '1', '--max-tokens', '2', '--max-token', '3');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/generate: unknown option --max-token \(expected one of .*--max-tokens/);
     const usage = webslo('generate', '--model', fixtureDir('tiny-qwen2'), '--tokens', '1,x', '--max-tokens', '2');
     expect(usage.code).toBe(2);
     expect(usage.err).toMatch(/--tokens '1,x': expected comma-separated token ids/);
