@@ -294,6 +294,21 @@ base.describe('the npm package in Node', () => {
     expect(out.usage.completion_tokens).toBe(4);
   });
 
+  base('the `webslo` command runs from the installed package (npx webslo): help, generate, bench-sched', async () => {
+    base.setTimeout(180_000);
+    const s = ready();
+    const npx = (...args: string[]): Promise<{ stdout: string; stderr: string }> => runAsync('npx', ['--no-install', 'webslo', ...args], s.nodeApp, { timeoutMs: 120_000 });
+    expect((await npx('--help')).stdout).toMatch(/^usage:\n {2}webslo logits/);
+    // Built JavaScript: no Vite, no TypeScript at run time (the package ships neither).
+    const generated = JSON.parse((await npx('generate', '--model', fixtureDir(MODEL), '--prompt', 'Hello world', '--max-tokens', '4', '--json')).stdout) as { token_ids: number[]; text: string };
+    expect(generated.token_ids).toHaveLength(4);
+    const bench = await npx('bench-sched', '--scenario', 'chatbot', '--requests', '40', '--seeds', '1', '--workers', '1', '--scheduler', 'slos,fcfs', '--json');
+    const rows = JSON.parse(bench.stdout) as { scenario: string; scheduler: string; capacity_rps: number }[];
+    expect(rows.map((r) => r.scheduler).sort()).toEqual(['fcfs', 'slos']);
+    const bad = await npx('bench-sched', '--profle', 'paper').catch((e: Error) => e.message);
+    expect(bad).toMatch(/exit 2[\s\S]*unknown option --profle/);
+  });
+
   base('the declarations type-check in a strict TypeScript project', () => {
     const s = ready();
     writeFileSync(

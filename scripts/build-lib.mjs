@@ -17,13 +17,15 @@
 //                                   bundled); the runtime dependencies stay imports.
 //   lib/node/prompt-worker.js       the worker thread that renders chat templates and tokenizes
 //                                   for the in-process engine (src/host/prompt-worker-node.ts).
+//   lib/node/cli.js                 the `webslo` command (package.json "bin"; src/cli/bin.ts), and
+//   lib/node/bench-worker.js        the worker processes its bench-sched starts.
 //   lib/types/**/*.d.ts             declarations of the public API (tsc -p tsconfig.lib.json).
 //
 // Built with Vite's build API (library mode): TypeScript and the `?raw` WGSL imports work exactly
 // as in the demo build. Not minified (consumers minify); class names are kept because the error
 // classes take their name from their class.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'vite';
@@ -32,10 +34,6 @@ const root = resolve(import.meta.dirname, '..');
 const outDir = resolve(root, 'lib');
 const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8'));
 const SPAWN_MODULE = resolve(root, 'src/worker/spawn.ts');
-const NODE_PROMPT_SPAWN_MODULE = resolve(root, 'src/host/node-prompt-spawn.ts');
-const NODE_PROMPT_WORKER_FILE = 'prompt-worker.js';
-/** Stands for the Node prompt worker's URL string until its chunk's place is known. */
-const NODE_PROMPT_WORKER_PLACEHOLDER = '__WEBSLO_NODE_PROMPT_WORKER_FILE__';
 const WORKER_FILE = 'worker.js';
 /** Stands for the worker's URL string in the browser entry until its chunk's place is known. */
 const WORKER_PLACEHOLDER = '__WEBSLO_WORKER_FILE__';
@@ -119,16 +117,40 @@ function packagedWorkerSpawn(target) {
 }
 
 /**
- * Replaces src/host/node-prompt-spawn.ts (no worker, from the sources) in the Node build with one
- * that starts lib/node/prompt-worker.js on a worker thread: prompts are encoded off the thread
- * that runs GPU steps. Fails the build if the module was never seen.
+ * In the Node build, replaces a module of the sources with the package's version of it (`code`),
+ * where `placeholder` stands for the path of a built file (`file`, in lib/node/) relative to the
+ * chunk the code lands in. Fails the build if the module was never seen, so a rename cannot ship a
+ * broken package. Used for what differs between running from the sources and from lib/node/.
  */
-function packagedNodePromptSpawn() {
+function packagedNodeModule(module, code, placeholder, file) {
   let swapped = false;
-  const code = [
+  return {
+    name: `webslo:packaged:${relative(root, module)}`,
+    enforce: 'pre',
+    load(id) {
+      if (id.split('?')[0] !== module) return null;
+      swapped = true;
+      return { code, moduleSideEffects: false };
+    },
+    renderChunk(chunkCode, chunk) {
+      if (!chunkCode.includes(placeholder)) return null;
+      let rel = relative(dirname(chunk.fileName), file).split('\\').join('/');
+      if (!rel.startsWith('.')) rel = `./${rel}`;
+      return { code: chunkCode.split(placeholder).join(JSON.stringify(rel)), map: null };
+    },
+    buildEnd(error) {
+      if (!error && !swapped) this.error(`${relative(root, module)} was not part of the node build: update scripts/build-lib.mjs`);
+    },
+  };
+}
+
+/** host/node-prompt-spawn.ts: start lib/node/prompt-worker.js on a worker thread (none from the sources). */
+const NODE_PROMPT_SPAWN = packagedNodeModule(
+  resolve(root, 'src/host/node-prompt-spawn.ts'),
+  [
     "import { Worker } from 'node:worker_threads';",
     'export async function nodePromptWorkerSpawner() {',
-    `  const url = new URL(${NODE_PROMPT_WORKER_PLACEHOLDER}, import.meta.url);`,
+    '  const url = new URL(__WEBSLO_NODE_PROMPT_WORKER__, import.meta.url);',
     '  return () => {',
     '    const w = new Worker(url);',
     '    return {',
@@ -142,26 +164,23 @@ function packagedNodePromptSpawn() {
     '    };',
     '  };',
     '}',
-  ].join('\n');
-  return {
-    name: 'webslo:packaged-node-prompt-spawn',
-    enforce: 'pre',
-    load(id) {
-      if (id.split('?')[0] !== NODE_PROMPT_SPAWN_MODULE) return null;
-      swapped = true;
-      return { code, moduleSideEffects: false };
-    },
-    renderChunk(chunkCode, chunk) {
-      if (!chunkCode.includes(NODE_PROMPT_WORKER_PLACEHOLDER)) return null;
-      let rel = relative(dirname(chunk.fileName), NODE_PROMPT_WORKER_FILE).split('\\').join('/');
-      if (!rel.startsWith('.')) rel = `./${rel}`;
-      return { code: chunkCode.split(NODE_PROMPT_WORKER_PLACEHOLDER).join(JSON.stringify(rel)), map: null };
-    },
-    buildEnd(error) {
-      if (!error && !swapped) this.error(`${relative(root, NODE_PROMPT_SPAWN_MODULE)} was not part of the node build: update scripts/build-lib.mjs`);
-    },
-  };
-}
+  ].join('\n'),
+  '__WEBSLO_NODE_PROMPT_WORKER__',
+  'prompt-worker.js',
+);
+
+/** cli/bench-worker-process.ts: bench-sched's workers run lib/node/bench-worker.js (run-ts.mjs from the sources). */
+const BENCH_WORKER_PROCESS = packagedNodeModule(
+  resolve(root, 'src/cli/bench-worker-process.ts'),
+  [
+    "import { fileURLToPath } from 'node:url';",
+    'export function benchWorkerProcess() {',
+    '  return { args: [fileURLToPath(new URL(__WEBSLO_BENCH_WORKER__, import.meta.url))], cwd: process.cwd() };',
+    '}',
+  ].join('\n'),
+  '__WEBSLO_BENCH_WORKER__',
+  'bench-worker.js',
+);
 
 const common = {
   configFile: false,
@@ -216,7 +235,7 @@ const isExternal = (id) => id.startsWith('node:') || external.some((d) => id ===
 await build({
   ...common,
   define: {},
-  plugins: [keepNodeImportsComputed(), packagedWorkerSpawn('node'), packagedNodePromptSpawn()],
+  plugins: [keepNodeImportsComputed(), packagedWorkerSpawn('node'), NODE_PROMPT_SPAWN, BENCH_WORKER_PROCESS],
   ssr: { target: 'node', external },
   build: {
     ...buildCommon,
@@ -224,14 +243,25 @@ await build({
     target: 'node20',
     ssr: true,
     rolldownOptions: {
-      // The entry, and the prompt worker a worker thread runs (host/prompt-worker-node.ts).
-      input: { index: resolve(root, 'src/index.ts'), 'prompt-worker': resolve(root, 'src/host/prompt-worker-node.ts') },
+      // The entry; the prompt worker a worker thread runs (host/prompt-worker-node.ts); the `webslo`
+      // command (cli/bin.ts) and the bench-sched worker process it starts (sim/bench-worker-main.ts).
+      input: {
+        index: resolve(root, 'src/index.ts'),
+        'prompt-worker': resolve(root, 'src/host/prompt-worker-node.ts'),
+        cli: resolve(root, 'src/cli/bin.ts'),
+        'bench-worker': resolve(root, 'src/sim/bench-worker-main.ts'),
+      },
       preserveEntrySignatures: 'strict',
       external: isExternal,
       output: { format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name].js', keepNames: true, banner },
     },
   },
 });
+
+// The `webslo` command (package.json "bin") is run as a program: a shebang, and executable.
+const cli = join(outDir, 'node', 'cli.js');
+writeFileSync(cli, `#!/usr/bin/env node\n${readFileSync(cli, 'utf8')}`);
+chmodSync(cli, 0o755);
 
 // 4. Declarations.
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');

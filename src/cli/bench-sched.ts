@@ -21,7 +21,6 @@ import { spawn } from 'node:child_process';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { PerformanceModel } from '../scheduler/perf-model.js';
 import { bestRows, markdownReport, svgPlot } from '../sim/bench-report.js';
@@ -31,6 +30,7 @@ import { PROFILES, type ProfileName } from '../sim/profiles.js';
 import { SCENARIOS, type ScenarioName } from '../sim/scenarios.js';
 import { parseTrace } from '../sim/trace.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
+import { benchWorkerProcess } from './bench-worker-process.js';
 
 export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
                      [--scheduler ${SCHEDULERS.join(',')}] [--json] [--seeds N] [--requests N]
@@ -145,15 +145,15 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   }
 }
 
-/** Run jobs on `n` worker processes (scripts/run-ts.mjs src/sim/bench-worker.ts), longest first. */
+/** Run jobs on `n` worker processes (src/sim/bench-worker.ts; bench-worker-process.ts), longest first. */
 async function runJobs(jobs: BenchJob[], n: number, progress: (done: number, job: BenchJob, ms: number) => void): Promise<CapacityResult[]> {
-  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const worker = benchWorkerProcess();
   const queue = [...jobs];
   const results = new Map<number, CapacityResult>();
   let done = 0;
   const one = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [join(root, 'scripts/run-ts.mjs'), join(root, 'src/sim/bench-worker.ts')], { stdio: ['pipe', 'pipe', 'inherit'], cwd: root });
+      const child = spawn(process.execPath, worker.args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: worker.cwd });
       const lines = createInterface({ input: child.stdout });
       const next = (): void => {
         const job = queue.shift();
