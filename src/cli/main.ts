@@ -28,6 +28,7 @@ import { BENCH_REAL_USAGE, benchRealCommand } from './bench-real.js';
 import { BENCH_SCHED_USAGE, benchSchedCommand } from './bench-sched.js';
 import { numberFlag, parseArgs, stringFlag, tokenList, UsageError, type ParsedArgs } from './args.js';
 import { cliModelSource, MODEL_SOURCE_FLAGS } from './model-source.js';
+import { SERVE_FLAGS, SERVE_USAGE, serveCommand } from './serve.js';
 
 const BOOLEAN = new Set(['json', 'no-f16', 'no-subgroups', 'ignore-eos', 'verbose', 'help', 'real', 'prefix-cache', 'ablations', 'full', 'no-cache']);
 
@@ -38,6 +39,7 @@ const COMMAND_FLAGS: Record<string, readonly string[]> = {
   logits: [...RUNTIME_FLAGS, 'tokens', 'prompt', 'top', 'full'],
   generate: [...RUNTIME_FLAGS, 'tokens', 'prompt', 'max-tokens', 'json', 'ignore-eos', 'temperature', 'top-k', 'top-p', 'seed', 'draft', 'draft-layers', 'spec-k'],
   calibrate: [...RUNTIME_FLAGS, 'out', 'repeats', 'pieces', 'decode-contexts', 'draft-layers', 'time-budget-s'],
+  serve: SERVE_FLAGS,
 };
 
 function checkFlags(args: ParsedArgs): void {
@@ -56,6 +58,7 @@ const USAGE = `usage:
   webslo calibrate --model M [--out profile.json] [--repeats N] [--pieces N] [--decode-contexts 32,256]
                    [--draft-layers N] [--time-budget-s S]
                    (the scheduler's performance profile; a one-line summary on stderr)
+${SERVE_USAGE}
 ${BENCH_SCHED_USAGE}
 ${BENCH_REAL_USAGE}
 M: a model folder, an http(s) folder URL, or a hub repo id (downloaded once into --cache-dir, else
@@ -270,6 +273,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.command === 'logits') await logits(args);
     else if (args.command === 'generate') await generate(args);
     else if (args.command === 'calibrate') await calibrateCommand(args);
+    else if (args.command === 'serve') await serveCommand(args);
     else if (args.command === 'bench-sched' && args.flags.has('real')) {
       if (args.flags.has('prefix-cache')) throw new UsageError('--prefix-cache models a prefix cache in the simulator; it does not apply to --real');
       await benchRealCommand(args);

@@ -1,0 +1,192 @@
+// `webslo serve`'s HTTP front: OpenAI's API on node:http, answered by engineFetch (the same
+// handler the in-page `openai` client uses: validation, SSE, error objects, 429 + Retry-After for a
+// decline), plus /health. What this file adds is what a network server needs and an in-process
+// fetch does not: API keys compared in constant time, a body size limit, the app named by an
+// `x-webslo-app` header, a client that disconnects aborting its request (its KV freed), and a
+// drain that stops accepting and lets running requests finish.
+//
+// node:http and no framework: five routes and one handler, and engineFetch already speaks the
+// Fetch API (Request -> Response) that Node 20 has built in.
+
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { engineFetch, type Engine } from '../index.js';
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** Accepted bearer keys; none: no authentication. */
+  apiKeys: readonly string[];
+  /** Largest request body, bytes (413 beyond). */
+  maxBodyBytes: number;
+}
+
+export interface RunningServer {
+  /** http://host:port */
+  url: string;
+  /** Requests being answered now. */
+  readonly inFlight: number;
+  /** Stop accepting connections; resolves when every response has ended or `graceMs` passed. */
+  drain(graceMs: number): Promise<'drained' | 'timed-out'>;
+  /** Close every connection at once. */
+  close(): Promise<void>;
+}
+
+/** An OpenAI error object as JSON. */
+function sendError(res: ServerResponse, status: number, type: string, code: string, message: string, param: string | null = null): void {
+  const body = JSON.stringify({ error: { message, type, param, code } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+}
+
+/** Constant-time membership of `given` in `keys` (hashes first, so lengths do not leak either). */
+function keyAccepted(given: string, keys: readonly string[]): boolean {
+  const h = (s: string): Buffer => createHash('sha256').update(s).digest();
+  const g = h(given);
+  let ok = false;
+  for (const k of keys) ok = timingSafeEqual(g, h(k)) || ok;
+  return ok;
+}
+
+/** The body, or null when it passed `limit` (the connection is then answered 413 by the caller). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        resolve(null);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!over) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', reject);
+  });
+}
+
+export async function startHttpServer(engine: Engine, options: HttpServerOptions): Promise<RunningServer> {
+  const handle = engineFetch(engine);
+  let inFlight = 0;
+  let draining = false;
+  const idle: (() => void)[] = [];
+  const settle = (): void => {
+    if (inFlight === 0) for (const f of idle.splice(0)) f();
+  };
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+    if (draining) return sendError(res, 503, 'server_error', 'shutting_down', 'the server is shutting down; retry on another replica');
+    if (path === '/health') {
+      // 200 while the engine answers; what it holds now, for a glance (/metrics is for monitoring).
+      const st = await engine.stats();
+      const running = st.apps.reduce((n, a) => n + a.running, 0);
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: 'ok', model: engine.info.model, running, kv: { pagesUsed: st.kv.pagesUsed, pagesTotal: st.kv.pagesTotal } }));
+      return;
+    }
+    if (!path.startsWith('/v1/'))
+      return sendError(res, 404, 'invalid_request_error', 'not_found', `no route for ${req.method} ${path} (POST /v1/chat/completions or /v1/completions, GET /v1/models, GET /health)`);
+    if (options.apiKeys.length > 0) {
+      const auth = req.headers.authorization ?? '';
+      const m = /^Bearer\s+(.+)$/i.exec(auth);
+      if (!m || !keyAccepted(m[1]!.trim(), options.apiKeys)) {
+        return sendError(res, 401, 'invalid_request_error', 'invalid_api_key', m ? 'the API key is not valid' : 'an API key is required: send Authorization: Bearer <key>');
+      }
+    }
+    let body: Buffer | null = null;
+    if (req.method === 'POST') {
+      body = await readBody(req, options.maxBodyBytes);
+      if (body === null) return sendError(res, 413, 'invalid_request_error', 'request_too_large', `the request body is larger than ${options.maxBodyBytes} bytes (--max-body-bytes)`);
+      // The app from the x-webslo-app header, unless the body names one.
+      const app = req.headers['x-webslo-app'];
+      if (typeof app === 'string' && app !== '') {
+        try {
+          const json = JSON.parse(body.toString('utf8')) as unknown;
+          if (typeof json === 'object' && json !== null && !Array.isArray(json) && !('app' in json)) body = Buffer.from(JSON.stringify({ ...json, app }));
+        } catch {
+          // Not JSON: engineFetch answers 400 naming the body.
+        }
+      }
+    }
+    // A client that goes away aborts its request: the engine frees its KV at the next step.
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
+    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      headers,
+      ...(body ? { body: new Uint8Array(body) } : {}),
+      signal: abort.signal,
+    });
+    const response = await handle(request, { signal: abort.signal });
+    const out: Record<string, string> = {};
+    response.headers.forEach((v, k) => (out[k] = v));
+    res.writeHead(response.status, out);
+    if (!response.body) return void res.end();
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (!res.write(value)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+        if (abort.signal.aborted) break;
+      }
+    } finally {
+      if (abort.signal.aborted) await reader.cancel().catch(() => {});
+      res.end();
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    inFlight++;
+    res.on('close', () => {
+      inFlight--;
+      settle();
+    });
+    serve(req, res).catch((e: unknown) => {
+      if (!res.headersSent) sendError(res, 500, 'server_error', 'internal_error', e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${port}`,
+    get inFlight() {
+      return inFlight;
+    },
+    drain(graceMs) {
+      draining = true;
+      server.close();
+      // Idle keep-alive connections would hold close() open: end them; busy ones finish first.
+      server.closeIdleConnections();
+      return new Promise((resolve) => {
+        if (inFlight === 0) return resolve('drained');
+        const timer = setTimeout(() => resolve('timed-out'), graceMs);
+        idle.push(() => {
+          clearTimeout(timer);
+          resolve('drained');
+        });
+      });
+    },
+    close() {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,179 @@
+// `webslo serve` as a real process on 127.0.0.1 (tiny-qwen2 on Dawn, the paper's step times for
+// the planner), driven by the official `openai` client: chat and completions, streamed and not,
+// logprobs and usage; the app from a header; a 400 naming the field, a 401 for a wrong key, a 429
+// with Retry-After for a decline; /health and /v1/models; SIGTERM under load ends every request and
+// exits 0.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixtureDir } from '../helpers/fixtures.js';
+import { paperProfileFor } from '../helpers/profiles.js';
+import { legScope } from './gpu-config.js';
+
+const KEY = 'test-key-0123';
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `webslo serve` on a free port; resolves once it says where it listens. */
+async function serve(extra: string[] = []): Promise<Served> {
+  const dir = mkdtempSync(join(tmpdir(), 'webslo-serve-'));
+  writeFileSync(join(dir, 'profile.json'), JSON.stringify(paperProfileFor('tiny-qwen2')));
+  // 'tight': a first token within 40 ms of the paper's clock, so a burst is partly declined.
+  writeFileSync(join(dir, 'apps.json'), JSON.stringify({ chat: { ttftMs: 60_000, tpotMs: 10_000 }, tight: { ttftMs: 40, tpotMs: 10_000 } }));
+  const args = ['bin/webslo.mjs', 'serve', '--model', fixtureDir('tiny-qwen2'), '--profile', join(dir, 'profile.json'), '--apps', join(dir, 'apps.json'), '--port', '0', '--api-key', KEY, ...extra];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`webslo serve did not start in 120 s:\n${err}`)), 120_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /listening on (http:\/\/\S+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then((code) => reject(new Error(`webslo serve exited (${code}) before listening:\n${err}`)));
+  });
+  return { child, url, stderr: () => err, exited };
+}
+
+// One server process compiles its pipelines once; the HTTP layer does not depend on the adapter.
+describe.skipIf(legScope() !== 'full')('webslo serve', () => {
+  let s: Served;
+  let client: OpenAI;
+  beforeAll(async () => {
+    s = await serve();
+    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: KEY, maxRetries: 0 });
+  }, 150_000);
+  afterAll(async () => {
+    if (s && s.child.exitCode === null) {
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
+  });
+
+  it('answers chat and completions through the openai client, streamed and not', async () => {
+    const chat = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4, logprobs: true, top_logprobs: 2 });
+    expect(chat.object).toBe('chat.completion');
+    expect(chat.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(chat.choices[0]!.logprobs!.content!.length).toBe(chat.usage!.completion_tokens);
+    const stream = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    const usage = chunks.at(-1)!.usage!;
+    expect(usage.completion_tokens).toBeGreaterThan(0);
+    expect(usage.completion_tokens).toBeLessThanOrEqual(4);
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+    // Streamed and not, greedy: the same text.
+    const again = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4 });
+    expect(text).toBe(again.choices[0]!.message.content);
+    const completion = await client.completions.create({ model: 'x', prompt: 'Once upon a time', max_tokens: 3, logprobs: 2 });
+    expect(completion.choices[0]!.logprobs!.tokens).toHaveLength(completion.usage!.completion_tokens);
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual([fixtureDir('tiny-qwen2')]);
+    const health = (await (await fetch(`${s.url}/health`)).json()) as { status: string };
+    expect(health.status).toBe('ok');
+  });
+
+  it('takes the app from an x-webslo-app header or the body', async () => {
+    const byHeader = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }, { headers: { 'x-webslo-app': 'chat' } });
+    expect((byHeader as unknown as { webslo: { app: string } }).webslo.app).toBe('chat');
+    const byBody = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, app: 'chat' } as never);
+    expect((byBody as unknown as { webslo: { app: string } }).webslo.app).toBe('chat');
+    const none = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+    expect((none as unknown as { webslo: { app: string } }).webslo.app).toBe('default');
+  });
+
+  it('a bad request is a 400 naming the field; a wrong or missing key a 401', async () => {
+    const bad = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], temperature: -1 }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('temperature');
+    const wrong = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
+    await expect(wrong.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const res = await fetch(`${s.url}/v1/models`);
+    expect(res.status).toBe(401);
+  });
+
+  it('a declined request is a 429 with Retry-After, which the client would retry', async () => {
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        client.chat.completions
+          .create({ model: 'x', messages: [{ role: 'user', content: `request ${i} of a burst with a longer prompt to prefill` }], max_tokens: 2 }, { headers: { 'x-webslo-app': 'tight' } })
+          .then(() => 200)
+          .catch((e: unknown) => e),
+      ),
+    );
+    const limited = burst.filter((r): r is InstanceType<typeof OpenAI.RateLimitError> => r instanceof OpenAI.RateLimitError);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(burst.every((r) => r === 200 || r instanceof OpenAI.RateLimitError)).toBe(true);
+    expect(limited[0]!.headers?.get('retry-after')).toBe('1');
+    expect((limited[0]!.error as { code?: string }).code).toBe('slo_declined');
+  });
+
+  it('a client that disconnects aborts its request: nothing runs and no KV page is held after', async () => {
+    const abort = new AbortController();
+    const stream = await client.completions.create({ model: 'x', prompt: 'a long one', max_tokens: 3000, stream: true, ignore_eos: true } as never, { signal: abort.signal });
+    let n = 0;
+    try {
+      for await (const chunk of stream as unknown as AsyncIterable<unknown>) {
+        void chunk;
+        if (++n === 3) abort.abort();
+      }
+    } catch {
+      // the client's own AbortError
+    }
+    type Health = { running: number; kv: { pagesUsed: number } };
+    let h: Health = { running: -1, kv: { pagesUsed: -1 } };
+    for (let i = 0; i < 100; i++) {
+      h = (await (await fetch(`${s.url}/health`)).json()) as Health;
+      if (h.running === 0 && h.kv.pagesUsed === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(h).toMatchObject({ running: 0, kv: { pagesUsed: 0 } });
+  });
+
+  it('SIGTERM under load: running requests end, new ones are refused, the process exits 0', async () => {
+    const t = await serve(['--grace-s', '1']);
+    const c = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    const ended: string[] = [];
+    const started: Promise<void>[] = [];
+    const running = Array.from({ length: 4 }, async (_, i) => {
+      const stream = await c.completions.create({ model: 'x', prompt: `long ${i}`, max_tokens: 3000, stream: true, ignore_eos: true } as never);
+      let first!: () => void;
+      started.push(new Promise<void>((r) => (first = r)));
+      try {
+        for await (const chunk of stream as unknown as AsyncIterable<unknown>) {
+          void chunk;
+          first();
+        }
+        ended.push('completed');
+      } catch (e) {
+        first();
+        ended.push((e as Error).message);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    await Promise.all(started);
+    t.child.kill('SIGTERM');
+    const code = await t.exited;
+    await Promise.all(running);
+    expect(code).toBe(0);
+    expect(ended).toHaveLength(4);
+    // Past the grace period the engine unloaded under them: each stream ended with its error.
+    for (const e of ended) expect(e).toMatch(/unloaded|EngineClosed/);
+    expect(t.stderr()).toMatch(/SIGTERM: no new requests; 4 running/);
+    await expect(fetch(`${t.url}/health`)).rejects.toThrow();
+  }, 120_000);
+});
