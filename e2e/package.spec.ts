@@ -268,7 +268,7 @@ base.describe('the npm package in Node', () => {
     expect(out.slice(0, usageAt).trim().length).toBeGreaterThan(0);
   });
 
-  base('the Node entry encodes prompts on a worker thread (lib/node/prompt-worker.js), and the process exits after unload', async () => {
+  base('the Node entry encodes prompts on a worker thread (lib/node/prompt-worker.js); the process exits, unloaded or not', async () => {
     base.setTimeout(120_000);
     const s = ready();
     writeFileSync(join(s.dir, 'profile.json'), JSON.stringify(PROFILE));
@@ -277,11 +277,11 @@ base.describe('the npm package in Node', () => {
       [
         "import { readFileSync } from 'node:fs';",
         "import { createEngine } from 'webslo';",
-        'const [model, profile] = process.argv.slice(2);',
+        'const [model, profile, mode] = process.argv.slice(2);',
         "const engine = await createEngine({ model, profile: JSON.parse(readFileSync(profile, 'utf8')), cache: false });",
         "engine.app('chat', { ttftMs: 60000, tpotMs: 10000 });",
         "const c = await engine.chat.completions.create({ app: 'chat', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4 });",
-        'await engine.unload();',
+        "if (mode !== 'no-unload') await engine.unload();",
         'console.log(JSON.stringify({ promptEncoding: engine.info.promptEncoding, usage: c.usage }));',
         '',
       ].join('\n'),
@@ -292,6 +292,9 @@ base.describe('the npm package in Node', () => {
     expect(out.promptEncoding).toBe('worker');
     expect(out.usage.prompt_tokens).toBeGreaterThan(0);
     expect(out.usage.completion_tokens).toBe(4);
+    // A program that never unloads its engine still ends: the idle prompt worker holds nothing open.
+    const kept = await runAsync(process.execPath, ['probe.mjs', fixtureDir(MODEL), join(s.dir, 'profile.json'), 'no-unload'], s.nodeApp, { timeoutMs: 60_000 });
+    expect(JSON.parse(kept.stdout.trim().split('\n').at(-1)!)).toMatchObject({ promptEncoding: 'worker' });
   });
 
   base('the `webslo` command runs from the installed package (npx webslo): help, generate, bench-sched', async () => {

@@ -14,6 +14,7 @@
 //         --layers N, --max-tokens-per-step N. M (--model, --draft): a folder, an http(s) URL or a hub repo id
 //         (src/cli/model-source.ts). An option a command does not take is an error that names it.
 
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { describeCapabilities, GpuRuntime, type RuntimeOptions } from '../gpu/index.js';
@@ -88,9 +89,12 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   const quantize = stringFlag(args, 'quantize') ?? 'none';
   if (!(WEIGHT_QUANTIZATIONS as readonly string[]).includes(quantize)) throw new UsageError(`--quantize ${quantize}: expected ${WEIGHT_QUANTIZATIONS.join(' or ')}`);
   const q = quantize as WeightQuantization;
-  const files = await loadModelFiles(await cliModelSource(args, dir));
   const power = stringFlag(args, 'power');
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') throw new UsageError(`--power ${power}: expected high-performance or low-power`);
+  const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  if (args.flags.has('draft') && args.flags.has('draft-layers')) throw new UsageError('give one of --draft M and --draft-layers N');
+  const files = await loadModelFiles(await cliModelSource(args, dir));
   const options: RuntimeOptions = {
     ignoreShaderF16: args.flags.has('no-f16'),
     ignoreSubgroups: args.flags.has('no-subgroups'),
@@ -103,8 +107,6 @@ async function load(args: ParsedArgs): Promise<Loaded> {
   if (power) options.powerPreference = power;
   const rt = await GpuRuntime.create(options);
   if (args.flags.has('verbose')) console.error(`[webslo] ${describeCapabilities(rt.capabilities)}`);
-  const layers = numberFlag(args, 'layers', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-  const maxTokensPerStep = numberFlag(args, 'max-tokens-per-step', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   const runner = await ModelRunner.create(rt, files, { layers, maxTokensPerStep, kvPages: 4096, math, quantize: q });
   return { rt, files, runner, quantize: q };
 }
@@ -241,7 +243,9 @@ async function calibrateCommand(args: ParsedArgs): Promise<void> {
     if (draftLayers !== undefined && draftLayers > runner.numLayers) throw new UsageError(`--draft-layers ${draftLayers}: the model has ${runner.numLayers} layers`);
     const session = new RunnerSession(runner);
     const verbose = args.flags.has('verbose');
-    const name = basename(resolve(stringFlag(args, 'model')!));
+    // A folder's name, or the repo id / URL as given.
+    const spec = stringFlag(args, 'model')!;
+    const name = existsSync(spec) ? basename(resolve(spec)) : spec;
     const { model, skipped } = await calibrateRunner(session, {
       adapter: adapterName(rt.capabilities),
       model: draftLayers !== undefined ? `${name} (self-draft ${draftLayers} layer${draftLayers === 1 ? '' : 's'})` : name,

@@ -13,7 +13,8 @@ export const MODEL_SOURCE_FLAGS = ['hub-endpoint', 'revision', 'cache-dir', 'no-
 export async function cliModelSource(args: ParsedArgs, spec: string): Promise<ModelSource> {
   const endpoint = stringFlag(args, 'hub-endpoint') ?? process.env['HF_ENDPOINT'];
   const revision = stringFlag(args, 'revision');
-  const accessToken = process.env['HF_TOKEN'];
+  // $HF_TOKEN goes to the hub only (a repo id), never to another http(s) URL.
+  const accessToken = /^[a-z][a-z\d+.-]*:\/\//i.test(spec) ? undefined : process.env['HF_TOKEN'];
   const cacheDir = stringFlag(args, 'cache-dir');
   const cache: ModelCacheStore | false | undefined = args.flags.has('no-cache') ? false : cacheDir ? nodeDirectoryCacheStore(cacheDir) : undefined;
   const verbose = args.flags.has('verbose');

@@ -50,6 +50,8 @@ export class EngineLoop {
         await new Promise<void>((resolve) => setTimeout(resolve, 0));
         continue;
       }
+      // stop() may have come while the step ran (its wake-up found nobody waiting): do not sleep then.
+      if (this.stopped) break;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         if (this.core.size > 0) setTimeout(resolve, WAITING_POLL_MS);

@@ -78,9 +78,14 @@ export class EngineHost {
     return inThread;
   }
 
-  /** Where prompts are encoded: 'worker' (off the step loop), 'engine-thread', or null without a tokenizer. */
+  /** Where prompts are encoded now: 'worker' (off the step loop), 'engine-thread', or null without a tokenizer. */
   get promptEncoding(): PromptEncoder['where'] | null {
     return this.encoder?.where ?? null;
+  }
+
+  /** Settles once the prompt encoder knows where it runs (load waits for it, so info() tells the truth). */
+  private get encoderReady(): Promise<void> {
+    return this.encoder?.ready ?? Promise.resolve();
   }
 
   static async load(options: HostLoadOptions, onProgress?: (p: LoadProgress) => void, spawnPromptWorker?: SpawnPromptWorker): Promise<EngineHost> {
@@ -92,6 +97,7 @@ export class EngineHost {
     });
     host = new EngineHost(loaded, spawnPromptWorker);
     if (lostEarly !== null) host.deviceLost(lostEarly);
+    await host.encoderReady;
     return host;
   }
 
@@ -145,18 +151,41 @@ export class EngineHost {
       this.preparing.set(req.requestId, entry);
       this.encoder
         .encode(p.kind === 'text' ? { kind: 'text', text: p.text } : { kind: 'chat', messages: p.messages, tools: p.tools }, limit)
-        .then((r) => {
-          if (this.preparing.get(req.requestId) === entry) this.preparing.delete(req.requestId);
-          if (entry.ended) return;
-          if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
-          this.start(req, target, r.ids, emit);
-        })
+        .then(
+          (r) => {
+            this.prepared(req.requestId, entry);
+            if (entry.ended) return;
+            if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
+            this.start(req, target, r.ids, emit);
+          },
+          (e: unknown) => {
+            this.prepared(req.requestId, entry);
+            throw e;
+          },
+        )
         .catch((e: unknown) => {
-          if (!entry.ended) fail(e);
+          if (!entry.ended) {
+            entry.ended = true;
+            fail(e);
+          }
         });
     } catch (e) {
       fail(e);
     }
+  }
+
+  /** A request's prompt came back (or failed): it is no longer being prepared. */
+  private prepared(requestId: string, entry: Preparing): void {
+    if (this.preparing.get(requestId) === entry) this.preparing.delete(requestId);
+  }
+
+  /** End every request whose prompt is still being encoded (unload, device loss). */
+  private endPreparing(error: Error): void {
+    for (const p of this.preparing.values()) {
+      p.ended = true;
+      p.emit({ type: 'error', error: toWire(error) });
+    }
+    this.preparing.clear();
   }
 
   cancel(requestId: string): void {
@@ -178,7 +207,9 @@ export class EngineHost {
 
   /** The planner's model now, as a profile createEngine takes back (a copy). */
   exportProfile(): PerformanceProfile {
-    return this.e.core.scheduler.performanceModel.toProfile();
+    // The refit's own fit, not the scheduler's model: that one is scaled by the recent slowdown
+    // (up to 8x while something else used the GPU), which must not become the next load's baseline.
+    return (this.e.refit?.fit ?? this.e.core.scheduler.performanceModel).toProfile();
   }
 
   /** Switch the scheduling policy (only while no request is in the engine). */
@@ -195,11 +226,7 @@ export class EngineHost {
   async unload(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.preparing.values()) {
-      p.ended = true;
-      p.emit({ type: 'error', error: toWire(new EngineClosedError()) });
-    }
-    this.preparing.clear();
+    this.endPreparing(new EngineClosedError());
     this.encoder?.close();
     this.e.core.close(new EngineClosedError());
     await this.loop.stop();
@@ -212,6 +239,8 @@ export class EngineHost {
   deviceLost(reason: string): void {
     if (this.lost) return;
     this.lost = new DeviceLostError(reason);
+    this.endPreparing(this.lost);
+    this.encoder?.close();
     this.e.core.close(this.lost);
   }
 

@@ -40,6 +40,8 @@ export interface LoadedEngine {
   maxSpec: number;
   /** Prefix caching as configured (null: off). */
   prefix: { shareAcrossApps?: boolean; conversationTtlMs?: number } | null;
+  /** The online refit (null when off): its fit without the contention level is what a profile saves. */
+  refit: OnlineRefit | null;
 }
 
 function describeModel(m: ModelSpec): string {
@@ -53,10 +55,12 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
   if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
   // Hub sources report bytes as they come; a folder, URL or file set reports each file once read.
   const reported = new Set<string>();
-  // In Node, the hub's own environment variables (huggingface_hub's) stand in for options not given.
+  // In Node, the hub's own environment variables (huggingface_hub's) stand in for options not given;
+  // $HF_TOKEN goes to the hub only (a hub repo id), never to another http(s) URL.
   const env = globalThis.process?.env;
   const endpoint = o.hubEndpoint || env?.['HF_ENDPOINT'];
-  const accessToken = o.accessToken || env?.['HF_TOKEN'];
+  const toHub = typeof spec === 'string' && !/^[a-z][a-z\d+.-]*:\/\//i.test(spec);
+  const accessToken = o.accessToken || (toHub ? env?.['HF_TOKEN'] : undefined);
   const source = await resolveModelSource(spec, {
     ...(endpoint ? { endpoint } : {}),
     ...(o.revision ? { revision: o.revision } : {}),
@@ -171,7 +175,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
     let calibrationSamples: readonly PerfSample[] = [];
     if (given) {
       model = given;
-      origin = model.profile.origin ?? 'given to createEngine';
+      origin = model.profile.origin !== undefined ? `given to createEngine (${model.profile.origin})` : 'given to createEngine';
     } else {
       const budget = o.calibrationBudgetMs ?? 4000;
       // A short sweep sized to the KV cache (the calibration's sequences must fit in it at once).
@@ -303,7 +307,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       prefillMsPer512: model.zeroLoadPrefillMs(512),
       profileOrigin: origin,
     };
-    return { rt, files, runner, draftRunner, target, decoder, tokenizer, model, scheduler, schedulerName, core, info, maxSpec, prefix };
+    return { rt, files, runner, draftRunner, target, decoder, tokenizer, model, scheduler, schedulerName, core, info, maxSpec, prefix, refit };
   } catch (e) {
     for (const r of runners) r.destroy();
     rt.destroy();

@@ -25,8 +25,10 @@ export type PromptJob = { kind: 'text'; text: string } | { kind: 'chat'; message
 export type EncodeResult = { ids: number[] } | { atLeast: number };
 
 export interface PromptEncoder {
-  /** Where the work runs: a worker of its own, or the engine's thread. */
+  /** Where the work runs now: a worker of its own, or the engine's thread (also after a worker failed). */
   readonly where: 'worker' | 'engine-thread';
+  /** Settles once the encoder knows where it runs (a worker has built its tokenizer, or failed). */
+  readonly ready: Promise<void>;
   encode(job: PromptJob, limit: number): Promise<EncodeResult>;
   /** Stop the worker; jobs still in it never settle. */
   close(): void;
@@ -54,6 +56,7 @@ export function encodePrompt(tok: TextTokenizer, job: PromptJob, limit: number):
 export function engineThreadEncoder(tok: TextTokenizer): PromptEncoder {
   return {
     where: 'engine-thread',
+    ready: Promise.resolve(),
     encode: async (job, limit) => encodePrompt(tok, job, limit),
     close: () => {},
   };
@@ -61,7 +64,7 @@ export function engineThreadEncoder(tok: TextTokenizer): PromptEncoder {
 
 /** What a prompt worker and its engine say to each other. */
 type ToWorker = { type: 'init'; files: TokenizerFiles } | { type: 'encode'; id: number; job: PromptJob; limit: number };
-type FromWorker = { type: 'result'; id: number; result: EncodeResult } | { type: 'error'; id: number | null; error: WireError };
+type FromWorker = { type: 'ready' } | { type: 'result'; id: number; result: EncodeResult } | { type: 'error'; id: number | null; error: WireError };
 
 /** The part of a Worker (or a worker's global scope) this uses. */
 export interface MessagePortLike {
@@ -73,56 +76,70 @@ export interface MessagePortLike {
 export interface PromptWorkerHandle extends MessagePortLike {
   /** Called once if the worker dies or cannot start. */
   onFailure(listener: (why: string) => void): void;
+  /**
+   * Whether the worker has work (Node: a worker thread keeps the process alive only while it has a
+   * job, so a program that never unloads its engine still exits). Optional.
+   */
+  busy?(busy: boolean): void;
   terminate(): void;
 }
 
 /**
- * Encodes in `worker`; if the worker fails, the jobs it held and every later one are done by
- * `fallback` (the engine's thread): a prompt is never lost to a worker that could not start.
+ * Encodes in `worker`; if the worker fails (it did not start, it crashed, it could not build the
+ * tokenizer), the jobs it held and every later one are done by `fallback` (the engine's thread): a
+ * prompt is never lost to a worker.
  */
-export function workerEncoder(worker: PromptWorkerHandle, files: TokenizerFiles, fallback: PromptEncoder): PromptEncoder {
+export function workerEncoder(worker: PromptWorkerHandle, files: TokenizerFiles, fallback: PromptEncoder, readyTimeoutMs = 15_000): PromptEncoder {
   let next = 0;
   const waiting = new Map<number, { job: PromptJob; limit: number; resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
-  let broken: Error | null = null;
   let failed = false;
-  worker.onFailure(() => {
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const busy = (): void => worker.busy?.(waiting.size > 0);
+  const fail = (): void => {
     if (failed) return;
     failed = true;
     worker.terminate();
     for (const w of waiting.values()) fallback.encode(w.job, w.limit).then(w.resolve, w.reject);
     waiting.clear();
-  });
+    markReady();
+  };
+  worker.onFailure(fail);
+  // A worker that neither builds its tokenizer nor fails in time is given up on.
+  const timer = setTimeout(fail, readyTimeoutMs);
+  void ready.then(() => clearTimeout(timer));
   worker.addEventListener('message', (ev) => {
     const m = ev.data as FromWorker;
-    if (m.type === 'error' && m.id === null) {
-      // The worker could not build the tokenizer: every job fails with why.
-      broken = fromWire(m.error);
-      for (const w of waiting.values()) w.reject(broken);
-      waiting.clear();
-      return;
-    }
-    const id = m.id;
-    const w = id === null ? undefined : waiting.get(id);
-    if (id === null || !w) return;
-    waiting.delete(id);
+    if (m.type === 'ready') return markReady();
+    // The worker could not build the tokenizer: the engine's thread (which could) takes over.
+    if (m.type === 'error' && m.id === null) return fail();
+    const w = waiting.get(m.id!);
+    if (!w) return;
+    waiting.delete(m.id!);
+    busy();
     if (m.type === 'result') w.resolve(m.result);
     else w.reject(fromWire(m.error));
   });
+  busy();
   worker.postMessage({ type: 'init', files } satisfies ToWorker);
   return {
     get where() {
       return failed ? fallback.where : 'worker';
     },
+    ready,
     encode(job, limit) {
       if (failed) return fallback.encode(job, limit);
-      if (broken) return Promise.reject(broken);
       const id = next++;
       return new Promise<EncodeResult>((resolve, reject) => {
-        waiting.set(id, { job, limit, resolve, reject });
+        // Posted first: a job that cannot be sent (not cloneable) is not left waiting.
         worker.postMessage({ type: 'encode', id, job, limit } satisfies ToWorker);
+        waiting.set(id, { job, limit, resolve, reject });
+        busy();
       });
     },
     close() {
+      clearTimeout(timer);
+      markReady();
       waiting.clear();
       worker.terminate();
     },
@@ -137,6 +154,7 @@ export function servePromptEncoder(scope: MessagePortLike): void {
     if (m.type === 'init') {
       try {
         tok = new TextTokenizer(m.files.tokenizerJson, m.files.tokenizerConfig, m.files.extraEosTokenIds);
+        scope.postMessage({ type: 'ready' } satisfies FromWorker);
       } catch (e) {
         scope.postMessage({ type: 'error', id: null, error: toWire(e) } satisfies FromWorker);
       }

@@ -96,6 +96,14 @@ export class OnlineRefit {
     return c;
   }
 
+  /**
+   * The latest fit without the applied level: what the steps cost in shape, not how much slower
+   * they ran lately (another tab, a busy GPU). What a saved profile should hold.
+   */
+  get fit(): PerformanceModel {
+    return this.fitted;
+  }
+
   /** The model to plan with now: the latest fit at the applied level. */
   get model(): PerformanceModel {
     return this.applied === 1 ? this.fitted : this.fitted.scaled(this.applied);

@@ -92,7 +92,12 @@ function spawnPromptWorker(): PromptWorkerHandle {
   return {
     postMessage: (m) => w.postMessage(m),
     addEventListener: (type, listener) => w.addEventListener(type, listener),
-    onFailure: (listener) => w.addEventListener('error', (ev) => listener(ev.message || 'the prompt worker failed to start')),
+    onFailure: (listener) =>
+      w.addEventListener('error', (ev) => {
+        // Handled here: not re-reported in this worker's scope (nor at the page's Worker).
+        ev.preventDefault();
+        listener(ev.message || 'the prompt worker failed to start');
+      }),
     terminate: () => w.terminate(),
   };
 }

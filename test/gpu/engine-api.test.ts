@@ -9,6 +9,7 @@ import { createEngine, EngineClosedError, engineFetch, PerfProfileError, type En
 import { PROFILES } from '../../src/sim/profiles.js';
 import { paperProfileFor } from '../helpers/profiles.js';
 import { fixtureDir } from '../helpers/fixtures.js';
+import { startHubServer } from '../helpers/hub-server.js';
 import { legScope } from './gpu-config.js';
 
 const LIGHT = legScope() === 'light';
@@ -256,6 +257,27 @@ describe('device loss and startup calibration', () => {
     await fresh.unload();
   });
 
+  it('$HF_TOKEN goes to the hub (a repo id) and never to another URL', async () => {
+    const hub = await startHubServer({ 'org/tiny': MODEL });
+    const saved = process.env['HF_TOKEN'];
+    process.env['HF_TOKEN'] = 'hf_secret';
+    try {
+      const byUrl = await createEngine({ model: `${hub.endpoint}/org/tiny/resolve/main`, worker: false, cache: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 });
+      await byUrl.unload();
+      expect(hub.requests.length).toBeGreaterThan(0);
+      expect(hub.requests.filter((q) => q.auth !== null)).toEqual([]);
+      hub.requests.length = 0;
+      const byId = await createEngine({ model: 'org/tiny', hubEndpoint: hub.endpoint, worker: false, cache: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 });
+      await byId.unload();
+      expect(hub.requests.length).toBeGreaterThan(0);
+      expect(hub.requests.every((q) => q.auth === 'Bearer hf_secret')).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env['HF_TOKEN'];
+      else process.env['HF_TOKEN'] = saved;
+      await hub.close();
+    }
+  });
+
   it('without a profile, createEngine calibrates on this adapter and reports its step times (any budget)', async () => {
     const stages: string[] = [];
     const bar: [number, number][] = [];
@@ -294,7 +316,7 @@ describe('device loss and startup calibration', () => {
     const phases = new Set<string>();
     const again = await createEngine({ model: MODEL, worker: false, profile: saved, kvCacheBytes: 2 * 1024 * 1024, onProgress: (p) => phases.add(p.phase) });
     expect(phases.has('calibrate')).toBe(false);
-    expect(again.info.profileOrigin).toBe(saved.origin);
+    expect(again.info.profileOrigin).toBe(`given to createEngine (${saved.origin})`);
     expect(again.info.decodeStepMs).toBeCloseTo(e.info.decodeStepMs, 9);
     expect(again.info.prefillMsPer512).toBeCloseTo(e.info.prefillMsPer512, 9);
     await again.unload();

@@ -8,6 +8,8 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineHost } from '../../src/host/engine-host.js';
 import { servePromptEncoder, type PromptWorkerHandle } from '../../src/host/prompt-encoder.js';
+import { toWire } from '../../src/host/wire.js';
+import { ChatTemplateError } from '../../src/openai/errors.js';
 import type { HostRequest, StreamEvent } from '../../src/host/protocol.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { paperProfileFor } from '../helpers/profiles.js';
@@ -112,6 +114,31 @@ describe('prompt worker in the engine host', () => {
     const app = host.stats().apps.find((x) => x.app === 'a')!;
     expect(app.submitted).toBe(2);
     expect(app.running).toBe(0);
+  });
+
+  it('a prompt that fails to encode ends its request once; a later cancel or unload adds nothing', async () => {
+    // A worker that builds its tokenizer, then fails every job (a template error, say).
+    const failing = (): PromptWorkerHandle => {
+      const listeners: ((ev: { data: unknown }) => void)[] = [];
+      const reply = (data: unknown): void => void setTimeout(() => listeners.forEach((l) => l({ data })), 1);
+      return {
+        postMessage: (m) => {
+          const msg = m as { type: string; id?: number };
+          reply(msg.type === 'init' ? { type: 'ready' } : { type: 'error', id: msg.id, error: toWire(new ChatTemplateError('render', 'the template raised an error')) });
+        },
+        addEventListener: (_t, l) => void listeners.push(l),
+        onFailure: () => {},
+        terminate: () => {},
+      };
+    };
+    const h = await EngineHost.load({ model: fixtureDir('tiny-qwen2'), profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 2 * 1024 * 1024 }, undefined, failing);
+    h.registerApp('a', { ttftMs: 600_000, tpotMs: 60_000 });
+    const bad = collect();
+    h.generate(request('bad', { kind: 'text', text: 'hello' }, 4), bad.emit);
+    expect(await bad.ended).toMatchObject({ type: 'error', error: { name: 'ChatTemplateError' } });
+    h.cancel('bad');
+    await h.unload();
+    expect(ends(bad.events)).toBe(1);
   });
 
   it('a prompt that comes back too long fails with PromptTooLongError, typed', async () => {

@@ -24,6 +24,8 @@ export interface HubRequest {
   method: string;
   /** The path as requested (percent-encoded), e.g. /fixtures/tiny-qwen2/resolve/main/config.json. */
   path: string;
+  /** The Authorization header sent, if any. */
+  auth: string | null;
 }
 
 export interface HubServer {
@@ -75,7 +77,7 @@ export async function startHubServer(repos: Record<string, string>): Promise<Hub
   const requests: HubRequest[] = [];
   const faults = new Map<string, Fault>();
   const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '?', path: (req.url ?? '/').split('?', 1)[0]! });
+    requests.push({ method: req.method ?? '?', path: (req.url ?? '/').split('?', 1)[0]!, auth: req.headers.authorization ?? null });
     handle(repos, faults, req, res).catch(() => res.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

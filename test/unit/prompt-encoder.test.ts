@@ -8,7 +8,6 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatTemplateError } from '../../src/openai/errors.js';
 import { engineThreadEncoder, servePromptEncoder, workerEncoder, type PromptJob, type PromptWorkerHandle } from '../../src/host/prompt-encoder.js';
-import { TokenizerError } from '../../src/model/errors.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 
 const read = (file: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../fixtures/tiny-qwen2/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -95,9 +94,27 @@ describe('prompt worker', () => {
     expect(await enc.encode(jobs[2]!, 4096)).toEqual(await local.encode(jobs[2]!, 4096));
   });
 
-  it('fails every job with the reason when the worker cannot build the tokenizer', async () => {
+  it('is ready once the worker has built its tokenizer', async () => {
+    const enc = connected();
+    await enc.ready;
+    expect(enc.where).toBe('worker');
+  });
+
+  it('a worker that cannot build the tokenizer hands every job to the engine thread, which can', async () => {
+    // The worker's copy of tokenizer.json is broken; the engine's own tokenizer works.
     const broken = connected(tokenizerConfig, { model: 'not an object' });
-    await expect(broken.encode({ kind: 'text', text: 'hi' }, 4096)).rejects.toBeInstanceOf(TokenizerError);
-    await expect(broken.encode({ kind: 'text', text: 'again' }, 4096)).rejects.toBeInstanceOf(TokenizerError);
+    await broken.ready;
+    expect(broken.where).toBe('engine-thread');
+    expect(await broken.encode({ kind: 'text', text: 'hi' }, 4096)).toEqual(await engineThreadEncoder(tok).encode({ kind: 'text', text: 'hi' }, 4096));
+  });
+
+  it('a worker that never answers is given up on after the ready timeout', async () => {
+    const { port1, port2 } = new MessageChannel();
+    open.push(port1, port2);
+    const enc = workerEncoder(port(port1), { tokenizerJson, tokenizerConfig, extraEosTokenIds: [] }, engineThreadEncoder(tok), 50);
+    const pending = enc.encode(jobs[0]!, 4096);
+    await enc.ready;
+    expect(enc.where).toBe('engine-thread');
+    expect(await pending).toEqual(await engineThreadEncoder(tok).encode(jobs[0]!, 4096));
   });
 });
