@@ -26,5 +26,5 @@ export { PerfProfileError, type PerformanceProfile } from './scheduler/perf-mode
 export { EngineOptionError } from './host/options.js';
 export type { AppSloInput, EngineStats, HostLoadOptions, LoadProgress, ModelInfo, ModelSpec, SchedulerName } from './host/protocol.js';
 export { SCHEDULER_LABELS, SCHEDULER_NAMES } from './scheduler/names.js';
-export type { AppStats, LatencySummary, StepRecord } from './engine/stats.js';
+export type { AppStats, Histogram, LatencySummary, StepRecord } from './engine/stats.js';
 export type * from './openai/types.js';

@@ -1,6 +1,6 @@
 // `webslo serve`'s HTTP front: OpenAI's API on node:http, answered by engineFetch (the same
 // handler the in-page `openai` client uses: validation, SSE, error objects, 429 + Retry-After for a
-// decline), plus /health. What this file adds is what a network server needs and an in-process
+// decline), plus /health and /metrics (Prometheus; metrics.ts). What this file adds is what a network server needs and an in-process
 // fetch does not: API keys compared in constant time, a body size limit, the app named by an
 // `x-webslo-app` header, a client that disconnects aborting its request (its KV freed), and a
 // drain that stops accepting and lets running requests finish.
@@ -12,6 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { engineFetch, type Engine } from '../index.js';
+import { renderMetrics } from './metrics.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -92,8 +93,12 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
         .end(JSON.stringify({ status: 'ok', model: engine.info.model, running, kv: { pagesUsed: st.kv.pagesUsed, pagesTotal: st.kv.pagesTotal } }));
       return;
     }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(renderMetrics(await engine.stats(), engine.info.model));
+      return;
+    }
     if (!path.startsWith('/v1/'))
-      return sendError(res, 404, 'invalid_request_error', 'not_found', `no route for ${req.method} ${path} (POST /v1/chat/completions or /v1/completions, GET /v1/models, GET /health)`);
+      return sendError(res, 404, 'invalid_request_error', 'not_found', `no route for ${req.method} ${path} (POST /v1/chat/completions or /v1/completions, GET /v1/models, GET /health, GET /metrics)`);
     if (options.apiKeys.length > 0) {
       const auth = req.headers.authorization ?? '';
       const m = /^Bearer\s+(.+)$/i.exec(auth);

@@ -11,6 +11,34 @@ export interface LatencySummary {
   p99: number | null;
 }
 
+/**
+ * A cumulative histogram (Prometheus' shape): `counts[i]` observations <= `bounds[i]` seconds, and
+ * `count` in all (the +Inf bucket). Over every completed request since the engine started.
+ */
+export interface Histogram {
+  bounds: readonly number[];
+  counts: number[];
+  count: number;
+  sum: number;
+}
+
+/** vLLM's bucket bounds (seconds), so dashboards made for vLLM read webslo's /metrics. */
+export const HISTOGRAM_BOUNDS = {
+  ttft: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560],
+  tpot: [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80],
+  e2e: [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680],
+} as const;
+
+function histogram(bounds: readonly number[]): Histogram {
+  return { bounds, counts: bounds.map(() => 0), count: 0, sum: 0 };
+}
+
+function observe(h: Histogram, seconds: number): void {
+  for (let i = 0; i < h.bounds.length; i++) if (seconds <= h.bounds[i]!) h.counts[i]!++;
+  h.count++;
+  h.sum += seconds;
+}
+
 export interface AppStats {
   app: string;
   submitted: number;
@@ -34,6 +62,10 @@ export interface AppStats {
   cachedPromptTokens: number;
   /** cachedPromptTokens / promptTokens; null before any prompt. */
   prefixHitRate: number | null;
+  /** Output tokens of completed requests. */
+  outputTokens: number;
+  /** Every completed request since the start, in seconds: first token, time per output token, end to end. */
+  histograms: { ttft: Histogram; tpot: Histogram; e2e: Histogram };
 }
 
 export interface StepRecord {
@@ -91,6 +123,8 @@ interface AppRecord {
   tpot: number[];
   prompt: number;
   cached: number;
+  output: number;
+  hist: { ttft: Histogram; tpot: Histogram; e2e: Histogram };
 }
 
 export class StatsCollector {
@@ -102,7 +136,13 @@ export class StatsCollector {
 
   private app(name: string): AppRecord {
     let a = this.apps.get(name);
-    if (!a) this.apps.set(name, (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [], prompt: 0, cached: 0 }));
+    if (!a) {
+      const hist = { ttft: histogram(HISTOGRAM_BOUNDS.ttft), tpot: histogram(HISTOGRAM_BOUNDS.tpot), e2e: histogram(HISTOGRAM_BOUNDS.e2e) };
+      this.apps.set(
+        name,
+        (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [], prompt: 0, cached: 0, output: 0, hist }),
+      );
+    }
     return a;
   }
 
@@ -130,8 +170,16 @@ export class StatsCollector {
     if (how === 'declined') a.judged++;
     if (how !== 'completed' || !timeline) return;
     const t = timeline.round.tokenTimes;
-    if (t.length > 0) keep(a.ttft, t[0]! - timeline.round.arrivalMs);
-    if (t.length > 1) keep(a.tpot, (t[t.length - 1]! - t[0]!) / (t.length - 1));
+    a.output += t.length;
+    if (t.length > 0) {
+      keep(a.ttft, t[0]! - timeline.round.arrivalMs);
+      observe(a.hist.ttft, (t[0]! - timeline.round.arrivalMs) / 1000);
+      observe(a.hist.e2e, (t[t.length - 1]! - timeline.round.arrivalMs) / 1000);
+    }
+    if (t.length > 1) {
+      keep(a.tpot, (t[t.length - 1]! - t[0]!) / (t.length - 1));
+      observe(a.hist.tpot, (t[t.length - 1]! - t[0]!) / (t.length - 1) / 1000);
+    }
     const verdict = judgeRequest({ id: timeline.id, app, declined: timeline.declined, rounds: [timeline.round] });
     a.judged++;
     if (verdict.met) a.met++;
@@ -170,6 +218,8 @@ export class StatsCollector {
       promptTokens: a.prompt,
       cachedPromptTokens: a.cached,
       prefixHitRate: a.prompt > 0 ? a.cached / a.prompt : null,
+      outputTokens: a.output,
+      histograms: structuredClone(a.hist),
     }));
     return { apps, steps: [...this.steps], totalSteps: this.totalSteps, kv, speculation: { drafted: this.drafted, accepted: this.accepted }, scheduler };
   }

@@ -1,8 +1,8 @@
 // `webslo serve` as a real process on 127.0.0.1 (tiny-qwen2 on Dawn, the paper's step times for
 // the planner), driven by the official `openai` client: chat and completions, streamed and not,
 // logprobs and usage; the app from a header; a 400 naming the field, a 401 for a wrong key, a 429
-// with Retry-After for a decline; /health and /v1/models; SIGTERM under load ends every request and
-// exits 0.
+// with Retry-After for a decline; /health, /v1/models and /metrics (read by a Prometheus text
+// parser); a disconnect frees the request's KV; SIGTERM under load ends every request and exits 0.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { paperProfileFor } from '../helpers/profiles.js';
@@ -120,6 +121,27 @@ describe.skipIf(legScope() !== 'full')('webslo serve', () => {
     expect(burst.every((r) => r === 200 || r instanceof OpenAI.RateLimitError)).toBe(true);
     expect(limited[0]!.headers?.get('retry-after')).toBe('1');
     expect((limited[0]!.error as { code?: string }).code).toBe('slo_declined');
+  });
+
+  it('/metrics is Prometheus text a parser reads, and its counters are what the requests above did', async () => {
+    const res = await fetch(`${s.url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+    const text = await res.text();
+    const families = parsePrometheusTextFormat(text);
+    const get = (name: string): (typeof families)[number] => families.find((f) => f.name === `webslo:${name}`)!;
+    const byApp = (name: string): Record<string, number> => Object.fromEntries(get(name).metrics.map((m) => [m.labels!['app']!, Number(m.value)]));
+    expect(get('request_success_total').type).toBe('COUNTER');
+    // The tests above: 'chat' served 2 requests, the default app 5, 'tight' declined at least one.
+    expect(byApp('request_success_total')['chat']).toBe(2);
+    expect(byApp('request_success_total')['default']).toBe(5);
+    expect(byApp('request_declined_total')['tight']).toBeGreaterThan(0);
+    expect(byApp('request_declined_total')['tight']! + (byApp('request_success_total')['tight'] ?? 0)).toBe(12);
+    expect(get('time_to_first_token_seconds').type).toBe('HISTOGRAM');
+    // Every completed request is in its app's histogram (the +Inf bucket counts them all).
+    const inf = text.match(/^webslo:time_to_first_token_seconds_bucket\{model_name="[^"]*",app="default",le="\+Inf"\} (\d+)$/m);
+    expect(Number(inf![1])).toBe(5);
+    const health = (await (await fetch(`${s.url}/health`)).json()) as { kv: { pagesUsed: number } };
+    expect(Number(get('kv_cache_pages').metrics.find((m) => m.labels!['state'] === 'used')!.value)).toBe(health.kv.pagesUsed);
   });
 
   it('a client that disconnects aborts its request: nothing runs and no KV page is held after', async () => {

@@ -1,0 +1,78 @@
+// `webslo serve`'s /metrics: engine.stats() in the Prometheus text exposition format (0.0.4).
+// Metric names are vLLM's after a `webslo:` prefix (vllm:time_to_first_token_seconds becomes
+// webslo:time_to_first_token_seconds), with vLLM's histogram buckets (engine/stats.ts), a
+// `model_name` label as vLLM has, and an `app` label: SLOs are per app here.
+//
+// Written out here rather than through a client library: the numbers are already aggregated by the
+// engine (its histograms count every completed request; a library would want each observation
+// again), and the format is a few lines per metric.
+
+import type { AppStats, EngineStats, Histogram } from '../index.js';
+
+/** A label value as the format wants it: backslash, double quote and newline escaped. */
+const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const labels = (l: Record<string, string>): string =>
+  `{${Object.entries(l)
+    .map(([k, v]) => `${k}="${escape(v)}"`)
+    .join(',')}}`;
+const num = (x: number): string => (Number.isFinite(x) ? String(x) : x > 0 ? '+Inf' : x < 0 ? '-Inf' : 'NaN');
+
+export function renderMetrics(stats: EngineStats, model: string): string {
+  const out: string[] = [];
+  const family = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void => {
+    out.push(`# HELP webslo:${name} ${help}`, `# TYPE webslo:${name} ${type}`);
+  };
+  const base = { model_name: model };
+  const perApp = (name: string, type: 'counter' | 'gauge', help: string, value: (a: AppStats) => number | null): void => {
+    family(name, type, help);
+    for (const a of stats.apps) {
+      const v = value(a);
+      if (v !== null) out.push(`webslo:${name}${labels({ ...base, app: a.app })} ${num(v)}`);
+    }
+  };
+  const histogram = (name: string, help: string, pick: (a: AppStats) => Histogram): void => {
+    family(name, 'histogram', help);
+    for (const a of stats.apps) {
+      const h = pick(a);
+      const l = { ...base, app: a.app };
+      h.bounds.forEach((b, i) => out.push(`webslo:${name}_bucket${labels({ ...l, le: num(b) })} ${h.counts[i]}`));
+      out.push(`webslo:${name}_bucket${labels({ ...l, le: '+Inf' })} ${h.count}`, `webslo:${name}_sum${labels(l)} ${num(h.sum)}`, `webslo:${name}_count${labels(l)} ${h.count}`);
+    }
+  };
+
+  perApp('num_requests_running', 'gauge', 'Requests in the engine (waiting for admission, prefilling, decoding).', (a) => a.running);
+  perApp('request_success_total', 'counter', 'Requests completed.', (a) => a.completed);
+  perApp('request_declined_total', 'counter', 'Requests the planner declined (HTTP 429 slo_declined).', (a) => a.declined);
+  perApp('request_best_effort_total', 'counter', 'Requests the planner could not promise and served best-effort.', (a) => a.bestEffort);
+  perApp('request_aborted_total', 'counter', 'Requests aborted by their client.', (a) => a.aborted);
+  perApp('request_failed_total', 'counter', 'Requests that failed in the engine.', (a) => a.failed);
+  perApp('slo_attainment', 'gauge', 'Finished requests that met their SLO over finished requests (declined ones count as misses).', (a) => a.attainment);
+  perApp('prompt_tokens_total', 'counter', 'Prompt tokens submitted.', (a) => a.promptTokens);
+  perApp('prefix_cache_hit_tokens_total', 'counter', 'Prompt tokens the prefix cache (or a kept conversation) held.', (a) => a.cachedPromptTokens);
+  perApp('generation_tokens_total', 'counter', 'Output tokens of completed requests.', (a) => a.outputTokens);
+  histogram('time_to_first_token_seconds', 'Time to first token of completed requests, seconds.', (a) => a.histograms.ttft);
+  histogram('time_per_output_token_seconds', 'Mean time per output token after the first, per completed request, seconds.', (a) => a.histograms.tpot);
+  histogram('e2e_request_latency_seconds', 'Arrival to last token of completed requests, seconds.', (a) => a.histograms.e2e);
+
+  const kv = stats.kv;
+  family('kv_cache_usage_perc', 'gauge', 'Fraction of KV cache pages referenced by requests or kept conversations (0 to 1).');
+  out.push(`webslo:kv_cache_usage_perc${labels(base)} ${num(kv.pagesTotal > 0 ? kv.pagesUsed / kv.pagesTotal : 0)}`);
+  family('kv_cache_pages', 'gauge', 'KV cache pages by state: total, used (referenced), cached (registered prefixes), evictable (cached and unreferenced).');
+  for (const [state, v] of [
+    ['total', kv.pagesTotal],
+    ['used', kv.pagesUsed],
+    ['cached', kv.cachedPages],
+    ['evictable', kv.evictablePages],
+  ] as const)
+    out.push(`webslo:kv_cache_pages${labels({ ...base, state })} ${v}`);
+  family('num_steps_total', 'counter', 'Engine steps run.');
+  out.push(`webslo:num_steps_total${labels(base)} ${stats.totalSteps}`);
+  const recent = stats.steps.slice(-64);
+  family('step_time_seconds', 'gauge', 'Mean time of the last 64 steps, seconds (0 before any).');
+  out.push(`webslo:step_time_seconds${labels(base)} ${num(recent.length ? recent.reduce((s, x) => s + x.ms, 0) / recent.length / 1000 : 0)}`);
+  family('spec_decode_num_draft_tokens_total', 'counter', 'Draft tokens proposed by speculative decoding.');
+  out.push(`webslo:spec_decode_num_draft_tokens_total${labels(base)} ${stats.speculation.drafted}`);
+  family('spec_decode_num_accepted_tokens_total', 'counter', 'Draft tokens accepted.');
+  out.push(`webslo:spec_decode_num_accepted_tokens_total${labels(base)} ${stats.speculation.accepted}`);
+  return `${out.join('\n')}\n`;
+}
