@@ -79,12 +79,40 @@ function keepNodeImportsComputed() {
 }
 
 /**
- * Replaces src/worker/spawn.ts (whose `new Worker(new URL('./engine-worker.ts', ...))` is for
- * Vite builds of this repository) with the package's version of it; fails the build if the
- * module was never seen, so a rename cannot silently ship a broken worker.
+ * Replaces a module of the sources with the package's version of it (`code`) in one build
+ * (`target`), where `placeholder` (if any) stands for the path of a built file (`file`, in that
+ * build's output) relative to the chunk the code lands in. Fails the build if the module was never
+ * seen, so a rename cannot ship a broken package. Used for what differs between running from the
+ * sources and from lib/.
+ */
+function packagedModule(target, module, code, placeholder = null, file = null) {
+  let swapped = false;
+  return {
+    name: `webslo:packaged:${target}:${relative(root, module)}`,
+    enforce: 'pre',
+    load(id) {
+      if (id.split('?')[0] !== module) return null;
+      swapped = true;
+      return { code, moduleSideEffects: false };
+    },
+    renderChunk(chunkCode, chunk) {
+      if (placeholder === null || !chunkCode.includes(placeholder)) return null;
+      let rel = relative(dirname(chunk.fileName), file).split('\\').join('/');
+      if (!rel.startsWith('.')) rel = `./${rel}`;
+      return { code: chunkCode.split(placeholder).join(JSON.stringify(rel)), map: null };
+    },
+    buildEnd(error) {
+      if (!error && !swapped) this.error(`${relative(root, module)} was not part of the ${target} build: update scripts/build-lib.mjs`);
+    },
+  };
+}
+
+/**
+ * src/worker/spawn.ts (whose `new Worker(new URL('./engine-worker.ts', ...))` is for Vite builds of
+ * this repository): in the browser build, the package's worker bundle beside the entry; in the Node
+ * build, an error (the engine runs in-process there).
  */
 function packagedWorkerSpawn(target) {
-  let swapped = false;
   const code =
     target === 'browser'
       ? [
@@ -96,56 +124,12 @@ function packagedWorkerSpawn(target) {
           '}',
         ].join('\n')
       : ['export function spawnEngineWorker() {', '  throw new Error("webslo\'s Node build runs the engine in-process: pass worker: false, or use the browser build");', '}'].join('\n');
-  return {
-    name: 'webslo:packaged-worker-spawn',
-    enforce: 'pre',
-    load(id) {
-      if (id.split('?')[0] !== SPAWN_MODULE) return null;
-      swapped = true;
-      return { code, moduleSideEffects: false };
-    },
-    renderChunk(chunkCode, chunk) {
-      if (!chunkCode.includes(WORKER_PLACEHOLDER)) return null;
-      let rel = relative(dirname(chunk.fileName), WORKER_FILE).split('\\').join('/');
-      if (!rel.startsWith('.')) rel = `./${rel}`;
-      return { code: chunkCode.split(WORKER_PLACEHOLDER).join(JSON.stringify(rel)), map: null };
-    },
-    buildEnd(error) {
-      if (!error && !swapped) this.error(`${relative(root, SPAWN_MODULE)} was not part of the ${target} build: update scripts/build-lib.mjs`);
-    },
-  };
-}
-
-/**
- * In the Node build, replaces a module of the sources with the package's version of it (`code`),
- * where `placeholder` stands for the path of a built file (`file`, in lib/node/) relative to the
- * chunk the code lands in. Fails the build if the module was never seen, so a rename cannot ship a
- * broken package. Used for what differs between running from the sources and from lib/node/.
- */
-function packagedNodeModule(module, code, placeholder, file) {
-  let swapped = false;
-  return {
-    name: `webslo:packaged:${relative(root, module)}`,
-    enforce: 'pre',
-    load(id) {
-      if (id.split('?')[0] !== module) return null;
-      swapped = true;
-      return { code, moduleSideEffects: false };
-    },
-    renderChunk(chunkCode, chunk) {
-      if (!chunkCode.includes(placeholder)) return null;
-      let rel = relative(dirname(chunk.fileName), file).split('\\').join('/');
-      if (!rel.startsWith('.')) rel = `./${rel}`;
-      return { code: chunkCode.split(placeholder).join(JSON.stringify(rel)), map: null };
-    },
-    buildEnd(error) {
-      if (!error && !swapped) this.error(`${relative(root, module)} was not part of the node build: update scripts/build-lib.mjs`);
-    },
-  };
+  return packagedModule(target, SPAWN_MODULE, code, WORKER_PLACEHOLDER, WORKER_FILE);
 }
 
 /** host/node-prompt-spawn.ts: start lib/node/prompt-worker.js on a worker thread (none from the sources). */
-const NODE_PROMPT_SPAWN = packagedNodeModule(
+const NODE_PROMPT_SPAWN = packagedModule(
+  'node',
   resolve(root, 'src/host/node-prompt-spawn.ts'),
   [
     "import { Worker } from 'node:worker_threads';",
@@ -173,7 +157,8 @@ const NODE_PROMPT_SPAWN = packagedNodeModule(
 );
 
 /** cli/bench-worker-process.ts: bench-sched's workers run lib/node/bench-worker.js (run-ts.mjs from the sources). */
-const BENCH_WORKER_PROCESS = packagedNodeModule(
+const BENCH_WORKER_PROCESS = packagedModule(
+  'node',
   resolve(root, 'src/cli/bench-worker-process.ts'),
   [
     "import { fileURLToPath } from 'node:url';",
