@@ -11,8 +11,9 @@
 
 import { createEngine } from '../src/index.js';
 import { startHttpServer } from '../src/cli/http-server.js';
-import { fixtureDir } from '../test/helpers/fixtures.js';
-import { paperProfileFor } from '../test/helpers/profiles.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PROFILES } from '../src/sim/profiles.js';
 
 const q = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -22,7 +23,10 @@ const q = (xs: number[], p: number): number => {
 export async function main(args: string[]): Promise<void> {
   const at = args.indexOf('--rounds');
   const rounds = at >= 0 ? Number(args[at + 1]) : 200;
-  const engine = await createEngine({ model: fixtureDir('tiny-qwen2'), worker: false, cache: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 8 << 20 });
+  const model = fileURLToPath(new URL('../test/fixtures/tiny-qwen2', import.meta.url));
+  // The paper's step times, relabelled for this model's depth (a profile holds for one model).
+  const layers = (JSON.parse(readFileSync(`${model}/config.json`, 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
+  const engine = await createEngine({ model, worker: false, cache: false, profile: { ...(PROFILES.paper as object), layers }, kvCacheBytes: 8 << 20 });
   engine.app('bench', { ttftMs: 600_000, tpotMs: 60_000 });
   const server = await startHttpServer(engine, { host: '127.0.0.1', port: 0, apiKeys: [], maxBodyBytes: 1 << 20 });
   const messages = [{ role: 'user' as const, content: 'Hello there' }];
