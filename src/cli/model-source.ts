@@ -3,7 +3,7 @@
 // into the cache directory (--cache-dir, else $WEBSLO_CACHE_DIR or ~/.cache/webslo; --no-cache to
 // skip it) from --hub-endpoint (else $HF_ENDPOINT, else huggingface.co) with $HF_TOKEN if set.
 
-import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore } from '../hub/index.js';
+import { hubOptionsFromEnv, nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore } from '../hub/index.js';
 import type { ModelSource } from '../model/source.js';
 import { stringFlag, type ParsedArgs } from './args.js';
 
@@ -11,18 +11,14 @@ import { stringFlag, type ParsedArgs } from './args.js';
 export const MODEL_SOURCE_FLAGS = ['hub-endpoint', 'revision', 'cache-dir', 'no-cache'] as const;
 
 export async function cliModelSource(args: ParsedArgs, spec: string): Promise<ModelSource> {
-  const endpoint = stringFlag(args, 'hub-endpoint') ?? process.env['HF_ENDPOINT'];
   const revision = stringFlag(args, 'revision');
-  // $HF_TOKEN goes to the hub only (a repo id), never to another http(s) URL.
-  const accessToken = /^[a-z][a-z\d+.-]*:\/\//i.test(spec) ? undefined : process.env['HF_TOKEN'];
   const cacheDir = stringFlag(args, 'cache-dir');
   const cache: ModelCacheStore | false | undefined = args.flags.has('no-cache') ? false : cacheDir ? nodeDirectoryCacheStore(cacheDir) : undefined;
   const verbose = args.flags.has('verbose');
   let last = 0;
   return resolveModelSource(spec, {
-    ...(endpoint ? { endpoint } : {}),
+    ...hubOptionsFromEnv(spec, { endpoint: stringFlag(args, 'hub-endpoint') }),
     ...(revision ? { revision } : {}),
-    ...(accessToken ? { accessToken } : {}),
     ...(cache !== undefined ? { cache } : {}),
     onProgress: (p) => {
       if (!verbose) return;

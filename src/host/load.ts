@@ -4,7 +4,7 @@
 
 import { EngineCore } from '../engine/engine-core.js';
 import { describeCapabilities, GpuRuntime } from '../gpu/index.js';
-import { nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore } from '../hub/index.js';
+import { hubOptionsFromEnv, nodeDirectoryCacheStore, resolveModelSource, type ModelCacheStore } from '../hub/index.js';
 import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '../model/load.js';
 import { parseQuantization } from '../model/quantize-q4.js';
 import type { ModelSource } from '../model/source.js';
@@ -55,16 +55,9 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
   if (cache === undefined && o.cacheDir) cache = nodeDirectoryCacheStore(o.cacheDir);
   // Hub sources report bytes as they come; a folder, URL or file set reports each file once read.
   const reported = new Set<string>();
-  // In Node, the hub's own environment variables (huggingface_hub's) stand in for options not given;
-  // $HF_TOKEN goes to the hub only (a hub repo id), never to another http(s) URL.
-  const env = globalThis.process?.env;
-  const endpoint = o.hubEndpoint || env?.['HF_ENDPOINT'];
-  const toHub = typeof spec === 'string' && !/^[a-z][a-z\d+.-]*:\/\//i.test(spec);
-  const accessToken = o.accessToken || (toHub ? env?.['HF_TOKEN'] : undefined);
   const source = await resolveModelSource(spec, {
-    ...(endpoint ? { endpoint } : {}),
+    ...hubOptionsFromEnv(spec, { endpoint: o.hubEndpoint, accessToken: o.accessToken }),
     ...(o.revision ? { revision: o.revision } : {}),
-    ...(accessToken ? { accessToken } : {}),
     ...(cache !== undefined ? { cache } : {}),
     onProgress: (ev) => {
       reported.add(ev.file);

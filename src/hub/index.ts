@@ -10,4 +10,4 @@ export { downloadFile, headFileSize, type DownloadOptions, type DownloadProgress
 export { CacheQuotaError, CacheUnavailableError, isQuotaError, ModelSourceError, VALID_MODEL_INPUTS } from './errors.js';
 export { ABSENT_MARKER, cachedHubSource, type CachedHubSourceOptions, type HubLoadProgress } from './hub-source.js';
 export { deleteCachedModel, listCachedModels, type CachedFile, type CachedModel, type CachedModelQuery, type DeleteCachedModelOptions } from './models.js';
-export { resolveModelSource, type ModelInput, type ResolveModelOptions } from './resolve.js';
+export { hubOptionsFromEnv, resolveModelSource, type ModelInput, type ResolveModelOptions } from './resolve.js';

@@ -12,6 +12,19 @@ export type ModelInput = string | ModelSource | ArrayLike<FileLike> | DirectoryH
 
 export type ResolveModelOptions = CachedHubSourceOptions;
 
+/**
+ * In Node, the hub's own environment variables (huggingface_hub's) for what was not given:
+ * $HF_ENDPOINT for the endpoint, and $HF_TOKEN only when `model` names no URL (the token goes to
+ * the hub, never to another http(s) host). Elsewhere (a browser) only what was given.
+ */
+export function hubOptionsFromEnv(model: unknown, given: { endpoint?: string | undefined; accessToken?: string | undefined }): { endpoint?: string; accessToken?: string } {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const endpoint = given.endpoint || env?.['HF_ENDPOINT'];
+  const toHub = typeof model === 'string' && !/^[a-z][a-z\d+.-]*:\/\//i.test(model);
+  const accessToken = given.accessToken || (toHub ? env?.['HF_TOKEN'] : undefined);
+  return { ...(endpoint ? { endpoint } : {}), ...(accessToken ? { accessToken } : {}) };
+}
+
 function isRepoId(s: string): boolean {
   try {
     checkRepoId(s);
