@@ -36,6 +36,13 @@ export interface AppHandle {
 /** Request options as the OpenAI SDK takes them (second argument). */
 export interface RequestOptions {
   signal?: AbortSignal;
+  /**
+   * Admit now or fail at once with RequestDeclinedError (reason 'not-admitted', HTTP 429 through
+   * engineFetch): the planner's offer, as a router asks it before sending a request elsewhere.
+   * Nothing of a refused request stays in the engine; without it a request the planner cannot
+   * take now follows its app's onDecline policy.
+   */
+  offer?: boolean;
 }
 
 type AppRef = string | AppHandle;
@@ -151,6 +158,7 @@ export class Engine {
     app: string,
     signal: AbortSignal | undefined,
     prefix: string,
+    offer: boolean,
   ): Promise<{ id: string; events: EventQueue<StreamEvent>; abort: () => void }> {
     if (this.unloaded) throw fromWire({ name: 'EngineClosedError', message: 'the engine was unloaded; create a new engine (createEngine) to continue' });
     if (signal?.aborted) throw new AbortError();
@@ -177,6 +185,8 @@ export class Engine {
       ignoreEos: norm.ignoreEos,
       stage: norm.stage,
       conversationId: norm.conversationId,
+      continuation: norm.continuation,
+      offer,
     };
     let done = false;
     // Every terminal path: settle the reader first, then let go of the signal and the open set.
@@ -228,18 +238,22 @@ export class Engine {
     const signal = options?.signal ?? paramSignal;
     const app = this.appName(appRef);
     const norm = normalizeChatParams({ ...rest, app });
-    const { events, abort } = await this.start(norm, app, signal, 'chatcmpl');
+    const { events, abort } = await this.start(norm, app, signal, 'chatcmpl', options?.offer ?? false);
+    const ids = norm.returnTokenIds;
     const header = { id: newChatCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
     const includeUsage = norm.stream && norm.includeUsage;
     return this.respond(norm.stream, events, abort, app, {
       opening: chatChunk({ ...header, role: true, content: '', includeUsage }),
-      delta: (ev) => (ev.text || ev.logprobs ? chatChunk({ ...header, content: ev.text, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), includeUsage }) : null),
+      delta: (ev) =>
+        ev.text || ev.logprobs || (ids && ev.tokenIds.length > 0)
+          ? chatChunk({ ...header, content: ev.text, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), ...(ids ? { tokenIds: ev.tokenIds } : {}), includeUsage })
+          : null,
       closing: (done, webslo) => [
         chatChunk({ ...header, finishReason: done.finishReason, includeUsage }),
         ...(includeUsage ? [chatUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
       ],
-      whole: (content, logprobs, done, webslo) =>
-        chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), webslo }),
+      whole: (content, logprobs, done, webslo, tokenIds) =>
+        chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), ...(ids ? { tokenIds } : {}), webslo }),
     });
   }
 
@@ -248,7 +262,8 @@ export class Engine {
     const signal = options?.signal ?? paramSignal;
     const app = this.appName(appRef);
     const norm = normalizeCompletionParams({ ...rest, app });
-    const { events, abort } = await this.start(norm, app, signal, 'cmpl');
+    const { events, abort } = await this.start(norm, app, signal, 'cmpl', options?.offer ?? false);
+    const ids = norm.returnTokenIds;
     const header = { id: newCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
     let offset = 0;
     const legacy = (entries: readonly ChatCompletionTokenLogprob[] | undefined): CompletionLogprobs | null => {
@@ -266,13 +281,14 @@ export class Engine {
     };
     const includeUsage = norm.stream && norm.includeUsage;
     return this.respond(norm.stream, events, abort, app, {
-      delta: (ev) => (ev.text || ev.logprobs ? completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), includeUsage }) : null),
+      delta: (ev) =>
+        ev.text || ev.logprobs || (ids && ev.tokenIds.length > 0) ? completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), ...(ids ? { tokenIds: ev.tokenIds } : {}), includeUsage }) : null,
       closing: (done, webslo) => [
         completionChunk({ ...header, text: '', finishReason: done.finishReason, includeUsage }),
         ...(includeUsage ? [completionUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
       ],
-      whole: (text, logprobs, done, webslo) =>
-        completion({ ...header, text, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), logprobs: legacy(logprobs), webslo }),
+      whole: (text, logprobs, done, webslo, tokenIds) =>
+        completion({ ...header, text, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), logprobs: legacy(logprobs), ...(ids ? { tokenIds } : {}), webslo }),
     });
   }
 
@@ -305,13 +321,15 @@ export class Engine {
     return (async () => {
       let text = '';
       const logprobs: ChatCompletionTokenLogprob[] = [];
+      const tokenIds: number[] = [];
       let decision: 'admitted' | 'best-effort' = 'admitted';
       for await (const ev of events) {
         if (ev.type === 'decision') decision = ev.decision;
         else if (ev.type === 'delta') {
           text += ev.text;
           if (ev.logprobs) logprobs.push(...ev.logprobs);
-        } else if (ev.type === 'done') return shape.whole(text, logprobs, ev, this.webslo(app, decision, ev));
+          tokenIds.push(...ev.tokenIds);
+        } else if (ev.type === 'done') return shape.whole(text, logprobs, ev, this.webslo(app, decision, ev), tokenIds);
       }
       throw new AbortError('the request ended without a result');
     })();
@@ -330,7 +348,7 @@ interface ResponseShape<Chunk, Whole> {
   /** The chunks that end a stream: the finish reason, then usage when asked for. */
   closing(done: DoneEvent, webslo: WebsloResponseInfo): Chunk[];
   /** The whole response from the accumulated text and logprobs. */
-  whole(text: string, logprobs: ChatCompletionTokenLogprob[], done: DoneEvent, webslo: WebsloResponseInfo): Whole;
+  whole(text: string, logprobs: ChatCompletionTokenLogprob[], done: DoneEvent, webslo: WebsloResponseInfo, tokenIds: number[]): Whole;
 }
 
 function streamOf<T>(gen: AsyncGenerator<T>, abort: () => void): ChunkStream<T> {

@@ -9,7 +9,7 @@
 // SpeculativeDecoder expects: a prefill's final chunk samples the first (or, after a recompute preemption,
 // the next) token, and the request is then adopted by the SpeculativeDecoder for decoding.
 
-import type { Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
+import type { SchedRequest, Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
 import type { ExtraSequence, SpeculativeDecoder } from '../speculative/speculative-decoder.js';
 import { wallClock, wallTimer, type Clock, type StepTimer } from './clock.js';
 import { AbortError, EngineClosedError, PromptTooLongError, RequestDeclinedError, RequestError } from './errors.js';
@@ -107,23 +107,26 @@ export class EngineCore {
       cached,
       publishedPages: Math.floor(cached / runner.pageSize),
     };
+    let offered: readonly SchedulerEvent[] | null = null;
     try {
-      this.o.scheduler.submit(
-        {
-          id: spec.id,
-          app: spec.app,
-          arrivalMs: arrival,
-          promptTokens: spec.prompt.length,
-          cachedTokens: cached,
-          maxTokens,
-          ttftMs: spec.ttftMs,
-          stages: spec.stages,
-          serveDeclined: spec.onDecline !== 'error',
-        },
-        Math.max(now, arrival),
-      );
+      const request: SchedRequest = {
+        id: spec.id,
+        app: spec.app,
+        arrivalMs: arrival,
+        promptTokens: spec.prompt.length,
+        cachedTokens: cached,
+        maxTokens,
+        ttftMs: spec.ttftMs,
+        stages: spec.stages,
+        serveDeclined: spec.onDecline !== 'error',
+      };
+      if (spec.offer) {
+        // A router's offer: admitted now, or refused with nothing of it left in the engine.
+        offered = this.o.scheduler.offer(request, Math.max(now, arrival), false);
+        if (offered === null) throw new RequestDeclinedError(spec.app, spec.id, 'not-admitted');
+      } else this.o.scheduler.submit(request, Math.max(now, arrival));
     } catch (e) {
-      // Refused by the scheduler (a bad field): nothing of it may stay, the pinned pages included.
+      // Refused by the scheduler (a bad field, or an offer not taken): nothing of it may stay, the pinned pages included.
       r.cached = 0;
       this.kv.drop(r);
       throw e;
@@ -131,6 +134,7 @@ export class EngineCore {
     this.live.set(spec.id, r);
     this.stats.submitted(spec.app);
     this.stats.prompt(spec.app, spec.prompt.length, cached);
+    if (offered) this.apply(offered);
   }
 
   /** Abort a request: it fails with `error` at once; its KV is freed before the next step. */

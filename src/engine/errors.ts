@@ -26,13 +26,16 @@ export class RequestDeclinedError extends SloError {
   constructor(
     app: string,
     readonly requestId: string,
-    readonly reason: 'slo' | 'kv-exhausted',
+    /** 'not-admitted': offered (RequestOptions.offer) and not admitted at once; nothing of it was queued. */
+    readonly reason: 'slo' | 'kv-exhausted' | 'not-admitted',
   ) {
     super(app, 'slo', 'declined');
     this.message =
       reason === 'slo'
         ? `app '${app}': request ${requestId} was declined: its SLO cannot be met under the current load (retry later, relax the app's ttftMs/tpotMs, or set onDecline: 'best-effort')`
-        : `app '${app}': request ${requestId} was declined: its KV cache need outgrew the whole cache (lower max_tokens or give the engine more kvCacheBytes)`;
+        : reason === 'not-admitted'
+          ? `app '${app}': request ${requestId} was offered and not admitted: the planner cannot meet its SLO now (send it to another replica, or submit it without offer)`
+          : `app '${app}': request ${requestId} was declined: its KV cache need outgrew the whole cache (lower max_tokens or give the engine more kvCacheBytes)`;
   }
 }
 

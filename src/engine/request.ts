@@ -48,6 +48,8 @@ export interface CoreRequestSpec {
   stageBoundaries?: readonly number[];
   /** What happens when the planner declines it: fail with SloError, or serve best-effort. */
   onDecline: 'error' | 'best-effort';
+  /** Admit now or refuse at once (submit throws RequestDeclinedError 'not-admitted'): a router's offer. */
+  offer?: boolean;
   /** Arrival on the engine clock (default: now). The trace driver passes the trace's time. */
   arrivalMs?: number;
   /** Prefix-cache namespace (default: the app): only requests of one namespace share cached pages. */

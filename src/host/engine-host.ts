@@ -136,10 +136,17 @@ export class EngineHost {
     try {
       const target = this.target(req);
       const p = req.prompt;
+      const V = this.e.info.vocabSize;
+      const checkIds = (ids: readonly number[], param: string): void => {
+        for (const id of ids) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RequestError(param, `holds token id ${id}; ids are integers in 0..${V - 1}`);
+      };
+      const c = req.continuation;
+      const tail = c && 'tokenIds' in c ? c.tokenIds : [];
+      checkIds(tail, 'continuation.token_ids');
       if (p.kind === 'tokens') {
-        const V = this.e.info.vocabSize;
-        for (const id of p.ids) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RequestError('prompt', `holds token id ${id}; ids are integers in 0..${V - 1}`);
-        this.start(req, target, p.ids, emit);
+        if (c && 'text' in c) throw new RequestError('continuation', 'is text, but the prompt is token ids: continue a token prompt with continuation.token_ids');
+        checkIds(p.ids, 'prompt');
+        this.start(req, target, [...p.ids, ...tail], emit);
         return;
       }
       if (!this.encoder) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
@@ -150,13 +157,13 @@ export class EngineHost {
       const entry: Preparing = { emit, ended: false };
       this.preparing.set(req.requestId, entry);
       this.encoder
-        .encode(p.kind === 'text' ? { kind: 'text', text: p.text } : { kind: 'chat', messages: p.messages, tools: p.tools }, limit)
+        .encode({ ...(p.kind === 'text' ? { kind: 'text', text: p.text } : { kind: 'chat', messages: p.messages, tools: p.tools }), ...(c && 'text' in c ? { then: c.text } : {}) }, limit)
         .then(
           (r) => {
             this.prepared(req.requestId, entry);
             if (entry.ended) return;
             if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
-            this.start(req, target, r.ids, emit);
+            this.start(req, target, [...r.ids, ...tail], emit);
           },
           (e: unknown) => {
             this.prepared(req.requestId, entry);
@@ -341,6 +348,7 @@ export class EngineHost {
       topLogprobs: req.logprobs ? req.topLogprobs : null,
       stageMarkerIds: app.markerIds,
       onDecline: app.onDecline,
+      ...(req.offer ? { offer: true } : {}),
       // Cached pages are per model and, unless shared on purpose, per app.
       cacheNamespace: cacheNamespace(this.e.info.model, this.e.prefix?.shareAcrossApps ? null : app.name),
       ...(req.conversationId !== null ? { conversationId: conversationKey(app.name, req.conversationId) } : {}),

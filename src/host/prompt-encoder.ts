@@ -20,7 +20,8 @@ import { fromWire, toWire } from './wire.js';
 /** The name a prompt worker is started with (the engine worker's script checks it to know its role). */
 export const PROMPT_WORKER_NAME = 'webslo-prompt-encoder';
 
-export type PromptJob = { kind: 'text'; text: string } | { kind: 'chat'; messages: NormalizedMessage[]; tools: unknown[] | null };
+/** A prompt to encode; `then`: text that continues it (a reply begun elsewhere), tokenized on its own without special tokens. */
+export type PromptJob = ({ kind: 'text'; text: string } | { kind: 'chat'; messages: NormalizedMessage[]; tools: unknown[] | null }) & { then?: string };
 /** The ids, or (over `limit`) a lower bound on the prompt's length in tokens. */
 export type EncodeResult = { ids: number[] } | { atLeast: number };
 
@@ -50,7 +51,10 @@ export function encodePrompt(tok: TextTokenizer, job: PromptJob, limit: number):
     const { template, bosToken, eosToken } = chatTemplateOf(tok);
     text = renderChat(template, job.messages, { bosToken, eosToken, addGenerationPrompt: true, tools: (job.tools as never) ?? null });
   }
-  return tok.encodeWithin(text, limit);
+  const r = tok.encodeWithin(text, limit);
+  if (job.then === undefined || job.then === '' || 'atLeast' in r) return r;
+  const more = tok.encodeWithin(job.then, Math.max(1, limit - r.ids.length), { addSpecialTokens: false });
+  return 'atLeast' in more ? { atLeast: r.ids.length + more.atLeast } : { ids: [...r.ids, ...more.ids] };
 }
 
 export function engineThreadEncoder(tok: TextTokenizer): PromptEncoder {

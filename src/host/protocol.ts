@@ -126,6 +126,10 @@ export interface HostRequest {
   stage: string | null;
   /** Continue this conversation's kept KV, and keep it for the next round. */
   conversationId: string | null;
+  /** Output already produced elsewhere: ids appended to the prompt, or text tokenized on its own (openai/validate.ts). */
+  continuation: { tokenIds: number[] } | { text: string } | null;
+  /** Admit now or fail at once with RequestDeclinedError (reason 'not-admitted'): never queued to be re-offered (routers). */
+  offer: boolean;
 }
 
 /** A data field of an error that crosses the worker boundary. */

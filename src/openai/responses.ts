@@ -61,6 +61,8 @@ function withExtension<T extends object>(obj: T, webslo: WebsloResponseInfo | un
 }
 
 export interface ChatCompletionInput extends ResponseHeader {
+  /** return_token_ids: the ids of the tokens (absent: not asked). */
+  tokenIds?: number[];
   content: string;
   finishReason: FinishReason;
   usage: CompletionUsage;
@@ -83,6 +85,7 @@ export function chatCompletion(r: ChatCompletionInput): ChatCompletion {
           message: { role: 'assistant', content: r.content, refusal: null },
           logprobs: chatLogprobs(r.logprobs),
           finish_reason: r.finishReason,
+          ...(r.tokenIds ? { token_ids: r.tokenIds } : {}),
         },
       ],
       usage: r.usage,
@@ -92,6 +95,8 @@ export function chatCompletion(r: ChatCompletionInput): ChatCompletion {
 }
 
 export interface ChatChunkInput extends ResponseHeader {
+  /** return_token_ids: the ids of the tokens (absent: not asked). */
+  tokenIds?: number[];
   /** The first chunk carries role 'assistant' (and content ''), as OpenAI's does. */
   role?: boolean;
   content?: string;
@@ -113,7 +118,7 @@ export function chatChunk(r: ChatChunkInput): ChatCompletionChunk {
     object: 'chat.completion.chunk',
     created: r.created,
     model: r.model,
-    choices: [{ index: 0, delta, logprobs: chatLogprobs(r.logprobs), finish_reason: r.finishReason ?? null }],
+    choices: [{ index: 0, delta, logprobs: chatLogprobs(r.logprobs), finish_reason: r.finishReason ?? null, ...(r.tokenIds ? { token_ids: r.tokenIds } : {}) }],
   };
   if (r.includeUsage) chunk.usage = null;
   return withExtension(chunk, r.webslo);
@@ -125,6 +130,8 @@ export function chatUsageChunk(r: ResponseHeader & { usage: CompletionUsage; web
 }
 
 export interface CompletionInput extends ResponseHeader {
+  /** return_token_ids: the ids of the tokens (absent: not asked). */
+  tokenIds?: number[];
   text: string;
   finishReason: FinishReason;
   usage: CompletionUsage;
@@ -140,7 +147,7 @@ export function completion(r: CompletionInput): Completion {
       object: 'text_completion',
       created: r.created,
       model: r.model,
-      choices: [{ text: r.text, index: 0, logprobs: r.logprobs ?? null, finish_reason: r.finishReason }],
+      choices: [{ text: r.text, index: 0, logprobs: r.logprobs ?? null, finish_reason: r.finishReason, ...(r.tokenIds ? { token_ids: r.tokenIds } : {}) }],
       usage: r.usage,
     },
     r.webslo,
@@ -148,6 +155,8 @@ export function completion(r: CompletionInput): Completion {
 }
 
 export interface CompletionChunkInput extends ResponseHeader {
+  /** return_token_ids: the ids of the tokens (absent: not asked). */
+  tokenIds?: number[];
   text: string;
   logprobs?: CompletionLogprobs | null;
   finishReason?: FinishReason | null;
@@ -162,7 +171,7 @@ export function completionChunk(r: CompletionChunkInput): CompletionChunk {
     object: 'text_completion',
     created: r.created,
     model: r.model,
-    choices: [{ text: r.text, index: 0, logprobs: r.logprobs ?? null, finish_reason: r.finishReason ?? null }],
+    choices: [{ text: r.text, index: 0, logprobs: r.logprobs ?? null, finish_reason: r.finishReason ?? null, ...(r.tokenIds ? { token_ids: r.tokenIds } : {}) }],
   };
   if (r.includeUsage) chunk.usage = null;
   return withExtension(chunk, r.webslo);

@@ -76,6 +76,14 @@ export interface WebsloRequestExtensions {
   ignore_eos?: boolean;
   /** Keep the k most likely tokens before top_p (0 or -1 = off), as vLLM accepts it. */
   top_k?: number;
+  /** vLLM's: each choice (and each streamed chunk's choice) carries `token_ids`, the ids of its tokens. */
+  return_token_ids?: boolean;
+  /**
+   * Continue a reply begun elsewhere (a replica that failed mid-stream): the output follows these
+   * tokens as if the model had produced them. `token_ids` are appended to the prompt's ids; `text`
+   * is tokenized on its own (chat and text prompts). The response carries only what follows.
+   */
+  continuation?: { token_ids: number[] } | { text: string };
 }
 
 interface SamplingFields {
@@ -164,6 +172,8 @@ export interface ChatCompletionChoice {
   message: ChatCompletionMessage;
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: FinishReason;
+  /** With return_token_ids (vLLM's extension): the ids of the message's tokens. */
+  token_ids?: number[];
 }
 
 export interface ChatCompletion {
@@ -189,6 +199,8 @@ export interface ChatCompletionChunkChoice {
   delta: ChatCompletionChunkDelta;
   logprobs?: ChatChoiceLogprobs | null;
   finish_reason: FinishReason | null;
+  /** With return_token_ids: the ids of this chunk's tokens. */
+  token_ids?: number[];
 }
 
 export interface ChatCompletionChunk {
@@ -218,6 +230,8 @@ export interface CompletionChoice {
   index: number;
   logprobs: CompletionLogprobs | null;
   finish_reason: FinishReason;
+  /** With return_token_ids: the ids of the text's tokens. */
+  token_ids?: number[];
 }
 
 export interface Completion {

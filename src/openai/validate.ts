@@ -49,6 +49,14 @@ interface NormalizedCommon {
   conversationId: string | null;
   stage: string | null;
   ignoreEos: boolean;
+  /** vLLM's `return_token_ids`: each choice (and streamed chunk) carries the ids of its tokens. */
+  returnTokenIds: boolean;
+  /**
+   * webslo's `continuation`: the output continues after these tokens as if the model had produced
+   * them (a reply another replica began): the prompt is the request's, then these ids, or this text
+   * tokenized on its own. The response carries only what follows; they count against max_tokens.
+   */
+  continuation: { tokenIds: number[] } | { text: string } | null;
   /** Known OpenAI parameters that were set but have no effect here. */
   ignoredParams: string[];
 }
@@ -157,6 +165,24 @@ function ignoredParams(o: Obj): string[] {
   return out;
 }
 
+const isTokenId = (t: unknown): t is number => typeof t === 'number' && Number.isInteger(t) && t >= 0 && t < 2 ** 31;
+
+function continuation(o: Obj): NormalizedCommon['continuation'] {
+  if (!given(o, 'continuation')) return null;
+  const c = o['continuation'];
+  const what = 'an object { token_ids: integer[] } or { text: string }';
+  if (!isObject(c)) throw bad('continuation', what, c);
+  const ids = c['token_ids'];
+  const text = c['text'];
+  if (ids !== undefined && text !== undefined) throw bad('continuation', `${what}, not both`, c);
+  if (ids !== undefined) {
+    if (!Array.isArray(ids) || !ids.every(isTokenId)) throw bad('continuation.token_ids', 'an array of token ids (integers >= 0)', ids);
+    return { tokenIds: [...ids] };
+  }
+  if (typeof text === 'string') return { text };
+  throw bad('continuation', what, c);
+}
+
 /** Fields both endpoints share; logprobs are endpoint-specific and filled in by the caller. */
 function common(o: Obj, maxTokens: number | null): Omit<NormalizedCommon, 'logprobs' | 'topLogprobs'> {
   if (given(o, 'n') && o['n'] !== 1) throw bad('n', '1', o['n'], ': webslo generates one choice per request');
@@ -179,6 +205,8 @@ function common(o: Obj, maxTokens: number | null): Omit<NormalizedCommon, 'logpr
     conversationId: optString(o, 'conversationId'),
     stage: optString(o, 'stage'),
     ignoreEos: optBool(o, 'ignore_eos') ?? false,
+    returnTokenIds: optBool(o, 'return_token_ids') ?? false,
+    continuation: continuation(o),
     ignoredParams: ignoredParams(o),
   };
 }
@@ -273,7 +301,7 @@ function prompt(v: unknown): string | number[] {
   // A batch of one is accepted; the SDK types allow string[] and number[][].
   const one = Array.isArray(v) && v.length === 1 && (typeof v[0] === 'string' || Array.isArray(v[0])) ? (v[0] as unknown) : v;
   if (typeof one === 'string') return one;
-  if (Array.isArray(one) && one.length > 0 && one.every((t) => typeof t === 'number' && Number.isInteger(t) && t >= 0 && t < 2 ** 31)) {
+  if (Array.isArray(one) && one.length > 0 && one.every(isTokenId)) {
     return [...(one as number[])];
   }
   const hint = Array.isArray(v) && v.length > 1 && (typeof v[0] === 'string' || Array.isArray(v[0])) ? ': batched prompts are not supported' : '';

@@ -4,7 +4,7 @@
 // prompt, an invalid SLO and a lost device; the startup calibration path and its export.
 
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createEngine, EngineClosedError, engineFetch, PerfProfileError, type Engine, type PerformanceProfile } from '../../src/index.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { paperProfileFor } from '../helpers/profiles.js';
@@ -112,6 +112,71 @@ describe('public API (Node, in-process)', () => {
     const stats = await engine.stats();
     expect(stats.kv.pagesUsed).toBe(0);
     expect(stats.apps.find((a) => a.app === 'chat')!.aborted).toBeGreaterThanOrEqual(1);
+  });
+
+  it('return_token_ids gives the ids; a reply cut after n tokens and continued from them equals the uninterrupted one; a text continuation is tokenized after the prompt', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me about the sea' }];
+    const whole = await engine.chat.completions.create({ app: 'chat', messages, max_tokens: 16, ignore_eos: true, return_token_ids: true });
+    const ids = whole.choices[0]!.token_ids!;
+    expect(ids).toHaveLength(16);
+    // Streamed: the chunks' ids concatenate to the same ids.
+    const stream = await engine.chat.completions.create({ app: 'chat', messages, max_tokens: 16, ignore_eos: true, return_token_ids: true, stream: true });
+    const streamed: number[] = [];
+    for await (const c of stream) streamed.push(...(c.choices[0]?.token_ids ?? []));
+    expect(streamed).toEqual(ids);
+    for (const n of [1, 7]) {
+      const rest = await engine.chat.completions.create({ app: 'chat', messages, max_tokens: 16 - n, ignore_eos: true, return_token_ids: true, continuation: { token_ids: ids.slice(0, n) } });
+      expect([...ids.slice(0, n), ...rest.choices[0]!.token_ids!]).toEqual(ids);
+      expect(rest.usage!.completion_tokens).toBe(16 - n);
+      // The continued tokens are part of the prompt now.
+      expect(rest.usage!.prompt_tokens).toBe(whole.usage!.prompt_tokens + n);
+    }
+    const byText = await engine.chat.completions.create({ app: 'chat', messages, max_tokens: 4, ignore_eos: true, continuation: { text: ' and the waves' } });
+    expect(byText.usage!.prompt_tokens).toBeGreaterThan(whole.usage!.prompt_tokens);
+    expect(byText.usage!.completion_tokens).toBe(4);
+    // A legacy completion with a token prompt continues the same way.
+    const plain = await engine.completions.create({ app: 'chat', prompt: [5, 6, 7, 8], max_tokens: 10, ignore_eos: true, return_token_ids: true });
+    const pIds = plain.choices[0]!.token_ids!;
+    const pRest = await engine.completions.create({ app: 'chat', prompt: [5, 6, 7, 8], max_tokens: 6, ignore_eos: true, continuation: { token_ids: pIds.slice(0, 4) } });
+    expect(pIds.slice(0, 4).length + pRest.usage!.completion_tokens).toBe(10);
+    expect(plain.choices[0]!.text.endsWith(pRest.choices[0]!.text)).toBe(true);
+    // Bad continuations are 400s naming the field.
+    await expect(engine.chat.completions.create({ app: 'chat', messages, max_tokens: 2, continuation: { token_ids: [-1] } } as never)).rejects.toMatchObject({ name: 'InvalidRequestError', param: 'continuation.token_ids' });
+    await expect(engine.chat.completions.create({ app: 'chat', messages, max_tokens: 2, continuation: { token_ids: [1e6] } })).rejects.toMatchObject({ param: 'continuation.token_ids' });
+    await expect(engine.completions.create({ app: 'chat', prompt: [5, 6], max_tokens: 2, continuation: { text: 'x' } })).rejects.toMatchObject({ param: 'continuation' });
+  });
+
+  it('an offer the planner cannot take fails at once with RequestDeclinedError (not-admitted) and leaves nothing behind; one it can take runs', async () => {
+    // An engine whose KV cache (3,072 tokens) is smaller than the context (4,096).
+    const engine = await createEngine({ model: MODEL, worker: false, profile: paperProfileFor('tiny-qwen2'), kvCacheBytes: 768 * 1024 });
+    onTestFinished(() => engine.unload());
+    engine.app('chat', { ttftMs: 60_000, tpotMs: 10_000 });
+    const cache = engine.info.kv.pages * engine.info.kv.pageSize;
+    expect(cache).toBeLessThan(engine.info.contextLength);
+    // Two long requests hold most of the KV cache (prompts of 35% each, running until aborted).
+    engine.app('hog', { ttftMs: 60_000, tpotMs: 10_000, onDecline: 'best-effort' });
+    const stop = new AbortController();
+    const hogPrompt = Array.from({ length: Math.floor(cache * 0.35) }, (_, i) => 10 + (i % 50));
+    const hogs = [0, 1].map(async () => {
+      const s = await engine.completions.create({ app: 'hog', prompt: hogPrompt, max_tokens: 64, ignore_eos: true, stream: true }, { signal: stop.signal });
+      for await (const c of s) void c;
+    });
+    for (const h of hogs) h.catch(() => {}); // aborted below
+    for (let i = 0; i < 200 && (await engine.stats()).kv.pagesUsed * engine.info.kv.pageSize < cache * 0.6; i++) await new Promise((r) => setTimeout(r, 10));
+    const before = await engine.stats();
+    // A prompt of 40% of the cache cannot fit beside them: offered, it is refused at once.
+    const big = Array.from({ length: Math.floor(cache * 0.4) }, (_, i) => 20 + (i % 30));
+    const err = await engine.completions.create({ app: 'chat', prompt: big, max_tokens: 2 }, { offer: true }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'SloError', reason: 'not-admitted' });
+    expect((err as Error).message).toMatch(/offered and not admitted/);
+    const after = await engine.stats();
+    expect(after.apps.find((a) => a.app === 'chat')?.submitted ?? 0).toBe(before.apps.find((a) => a.app === 'chat')?.submitted ?? 0);
+    stop.abort();
+    await Promise.allSettled(hogs);
+    // With the cache free again, the same offer is admitted and runs.
+    const ok = await engine.completions.create({ app: 'chat', prompt: big.slice(0, 64), max_tokens: 3, ignore_eos: true }, { offer: true });
+    expect(ok.usage!.completion_tokens).toBe(3);
+    expect(ok.webslo!.decision).toBe('admitted');
   });
 
   it('an over-long prompt and an invalid SLO fail fast with their typed errors', async () => {

@@ -57,6 +57,8 @@ function request(id: string, prompt: HostRequest['prompt'], maxTokens: number): 
     ignoreEos: true,
     stage: null,
     conversationId: null,
+    continuation: null,
+    offer: false,
   };
 }
 

@@ -31,6 +31,8 @@ describe('normalizeChatParams', () => {
       conversationId: null,
       stage: null,
       ignoreEos: false,
+      returnTokenIds: false,
+      continuation: null,
       ignoredParams: [],
       logprobs: false,
       topLogprobs: 0,
@@ -62,6 +64,8 @@ describe('normalizeChatParams', () => {
         conversationId: 'c1',
         stage: 'think',
         ignore_eos: true,
+        return_token_ids: true,
+        continuation: { token_ids: [3, 4] },
         user: 'someone', // unknown to us: ignored
       }),
     );
@@ -78,8 +82,11 @@ describe('normalizeChatParams', () => {
       conversationId: 'c1',
       stage: 'think',
       ignoreEos: true,
+      returnTokenIds: true,
+      continuation: { tokenIds: [3, 4] },
       ignoredParams: [],
     });
+    expect(normalizeChatParams(chat({ continuation: { text: 'so far' } })).continuation).toEqual({ text: 'so far' });
   });
 
   it('takes max_tokens or max_completion_tokens, and rejects a disagreement', () => {
@@ -111,6 +118,10 @@ describe('normalizeChatParams', () => {
       [{ stream: true, stream_options: { include_usage: 1 } }, 'stream_options.include_usage', 'stream_options.include_usage must be a boolean (got 1)'],
       [{ app: '' }, 'app', 'app must be a non-empty string (got "")'],
       [{ ignore_eos: 'no' }, 'ignore_eos', 'ignore_eos must be a boolean (got "no")'],
+      [{ return_token_ids: 1 }, 'return_token_ids', 'return_token_ids must be a boolean (got 1)'],
+      [{ continuation: [1, 2] }, 'continuation', 'continuation must be an object { token_ids: integer[] } or { text: string } (got [1,2])'],
+      [{ continuation: { token_ids: [1, 2.5] } }, 'continuation.token_ids', 'continuation.token_ids must be an array of token ids (integers >= 0) (got [1,2.5])'],
+      [{ continuation: { token_ids: [1], text: 'a' } }, 'continuation', 'continuation must be an object { token_ids: integer[] } or { text: string }, not both (got {"token_ids":[1],"text":"a"})'],
     ];
     for (const [extra, param, message] of cases) {
       const e = rejection(() => normalizeChatParams(chat(extra)));
