@@ -253,7 +253,15 @@ export class Engine {
         ...(includeUsage ? [chatUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
       ],
       whole: (content, logprobs, done, webslo, tokenIds) =>
-        chatCompletion({ ...header, content, finishReason: done.finishReason, usage: usage(done.promptTokens, done.completionTokens), ...(norm.logprobs ? { logprobs } : {}), ...(ids ? { tokenIds } : {}), webslo }),
+        chatCompletion({
+          ...header,
+          content,
+          finishReason: done.finishReason,
+          usage: usage(done.promptTokens, done.completionTokens),
+          ...(norm.logprobs ? { logprobs } : {}),
+          ...(ids ? { tokenIds } : {}),
+          webslo,
+        }),
     });
   }
 
@@ -282,7 +290,9 @@ export class Engine {
     const includeUsage = norm.stream && norm.includeUsage;
     return this.respond(norm.stream, events, abort, app, {
       delta: (ev) =>
-        ev.text || ev.logprobs || (ids && ev.tokenIds.length > 0) ? completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), ...(ids ? { tokenIds: ev.tokenIds } : {}), includeUsage }) : null,
+        ev.text || ev.logprobs || (ids && ev.tokenIds.length > 0)
+          ? completionChunk({ ...header, text: ev.text, logprobs: legacy(ev.logprobs), ...(ids ? { tokenIds: ev.tokenIds } : {}), includeUsage })
+          : null,
       closing: (done, webslo) => [
         completionChunk({ ...header, text: '', finishReason: done.finishReason, includeUsage }),
         ...(includeUsage ? [completionUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),

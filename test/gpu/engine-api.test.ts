@@ -141,7 +141,10 @@ describe('public API (Node, in-process)', () => {
     expect(pIds.slice(0, 4).length + pRest.usage!.completion_tokens).toBe(10);
     expect(plain.choices[0]!.text.endsWith(pRest.choices[0]!.text)).toBe(true);
     // Bad continuations are 400s naming the field.
-    await expect(engine.chat.completions.create({ app: 'chat', messages, max_tokens: 2, continuation: { token_ids: [-1] } } as never)).rejects.toMatchObject({ name: 'InvalidRequestError', param: 'continuation.token_ids' });
+    await expect(engine.chat.completions.create({ app: 'chat', messages, max_tokens: 2, continuation: { token_ids: [-1] } } as never)).rejects.toMatchObject({
+      name: 'InvalidRequestError',
+      param: 'continuation.token_ids',
+    });
     await expect(engine.chat.completions.create({ app: 'chat', messages, max_tokens: 2, continuation: { token_ids: [1e6] } })).rejects.toMatchObject({ param: 'continuation.token_ids' });
     await expect(engine.completions.create({ app: 'chat', prompt: [5, 6], max_tokens: 2, continuation: { text: 'x' } })).rejects.toMatchObject({ param: 'continuation' });
   });
