@@ -3,7 +3,8 @@
 
 export { createEngine, type CreateEngineOptions } from './api/create.js';
 export { Engine, DEFAULT_APP, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type RequestOptions } from './api/engine.js';
-export { engineFetch, type FetchLike } from './api/fetch-handler.js';
+export { engineFetch, type FetchLike, type OpenAiServing } from './api/fetch-handler.js';
+export { Router, RemoteReplicaError, type RemoteReplicaConfig, type RouterOptions, type RouterStats, type RouteStats, type ReplicaHealthStats } from './api/router.js';
 export {
   AbortError,
   ChatTemplateError,

@@ -56,7 +56,7 @@ export interface ChunkStream<T> extends AsyncIterable<T> {
 
 export const DEFAULT_APP = 'default';
 /** The app of requests that name none: loose SLOs, served best-effort when the planner declines. */
-const DEFAULT_APP_SLO: AppSloInput = { ttftMs: 600_000, tpotMs: 60_000, onDecline: 'best-effort' };
+export const DEFAULT_APP_SLO: AppSloInput = { ttftMs: 600_000, tpotMs: 60_000, onDecline: 'best-effort' };
 
 let requestCounter = 0;
 

@@ -8,7 +8,10 @@ import { InvalidRequestError } from '../openai/errors.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
-export function engineFetch(engine: Engine): FetchLike {
+/** What engineFetch serves: an Engine, or a Router in front of several. */
+export type OpenAiServing = Pick<Engine, 'chat' | 'completions'> & { readonly info: { readonly model: string } };
+
+export function engineFetch(engine: OpenAiServing): FetchLike {
   return async (input, init) => {
     const request = input instanceof Request ? input : new Request(input, init);
     const path = new URL(request.url).pathname.replace(/\/+$/, '');

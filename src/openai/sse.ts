@@ -45,9 +45,11 @@ export function toHttpError(e: unknown): HttpError {
       return field(obj, 'kind') === 'syntax' ? make(500, 'server_error', 'chat_template_error') : make(400, 'invalid_request_error', 'chat_template_error');
     case 'SloError': {
       const reason = field(obj, 'reason');
-      if (reason === 'slo') return make(429, 'rate_limit_error', 'slo_declined');
+      if (reason === 'slo' || reason === 'not-admitted') return make(429, 'rate_limit_error', 'slo_declined');
       return make(400, 'invalid_request_error', reason === 'kv-exhausted' ? 'kv_cache_exhausted' : 'slo_unattainable');
     }
+    case 'RemoteReplicaError':
+      return make(502, 'server_error', 'replica_failed');
     case 'AbortError':
       return make(499, 'request_aborted', 'request_aborted');
     case 'DeviceLostError':

@@ -143,6 +143,9 @@ export interface WebsloResponseInfo {
   slo_met?: boolean;
   conversation_id?: string;
   stage?: string;
+  /** Behind a Router: the replica that served it ('local' or a remote's name), and whether another replica continued a broken stream. */
+  replica?: string;
+  continued_by?: string;
 }
 
 export interface TopLogprob {

@@ -4,50 +4,19 @@
 // with Retry-After for a decline; /health, /v1/models and /metrics (read by a Prometheus text
 // parser); a disconnect frees the request's KV; SIGTERM under load ends every request and exits 0.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureDir } from '../helpers/fixtures.js';
-import { paperProfileFor } from '../helpers/profiles.js';
+import { serveProcess, type Served } from '../helpers/serve-process.js';
 import { legScope } from './gpu-config.js';
 
 const KEY = 'test-key-0123';
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `webslo serve` on a free port; resolves once it says where it listens. */
+/** `webslo serve` with the test's apps and API key. */
 async function serve(extra: string[] = []): Promise<Served> {
-  const dir = mkdtempSync(join(tmpdir(), 'webslo-serve-'));
-  writeFileSync(join(dir, 'profile.json'), JSON.stringify(paperProfileFor('tiny-qwen2')));
   // 'tight': a first token within 40 ms of the paper's clock, so a burst is partly declined.
-  writeFileSync(join(dir, 'apps.json'), JSON.stringify({ chat: { ttftMs: 60_000, tpotMs: 10_000 }, tight: { ttftMs: 40, tpotMs: 10_000 } }));
-  const args = ['bin/webslo.mjs', 'serve', '--model', fixtureDir('tiny-qwen2'), '--profile', join(dir, 'profile.json'), '--apps', join(dir, 'apps.json'), '--port', '0', '--api-key', KEY, ...extra];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`webslo serve did not start in 120 s:\n${err}`)), 120_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /listening on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    void exited.then((code) => reject(new Error(`webslo serve exited (${code}) before listening:\n${err}`)));
-  });
-  return { child, url, stderr: () => err, exited };
+  return serveProcess({ chat: { ttftMs: 60_000, tpotMs: 10_000 }, tight: { ttftMs: 40, tpotMs: 10_000 } }, ['--api-key', KEY, ...extra]);
 }
 
 // One server process compiles its pipelines once; the HTTP layer does not depend on the adapter.

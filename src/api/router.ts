@@ -1,0 +1,578 @@
+// A Router fronts a local engine and remote OpenAI-compatible replicas (vLLM, llama.cpp's
+// llama-server, another `webslo serve`) behind the Engine's own API: `chat.completions.create`,
+// `completions.create`, `app()`, `stats()`. Per request:
+//   1. the local engine's planner is offered the request (RequestOptions.offer): admitted, it runs
+//      there;
+//   2. otherwise the remote replica predicted to meet the app's TTFT and TPOT with the most room
+//      takes it (scheduler/routing.ts: latency fits learned online, health, capacity). A remote
+//      that fails before its first token (refused connection, HTTP error, no first token in time)
+//      is marked failed and the next one is tried;
+//   3. where none can, the request goes to the local engine without the offer: the app's own
+//      decline policy applies there (declined with SloError, or served best-effort). Without a
+//      local engine it is declined (RequestDeclinedError, HTTP 429 through engineFetch).
+// A remote stream that breaks after its first token (cut, stalled, malformed) continues on the
+// local engine from the prompt plus the tokens already delivered (their ids when the remote gave
+// them, vLLM's return_token_ids; else their text), and the caller sees one stream. Without a
+// local engine the request fails with RemoteReplicaError saying how much was delivered.
+//
+// Invariants: every request ends exactly once (its result, or one error); a replica's in-flight
+// count goes back down on every path; tokens reach the caller in order and none twice.
+
+import type { AppSloInput } from '../host/protocol.js';
+import { AbortError, PromptTooLongError, RequestDeclinedError } from '../engine/errors.js';
+import { SloError } from '../scheduler/slo.js';
+import { chooseReplica, remoteState, type RemoteState } from '../scheduler/routing.js';
+import { normalizeChatParams, normalizeCompletionParams } from '../openai/validate.js';
+import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, Completion, CompletionChunk, CompletionUsage, FinishReason, WebsloResponseInfo } from '../openai/types.js';
+import { DEFAULT_APP, DEFAULT_APP_SLO, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type Engine, type RequestOptions } from './engine.js';
+import { RemoteReplicaError, streamRemote, type FetchFn, type RemoteDelta, type RemoteReplicaConfig } from './remote-replica.js';
+
+export { RemoteReplicaError, type RemoteReplicaConfig } from './remote-replica.js';
+
+export interface RouterOptions {
+  /** The local engine, offered every request first; null: remote replicas only. */
+  local: Engine | null;
+  remotes: readonly RemoteReplicaConfig[];
+  /** fetch for the remotes (default: globalThis.fetch). */
+  fetch?: FetchFn;
+  /** A remote with no first token this long after the request was sent has failed (default: twice the app's TTFT, 2 s at least). */
+  firstTokenTimeoutMs?: number;
+  /** A remote stream silent this long between chunks has broken (default 10 s). */
+  stallTimeoutMs?: number;
+}
+
+/** Where one app's requests went and how they fared, per replica ('local' or a remote's name). */
+export interface RouteStats {
+  app: string;
+  replica: string;
+  /** Requests whose first token came from this replica. */
+  served: number;
+  completed: number;
+  /** Ended with an error here (after their first token, with nothing to continue them). */
+  failed: number;
+  /** Failed here before their first token and were tried elsewhere. */
+  retriedAway: number;
+  /** Broke here mid-stream and were continued on the local engine. */
+  continuedAway: number;
+  /** Completed requests judged against the app's SLO (first token within 1.05x its TTFT, mean TPOT within 1.05x), and those that met it. */
+  judged: number;
+  met: number;
+}
+
+export interface ReplicaHealthStats {
+  replica: string;
+  url: string;
+  inFlight: number;
+  state: 'closed' | 'open' | 'half-open';
+  failures: number;
+  successes: number;
+  /** What the latency fits predict for a 1,000-character prompt at the current concurrency (null: not measured yet). */
+  predictedTtftMs: number | null;
+  predictedTpotMs: number | null;
+}
+
+export interface RouterStats {
+  routes: RouteStats[];
+  replicas: ReplicaHealthStats[];
+  /** Requests no replica could take (declined, or sent to the local engine's own policy). */
+  unrouted: number;
+}
+
+type Piece =
+  | { type: 'delta'; text: string; tokenIds: number[] | null; logprobs: ChatCompletionTokenLogprob[] | null }
+  | {
+      type: 'done';
+      finishReason: FinishReason;
+      usage: CompletionUsage | null;
+      completionTokens: number;
+      replica: string;
+      continuedBy: string | null;
+      decision: 'admitted' | 'best-effort';
+      ttftMs: number | null;
+      tpotMs: number | null;
+    };
+
+interface AppSlo {
+  /** null: a slowdown-based TTFT, which a remote's speed cannot be judged against (any healthy replica qualifies). */
+  ttftMs: number | null;
+  tpotMs: number;
+}
+
+let routerCounter = 0;
+
+export class Router {
+  readonly chat: { completions: Engine['chat']['completions'] };
+  readonly completions: Engine['completions'];
+  private readonly remotes: { config: RemoteReplicaConfig; name: string; state: RemoteState }[];
+  private readonly slos = new Map<string, AppSlo>();
+  private readonly routes = new Map<string, RouteStats>();
+  private readonly fetchFn: FetchFn;
+  private unrouted = 0;
+
+  constructor(private readonly options: RouterOptions) {
+    const names = new Set<string>();
+    this.remotes = options.remotes.map((config, i) => {
+      if (typeof config.url !== 'string' || !/^https?:\/\//.test(config.url)) throw new TypeError(`remotes[${i}].url must be an http(s) URL, got ${JSON.stringify(config.url)}`);
+      if (typeof config.model !== 'string' || config.model === '') throw new TypeError(`remotes[${i}].model must name the model the replica serves`);
+      let name = config.name ?? new URL(config.url).host;
+      if (name === 'local') name = `remote-${i}`;
+      while (names.has(name)) name = `${name}#${i}`;
+      names.add(name);
+      return { config, name, state: remoteState(name, config.maxInFlight ?? Infinity) };
+    });
+    if (!options.local && this.remotes.length === 0) throw new TypeError('a Router needs a local engine or at least one remote replica');
+    this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    const chatCreate = (params: ChatParams, o?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>> => this.create('chat', params, o);
+    const completionCreate = (params: CompletionParams, o?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>> => this.create('completions', params, o);
+    this.chat = { completions: { create: chatCreate as Engine['chat']['completions']['create'] } };
+    this.completions = { create: completionCreate as Engine['completions']['create'] };
+  }
+
+  /** The model named in responses and /v1/models: the local engine's, else the first remote's. */
+  get info(): { readonly model: string } {
+    return { model: this.options.local?.info.model ?? this.remotes[0]!.config.model };
+  }
+
+  /** Declare an app and its SLOs: on the local engine (as engine.app does), and for judging the remotes. */
+  app(name: string, slo: AppSloInput): AppHandle {
+    const handle = this.options.local?.app(name, slo);
+    if (slo === null || typeof slo !== 'object') throw new SloError(String(name), '(slo)', 'must be an object { ttftMs | ttftSlowdown, tpotMs | stages }');
+    const tpots = slo.stages ? slo.stages.map((s) => s.tpotMs) : [slo.tpotMs ?? NaN];
+    const tpotMs = Math.min(...tpots);
+    if (!(tpotMs > 0)) throw new SloError(name, 'tpotMs', `must be a positive number of ms, got ${JSON.stringify(slo.tpotMs)}`);
+    this.slos.set(name, { ttftMs: typeof slo.ttftMs === 'number' ? slo.ttftMs : null, tpotMs });
+    return handle ?? Object.freeze({ name, slo: Object.freeze({ ...slo }), ready: Promise.resolve() });
+  }
+
+  async stats(): Promise<RouterStats> {
+    const now = performance.now();
+    return {
+      routes: [...this.routes.values()].map((r) => ({ ...r })),
+      replicas: this.remotes.map(({ config, name, state }) => ({
+        replica: name,
+        url: config.url,
+        inFlight: state.inFlight,
+        state: state.health.state(now),
+        failures: state.health.failures,
+        successes: state.health.successes,
+        predictedTtftMs: state.latency.predictTtft(1000, state.inFlight),
+        predictedTpotMs: state.latency.predictTpot(state.inFlight),
+      })),
+      unrouted: this.unrouted,
+    };
+  }
+
+  private route(app: string, replica: string): RouteStats {
+    const key = JSON.stringify([app, replica]);
+    let r = this.routes.get(key);
+    if (!r) this.routes.set(key, (r = { app, replica, served: 0, completed: 0, failed: 0, retriedAway: 0, continuedAway: 0, judged: 0, met: 0 }));
+    return r;
+  }
+
+  private async create(kind: 'chat' | 'completions', params: ChatParams | CompletionParams, options?: RequestOptions): Promise<never> {
+    const { signal: paramSignal, app: appRef, ...rest } = params as ChatParams & CompletionParams;
+    const signal = options?.signal ?? paramSignal;
+    const app = appRef === undefined || appRef === null ? DEFAULT_APP : typeof appRef === 'string' ? appRef : appRef.name;
+    if (app === DEFAULT_APP && !this.slos.has(DEFAULT_APP)) this.app(DEFAULT_APP, DEFAULT_APP_SLO);
+    const slo = this.slos.get(app);
+    if (!slo) throw new SloError(app, 'app', `is not declared: call router.app('${app}', { ttftMs, tpotMs }) first`);
+    // Validated here, as the engine would, so a bad request is a 400 before any replica sees it.
+    const norm = kind === 'chat' ? normalizeChatParams({ ...rest, app }) : normalizeCompletionParams({ ...rest, app });
+    if (signal?.aborted) throw new AbortError();
+    const body = { ...(rest as Record<string, unknown>) };
+    delete body['stream'];
+    delete body['stream_options'];
+    const pieces = this.run(kind, body, app, slo, norm.maxTokens, promptLength(body), signal);
+    // The first piece (or error) comes before the call returns, as the engine's create does for
+    // errors the planner raises at submit.
+    const first = await pieces.next();
+    const header = { id: kind === 'chat' ? newChatCompletionId() : newCompletionId(), created: createdAt(), model: norm.model ?? this.options.local?.info.model ?? this.remotes[0]!.config.model };
+    const wantIds = norm.returnTokenIds;
+    const logprobs = norm.logprobs;
+    const info = (d: Piece & { type: 'done' }): WebsloResponseInfo => ({
+      app,
+      decision: d.decision,
+      replica: d.replica,
+      ...(d.continuedBy ? { continued_by: d.continuedBy } : {}),
+      ...(d.ttftMs !== null ? { ttft_ms: d.ttftMs } : {}),
+      ...(d.tpotMs !== null ? { tpot_ms: d.tpotMs } : {}),
+    });
+    const all = (async function* (): AsyncGenerator<Piece> {
+      if (!first.done) yield first.value;
+      yield* pieces;
+    })();
+    if (norm.stream) {
+      const includeUsage = norm.includeUsage;
+      const chunks = async function* (): AsyncGenerator<ChatCompletionChunk | CompletionChunk> {
+        if (kind === 'chat') yield chatChunk({ ...header, role: true, content: '', includeUsage });
+        for await (const p of all) {
+          if (p.type === 'delta') {
+            if (!p.text && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
+            const ids = wantIds ? { tokenIds: p.tokenIds ?? [] } : {};
+            yield kind === 'chat'
+              ? chatChunk({ ...header, content: p.text, ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
+              : completionChunk({ ...header, text: p.text, ...ids, includeUsage });
+          } else {
+            const u = p.usage ?? usage(0, p.completionTokens);
+            if (kind === 'chat') {
+              yield chatChunk({ ...header, finishReason: p.finishReason, includeUsage });
+              if (includeUsage) yield chatUsageChunk({ ...header, usage: u, webslo: info(p) });
+            } else {
+              yield completionChunk({ ...header, text: '', finishReason: p.finishReason, includeUsage });
+              if (includeUsage) yield completionUsageChunk({ ...header, usage: u, webslo: info(p) });
+            }
+          }
+        }
+      };
+      const gen = chunks();
+      const stream: ChunkStream<ChatCompletionChunk | CompletionChunk> = {
+        abort: () => void gen.return(undefined).then(() => pieces.return(undefined)),
+        [Symbol.asyncIterator]: () => ({
+          next: () => gen.next(),
+          return: async () => {
+            await gen.return(undefined);
+            await pieces.return(undefined);
+            return { value: undefined, done: true };
+          },
+        }),
+      };
+      return stream as never;
+    }
+    let text = '';
+    const lps: ChatCompletionTokenLogprob[] = [];
+    const ids: number[] = [];
+    for await (const p of all) {
+      if (p.type === 'delta') {
+        text += p.text;
+        if (p.logprobs) lps.push(...p.logprobs);
+        if (p.tokenIds) ids.push(...p.tokenIds);
+        continue;
+      }
+      const u = p.usage ?? usage(0, p.completionTokens);
+      const extra = { ...(wantIds ? { tokenIds: ids } : {}), webslo: info(p) };
+      return (
+        kind === 'chat'
+          ? chatCompletion({ ...header, content: text, finishReason: p.finishReason, usage: u, ...(logprobs ? { logprobs: lps } : {}), ...extra })
+          : completion({ ...header, text, finishReason: p.finishReason, usage: u, ...extra })
+      ) as never;
+    }
+    throw new AbortError('the request ended without a result');
+  }
+
+  /** The request's pieces from wherever it runs: local offer, remotes in turn, then the local engine's own policy. */
+  private async *run(
+    kind: 'chat' | 'completions',
+    body: Record<string, unknown>,
+    app: string,
+    slo: AppSlo,
+    maxTokens: number | null,
+    length: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Piece> {
+    const arrival = performance.now();
+    const local = this.options.local;
+    const judge = (replica: string, ttftMs: number | null, tpotMs: number | null): void => {
+      const r = this.route(app, replica);
+      r.completed++;
+      if (ttftMs === null) return;
+      r.judged++;
+      if ((slo.ttftMs === null || ttftMs <= 1.05 * slo.ttftMs) && (tpotMs === null || tpotMs <= 1.05 * slo.tpotMs)) r.met++;
+    };
+    // 1. The local planner's offer.
+    let refusal: Error | null = null;
+    if (local) {
+      const offered = await this.startLocal(kind, body, app, signal, { offer: true });
+      if (!(offered instanceof Error)) {
+        this.route(app, 'local').served++;
+        yield* this.relayLocal(app, offered, arrival, 'local', null, judge);
+        return;
+      }
+      refusal = offered;
+    }
+    // 2. Remotes, best predicted first; a failure before the first token moves on to the next.
+    const tried = new Set<number>();
+    for (;;) {
+      const now = performance.now();
+      const budget = slo.ttftMs === null ? Infinity : Math.max(1, slo.ttftMs - (now - arrival));
+      const choice = chooseReplica(
+        this.remotes.map((r) => r.state),
+        { promptLength: length, ttftMs: budget, tpotMs: slo.tpotMs },
+        now,
+        tried,
+      );
+      if (!choice) break;
+      tried.add(choice.index);
+      const remote = this.remotes[choice.index]!;
+      const outcome = yield* this.runRemote(kind, body, app, slo, maxTokens, length, signal, remote, arrival, judge);
+      if (outcome === 'done') return;
+    }
+    // 3. Nobody predicted to meet it: the local engine's own policy, or a decline.
+    this.unrouted++;
+    if (!local) throw new RequestDeclinedError(app, `router-${++routerCounter}`, 'slo');
+    // A prompt too long for the local engine stays refused there.
+    if (refusal instanceof PromptTooLongError) throw refusal;
+    const stream = await this.startLocal(kind, body, app, signal, { offer: false });
+    if (stream instanceof Error) throw stream;
+    this.route(app, 'local').served++;
+    yield* this.relayLocal(app, stream, arrival, 'local', null, judge);
+  }
+
+  /** One try on a remote: 'retry' when it failed before its first token (nothing was delivered). */
+  private async *runRemote(
+    kind: 'chat' | 'completions',
+    body: Record<string, unknown>,
+    app: string,
+    slo: AppSlo,
+    maxTokens: number | null,
+    length: number,
+    signal: AbortSignal | undefined,
+    remote: { config: RemoteReplicaConfig; name: string; state: RemoteState },
+    arrival: number,
+    judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
+  ): AsyncGenerator<Piece, 'done' | 'retry'> {
+    const { state, name } = remote;
+    const sentAt = performance.now();
+    const concurrency = state.inFlight;
+    state.inFlight++;
+    state.health.sent(sentAt);
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(new AbortError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const firstTimeout = remote.config.firstTokenTimeoutMs ?? this.options.firstTokenTimeoutMs ?? Math.max(2000, 2 * (slo.ttftMs ?? 30_000));
+    const stallTimeout = this.options.stallTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const arm = (ms: number, what: string): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(new RemoteReplicaError(name, 'timeout', what)), ms);
+    };
+    arm(firstTimeout, `no first token within ${firstTimeout} ms`);
+    let firstAt: number | null = null;
+    let delivered = 0;
+    let text = '';
+    const ids: number[] = [];
+    let idsComplete = true;
+    let finish: FinishReason | null = null;
+    let usage: CompletionUsage | null = null;
+    try {
+      const stream = streamRemote(remote.config, name, kind, body, controller.signal, this.fetchFn);
+      for (;;) {
+        let next: IteratorResult<RemoteDelta>;
+        try {
+          next = await stream.next();
+        } catch (e) {
+          if (signal?.aborted) throw new AbortError();
+          const err = e instanceof Error ? e : new Error(String(e));
+          if (finish !== null && firstAt !== null) {
+            // The reply had finished; only its usage or [DONE] was lost.
+            const tpot = delivered > 1 ? (performance.now() - firstAt) / (delivered - 1) : null;
+            judge(name, firstAt - arrival, tpot);
+            yield doneOf(finish, null, delivered, name, null, firstAt - arrival, tpot);
+            return 'done';
+          }
+          // A 429 is a busy replica, not a broken one.
+          if (!(err instanceof RemoteReplicaError && err.status === 429)) state.health.failure(performance.now());
+          if (firstAt === null) {
+            this.route(app, name).retriedAway++;
+            return 'retry';
+          }
+          // Broke mid-stream: the local engine continues it, or the request fails saying how far it got.
+          this.route(app, name).continuedAway++;
+          const local = this.options.local;
+          if (!local) {
+            this.route(app, name).failed++;
+            throw new RemoteReplicaError(name, 'stream', `${err.message}; ${delivered} tokens (${text.length} characters) were delivered and no local engine can continue the reply`);
+          }
+          const remaining = maxTokens === null ? null : maxTokens - delivered;
+          if (remaining !== null && remaining < 1) {
+            // Everything asked for had arrived; only the end was lost.
+            judge(name, firstAt - arrival, delivered > 1 ? (performance.now() - firstAt) / (delivered - 1) : null);
+            yield doneOf('length', null, delivered, name, null, firstAt - arrival, null);
+            return 'done';
+          }
+          const continuation = idsComplete && ids.length === delivered ? { token_ids: ids } : { text };
+          const rest: Record<string, unknown> = { ...body, continuation };
+          if (remaining !== null) {
+            delete rest['max_completion_tokens'];
+            rest['max_tokens'] = remaining;
+          }
+          const cont = await this.startLocal(kind, rest, app, signal, { offer: false });
+          if (cont instanceof Error) throw cont;
+          yield* this.relayLocal(app, cont, arrival, name, 'local', judge, { firstAt, delivered });
+          return 'done';
+        }
+        if (next.done) break;
+        const d = next.value;
+        arm(stallTimeout, `no chunk for ${stallTimeout} ms mid-stream`);
+        if (d.usage) usage = d.usage;
+        if (d.finishReason) finish = d.finishReason;
+        if (!d.text && !d.tokenIds?.length) continue;
+        if (firstAt === null) {
+          firstAt = performance.now();
+          state.latency.firstToken(length, concurrency, firstAt - sentAt, firstAt);
+          this.route(app, name).served++;
+        }
+        if (d.tokenIds) {
+          ids.push(...d.tokenIds);
+          delivered += d.tokenIds.length;
+        } else {
+          idsComplete = false;
+          delivered++;
+        }
+        text += d.text;
+        yield { type: 'delta', text: d.text, tokenIds: d.tokenIds, logprobs: d.logprobs };
+      }
+      // streamRemote ends normally only after a finish_reason (the usage chunk may follow it).
+      const end = performance.now();
+      firstAt ??= end;
+      const n = usage?.completion_tokens ?? delivered;
+      const tpot = n > 1 ? (end - firstAt) / (n - 1) : null;
+      state.health.success();
+      if (delivered === 0) {
+        state.latency.firstToken(length, concurrency, end - sentAt, end);
+        this.route(app, name).served++;
+      }
+      if (tpot !== null) state.latency.perToken(concurrency, tpot);
+      judge(name, firstAt - arrival, tpot);
+      yield doneOf(finish ?? 'stop', usage, n, name, null, firstAt - arrival, tpot);
+      return 'done';
+    } finally {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      controller.abort(new AbortError());
+      state.inFlight--;
+    }
+  }
+
+  /**
+   * Start a streamed request on the local engine and read it up to its first token (an offer's
+   * refusal comes as the stream's error, after the prompt is encoded). Offered and refused: the
+   * refusal; otherwise the stream with what was read put back in front.
+   */
+  private async startLocal(
+    kind: 'chat' | 'completions',
+    body: Record<string, unknown>,
+    app: string,
+    signal: AbortSignal | undefined,
+    o: { offer: boolean },
+  ): Promise<AsyncGenerator<ChatCompletionChunk | CompletionChunk> | Error> {
+    const local = this.options.local!;
+    const params = { ...body, app, stream: true as const, stream_options: { include_usage: true }, return_token_ids: true };
+    // Not here: the planner would not take it now, or the prompt does not fit this engine at all (a remote may be bigger).
+    const refused = (e: unknown): e is Error => o.offer && ((e instanceof RequestDeclinedError && e.reason === 'not-admitted') || (e instanceof PromptTooLongError && this.remotes.length > 0));
+    let stream: ChunkStream<ChatCompletionChunk | CompletionChunk>;
+    try {
+      const opts = { offer: o.offer, ...(signal ? { signal } : {}) };
+      stream =
+        kind === 'chat' ? await local.chat.completions.create(params as ChatParams & { stream: true }, opts) : await local.completions.create(params as CompletionParams & { stream: true }, opts);
+    } catch (e) {
+      if (refused(e)) return e;
+      throw e;
+    }
+    const it = stream[Symbol.asyncIterator]();
+    const read: (ChatCompletionChunk | CompletionChunk)[] = [];
+    let ended = false;
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        read.push(r.value);
+        const c = r.value.choices[0];
+        if (r.value.usage || (c && (('delta' in c ? c.delta.content : c.text) || c.token_ids?.length || c.finish_reason))) break;
+      }
+    } catch (e) {
+      if (refused(e)) return e;
+      throw e;
+    }
+    return (async function* () {
+      try {
+        yield* read;
+        while (!ended) {
+          const r = await it.next();
+          if (r.done) ended = true;
+          else yield r.value;
+        }
+      } finally {
+        // The caller stopped early: the engine's request stops too.
+        if (!ended) await it.return?.();
+      }
+    })();
+  }
+
+  /** Pieces of a local stream; `after`: a continuation of a remote's reply (its first token's time, tokens delivered). */
+  private async *relayLocal(
+    app: string,
+    stream: AsyncGenerator<ChatCompletionChunk | CompletionChunk>,
+    arrival: number,
+    replica: string,
+    continuedBy: string | null,
+    judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
+    after?: { firstAt: number; delivered: number },
+  ): AsyncGenerator<Piece> {
+    let firstAt = after?.firstAt ?? null;
+    let n = after?.delivered ?? 0;
+    let finish: FinishReason | null = null;
+    let decision: 'admitted' | 'best-effort' = 'admitted';
+    let u: CompletionUsage | null = null;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.usage) {
+          u = chunk.usage;
+          if (chunk.webslo) decision = chunk.webslo.decision;
+        }
+        const c = chunk.choices[0];
+        if (!c) continue;
+        const text = 'delta' in c ? (c.delta.content ?? '') : c.text;
+        const ids = c.token_ids ?? null;
+        if (text || ids?.length) {
+          firstAt ??= performance.now();
+          n += ids?.length ?? 1;
+          yield { type: 'delta', text, tokenIds: ids, logprobs: 'delta' in c ? (c.logprobs?.content ?? null) : null };
+        }
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+    } catch (e) {
+      this.route(app, continuedBy ?? replica).failed++;
+      throw e;
+    }
+    const end = performance.now();
+    const tpot = firstAt !== null && n > 1 ? (end - firstAt) / (n - 1) : null;
+    const ttft = firstAt === null ? null : firstAt - arrival;
+    judge(replica, ttft, tpot);
+    // A continuation's usage counts only what the local engine produced; the caller's counts the whole reply.
+    const whole = after && u ? { prompt_tokens: u.prompt_tokens - after.delivered, completion_tokens: n, total_tokens: u.prompt_tokens - after.delivered + n } : u;
+    yield doneOf(finish ?? 'stop', whole, n, replica, continuedBy, ttft, tpot, decision);
+  }
+}
+
+function doneOf(
+  finishReason: FinishReason,
+  u: CompletionUsage | null,
+  completionTokens: number,
+  replica: string,
+  continuedBy: string | null,
+  ttftMs: number | null,
+  tpotMs: number | null,
+  decision: 'admitted' | 'best-effort' = 'admitted',
+): Piece {
+  return { type: 'done', finishReason, usage: u, completionTokens, replica, continuedBy, decision, ttftMs, tpotMs };
+}
+
+/** The prompt's length in characters (the routing fits' unit; token prompts count their ids). */
+function promptLength(body: Record<string, unknown>): number {
+  const msgs = body['messages'];
+  if (Array.isArray(msgs)) {
+    let n = 0;
+    for (const m of msgs as { content?: unknown }[]) {
+      const c = m?.content;
+      if (typeof c === 'string') n += c.length;
+      else if (Array.isArray(c)) for (const part of c as { text?: unknown }[]) if (typeof part?.text === 'string') n += part.text.length;
+    }
+    return n;
+  }
+  const p = body['prompt'];
+  return typeof p === 'string' ? p.length : Array.isArray(p) ? p.length : 0;
+}
