@@ -11,7 +11,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { engineFetch, type Engine } from '../index.js';
+import { engineFetch, type Engine, type Router } from '../index.js';
 import { renderMetrics } from './metrics.js';
 
 export interface HttpServerOptions {
@@ -21,6 +21,8 @@ export interface HttpServerOptions {
   apiKeys: readonly string[];
   /** Largest request body, bytes (413 beyond). */
   maxBodyBytes: number;
+  /** A Router in front of the engine (--remotes): requests go through it, and /metrics shows its routes. */
+  router?: Router;
 }
 
 export interface RunningServer {
@@ -73,7 +75,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
 }
 
 export async function startHttpServer(engine: Engine, options: HttpServerOptions): Promise<RunningServer> {
-  const handle = engineFetch(engine);
+  const handle = engineFetch(options.router ?? engine);
   let inFlight = 0;
   let draining = false;
   const idle: (() => void)[] = [];
@@ -94,7 +96,9 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
       return;
     }
     if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(renderMetrics(await engine.stats(), engine.info.model));
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+        .end(renderMetrics(await engine.stats(), engine.info.model, options.router ? await options.router.stats() : null));
       return;
     }
     if (!path.startsWith('/v1/'))

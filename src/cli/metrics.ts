@@ -7,7 +7,7 @@
 // engine (its histograms count every completed request; a library would want each observation
 // again), and the format is a few lines per metric.
 
-import type { AppStats, EngineStats, Histogram } from '../index.js';
+import type { AppStats, EngineStats, Histogram, RouterStats } from '../index.js';
 
 /** A label value as the format wants it: backslash, double quote and newline escaped. */
 const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -17,7 +17,8 @@ const labels = (l: Record<string, string>): string =>
     .join(',')}}`;
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : x > 0 ? '+Inf' : x < 0 ? '-Inf' : 'NaN');
 
-export function renderMetrics(stats: EngineStats, model: string): string {
+/** `router`: with --remotes, where each app's requests went and each remote replica's health. */
+export function renderMetrics(stats: EngineStats, model: string, router: RouterStats | null = null): string {
   const out: string[] = [];
   const family = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void => {
     out.push(`# HELP webslo:${name} ${help}`, `# TYPE webslo:${name} ${type}`);
@@ -74,5 +75,27 @@ export function renderMetrics(stats: EngineStats, model: string): string {
   out.push(`webslo:spec_decode_num_draft_tokens_total${labels(base)} ${stats.speculation.drafted}`);
   family('spec_decode_num_accepted_tokens_total', 'counter', 'Draft tokens accepted.');
   out.push(`webslo:spec_decode_num_accepted_tokens_total${labels(base)} ${stats.speculation.accepted}`);
+  if (router) {
+    const route = (name: string, help: string, value: (r: RouterStats['routes'][number]) => number): void => {
+      family(name, 'counter', help);
+      for (const r of router.routes) out.push(`webslo:${name}${labels({ ...base, app: r.app, replica: r.replica })} ${value(r)}`);
+    };
+    route('router_requests_total', "Requests whose first token came from this replica ('local' or a remote).", (r) => r.served);
+    route('router_completed_total', 'Requests completed, by the replica that served their first token.', (r) => r.completed);
+    route('router_retried_total', 'Requests that failed on this replica before their first token and were tried elsewhere.', (r) => r.retriedAway);
+    route('router_continued_total', 'Streams that broke on this replica and were continued on the local engine.', (r) => r.continuedAway);
+    route('router_failed_total', 'Requests that ended with an error on this replica.', (r) => r.failed);
+    route('router_slo_judged_total', 'Completed requests judged against their SLO at the router.', (r) => r.judged);
+    route('router_slo_met_total', 'Judged requests that met their SLO (first token within 1.05x the TTFT, mean TPOT within 1.05x).', (r) => r.met);
+    family('router_unrouted_total', 'counter', 'Requests no replica was predicted to meet (sent to the local engine under its decline policy, or declined).');
+    out.push(`webslo:router_unrouted_total${labels(base)} ${router.unrouted}`);
+    const replica = (name: string, type: 'counter' | 'gauge', help: string, value: (r: RouterStats['replicas'][number]) => number): void => {
+      family(name, type, help);
+      for (const r of router.replicas) out.push(`webslo:${name}${labels({ ...base, replica: r.replica })} ${num(value(r))}`);
+    };
+    replica('replica_up', 'gauge', 'Whether the remote replica takes requests (1: circuit closed or half open; 0: open after failures).', (r) => (r.state === 'open' ? 0 : 1));
+    replica('replica_in_flight', 'gauge', 'Requests at the remote replica now.', (r) => r.inFlight);
+    replica('replica_failures_total', 'counter', 'Failures of the remote replica (refused, HTTP errors, timeouts, broken streams).', (r) => r.failures);
+  }
   return `${out.join('\n')}\n`;
 }

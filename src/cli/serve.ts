@@ -1,17 +1,20 @@
 // `webslo serve`: one engine in this process behind an OpenAI-compatible HTTP server
 // (http-server.ts). Apps and their SLOs come from --apps (a JSON object: app name -> what
 // engine.app() takes); a request names its app by an `app` body field or an `x-webslo-app` header,
-// else it runs as the default app (no SLO promise). SIGTERM or SIGINT: stop accepting, let running
-// requests finish for --grace-s seconds, fail the rest with EngineClosedError, exit 0.
+// else it runs as the default app (no SLO promise). With --remotes (a JSON array of remote
+// OpenAI-compatible replicas), a Router fronts the engine: what the local planner would decline
+// goes to a remote predicted to meet the app's SLO (api/router.ts), and /metrics shows where
+// requests went. SIGTERM or SIGINT: stop accepting, let running requests finish for --grace-s
+// seconds, fail the rest with EngineClosedError, exit 0.
 
 import { readFile } from 'node:fs/promises';
-import { createEngine, type AppSloInput, type CreateEngineOptions } from '../index.js';
+import { createEngine, Router, type AppSloInput, type CreateEngineOptions, type RemoteReplicaConfig } from '../index.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../scheduler/names.js';
 import { numberFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import { startHttpServer } from './http-server.js';
 import { MODEL_SOURCE_FLAGS } from './model-source.js';
 
-export const SERVE_USAGE = `  webslo serve --model M [--port 8000] [--host 127.0.0.1] [--apps apps.json] [--api-key K[,K2...]]
+export const SERVE_USAGE = `  webslo serve --model M [--port 8000] [--host 127.0.0.1] [--apps apps.json] [--api-key K[,K2...]] [--remotes remotes.json]
                [--draft M | --draft-layers N] [--quantize none|q4] [--scheduler ${SCHEDULER_NAMES.join('|')}]
                [--profile profile.json] [--kv-cache-mb N] [--max-body-bytes N] [--grace-s S]
                (OpenAI-compatible HTTP: /v1/chat/completions, /v1/completions, /v1/models, /health;
@@ -31,6 +34,7 @@ export const SERVE_FLAGS = [
   'kv-cache-mb',
   'max-body-bytes',
   'grace-s',
+  'remotes',
   'verbose',
   ...MODEL_SOURCE_FLAGS,
 ] as const;
@@ -57,6 +61,25 @@ async function appsFrom(path: string | undefined): Promise<[string, AppSloInput]
   return Object.entries(json as Record<string, AppSloInput>);
 }
 
+/** --remotes: [{ "url": "http://host:8000/v1", "model": "...", "apiKey"?, "name"?, "maxInFlight"?, "tokenIds"?, "firstTokenTimeoutMs"? }]. */
+async function remotesFrom(path: string | undefined): Promise<RemoteReplicaConfig[]> {
+  if (path === undefined) return [];
+  const json = await readJson(path, '--remotes');
+  const shape = 'an array of { "url": "http://host:8000/v1", "model": "<name it serves>", "apiKey"?, "name"?, "maxInFlight"? }';
+  if (!Array.isArray(json) || json.length === 0) throw new UsageError(`--remotes ${path}: expected ${shape}`);
+  return json.map((r: unknown, i) => {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new UsageError(`--remotes ${path}: entry ${i} is not an object; expected ${shape}`);
+    const o = r as Record<string, unknown>;
+    const known = ['url', 'model', 'apiKey', 'name', 'maxInFlight', 'tokenIds', 'firstTokenTimeoutMs'];
+    for (const k of Object.keys(o)) if (!known.includes(k)) throw new UsageError(`--remotes ${path}: entry ${i} has an unknown field '${k}' (known: ${known.join(', ')})`);
+    if (typeof o['url'] !== 'string' || !/^https?:\/\//.test(o['url'])) throw new UsageError(`--remotes ${path}: entry ${i}: url must be an http(s) URL, got ${JSON.stringify(o['url'])}`);
+    if (typeof o['model'] !== 'string' || o['model'] === '') throw new UsageError(`--remotes ${path}: entry ${i}: model must name the model the replica serves`);
+    if (o['maxInFlight'] !== undefined && !(Number.isInteger(o['maxInFlight']) && (o['maxInFlight'] as number) >= 1))
+      throw new UsageError(`--remotes ${path}: entry ${i}: maxInFlight must be an integer >= 1`);
+    return o as unknown as RemoteReplicaConfig;
+  });
+}
+
 export async function serveCommand(args: ParsedArgs): Promise<void> {
   const model = stringFlag(args, 'model');
   if (!model) throw new UsageError('serve: --model (a folder, an http(s) URL or a hub repo id) is required');
@@ -78,6 +101,7 @@ export async function serveCommand(args: ParsedArgs): Promise<void> {
   const kvMb = numberFlag(args, 'kv-cache-mb', (n) => n > 0, 'a positive number of MiB');
   const profilePath = stringFlag(args, 'profile');
   const apps = await appsFrom(stringFlag(args, 'apps'));
+  const remotes = await remotesFrom(stringFlag(args, 'remotes'));
   const cacheDir = stringFlag(args, 'cache-dir');
   const hubEndpoint = stringFlag(args, 'hub-endpoint');
   const revision = stringFlag(args, 'revision');
@@ -99,17 +123,18 @@ export async function serveCommand(args: ParsedArgs): Promise<void> {
     ...(verbose ? { onProgress: (p) => console.error(`[webslo] ${p.phase}${p.file ? ` ${p.file}` : ''}: ${p.loaded}/${p.total ?? '?'}`) } : {}),
   };
   const engine = await createEngine(options);
+  const router = remotes.length > 0 ? new Router({ local: engine, remotes }) : null;
   try {
     // An SLO this model cannot meet stops the server before it listens (exit 1, naming the app).
-    for (const [name, slo] of apps) await engine.app(name, slo).ready;
+    for (const [name, slo] of apps) await (router ?? engine).app(name, slo).ready;
   } catch (e) {
     await engine.unload();
     throw e;
   }
-  const server = await startHttpServer(engine, { host, port, apiKeys: keys, maxBodyBytes });
+  const server = await startHttpServer(engine, { host, port, apiKeys: keys, maxBodyBytes, ...(router ? { router } : {}) });
   // The line a supervisor (or a test) waits for.
   console.log(
-    `webslo serve: listening on ${server.url} (model ${engine.info.model}; apps ${apps.map(([n]) => n).join(', ') || 'none (the default app)'}; ${keys.length ? 'API keys required' : 'no API key'})`,
+    `webslo serve: listening on ${server.url} (model ${engine.info.model}; apps ${apps.map(([n]) => n).join(', ') || 'none (the default app)'}; ${keys.length ? 'API keys required' : 'no API key'}${router ? `; remotes ${remotes.map((r) => r.name ?? r.url).join(', ')}` : ''})`,
   );
 
   const signal = await new Promise<string>((resolve) => {

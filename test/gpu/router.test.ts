@@ -6,6 +6,10 @@
 // continued on the local engine and the caller's text and token ids equal an uninterrupted greedy
 // run; without a local engine the cut is a RemoteReplicaError that says how much was delivered.
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, RemoteReplicaError, Router, type Engine } from '../../src/index.js';
 import { fixtureDir } from '../helpers/fixtures.js';
@@ -216,4 +220,38 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
     expect(got.length).toBeGreaterThan(0);
     proxy.set({ kind: 'pass' });
   }, 60_000);
+
+  it('webslo serve --remotes fronts its engine with a Router: a prompt too long for it is served by the remote, and /metrics shows the route', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'webslo-remotes-'));
+    writeFileSync(join(dir, 'remotes.json'), JSON.stringify([{ url: `${B.url}/v1`, model: MODEL, name: 'B' }]));
+    const front = await serveProcess(APPS, ['--kv-cache-mb', '0.75', '--remotes', join(dir, 'remotes.json')]);
+    try {
+      const res = await fetch(`${front.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-webslo-app': 'a' },
+        body: JSON.stringify({ prompt: prompt(3400, 9), max_tokens: 3, ignore_eos: true }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { webslo: { replica: string }; usage: { completion_tokens: number } };
+      expect(body.webslo.replica).toBe('B');
+      expect(body.usage.completion_tokens).toBe(3);
+      const small = (await (
+        await fetch(`${front.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-webslo-app': 'a' }, body: JSON.stringify({ prompt: [1, 2, 3], max_tokens: 2 }) })
+      ).json()) as { webslo: { replica: string } };
+      expect(small.webslo.replica).toBe('local');
+      const families = parsePrometheusTextFormat(await (await fetch(`${front.url}/metrics`)).text());
+      const value = (name: string, labels: Record<string, string>): number | undefined => {
+        const f = families.find((x) => x.name === name);
+        const m = f?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v));
+        return m && 'value' in m ? Number(m.value) : undefined;
+      };
+      expect(value('webslo:router_requests_total', { app: 'a', replica: 'B' })).toBe(1);
+      expect(value('webslo:router_requests_total', { app: 'a', replica: 'local' })).toBe(1);
+      expect(value('webslo:replica_up', { replica: 'B' })).toBe(1);
+      expect(value('webslo:replica_in_flight', { replica: 'B' })).toBe(0);
+    } finally {
+      await front.stop();
+    }
+    expect(await front.exited).toBe(0);
+  }, 120_000);
 });
