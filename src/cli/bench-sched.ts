@@ -3,7 +3,7 @@
 //                      [--scheduler slos,edf,fcfs,fcfs+sd,sarathi,vllm-v0,sarathi-paper] [--json]
 //                      [--seeds 3] [--requests 600] [--replicas 1] [--arrivals poisson|bursty] [--cv 3.5]
 //                      [--metric strict|paper] [--ablations] [--kv-tokens N] [--prefix-cache]
-//                      [--workers N] [--out DIR]
+//                      [--remotes N] [--workers N] [--out DIR]
 // Scheduler names and sweeps come from the registry (src/scheduler/registry.ts). --arrivals bursty
 // draws Gamma gaps with coefficient of variation --cv once at rate 1 and time-stretches that trace
 // to each rate (bursts shrink as the rate drops, as the paper's replayed traces do). --metric paper
@@ -11,9 +11,11 @@
 // strict (ours, the default) needs every round and stage. --ablations adds SLOs-Serve's ablations
 // (speculation off, fixed k, reservation modes including the benchmark-only oracle).
 // --prefix-cache runs the simulator with its model of the engine's prefix cache (src/sim/prefix-cache.ts).
+// --remotes N puts N remote replicas (src/sim/remote-replica.ts: the local profile's speed, 20 ms
+// away, 32 at once) behind the Router's policy: what the local planner does not admit goes there.
 // Capacity searches run in worker processes (one per core by default). --json prints
 // [{"scenario", "scheduler", "label", "capacity_rps", "attainment", "admitted_miss_rate" (scored
-// strictly), "decline_rate", "metric", "arrivals", "replicas", "ablation"}] (each scheduler at its best
+// strictly), "decline_rate", "metric", "arrivals", "replicas", "remotes", "ablation"}] (each scheduler at its best
 // setting, then each ablation); otherwise a markdown
 // table. --out DIR also writes bench-sched-<profile>[-xN][-bursty-cvC][-paper-metric].{md,svg,json}.
 
@@ -35,10 +37,28 @@ import { benchWorkerProcess } from './bench-worker-process.js';
 export const BENCH_SCHED_USAGE = `  webslo bench-sched [--scenario NAME|all] [--trace FILE] [--profile FILE|${Object.keys(PROFILES).join('|')}]
                      [--scheduler ${SCHEDULERS.join(',')}] [--json] [--seeds N] [--requests N]
                      [--replicas N] [--arrivals poisson|bursty] [--cv C] [--metric strict|paper] [--ablations]
-                     [--kv-tokens N] [--prefix-cache] [--workers N] [--out DIR]
+                     [--kv-tokens N] [--prefix-cache] [--remotes N] [--workers N] [--out DIR]
                      (serving capacity in the simulator; scenarios: ${SCENARIOS.join(', ')})`;
 
-const FLAGS = new Set(['scenario', 'trace', 'profile', 'scheduler', 'json', 'seeds', 'requests', 'replicas', 'arrivals', 'cv', 'metric', 'ablations', 'kv-tokens', 'prefix-cache', 'workers', 'out']);
+const FLAGS = new Set([
+  'scenario',
+  'trace',
+  'profile',
+  'scheduler',
+  'json',
+  'seeds',
+  'requests',
+  'replicas',
+  'arrivals',
+  'cv',
+  'metric',
+  'ablations',
+  'kv-tokens',
+  'prefix-cache',
+  'remotes',
+  'workers',
+  'out',
+]);
 
 export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
   for (const name of args.flags.keys()) if (!FLAGS.has(name)) throw new UsageError(`bench-sched: unknown option --${name} (expected ${[...FLAGS].map((f) => `--${f}`).join(', ')})`);
@@ -74,6 +94,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
     contextTokens: 8192,
     alpha: 0.7,
     ...(args.flags.has('prefix-cache') ? { prefixCache: true } : {}),
+    remotes: numberFlag(args, 'remotes', (n) => Number.isInteger(n) && n >= 0 && n <= 64, 'an integer in 0..64') ?? 0,
   };
   const schedulers = (stringFlag(args, 'scheduler') ?? SCHEDULERS.join(',')).split(',').map((s) => s.trim());
   for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`--scheduler ${s}: expected some of ${SCHEDULERS.join(',')}`);
@@ -114,7 +135,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
 
   const arrivalText = arrivals === 'bursty' ? `bursty arrivals (CV ${setup.cv}, time-stretched)` : 'Poisson arrivals';
   const metricText = metric === 'paper' ? "metric 'paper' (the authors' scoring: each tool round alone, answer TPOT, final token checked)" : "metric 'strict' (every round and stage)";
-  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivalText}, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''}; ${metricText})`;
+  const title = `Scheduler capacity under profile '${profileName}' (${profile.profile.model}; ${setup.requests} requests x ${nSeeds} seeds, ${arrivalText}, ${setup.replicas} replica${setup.replicas > 1 ? 's' : ''}${setup.remotes ? ` + ${setup.remotes} remote${setup.remotes > 1 ? 's' : ''} behind the Router` : ''}, KV ${kvTokens} tokens${setup.prefixCache ? ', prefix cache' : ''}; ${metricText})`;
   const markdown = markdownReport(results, title);
   const row = (r: { scenario: string; scheduler: string; label: string; capacityRps: number; attainment: number; admittedMissRate: number; declineRate: number }, ablation: boolean) => ({
     scenario: r.scenario,
@@ -127,6 +148,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
     metric,
     arrivals: arrivals === 'bursty' ? `bursty cv=${setup.cv}` : 'poisson',
     replicas: setup.replicas,
+    remotes: setup.remotes ?? 0,
     ablation,
   });
   const rows = [...bestRows(results).map((r) => row(r, false)), ...results.filter((r) => r.variant.ablation).map((r) => row({ ...r, scheduler: r.variant.scheduler, label: r.variant.label }, true))];
@@ -136,7 +158,7 @@ export async function benchSchedCommand(args: ParsedArgs): Promise<void> {
     await mkdir(out, { recursive: true });
     const stem = join(
       out,
-      `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${arrivals === 'bursty' ? `-bursty-cv${setup.cv}` : ''}${metric === 'paper' ? '-paper-metric' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`,
+      `bench-sched-${profileName}${setup.replicas > 1 ? `-x${setup.replicas}` : ''}${setup.remotes ? `-remotes${setup.remotes}` : ''}${arrivals === 'bursty' ? `-bursty-cv${setup.cv}` : ''}${metric === 'paper' ? '-paper-metric' : ''}${setup.prefixCache ? '-prefix-cache' : ''}`,
     );
     await writeFile(`${stem}.md`, markdown);
     await writeFile(`${stem}.svg`, svgPlot(results, title));

@@ -18,6 +18,7 @@ import { ablations, createScheduler, SCHEDULER_NAMES, sweep, type SchedulerConte
 import type { Scheduler } from '../scheduler/types.js';
 import { CapacityUnboundedError, findCapacity, type CapacityPoint } from './capacity.js';
 import type { PrefixCacheConfig } from './prefix-cache.js';
+import { remoteLike } from './remote-replica.js';
 import { generateScenario, type ScenarioName } from './scenarios.js';
 import { simulate } from './simulator.js';
 import { compressTrace, parseTrace, resolveTrace, type ResolvedTrace, type Trace } from './trace.js';
@@ -46,6 +47,8 @@ export interface BenchSetup {
   alpha: number;
   /** Model the engine's prefix cache (default off). */
   prefixCache?: boolean;
+  /** Remote replicas behind the Router's policy (sim/remote-replica.ts remoteLike; default 0). */
+  remotes?: number;
 }
 
 export interface Workload {
@@ -230,6 +233,7 @@ export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rat
       alpha: setup.alpha,
       ...(Number.isFinite(allowed) ? { missBudget: { from, to, max: allowed } } : {}),
       ...(setup.prefixCache ? { prefixCache: prefixCacheConfig(setup) } : {}),
+      ...(setup.remotes ? { remotes: Array.from({ length: setup.remotes }, (_, k) => remoteLike(setup.profile, `remote-${k}`)) } : {}),
     });
     // Upper bound: every unit not yet known to miss counted as met (each certain miss is >= 1 unit).
     if (result.stoppedEarly !== undefined) return { ...d, attainment: (total - (d.units - d.met) - result.stoppedEarly) / total, bounded: true };
@@ -260,7 +264,7 @@ export function attainmentAt(w: Workload, v: Variant, setup: BenchSetup, rate: n
 /** A start rate that should pass: an eighth of the prefill-bound rate at zero load. */
 export function startRate(w: Workload, setup: BenchSetup): number {
   const m = setup.profile.profile.maxTokensPerStep;
-  const tokensPerSec = (m / setup.profile.predictRaw({ tokens: m })) * 1000 * setup.replicas;
+  const tokensPerSec = (m / setup.profile.predictRaw({ tokens: m })) * 1000 * (setup.replicas + (setup.remotes ?? 0));
   let prompt = 0;
   let outputs = 0;
   for (const r of w.traces[0]!.requests) {

@@ -15,7 +15,9 @@
 import type { RequestTimeline, RoundTimeline } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 import type { SchedRequest, Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
+import { chooseReplica, remoteState, type RemoteState } from '../scheduler/routing.js';
 import { PrefixCache, type PrefixCacheConfig, type PrefixCacheStats } from './prefix-cache.js';
+import { remoteTiming, type RemoteProfile } from './remote-replica.js';
 import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
 
 export interface SimConfig {
@@ -38,6 +40,12 @@ export interface SimConfig {
   missBudget?: { from: number; to: number; max: number };
   /** Model the engine's prefix cache (default: none; every prompt is prefilled in full). */
   prefixCache?: PrefixCacheConfig;
+  /**
+   * Remote replicas behind a Router (remote-replica.ts): a request the local replicas' planners do
+   * not admit at once goes to the one the routing policy (scheduler/routing.ts) predicts to meet
+   * its SLO; where none is, the last local replica takes it under its own policy.
+   */
+  remotes?: readonly RemoteProfile[];
 }
 
 export interface SimResult {
@@ -55,6 +63,8 @@ export interface SimResult {
   stoppedEarly?: number;
   /** With a prefix cache: hit, prompt and reclaimed tokens, and pages evicted, over all replicas. */
   prefixCache?: PrefixCacheStats;
+  /** Rounds served by remote replicas (with `remotes`). */
+  remoteRounds: number;
 }
 
 interface Live {
@@ -113,6 +123,18 @@ export function simulate(cfg: SimConfig): SimResult {
   };
   // Rounds waiting for their first token, by TTFT-miss time (checked as the clock advances).
   const firstTokenWatch: { at: number; st: Live }[] = [];
+  // Remote replicas: the routing policy's view of each, and their future events (first tokens and
+  // ends, when the policy learns of them), sorted by time.
+  const remotes = cfg.remotes ?? [];
+  const remoteStates: RemoteState[] = remotes.map((r) => remoteState(r.name, r.maxInFlight));
+  const remoteEvents: { t: number; order: number; run: () => void }[] = [];
+  let remoteRounds = 0;
+  const atTime = (t: number, run: () => void): void => {
+    const ev = { t, order: order++, run };
+    let i = remoteEvents.length;
+    while (i > 0 && remoteEvents[i - 1]!.t > t) i--;
+    remoteEvents.splice(i, 0, ev);
+  };
 
   const insertArrival = (a: { t: number; spec: SimRequestSpec; round: number; order: number }): void => {
     let i = arrivals.length;
@@ -154,7 +176,7 @@ export function simulate(cfg: SimConfig): SimResult {
       state.prefilled = cached;
       state.kv = cached;
     };
-    if (nReplicas === 1) {
+    if (nReplicas === 1 && remotes.length === 0) {
       const sent = forReplica(0);
       replicas[0]!.sched.submit(sent, t);
       taken(0, sent);
@@ -164,13 +186,55 @@ export function simulate(cfg: SimConfig): SimResult {
     for (let i = 0; i < nReplicas; i++) {
       const k = (start + i) % nReplicas;
       const sent = forReplica(k);
-      const decisions = replicas[k]!.sched.offer(sent, t, i === nReplicas - 1);
+      const decisions = replicas[k]!.sched.offer(sent, t, remotes.length === 0 && i === nReplicas - 1);
       if (decisions) {
         taken(k, sent);
         collectEvents(replicas[k]!, decisions);
         return;
       }
     }
+    const choice = chooseReplica(remoteStates, { promptLength: prompt, ttftMs, tpotMs: Math.min(...r.stages.map((x) => x.tpotMs)) }, t);
+    if (choice) {
+      sendRemote(choice.index, state, t);
+      return;
+    }
+    // No remote is predicted to meet it: the last local replica under its own policy.
+    const k = (start + nReplicas - 1) % nReplicas;
+    const sent = forReplica(k);
+    const decisions = replicas[k]!.sched.offer(sent, t, true)!;
+    taken(k, sent);
+    collectEvents(replicas[k]!, decisions);
+  };
+
+  /** A round sent to remote `j` at `t`: its tokens come on the remote's timing; the policy learns them as they come. */
+  const sendRemote = (j: number, st: Live, t: number): void => {
+    const rs = remoteStates[j]!;
+    const k = rs.inFlight;
+    rs.inFlight++;
+    rs.health.sent(t);
+    remoteRounds++;
+    const { ttftMs, tpotMs } = remoteTiming(remotes[j]!, st.prompt, k);
+    const first = t + ttftMs;
+    for (let i = 0; i < st.total; i++) st.timeline.tokenTimes.push(first + i * tpotMs);
+    let bound = 0;
+    for (let s = 0; s + 1 < st.r.stageTokens.length; s++) {
+      bound += st.r.stageTokens[s]!;
+      if (bound < st.total) st.timeline.stageStarts.push(bound);
+    }
+    st.generated = st.total;
+    const end = first + (st.total - 1) * tpotMs;
+    atTime(first, () => rs.latency.firstToken(st.prompt, k, ttftMs, first));
+    atTime(end, () => {
+      rs.inFlight--;
+      rs.health.success();
+      if (st.total > 1) rs.latency.perToken(k, tpotMs);
+      st.timeline.finished = true;
+      const next = st.round + 1;
+      if (next < st.spec.rounds.length) {
+        history.set(st.spec.id, st.prompt + st.generated);
+        insertArrival({ t: end + st.r.toolMs, spec: st.spec, round: next, order: order++ });
+      }
+    });
   };
 
   /** A replica's decisions: those its last complete() returned, then `fresh`. */
@@ -193,7 +257,7 @@ export function simulate(cfg: SimConfig): SimResult {
   };
 
   const result = (): SimResult => {
-    const r: SimResult = { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions };
+    const r: SimResult = { timelines, steps, endMs: now, meanRows: steps > 0 ? rows / steps : 0, drafted, accepted, preemptions, remoteRounds };
     if (caches) {
       r.prefixCache = { hitTokens: 0, promptTokens: 0, reclaimedTokens: 0, evictedPages: 0 };
       for (const c of caches) {
@@ -291,6 +355,7 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     let next = head < arrivals.length ? arrivals[head]!.t : Infinity;
     for (const rep of replicas) if (rep.plan) next = Math.min(next, rep.busyUntil);
+    if (remoteEvents.length > 0) next = Math.min(next, remoteEvents[0]!.t);
     if (!Number.isFinite(next) || next > maxTime) break;
     if (budget) {
       for (let w = firstTokenWatch.length - 1; w >= 0; w--) {
@@ -304,6 +369,7 @@ export function simulate(cfg: SimConfig): SimResult {
       if (missed.size > budget.max) return { ...result(), stoppedEarly: missed.size };
     }
     now = Math.max(now, next);
+    while (remoteEvents.length > 0 && remoteEvents[0]!.t <= now) remoteEvents.shift()!.run();
     for (const rep of replicas) {
       if (!rep.plan || rep.busyUntil > now) continue;
       const plan = rep.plan;

@@ -11,6 +11,7 @@ import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
 import type { SchedRequest, Scheduler, SchedulerEvent, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
+import { remoteLike, remoteTiming } from '../../src/sim/remote-replica.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { compressTrace, resolveTrace } from '../../src/sim/trace.js';
 import { runStep } from '../helpers/sched-steps.js';
@@ -213,6 +214,26 @@ describe('SLOs-Serve through the simulator', () => {
     const four = simulate({ trace, clock: model, seed: 1, replicas: 4, makeScheduler: () => new SlosScheduler({ model, kv: KV }) });
     const att = (x: typeof one) => x.timelines.filter((t) => judgeRequest(t).met).length / x.timelines.length;
     expect(att(four)).toBeGreaterThan(att(one));
+  });
+
+  it('sends what the local planner does not admit to remote replicas (the Router policy in the simulator); without admission nothing leaves', () => {
+    const trace = chatTrace(30, 1, 200);
+    const make = () => new SlosScheduler({ model, kv: KV });
+    const alone = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
+    const remote = remoteLike(model, 'r0');
+    const routed = simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote] });
+    const att = (x: typeof alone) => x.timelines.filter((t) => judgeRequest(t).met).length / x.timelines.length;
+    expect(routed.remoteRounds).toBeGreaterThan(0);
+    expect(att(routed)).toBeGreaterThan(att(alone));
+    // Deterministic per seed.
+    expect(simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote] }).timelines).toEqual(routed.timelines);
+    // A remote served round's tokens follow the remote's timing from its dispatch.
+    const { ttftMs, tpotMs } = remoteTiming(remote, 200, 0);
+    expect(ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200), 6);
+    expect(tpotMs).toBeCloseTo(model.predictRaw({ tokens: 1 }), 6);
+    // FCFS has no admission: its offer takes everything, so a router never sends anything away.
+    const fcfs = simulate({ trace, clock: model, seed: 1, makeScheduler: () => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 2048 }), remotes: [remote] });
+    expect(fcfs.remoteRounds).toBe(0);
   });
 
   it('follows a stage switch: the answer stage gets its own TPOT', () => {
