@@ -183,7 +183,17 @@ export class Router {
     const body = { ...(rest as Record<string, unknown>) };
     delete body['stream'];
     delete body['stream_options'];
-    const pieces = this.run(kind, body, app, slo, norm.maxTokens, promptLength(body), signal);
+    // One signal for wherever the request runs: the caller's, or the stream's abort().
+    const cancel = new AbortController();
+    const onAbort = (): void => cancel.abort(new AbortError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const pieces = (async function* (self: Router): AsyncGenerator<Piece> {
+      try {
+        yield* self.run(kind, body, app, slo, norm.maxTokens, promptLength(body), cancel.signal);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    })(this);
     // The first piece (or error) comes before the call returns, as the engine's create does for
     // errors the planner raises at submit.
     const first = await pieces.next();
@@ -226,13 +236,22 @@ export class Router {
         }
       };
       const gen = chunks();
+      let aborted = false;
+      const stop = (): void => {
+        cancel.abort(new AbortError());
+        void gen.return(undefined).then(() => pieces.return(undefined));
+      };
       const stream: ChunkStream<ChatCompletionChunk | CompletionChunk> = {
-        abort: () => void gen.return(undefined).then(() => pieces.return(undefined)),
+        // As the engine's streams: abort() makes the reader's next read reject with AbortError.
+        abort: () => {
+          aborted = true;
+          stop();
+        },
         [Symbol.asyncIterator]: () => ({
-          next: () => gen.next(),
+          next: () => (aborted ? Promise.reject(new AbortError()) : gen.next()),
+          // Breaking out of `for await` stops the request too.
           return: async () => {
-            await gen.return(undefined);
-            await pieces.return(undefined);
+            stop();
             return { value: undefined, done: true };
           },
         }),
@@ -335,6 +354,14 @@ export class Router {
     const sentAt = performance.now();
     const concurrency = state.inFlight;
     state.inFlight++;
+    state.awaitingFirst.push(sentAt);
+    let awaiting = true;
+    const firstCame = (): void => {
+      if (!awaiting) return;
+      awaiting = false;
+      const i = state.awaitingFirst.indexOf(sentAt);
+      if (i >= 0) state.awaitingFirst.splice(i, 1);
+    };
     state.health.sent(sentAt);
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(new AbortError());
@@ -409,6 +436,7 @@ export class Router {
         if (!d.text && !d.tokenIds?.length) continue;
         if (firstAt === null) {
           firstAt = performance.now();
+          firstCame();
           state.latency.firstToken(length, concurrency, firstAt - sentAt, firstAt);
           this.route(app, name).served++;
         }
@@ -440,6 +468,7 @@ export class Router {
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       controller.abort(new AbortError());
+      firstCame();
       state.inFlight--;
     }
   }
@@ -535,7 +564,7 @@ export class Router {
         if (c.finish_reason) finish = c.finish_reason;
       }
     } catch (e) {
-      this.route(app, continuedBy ?? replica).failed++;
+      if (!(e instanceof AbortError)) this.route(app, continuedBy ?? replica).failed++;
       throw e;
     }
     const end = performance.now();

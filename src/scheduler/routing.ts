@@ -10,8 +10,11 @@
 //   (1 s .. 30 s); after it one probe is let through, and a success closes the circuit;
 // - its capacity: at most `maxInFlight` requests at once (a remote is someone else's GPU).
 // A request goes to the healthy replica under capacity whose predicted TTFT and TPOT meet the app's
-// SLO with the most room; a replica with no observations yet is tried only when idle (its first
-// request is its measurement). Prompt length is whatever unit the caller measures consistently
+// SLO with the most room; an idle replica never measured (or measured long ago) comes first (the
+// request is its measurement); one not measured yet but busy is tried after the measured (the operator
+// named it as somewhere to send work; its capacity and the Router's first-token timeout bound the
+// risk), and any replica where a request has waited longer than this one's TTFT budget for its
+// first token is skipped, measured or not (the fits learn only from first tokens that came). Prompt length is whatever unit the caller measures consistently
 // (the Router counts characters of the prompt text: it does not tokenize for remote models).
 //
 // Invariants: predictions are null until a fit has as many observations as parameters; a replica
@@ -166,6 +169,8 @@ export interface RemoteState {
   name: string;
   /** Requests sent there and not ended. */
   inFlight: number;
+  /** When each request there still waiting for its first token was sent (ms). */
+  awaitingFirst: number[];
   /** At most this many at once (Infinity: no limit). */
   maxInFlight: number;
   latency: LatencyEstimate;
@@ -174,7 +179,7 @@ export interface RemoteState {
 
 export function remoteState(name: string, maxInFlight = Infinity): RemoteState {
   if (!(maxInFlight >= 1)) throw new RangeError(`replica '${name}': maxInFlight must be >= 1, got ${maxInFlight}`);
-  return { name, inFlight: 0, maxInFlight, latency: new LatencyEstimate(), health: new ReplicaHealth() };
+  return { name, inFlight: 0, awaitingFirst: [], maxInFlight, latency: new LatencyEstimate(), health: new ReplicaHealth() };
 }
 
 /** What a request needs of a replica: its prompt length and its SLO. */
@@ -205,15 +210,17 @@ export function chooseReplica(replicas: readonly RemoteState[], req: RouteReques
   let bestScore = Infinity;
   replicas.forEach((r, index) => {
     if (exclude.has(index) || r.inFlight >= r.maxInFlight || !r.health.available(nowMs)) return;
+    // A request there has waited longer than this one's whole budget: this one would too.
+    if (r.awaitingFirst.some((sent) => nowMs - sent > req.ttftMs)) return;
     const ttft = r.latency.predictTtft(req.promptLength, r.inFlight);
     const tpot = r.latency.predictTpot(r.inFlight);
     let score: number;
-    if (ttft === null) {
-      // Never measured: only an idle replica is tried, and after every measured one that fits.
-      if (r.inFlight > 0) return;
-      score = 1;
-    } else if (r.inFlight === 0 && nowMs - r.latency.lastObservedMs > staleMs) {
+    if (r.inFlight === 0 && nowMs - r.latency.lastObservedMs > staleMs) {
+      // Idle and never measured, or measured long ago: this request is its measurement.
       score = 0;
+    } else if (ttft === null) {
+      // Never measured and busy with its first requests: after every measured one that fits.
+      score = 1;
     } else {
       score = Math.max(ttft / req.ttftMs, tpot === null ? 0 : tpot / req.tpotMs);
       if (score > 1) return;

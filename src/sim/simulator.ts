@@ -211,6 +211,7 @@ export function simulate(cfg: SimConfig): SimResult {
     const rs = remoteStates[j]!;
     const k = rs.inFlight;
     rs.inFlight++;
+    rs.awaitingFirst.push(t);
     rs.health.sent(t);
     remoteRounds++;
     const { ttftMs, tpotMs } = remoteTiming(remotes[j]!, st.prompt, k);
@@ -223,7 +224,10 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     st.generated = st.total;
     const end = first + (st.total - 1) * tpotMs;
-    atTime(first, () => rs.latency.firstToken(st.prompt, k, ttftMs, first));
+    atTime(first, () => {
+      rs.awaitingFirst.splice(rs.awaitingFirst.indexOf(t), 1);
+      rs.latency.firstToken(st.prompt, k, ttftMs, first);
+    });
     atTime(end, () => {
       rs.inFlight--;
       rs.health.success();

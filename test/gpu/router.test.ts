@@ -221,6 +221,28 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
     proxy.set({ kind: 'pass' });
   }, 60_000);
 
+  it('abort mid-stream ends a remote-served request with AbortError and frees it at the remote', async () => {
+    const router = makeRouter([remote(B.url, 'B')], false);
+    const stream = await router.completions.create({ app: 'a', model: MODEL, prompt: prompt(40, 5), max_tokens: 400, ignore_eos: true, stream: true });
+    let chunks = 0;
+    const err = await (async () => {
+      for await (const c of stream) {
+        void c;
+        if (++chunks === 3) stream.abort();
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'AbortError' });
+    for (let i = 0; i < 100 && (await router.stats()).replicas[0]!.inFlight !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await router.stats()).replicas[0]!.inFlight).toBe(0);
+    // The remote sees the connection close and frees the request's KV.
+    let pages = -1;
+    for (let i = 0; i < 200 && pages !== 0; i++) {
+      pages = ((await (await fetch(`${B.url}/health`)).json()) as { kv: { pagesUsed: number } }).kv.pagesUsed;
+      if (pages !== 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(pages).toBe(0);
+  }, 60_000);
+
   it('webslo serve --remotes fronts its engine with a Router: a prompt too long for it is served by the remote, and /metrics shows the route', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'webslo-remotes-'));
     writeFileSync(join(dir, 'remotes.json'), JSON.stringify([{ url: `${B.url}/v1`, model: MODEL, name: 'B' }]));

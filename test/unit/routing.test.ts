@@ -97,7 +97,7 @@ describe('chooseReplica', () => {
     expect(chooseReplica([tooSlow, tooSlowTpot], req, 0)).toBeNull();
   });
 
-  it('never chooses an open circuit or a full replica; an unmeasured one only when idle', () => {
+  it('never chooses an open circuit, a full replica, or one where a request has waited past the budget; an idle unmeasured one first, a busy unmeasured one last', () => {
     const a = measured('a', 0.1, 20, 2);
     a.inFlight = 2;
     const b = measured('b', 0.1, 20);
@@ -106,10 +106,16 @@ describe('chooseReplica', () => {
     const fresh = remoteState('fresh');
     expect(chooseReplica([a, b, fresh], req, 10)!.index).toBe(2);
     fresh.inFlight = 1;
-    expect(chooseReplica([a, b, fresh], req, 10)).toBeNull();
-    // A measured replica that fits comes before an unmeasured one.
+    fresh.awaitingFirst.push(0);
+    expect(chooseReplica([a, b, fresh], req, 500)!.index).toBe(2);
+    // Its request sent at 0 has no first token at 700 ms: more than this one's 600 ms budget.
+    expect(chooseReplica([a, b, fresh], req, 700)).toBeNull();
+    // An idle unmeasured replica comes first (the request measures it); a busy unmeasured one after a measured one that fits.
     const ok = measured('ok', 0.1, 20);
-    expect(chooseReplica([remoteState('new'), ok], req, 0)!.index).toBe(1);
+    const unmeasured = remoteState('new');
+    expect(chooseReplica([unmeasured, ok], req, 0)!.index).toBe(0);
+    unmeasured.inFlight = 1;
+    expect(chooseReplica([unmeasured, ok], req, 0)!.index).toBe(1);
     expect(() => remoteState('x', 0)).toThrow(/maxInFlight must be >= 1/);
   });
 
