@@ -41,7 +41,8 @@ export function renderMetrics(stats: EngineStats, model: string, router: RouterS
     }
   };
 
-  perApp('num_requests_running', 'gauge', 'Requests in the engine (waiting for admission, prefilling, decoding).', (a) => a.running);
+  perApp('num_requests_running', 'gauge', 'Requests started in the engine (prefilling or decoding).', (a) => a.running - a.waiting);
+  perApp('num_requests_waiting', 'gauge', 'Requests in the engine not started yet (waiting for admission or a step).', (a) => a.waiting);
   perApp('request_success_total', 'counter', 'Requests completed.', (a) => a.completed);
   perApp('request_declined_total', 'counter', 'Requests the planner declined (HTTP 429 slo_declined).', (a) => a.declined);
   perApp('request_best_effort_total', 'counter', 'Requests the planner could not promise and served best-effort.', (a) => a.bestEffort);

@@ -204,6 +204,12 @@ export class EngineCore {
       },
       this.o.scheduler.name,
     );
+    // Not started: nothing of the prompt computed beyond what the cache held, nothing generated.
+    for (const [id, r] of this.live) {
+      if (this.cancels.has(id) || r.prefilled > r.cached || r.generated.length > 0) continue;
+      const app = out.apps.find((a) => a.app === r.spec.app);
+      if (app) app.waiting++;
+    }
     // A cancel takes effect at the next step boundary (a step in flight may be using the request),
     // but the caller's promise already failed: count it as ended now, as the caller sees it.
     for (const [id, error] of this.cancels) {

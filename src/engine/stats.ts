@@ -51,6 +51,8 @@ export interface AppStats {
   failed: number;
   /** Requests still in the engine. */
   running: number;
+  /** Of those, requests not started yet: no prompt token computed (waiting for admission or a step; a recomputed preemption waits again). */
+  waiting: number;
   /** Finished requests that met their SLO / finished requests (declined ones count as misses); null before any. */
   attainment: number | null;
   /** Over the app's most recent completed requests (LATENCY_WINDOW to twice that). */
@@ -212,6 +214,7 @@ export class StatsCollector {
       aborted: a.aborted,
       failed: a.failed,
       running: a.running,
+      waiting: 0,
       attainment: a.judged > 0 ? a.met / a.judged : null,
       ttftMs: summarize(a.ttft),
       tpotMs: summarize(a.tpot),

@@ -236,6 +236,17 @@ describe('a burst through the public API', () => {
         return e.completions.create({ app, prompt: words, max_tokens: 3 + (i % 6), ignore_eos: true, signal: controller.signal }).then((r) => r.choices[0]!.finish_reason);
       });
       for (let i = 5; i < count; i += 23) controllers[i]!.abort();
+      // Mid-burst, most requests wait (nothing of their prompt computed) and a few have started.
+      let mid = await e.stats();
+      for (let i = 0; i < 200 && mid.apps.reduce((n, a) => n + a.running - a.waiting, 0) === 0; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        mid = await e.stats();
+      }
+      const waiting = mid.apps.reduce((n, a) => n + a.waiting, 0);
+      const started = mid.apps.reduce((n, a) => n + a.running - a.waiting, 0);
+      expect(started).toBeGreaterThan(0);
+      expect(waiting).toBeGreaterThan(0);
+      expect(mid.apps.every((a) => a.waiting <= a.running)).toBe(true);
       const settled = await Promise.allSettled(runs);
       const kinds: Record<string, number> = {};
       for (const r of settled) {
@@ -255,7 +266,7 @@ describe('a burst through the public API', () => {
       }
       expect(stats.kv.pagesUsed).toBe(0);
       expect(stats.apps.reduce((a, s) => a + s.submitted, 0)).toBe(count - (kinds['AbortError'] ?? 0) + stats.apps.reduce((a, s) => a + s.aborted, 0));
-      expect(stats.apps.every((a) => a.running === 0)).toBe(true);
+      expect(stats.apps.every((a) => a.running === 0 && a.waiting === 0)).toBe(true);
     } finally {
       await e.unload();
     }
