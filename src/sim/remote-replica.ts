@@ -1,47 +1,36 @@
 // A remote replica as the simulator sees it: a latency profile and a capacity, not a scheduler.
-// Someone else's server (a vLLM cluster, a llama.cpp server) answers a request sent with k others
-// in flight after rttMs + (its zero-load prefill) x (1 + contention x k), then one token every
-// (its zero-load decode step) x (1 + contention x k), and takes at most maxInFlight at once. The
-// Router's policy (scheduler/routing.ts) decides which one a request goes to, learning these
-// latencies from what it observes exactly as the package's Router does.
+// The default (`remoteLike`) is a peer of the local replica: the same performance model behind a
+// network round trip. A request sent while k others are in flight there gets one token per decode
+// step of k + 1 rows, and its first token after the round trip, its zero-load prefill, and what
+// the k decode rows add to each prefill chunk (its prefill shares steps with their decodes). It
+// takes at most maxInFlight at once. What it leaves out, and so flatters: queueing behind other
+// prefills that arrive at the same moment, and KV limits (a remote never preempts). The Router's
+// policy (scheduler/routing.ts) chooses among remotes, learning their latencies from what it
+// observes, exactly as the package's Router does.
 
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 
 export interface RemoteProfile {
   name: string;
-  /** Network round trip added to the first token, ms. */
-  rttMs: number;
-  /** Slowdown per request already in flight (0.03: 30 in flight run 1.9x slower). */
-  contention: number;
   maxInFlight: number;
-  /** Zero-load prefill time of a prompt, and decode step, ms. */
-  prefillMs: (promptTokens: number) => number;
-  decodeMs: number;
+  /** First-token time and token gap of a `promptTokens` prompt sent while `inFlight` others run there, ms. */
+  timing(promptTokens: number, inFlight: number): { ttftMs: number; tpotMs: number };
 }
 
-/**
- * A remote with the local profile's speed (the same model on the same kind of GPU behind a
- * network): 20 ms round trip, 3% slower per request in flight, 32 at once. The defaults of
- * `bench-sched --remotes N`.
- */
-export function remoteLike(clock: PerformanceModel, name: string, options: Partial<Omit<RemoteProfile, 'name' | 'prefillMs' | 'decodeMs'>> = {}): RemoteProfile {
-  const cache = new Map<number, number>();
+/** A peer of the local replica (the same model and GPU, `rttMs` away, at most `maxInFlight` at once): the remote of `bench-sched --remotes N`. */
+export function remoteLike(clock: PerformanceModel, name: string, options: { rttMs?: number; maxInFlight?: number } = {}): RemoteProfile {
+  const rtt = options.rttMs ?? 20;
+  const chunk = clock.profile.maxTokensPerStep;
+  const prefill = new Map<number, number>();
+  const step = (rows: number): number => clock.predictRaw({ tokens: rows });
   return {
     name,
-    rttMs: options.rttMs ?? 20,
-    contention: options.contention ?? 0.03,
     maxInFlight: options.maxInFlight ?? 32,
-    prefillMs: (p) => {
-      let v = cache.get(p);
-      if (v === undefined) cache.set(p, (v = clock.zeroLoadPrefillMs(p)));
-      return v;
+    timing(promptTokens, inFlight) {
+      let zero = prefill.get(promptTokens);
+      if (zero === undefined) prefill.set(promptTokens, (zero = clock.zeroLoadPrefillMs(promptTokens)));
+      const chunks = Math.max(1, Math.ceil(promptTokens / chunk));
+      return { ttftMs: rtt + zero + chunks * (step(inFlight + 1) - step(1)), tpotMs: step(inFlight + 1) };
     },
-    decodeMs: clock.predictRaw({ tokens: 1 }),
   };
-}
-
-/** When a request sent now with `inFlight` others there gets its first token, and its token gap. */
-export function remoteTiming(r: RemoteProfile, promptTokens: number, inFlight: number): { ttftMs: number; tpotMs: number } {
-  const slow = 1 + r.contention * inFlight;
-  return { ttftMs: r.rttMs + r.prefillMs(promptTokens) * slow, tpotMs: r.decodeMs * slow };
 }

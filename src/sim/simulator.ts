@@ -17,7 +17,7 @@ import type { PerformanceModel } from '../scheduler/perf-model.js';
 import type { SchedRequest, Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
 import { chooseReplica, remoteState, type RemoteState } from '../scheduler/routing.js';
 import { PrefixCache, type PrefixCacheConfig, type PrefixCacheStats } from './prefix-cache.js';
-import { remoteTiming, type RemoteProfile } from './remote-replica.js';
+import type { RemoteProfile } from './remote-replica.js';
 import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
 
 export interface SimConfig {
@@ -214,7 +214,7 @@ export function simulate(cfg: SimConfig): SimResult {
     rs.awaitingFirst.push(t);
     rs.health.sent(t);
     remoteRounds++;
-    const { ttftMs, tpotMs } = remoteTiming(remotes[j]!, st.prompt, k);
+    const { ttftMs, tpotMs } = remotes[j]!.timing(st.prompt, k);
     const first = t + ttftMs;
     for (let i = 0; i < st.total; i++) st.timeline.tokenTimes.push(first + i * tpotMs);
     let bound = 0;

@@ -11,7 +11,7 @@ import { SlosScheduler } from '../../src/scheduler/slos/scheduler.js';
 import type { SchedRequest, Scheduler, SchedulerEvent, StepPlan } from '../../src/scheduler/types.js';
 import { PROFILES } from '../../src/sim/profiles.js';
 import { generateScenario } from '../../src/sim/scenarios.js';
-import { remoteLike, remoteTiming } from '../../src/sim/remote-replica.js';
+import { remoteLike } from '../../src/sim/remote-replica.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { compressTrace, resolveTrace } from '../../src/sim/trace.js';
 import { runStep } from '../helpers/sched-steps.js';
@@ -228,9 +228,13 @@ describe('SLOs-Serve through the simulator', () => {
     // Deterministic per seed.
     expect(simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote] }).timelines).toEqual(routed.timelines);
     // A remote served round's tokens follow the remote's timing from its dispatch.
-    const { ttftMs, tpotMs } = remoteTiming(remote, 200, 0);
+    const { ttftMs, tpotMs } = remote.timing(200, 0);
     expect(ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200), 6);
     expect(tpotMs).toBeCloseTo(model.predictRaw({ tokens: 1 }), 6);
+    // With 9 others in flight: a decode step of 10 rows per token, and the prefill shares its step with them.
+    const busy = remote.timing(200, 9);
+    expect(busy.tpotMs).toBeCloseTo(model.predictRaw({ tokens: 10 }), 6);
+    expect(busy.ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200) + model.predictRaw({ tokens: 10 }) - model.predictRaw({ tokens: 1 }), 6);
     // FCFS has no admission: its offer takes everything, so a router never sends anything away.
     const fcfs = simulate({ trace, clock: model, seed: 1, makeScheduler: () => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 2048 }), remotes: [remote] });
     expect(fcfs.remoteRounds).toBe(0);
