@@ -99,11 +99,7 @@ export async function* streamRemote(
       for (let at = eventEnd(buffer); at !== null; at = eventEnd(buffer)) {
         const event = buffer.slice(0, at.index);
         buffer = buffer.slice(at.index + at.length);
-        const data = event
-          .split(/\r?\n/)
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5).replace(/^ /, ''))
-          .join('\n');
+        const data = dataOf(event);
         if (data === '') continue;
         if (data === '[DONE]') {
           if (!finished) throw new RemoteReplicaError(name, 'stream', 'ended ([DONE]) without a finish_reason');
@@ -114,6 +110,13 @@ export async function* streamRemote(
         yield delta;
       }
     }
+    // A last event without its blank line.
+    const last = dataOf(buffer);
+    if (last !== '' && last !== '[DONE]') {
+      const delta = parseChunk(last, name);
+      if (delta.finishReason) finished = true;
+      yield delta;
+    }
   } finally {
     reader.releaseLock();
     void res.body.cancel().catch(() => {});
@@ -121,8 +124,17 @@ export async function* streamRemote(
   if (!finished) throw new RemoteReplicaError(name, 'stream', 'the connection closed before the reply finished');
 }
 
+/** An event's data: its `data:` lines joined by newlines (lines end with \n, \r\n or \r). */
+function dataOf(event: string): string {
+  return event
+    .split(/\r\n|\r|\n/)
+    .filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).replace(/^ /, ''))
+    .join('\n');
+}
+
 function eventEnd(buffer: string): { index: number; length: number } | null {
-  const m = /\r?\n\r?\n/.exec(buffer);
+  const m = /\r\n\r\n|\n\n|\r\r/.exec(buffer);
   return m ? { index: m.index, length: m[0].length } : null;
 }
 
@@ -147,6 +159,8 @@ function parseChunk(data: string, name: string): RemoteDelta {
   const ids = Array.isArray(c['token_ids']) && c['token_ids'].every((t) => Number.isInteger(t)) ? (c['token_ids'] as number[]) : null;
   const lp = isObj(c['logprobs']) && Array.isArray(c['logprobs']['content']) ? (c['logprobs']['content'] as ChatCompletionTokenLogprob[]) : null;
   const fr = c['finish_reason'];
+  // vLLM ends a reply it aborted with 'abort': a broken reply, not a finished one.
+  if (fr === 'abort') throw new RemoteReplicaError(name, 'stream', "ended the reply with finish_reason 'abort'");
   const finishReason = fr === 'stop' || fr === 'length' ? fr : typeof fr === 'string' && fr !== '' ? 'stop' : null;
   return { text, tokenIds: ids, logprobs: lp, finishReason, usage };
 }

@@ -351,10 +351,12 @@ export class Router {
     judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
   ): AsyncGenerator<Piece, 'done' | 'retry'> {
     const { state, name } = remote;
+    if (signal?.aborted) throw new AbortError();
     const sentAt = performance.now();
     const concurrency = state.inFlight;
     state.inFlight++;
     state.awaitingFirst.push(sentAt);
+    let here = true;
     let awaiting = true;
     const firstCame = (): void => {
       if (!awaiting) return;
@@ -362,18 +364,32 @@ export class Router {
       const i = state.awaitingFirst.indexOf(sentAt);
       if (i >= 0) state.awaitingFirst.splice(i, 1);
     };
+    /** The request no longer occupies the remote (it ended, or moved to the local engine). */
+    const leave = (): void => {
+      if (!here) return;
+      here = false;
+      firstCame();
+      state.inFlight--;
+    };
     state.health.sent(sentAt);
+    let judged = false; // success() or failure() recorded for this request
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(new AbortError());
     signal?.addEventListener('abort', onAbort, { once: true });
     const firstTimeout = remote.config.firstTokenTimeoutMs ?? this.options.firstTokenTimeoutMs ?? Math.max(2000, 2 * (slo.ttftMs ?? 30_000));
     const stallTimeout = this.options.stallTimeoutMs ?? 10_000;
+    // Armed only while a read is pending: a slow reader of the Router's own stream is not a stalled remote.
     let timer: ReturnType<typeof setTimeout> | null = null;
-    const arm = (ms: number, what: string): void => {
+    const disarm = (): void => {
       if (timer) clearTimeout(timer);
+      timer = null;
+    };
+    const arm = (): void => {
+      disarm();
+      const [ms, what] =
+        firstAt === null ? [Math.max(0, sentAt + firstTimeout - performance.now()), `no first token within ${firstTimeout} ms`] : [stallTimeout, `no chunk for ${stallTimeout} ms mid-stream`];
       timer = setTimeout(() => controller.abort(new RemoteReplicaError(name, 'timeout', what)), ms);
     };
-    arm(firstTimeout, `no first token within ${firstTimeout} ms`);
     let firstAt: number | null = null;
     let delivered = 0;
     let text = '';
@@ -381,24 +397,35 @@ export class Router {
     let idsComplete = true;
     let finish: FinishReason | null = null;
     let usage: CompletionUsage | null = null;
+    const sent = remote.config.tokenIds === false ? withoutExtensions(body) : body;
     try {
-      const stream = streamRemote(remote.config, name, kind, body, controller.signal, this.fetchFn);
+      const stream = streamRemote(remote.config, name, kind, sent, controller.signal, this.fetchFn);
       for (;;) {
         let next: IteratorResult<RemoteDelta>;
         try {
+          arm();
           next = await stream.next();
+          disarm();
         } catch (e) {
+          disarm();
           if (signal?.aborted) throw new AbortError();
           const err = e instanceof Error ? e : new Error(String(e));
           if (finish !== null && firstAt !== null) {
             // The reply had finished; only its usage or [DONE] was lost.
+            state.health.success();
+            judged = true;
             const tpot = delivered > 1 ? (performance.now() - firstAt) / (delivered - 1) : null;
             judge(name, firstAt - arrival, tpot);
             yield doneOf(finish, null, delivered, name, null, firstAt - arrival, tpot);
             return 'done';
           }
-          // A 429 is a busy replica, not a broken one.
-          if (!(err instanceof RemoteReplicaError && err.status === 429)) state.health.failure(performance.now());
+          // A 429 is a busy replica, and a 4xx (but 408) a request this replica will not take
+          // (a context shorter than ours, a field it refuses): neither is a broken replica.
+          const status = err instanceof RemoteReplicaError ? err.status : null;
+          if (status === null || status >= 500 || status === 408) {
+            state.health.failure(performance.now());
+            judged = true;
+          }
           if (firstAt === null) {
             this.route(app, name).retriedAway++;
             return 'retry';
@@ -417,6 +444,7 @@ export class Router {
             yield doneOf('length', null, delivered, name, null, firstAt - arrival, null);
             return 'done';
           }
+          leave();
           const continuation = idsComplete && ids.length === delivered ? { token_ids: ids } : { text };
           const rest: Record<string, unknown> = { ...body, continuation };
           if (remaining !== null) {
@@ -430,7 +458,6 @@ export class Router {
         }
         if (next.done) break;
         const d = next.value;
-        arm(stallTimeout, `no chunk for ${stallTimeout} ms mid-stream`);
         if (d.usage) usage = d.usage;
         if (d.finishReason) finish = d.finishReason;
         if (!d.text && !d.tokenIds?.length) continue;
@@ -456,6 +483,7 @@ export class Router {
       const n = usage?.completion_tokens ?? delivered;
       const tpot = n > 1 ? (end - firstAt) / (n - 1) : null;
       state.health.success();
+      judged = true;
       if (delivered === 0) {
         state.latency.firstToken(length, concurrency, end - sentAt, end);
         this.route(app, name).served++;
@@ -465,11 +493,12 @@ export class Router {
       yield doneOf(finish ?? 'stop', usage, n, name, null, firstAt - arrival, tpot);
       return 'done';
     } finally {
-      if (timer) clearTimeout(timer);
+      disarm();
       signal?.removeEventListener('abort', onAbort);
       controller.abort(new AbortError());
-      firstCame();
-      state.inFlight--;
+      // A half-open circuit's probe that ended with neither outcome (aborted, a 4xx) lets the next probe through.
+      if (!judged) state.health.release();
+      leave();
     }
   }
 
@@ -588,6 +617,13 @@ function doneOf(
   decision: 'admitted' | 'best-effort' = 'admitted',
 ): Piece {
   return { type: 'done', finishReason, usage: u, completionTokens, replica, continuedBy, decision, ttftMs, tpotMs };
+}
+
+/** webslo's own request fields, for a remote that refuses unknown fields (RemoteReplicaConfig.tokenIds: false). */
+function withoutExtensions(body: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...body };
+  for (const k of ['return_token_ids', 'continuation', 'conversationId', 'stage']) delete out[k];
+  return out;
 }
 
 /** The prompt's length in characters (the routing fits' unit; token prompts count their ids). */

@@ -146,7 +146,7 @@ export class EngineHost {
       if (p.kind === 'tokens') {
         if (c && 'text' in c) throw new RequestError('continuation', 'is text, but the prompt is token ids: continue a token prompt with continuation.token_ids');
         checkIds(p.ids, 'prompt');
-        this.start(req, target, [...p.ids, ...tail], emit);
+        this.start(req, target, [...p.ids, ...tail], emit, tail.length);
         return;
       }
       if (!this.encoder) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
@@ -163,7 +163,7 @@ export class EngineHost {
             this.prepared(req.requestId, entry);
             if (entry.ended) return;
             if ('atLeast' in r) throw new PromptTooLongError(r.atLeast, limit, what, true);
-            this.start(req, target, [...r.ids, ...tail], emit);
+            this.start(req, target, [...r.ids, ...tail], emit, tail.length);
           },
           (e: unknown) => {
             this.prepared(req.requestId, entry);
@@ -272,14 +272,19 @@ export class EngineHost {
   }
 
   /** Submit a request with its prompt's ids to the engine core. */
-  private start(req: HostRequest, { app, stages }: { app: AppConfig; stages: StageSlo[] }, prompt: number[], emit: (ev: StreamEvent) => void): void {
+  /** `continued`: the prompt's last ids are output begun elsewhere (a continuation): their text was delivered there. */
+  private start(req: HostRequest, { app, stages }: { app: AppConfig; stages: StageSlo[] }, prompt: number[], emit: (ev: StreamEvent) => void, continued = 0): void {
     // The engine may have stopped while the prompt was encoded.
     if (this.lost) throw this.lost;
     if (this.closed) throw new EngineClosedError();
     const model = this.e.model;
     const ttftMs = app.ttftMs ?? app.ttftSlowdown! * model.zeroLoadPrefillMs(prompt.length);
     const tok = this.e.tokenizer;
-    const detok = tok ? new IncrementalDetokenizer(tok, { promptIds: prompt }) : null;
+    const detok = tok ? new IncrementalDetokenizer(tok, { promptIds: prompt.slice(0, prompt.length - continued) }) : null;
+    // A continuation's ids go through the detokenizer as output whose text was already delivered:
+    // a character they leave incomplete (a byte-level token cut mid-character) comes out whole with
+    // the next token, as it would have in one uninterrupted reply.
+    if (detok && continued > 0) detok.push(prompt.slice(prompt.length - continued));
     const stop = new StopMatcher(req.stop);
     const wantLogprobs = req.logprobs;
     let firstTokenMs: number | null = null;
@@ -347,7 +352,8 @@ export class EngineHost {
       stopTokenIds: eos,
       topLogprobs: req.logprobs ? req.topLogprobs : null,
       stageMarkerIds: app.markerIds,
-      onDecline: app.onDecline,
+      // A continuation is the rest of a reply its caller is already reading: never declined midway.
+      onDecline: req.continuation ? 'best-effort' : app.onDecline,
       ...(req.offer ? { offer: true } : {}),
       // Cached pages are per model and, unless shared on purpose, per app.
       cacheNamespace: cacheNamespace(this.e.info.model, this.e.prefix?.shareAcrossApps ? null : app.name),

@@ -59,6 +59,17 @@ export class WeightedFit {
     // Gaussian elimination on [XtX + ridge·diag(XtX) | Xty] (a ridge relative to each feature's own
     // scale, so prompt lengths in the thousands do not swamp the intercept), partial pivoting.
     const m = Array.from({ length: k }, (_, i) => [...this.xtx.slice(i * k, i * k + k).map((v, j) => v + (i === j ? this.ridge * v + 1e-12 : 0)), this.xty[i]!]);
+    // A feature that has not varied (every prompt the same length so far) cannot be told from the
+    // intercept (feature 0): its coefficient is 0 rather than a share of the intercept.
+    const w = this.xtx[0]!;
+    for (let i = 1; i < k && w > 0; i++) {
+      const mean = this.xtx[i]! / w;
+      const second = this.xtx[i * k + i]! / w;
+      if (second - mean * mean <= 1e-9 * Math.max(second, 1e-300)) {
+        for (let j = 0; j < k; j++) m[i]![j] = m[j]![i] = i === j ? 1 : 0;
+        m[i]![k] = 0;
+      }
+    }
     for (let c = 0; c < k; c++) {
       let p = c;
       for (let r = c + 1; r < k; r++) if (Math.abs(m[r]![c]!) > Math.abs(m[p]![c]!)) p = r;
@@ -85,7 +96,7 @@ export class WeightedFit {
 export class LatencyEstimate {
   private readonly ttft = new WeightedFit(3);
   private readonly tpot = new WeightedFit(2);
-  /** The largest first-token time seen: a floor for predictions while the fit is young. */
+  /** The last first-token time and token gap seen: the prediction while the fit is young. */
   private lastTtft = 0;
   private lastTpot = 0;
   /** When the last first token was observed (-Infinity: never). */
@@ -144,6 +155,11 @@ export class ReplicaHealth {
   /** A request was sent (a probe while the circuit is half open). */
   sent(nowMs: number): void {
     if (this.consecutive > 0 && nowMs >= this.openUntil) this.probing = true;
+  }
+
+  /** A request sent as a probe ended with neither outcome (aborted, refused as a bad request): the next may probe. */
+  release(): void {
+    this.probing = false;
   }
 
   success(): void {

@@ -29,6 +29,14 @@ describe('WeightedFit', () => {
     expect(f.predict([1, 4])!).toBeCloseTo(38, 0);
   });
 
+  it('a feature that has not varied gets no coefficient (every prompt the same length so far)', () => {
+    const f = new WeightedFit(2);
+    for (const y of [40, 50, 60]) f.add([1, 1000], y);
+    // Not a slope through the origin: the mean, whatever the length asked about.
+    expect(f.predict([1, 100_000])!).toBeCloseTo(50, 0);
+    expect(f.predict([1, 10])!).toBeCloseTo(50, 0);
+  });
+
   it('ignores non-finite observations', () => {
     const f = new WeightedFit(1);
     f.add([1], NaN);
