@@ -233,7 +233,7 @@ export function attainmentDetail(w: Workload, v: Variant, setup: BenchSetup, rat
       alpha: setup.alpha,
       ...(Number.isFinite(allowed) ? { missBudget: { from, to, max: allowed } } : {}),
       ...(setup.prefixCache ? { prefixCache: prefixCacheConfig(setup) } : {}),
-      ...(setup.remotes ? { remotes: Array.from({ length: setup.remotes }, (_, k) => remoteLike(setup.profile, `remote-${k}`)) } : {}),
+      ...(setup.remotes ? { remotes: Array.from({ length: setup.remotes }, (_, k) => remoteLike(setup.profile, `remote-${k}`, { kvTokens: setup.kvTokens })) } : {}),
     });
     // Upper bound: every unit not yet known to miss counted as met (each certain miss is >= 1 unit).
     if (result.stoppedEarly !== undefined) return { ...d, attainment: (total - (d.units - d.met) - result.stoppedEarly) / total, bounded: true };

@@ -193,10 +193,13 @@ export function simulate(cfg: SimConfig): SimResult {
         return;
       }
     }
-    const choice = chooseReplica(remoteStates, { promptLength: prompt, ttftMs, tpotMs: Math.min(...r.stages.map((x) => x.tpotMs)) }, t);
-    if (choice) {
-      sendRemote(choice.index, state, t);
-      return;
+    // Remotes the policy predicts to meet it, best first; one whose KV is full refuses (a 429) and the next is tried.
+    const refused = new Set<number>();
+    for (;;) {
+      const choice = chooseReplica(remoteStates, { promptLength: prompt, ttftMs, tpotMs: Math.min(...r.stages.map((x) => x.tpotMs)) }, t, refused);
+      if (!choice) break;
+      if (sendRemote(choice.index, state, t)) return;
+      refused.add(choice.index);
     }
     // No remote is predicted to meet it: the last local replica under its own policy.
     const k = (start + nReplicas - 1) % nReplicas;
@@ -207,14 +210,16 @@ export function simulate(cfg: SimConfig): SimResult {
   };
 
   /** A round sent to remote `j` at `t`: its tokens come on the remote's timing; the policy learns them as they come. */
-  const sendRemote = (j: number, st: Live, t: number): void => {
+  const sendRemote = (j: number, st: Live, t: number): boolean => {
     const rs = remoteStates[j]!;
     const k = rs.inFlight;
+    const taken = remotes[j]!.take(t, st.prompt, st.r.maxTokens, k);
+    if (!taken) return false;
+    const { ttftMs, tpotMs } = taken;
     rs.inFlight++;
     rs.awaitingFirst.push(t);
     rs.health.sent(t);
     remoteRounds++;
-    const { ttftMs, tpotMs } = remotes[j]!.timing(st.prompt, k);
     const first = t + ttftMs;
     for (let i = 0; i < st.total; i++) st.timeline.tokenTimes.push(first + i * tpotMs);
     let bound = 0;
@@ -229,6 +234,7 @@ export function simulate(cfg: SimConfig): SimResult {
       rs.latency.firstToken(st.prompt, k, ttftMs, first);
     });
     atTime(end, () => {
+      taken.release();
       rs.inFlight--;
       rs.health.success();
       if (st.total > 1) rs.latency.perToken(k, tpotMs);
@@ -239,6 +245,7 @@ export function simulate(cfg: SimConfig): SimResult {
         insertArrival({ t: end + st.r.toolMs, spec: st.spec, round: next, order: order++ });
       }
     });
+    return true;
   };
 
   /** A replica's decisions: those its last complete() returned, then `fresh`. */

@@ -220,23 +220,27 @@ describe('SLOs-Serve through the simulator', () => {
     const trace = chatTrace(30, 1, 200);
     const make = () => new SlosScheduler({ model, kv: KV });
     const alone = simulate({ trace, clock: model, seed: 1, makeScheduler: make });
-    const remote = remoteLike(model, 'r0');
-    const routed = simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote] });
+    const remote = () => remoteLike(model, 'r0', { kvTokens: KV.pages * KV.pageSize });
+    const routed = simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote()] });
     const att = (x: typeof alone) => x.timelines.filter((t) => judgeRequest(t).met).length / x.timelines.length;
     expect(routed.remoteRounds).toBeGreaterThan(0);
     expect(att(routed)).toBeGreaterThan(att(alone));
     // Deterministic per seed.
-    expect(simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote] }).timelines).toEqual(routed.timelines);
-    // A remote served round's tokens follow the remote's timing from its dispatch.
-    const { ttftMs, tpotMs } = remote.timing(200, 0);
-    expect(ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200), 6);
-    expect(tpotMs).toBeCloseTo(model.predictRaw({ tokens: 1 }), 6);
-    // With 9 others in flight: a decode step of 10 rows per token, and the prefill shares its step with them.
-    const busy = remote.timing(200, 9);
-    expect(busy.tpotMs).toBeCloseTo(model.predictRaw({ tokens: 10 }), 6);
-    expect(busy.ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200) + model.predictRaw({ tokens: 10 }) - model.predictRaw({ tokens: 1 }), 6);
+    expect(simulate({ trace, clock: model, seed: 1, makeScheduler: make, remotes: [remote()] }).timelines).toEqual(routed.timelines);
+    // The remote's timing: prefills one after another, decodes in steps of (in flight + 1) rows, KV refused when full.
+    const peer = remote();
+    const a = peer.take(0, 200, 10, 0)!;
+    expect(a.ttftMs).toBeCloseTo(20 + model.zeroLoadPrefillMs(200), 6);
+    expect(a.tpotMs).toBeCloseTo(model.predictRaw({ tokens: 1 }), 6);
+    const b = peer.take(0, 200, 10, 1)!;
+    expect(b.ttftMs).toBeCloseTo(a.ttftMs + model.zeroLoadPrefillMs(200) + model.predictRaw({ tokens: 2 }) - model.predictRaw({ tokens: 1 }), 6);
+    expect(b.tpotMs).toBeCloseTo(model.predictRaw({ tokens: 2 }), 6);
+    expect(peer.take(0, KV.pages * KV.pageSize, 1, 2)).toBeNull();
+    a.release();
+    b.release();
+    expect(peer.take(1e6, KV.pages * KV.pageSize - 1, 1, 0)).not.toBeNull();
     // FCFS has no admission: its offer takes everything, so a router never sends anything away.
-    const fcfs = simulate({ trace, clock: model, seed: 1, makeScheduler: () => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 2048 }), remotes: [remote] });
+    const fcfs = simulate({ trace, clock: model, seed: 1, makeScheduler: () => new FcfsScheduler({ model, kv: KV, maxBatchedTokens: 2048 }), remotes: [remote()] });
     expect(fcfs.remoteRounds).toBe(0);
   });
 
