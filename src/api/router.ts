@@ -21,7 +21,7 @@
 import type { AppSloInput } from '../host/protocol.js';
 import { AbortError, PromptTooLongError, RequestDeclinedError } from '../engine/errors.js';
 import { SloError } from '../scheduler/slo.js';
-import { chooseReplica, remoteState, type RemoteState } from '../scheduler/routing.js';
+import { chooseReplica, queuedLength, remoteState, type RemoteState } from '../scheduler/routing.js';
 import { normalizeChatParams, normalizeCompletionParams } from '../openai/validate.js';
 import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, Completion, CompletionChunk, CompletionUsage, FinishReason, WebsloResponseInfo } from '../openai/types.js';
@@ -156,7 +156,7 @@ export class Router {
         state: state.health.state(now),
         failures: state.health.failures,
         successes: state.health.successes,
-        predictedTtftMs: state.latency.predictTtft(1000, state.inFlight),
+        predictedTtftMs: state.latency.predictTtft(1000, state.inFlight, queuedLength(state)),
         predictedTpotMs: state.latency.predictTpot(state.inFlight),
       })),
       unrouted: this.unrouted,
@@ -354,14 +354,16 @@ export class Router {
     if (signal?.aborted) throw new AbortError();
     const sentAt = performance.now();
     const concurrency = state.inFlight;
+    const queued = queuedLength(state);
     state.inFlight++;
-    state.awaitingFirst.push(sentAt);
+    const waiting = { sentAt, length };
+    state.awaitingFirst.push(waiting);
     let here = true;
     let awaiting = true;
     const firstCame = (): void => {
       if (!awaiting) return;
       awaiting = false;
-      const i = state.awaitingFirst.indexOf(sentAt);
+      const i = state.awaitingFirst.indexOf(waiting);
       if (i >= 0) state.awaitingFirst.splice(i, 1);
     };
     /** The request no longer occupies the remote (it ended, or moved to the local engine). */
@@ -464,7 +466,7 @@ export class Router {
         if (firstAt === null) {
           firstAt = performance.now();
           firstCame();
-          state.latency.firstToken(length, concurrency, firstAt - sentAt, firstAt);
+          state.latency.firstToken(length, concurrency, firstAt - sentAt, firstAt, queued);
           this.route(app, name).served++;
         }
         if (d.tokenIds) {
@@ -485,7 +487,7 @@ export class Router {
       state.health.success();
       judged = true;
       if (delivered === 0) {
-        state.latency.firstToken(length, concurrency, end - sentAt, end);
+        state.latency.firstToken(length, concurrency, end - sentAt, end, queued);
         this.route(app, name).served++;
       }
       if (tpot !== null) state.latency.perToken(concurrency, tpot);

@@ -2,8 +2,10 @@
 // package's Router (api/router.ts) and the simulator share. Pure: no I/O, no clock of its own.
 //
 // Per remote replica it keeps:
-// - a latency estimate learned online: first-token time against prompt length and the replica's
-//   concurrency when the request was sent (ttft ~ a + b x prompt + c x concurrency), and time per
+// - a latency estimate learned online: first-token time against the prompt work ahead of the
+//   first token (this prompt plus the prompts there still waiting for theirs: servers prefill in
+//   arrival order) and the replica's concurrency when the request was sent
+//   (ttft ~ a + b x (queued + prompt) + c x concurrency), and time per
 //   output token against concurrency (tpot ~ d + e x concurrency), each an exponentially weighted
 //   least-squares fit (recent requests count more: a replica's load changes);
 // - its health: consecutive failures open a circuit for a backoff that doubles per failure
@@ -102,9 +104,12 @@ export class LatencyEstimate {
   /** When the last first token was observed (-Infinity: never). */
   lastObservedMs = -Infinity;
 
-  /** A first token came `ttftMs` after sending a `promptLength` prompt with `concurrency` others in flight (observed at `nowMs`). */
-  firstToken(promptLength: number, concurrency: number, ttftMs: number, nowMs = 0): void {
-    this.ttft.add([1, promptLength, concurrency], ttftMs);
+  /**
+   * A first token came `ttftMs` after sending a `promptLength` prompt with `concurrency` others in
+   * flight, `queued` of prompt length among them still waiting for their first token (observed at `nowMs`).
+   */
+  firstToken(promptLength: number, concurrency: number, ttftMs: number, nowMs = 0, queued = 0): void {
+    this.ttft.add([1, promptLength + queued, concurrency], ttftMs);
     this.lastTtft = ttftMs;
     this.lastObservedMs = Math.max(this.lastObservedMs, nowMs);
   }
@@ -120,9 +125,9 @@ export class LatencyEstimate {
   }
 
   /** Predicted TTFT; with too few observations for the fit, the last one seen (null: none). */
-  predictTtft(promptLength: number, concurrency: number): number | null {
+  predictTtft(promptLength: number, concurrency: number, queued = 0): number | null {
     if (this.ttft.observations === 0) return null;
-    const p = this.ttft.predict([1, promptLength, concurrency]);
+    const p = this.ttft.predict([1, promptLength + queued, concurrency]);
     return p === null ? this.lastTtft : Math.max(0, p);
   }
 
@@ -185,12 +190,19 @@ export interface RemoteState {
   name: string;
   /** Requests sent there and not ended. */
   inFlight: number;
-  /** When each request there still waiting for its first token was sent (ms). */
-  awaitingFirst: number[];
+  /** Requests there still waiting for their first token: when each was sent (ms) and its prompt length. */
+  awaitingFirst: { sentAt: number; length: number }[];
   /** At most this many at once (Infinity: no limit). */
   maxInFlight: number;
   latency: LatencyEstimate;
   health: ReplicaHealth;
+}
+
+/** Prompt length at a replica still waiting for its first token. */
+export function queuedLength(r: RemoteState): number {
+  let n = 0;
+  for (const w of r.awaitingFirst) n += w.length;
+  return n;
 }
 
 export function remoteState(name: string, maxInFlight = Infinity): RemoteState {
@@ -227,8 +239,8 @@ export function chooseReplica(replicas: readonly RemoteState[], req: RouteReques
   replicas.forEach((r, index) => {
     if (exclude.has(index) || r.inFlight >= r.maxInFlight || !r.health.available(nowMs)) return;
     // A request there has waited longer than this one's whole budget: this one would too.
-    if (r.awaitingFirst.some((sent) => nowMs - sent > req.ttftMs)) return;
-    const ttft = r.latency.predictTtft(req.promptLength, r.inFlight);
+    if (r.awaitingFirst.some((w) => nowMs - w.sentAt > req.ttftMs)) return;
+    const ttft = r.latency.predictTtft(req.promptLength, r.inFlight, queuedLength(r));
     const tpot = r.latency.predictTpot(r.inFlight);
     let score: number;
     if (r.inFlight === 0 && nowMs - r.latency.lastObservedMs > staleMs) {

@@ -15,7 +15,7 @@
 import type { RequestTimeline, RoundTimeline } from '../scheduler/attainment.js';
 import type { PerformanceModel } from '../scheduler/perf-model.js';
 import type { SchedRequest, Scheduler, SchedulerEvent, StepOutcome, StepPlan } from '../scheduler/types.js';
-import { chooseReplica, remoteState, type RemoteState } from '../scheduler/routing.js';
+import { chooseReplica, queuedLength, remoteState, type RemoteState } from '../scheduler/routing.js';
 import { PrefixCache, type PrefixCacheConfig, type PrefixCacheStats } from './prefix-cache.js';
 import type { RemoteProfile } from './remote-replica.js';
 import type { ResolvedTrace, SimRequestSpec, SimRound } from './trace.js';
@@ -216,8 +216,10 @@ export function simulate(cfg: SimConfig): SimResult {
     const taken = remotes[j]!.take(t, st.prompt, st.r.maxTokens, k);
     if (!taken) return false;
     const { ttftMs, tpotMs } = taken;
+    const queued = queuedLength(rs);
     rs.inFlight++;
-    rs.awaitingFirst.push(t);
+    const waiting = { sentAt: t, length: st.prompt };
+    rs.awaitingFirst.push(waiting);
     rs.health.sent(t);
     remoteRounds++;
     const first = t + ttftMs;
@@ -230,8 +232,8 @@ export function simulate(cfg: SimConfig): SimResult {
     st.generated = st.total;
     const end = first + (st.total - 1) * tpotMs;
     atTime(first, () => {
-      rs.awaitingFirst.splice(rs.awaitingFirst.indexOf(t), 1);
-      rs.latency.firstToken(st.prompt, k, ttftMs, first);
+      rs.awaitingFirst.splice(rs.awaitingFirst.indexOf(waiting), 1);
+      rs.latency.firstToken(st.prompt, k, ttftMs, first, queued);
     });
     atTime(end, () => {
       taken.release();

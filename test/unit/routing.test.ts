@@ -56,6 +56,8 @@ describe('LatencyEstimate', () => {
     expect(e.predictTtft(300, 2)!).toBeCloseTo(10 + 30 + 10, 0);
     for (let i = 0; i < 20; i++) e.perToken(i % 4, 8 + 2 * (i % 4));
     expect(e.predictTpot(3)!).toBeCloseTo(14, 0);
+    // Prompt work queued ahead counts as this prompt's own: 200 queued + 100 = 300 at concurrency 2.
+    expect(e.predictTtft(100, 2, 200)!).toBeCloseTo(e.predictTtft(300, 2)!, 6);
   });
 });
 
@@ -114,7 +116,7 @@ describe('chooseReplica', () => {
     const fresh = remoteState('fresh');
     expect(chooseReplica([a, b, fresh], req, 10)!.index).toBe(2);
     fresh.inFlight = 1;
-    fresh.awaitingFirst.push(0);
+    fresh.awaitingFirst.push({ sentAt: 0, length: 100 });
     expect(chooseReplica([a, b, fresh], req, 500)!.index).toBe(2);
     // Its request sent at 0 has no first token at 700 ms: more than this one's 600 ms budget.
     expect(chooseReplica([a, b, fresh], req, 700)).toBeNull();
