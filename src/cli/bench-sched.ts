@@ -12,7 +12,7 @@
 // (speculation off, fixed k, reservation modes including the benchmark-only oracle).
 // --prefix-cache runs the simulator with its model of the engine's prefix cache (src/sim/prefix-cache.ts).
 // --remotes N puts N remote replicas (src/sim/remote-replica.ts: peers of the local replica, 20 ms
-// away, 32 at once) behind the Router's policy: what the local planner does not admit goes there.
+// away, 256 at once, KV-limited) behind the Router's policy: what the local planner does not admit goes there.
 // Capacity searches run in worker processes (one per core by default). --json prints
 // [{"scenario", "scheduler", "label", "capacity_rps", "attainment", "admitted_miss_rate" (scored
 // strictly), "decline_rate", "metric", "arrivals", "replicas", "remotes", "ablation"}] (each scheduler at its best

@@ -32,7 +32,7 @@ export function remoteLike(clock: PerformanceModel, name: string, options: { rtt
   let kvHeld = 0;
   return {
     name,
-    maxInFlight: options.maxInFlight ?? 32,
+    maxInFlight: options.maxInFlight ?? 256,
     take(nowMs, promptTokens, maxTokens, inFlight) {
       const need = promptTokens + maxTokens;
       if (kvHeld + need > options.kvTokens) return null;
