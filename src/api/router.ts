@@ -93,6 +93,23 @@ type Piece =
       tpotMs: number | null;
     };
 
+/** One request as the Router runs it. */
+interface RouteJob {
+  kind: 'chat' | 'completions';
+  /** The caller's body without stream options. */
+  body: Record<string, unknown>;
+  app: string;
+  slo: AppSlo;
+  maxTokens: number | null;
+  /** Prompt length in characters (the routing fits' unit). */
+  length: number;
+  signal: AbortSignal | undefined;
+  /** When the Router got it (performance.now()). */
+  arrival: number;
+  /** Record a completion on a replica's route and judge it against the app's SLO. */
+  judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void;
+}
+
 interface AppSlo {
   /** null: a slowdown-based TTFT, which a remote's speed cannot be judged against (any healthy replica qualifies). */
   ttftMs: number | null;
@@ -189,7 +206,7 @@ export class Router {
     signal?.addEventListener('abort', onAbort, { once: true });
     const pieces = (async function* (self: Router): AsyncGenerator<Piece> {
       try {
-        yield* self.run(kind, body, app, slo, norm.maxTokens, promptLength(body), cancel.signal);
+        yield* self.run({ kind, body, app, slo, maxTokens: norm.maxTokens, length: promptLength(body), signal: cancel.signal });
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
@@ -280,15 +297,8 @@ export class Router {
   }
 
   /** The request's pieces from wherever it runs: local offer, remotes in turn, then the local engine's own policy. */
-  private async *run(
-    kind: 'chat' | 'completions',
-    body: Record<string, unknown>,
-    app: string,
-    slo: AppSlo,
-    maxTokens: number | null,
-    length: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Piece> {
+  private async *run(request: Omit<RouteJob, 'arrival' | 'judge'>): AsyncGenerator<Piece> {
+    const { kind, body, app, slo, length, signal } = request;
     const arrival = performance.now();
     const local = this.options.local;
     const judge = (replica: string, ttftMs: number | null, tpotMs: number | null): void => {
@@ -323,7 +333,7 @@ export class Router {
       if (!choice) break;
       tried.add(choice.index);
       const remote = this.remotes[choice.index]!;
-      const outcome = yield* this.runRemote(kind, body, app, slo, maxTokens, length, signal, remote, arrival, judge);
+      const outcome = yield* this.runRemote({ ...request, arrival, judge }, remote);
       if (outcome === 'done') return;
     }
     // 3. Nobody predicted to meet it: the local engine's own policy, or a decline.
@@ -338,18 +348,8 @@ export class Router {
   }
 
   /** One try on a remote: 'retry' when it failed before its first token (nothing was delivered). */
-  private async *runRemote(
-    kind: 'chat' | 'completions',
-    body: Record<string, unknown>,
-    app: string,
-    slo: AppSlo,
-    maxTokens: number | null,
-    length: number,
-    signal: AbortSignal | undefined,
-    remote: { config: RemoteReplicaConfig; name: string; state: RemoteState },
-    arrival: number,
-    judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
-  ): AsyncGenerator<Piece, 'done' | 'retry'> {
+  private async *runRemote(job: RouteJob, remote: { config: RemoteReplicaConfig; name: string; state: RemoteState }): AsyncGenerator<Piece, 'done' | 'retry'> {
+    const { kind, body, app, slo, maxTokens, length, signal, arrival, judge } = job;
     const { state, name } = remote;
     if (signal?.aborted) throw new AbortError();
     const sentAt = performance.now();
