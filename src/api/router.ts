@@ -15,6 +15,10 @@
 // them, vLLM's return_token_ids; else their text), and the caller sees one stream. Without a
 // local engine the request fails with RemoteReplicaError saying how much was delivered.
 //
+// Beside it: scheduler/routing.ts (the policy, shared with the simulator), remote-replica.ts (one
+// streamed request to a remote), local-replica.ts (the local engine's side), router-response.ts
+// (pieces to OpenAI responses).
+//
 // Invariants: every request ends exactly once (its result, or one error); a replica's in-flight
 // count goes back down on every path; tokens reach the caller in order and none twice.
 
@@ -23,10 +27,11 @@ import { AbortError, PromptTooLongError, RequestDeclinedError } from '../engine/
 import { SloError } from '../scheduler/slo.js';
 import { chooseReplica, queuedLength, remoteState, type RemoteState } from '../scheduler/routing.js';
 import { normalizeChatParams, normalizeCompletionParams } from '../openai/validate.js';
-import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, Completion, CompletionChunk, CompletionUsage, FinishReason, WebsloResponseInfo } from '../openai/types.js';
+import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, CompletionUsage, FinishReason } from '../openai/types.js';
 import { DEFAULT_APP, DEFAULT_APP_SLO, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type Engine, type RequestOptions } from './engine.js';
+import { relayLocal, startLocal } from './local-replica.js';
 import { RemoteReplicaError, streamRemote, type FetchFn, type RemoteDelta, type RemoteReplicaConfig } from './remote-replica.js';
+import { doneOf, respond, type Piece } from './router-response.js';
 
 export { RemoteReplicaError, type RemoteReplicaConfig } from './remote-replica.js';
 
@@ -78,20 +83,6 @@ export interface RouterStats {
   /** Requests no replica could take (declined, or sent to the local engine's own policy). */
   unrouted: number;
 }
-
-type Piece =
-  | { type: 'delta'; text: string; tokenIds: number[] | null; logprobs: ChatCompletionTokenLogprob[] | null }
-  | {
-      type: 'done';
-      finishReason: FinishReason;
-      usage: CompletionUsage | null;
-      completionTokens: number;
-      replica: string;
-      continuedBy: string | null;
-      decision: 'admitted' | 'best-effort';
-      ttftMs: number | null;
-      tpotMs: number | null;
-    };
 
 /** One request as the Router runs it. */
 interface RouteJob {
@@ -180,6 +171,17 @@ export class Router {
     };
   }
 
+  /** A streamed request on the local engine (local-replica.ts); offered and refused: the refusal. */
+  private local(
+    kind: 'chat' | 'completions',
+    body: Record<string, unknown>,
+    app: string,
+    signal: AbortSignal | undefined,
+    o: { offer: boolean },
+  ): Promise<AsyncGenerator<ChatCompletionChunk | CompletionChunk> | Error> {
+    return startLocal(this.options.local!, this.remotes.length > 0, kind, body, app, signal, o);
+  }
+
   private route(app: string, replica: string): RouteStats {
     const key = JSON.stringify([app, replica]);
     let r = this.routes.get(key);
@@ -214,86 +216,8 @@ export class Router {
     // The first piece (or error) comes before the call returns, as the engine's create does for
     // errors the planner raises at submit.
     const first = await pieces.next();
-    const header = { id: kind === 'chat' ? newChatCompletionId() : newCompletionId(), created: createdAt(), model: norm.model ?? this.options.local?.info.model ?? this.remotes[0]!.config.model };
-    const wantIds = norm.returnTokenIds;
-    const logprobs = norm.logprobs;
-    const info = (d: Piece & { type: 'done' }): WebsloResponseInfo => ({
-      app,
-      decision: d.decision,
-      replica: d.replica,
-      ...(d.continuedBy ? { continued_by: d.continuedBy } : {}),
-      ...(d.ttftMs !== null ? { ttft_ms: d.ttftMs } : {}),
-      ...(d.tpotMs !== null ? { tpot_ms: d.tpotMs } : {}),
-    });
-    const all = (async function* (): AsyncGenerator<Piece> {
-      if (!first.done) yield first.value;
-      yield* pieces;
-    })();
-    if (norm.stream) {
-      const includeUsage = norm.includeUsage;
-      const chunks = async function* (): AsyncGenerator<ChatCompletionChunk | CompletionChunk> {
-        if (kind === 'chat') yield chatChunk({ ...header, role: true, content: '', includeUsage });
-        for await (const p of all) {
-          if (p.type === 'delta') {
-            if (!p.text && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
-            const ids = wantIds ? { tokenIds: p.tokenIds ?? [] } : {};
-            yield kind === 'chat'
-              ? chatChunk({ ...header, content: p.text, ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
-              : completionChunk({ ...header, text: p.text, ...ids, includeUsage });
-          } else {
-            const u = p.usage ?? usage(0, p.completionTokens);
-            if (kind === 'chat') {
-              yield chatChunk({ ...header, finishReason: p.finishReason, includeUsage });
-              if (includeUsage) yield chatUsageChunk({ ...header, usage: u, webslo: info(p) });
-            } else {
-              yield completionChunk({ ...header, text: '', finishReason: p.finishReason, includeUsage });
-              if (includeUsage) yield completionUsageChunk({ ...header, usage: u, webslo: info(p) });
-            }
-          }
-        }
-      };
-      const gen = chunks();
-      let aborted = false;
-      const stop = (): void => {
-        cancel.abort(new AbortError());
-        void gen.return(undefined).then(() => pieces.return(undefined));
-      };
-      const stream: ChunkStream<ChatCompletionChunk | CompletionChunk> = {
-        // As the engine's streams: abort() makes the reader's next read reject with AbortError.
-        abort: () => {
-          aborted = true;
-          stop();
-        },
-        [Symbol.asyncIterator]: () => ({
-          next: () => (aborted ? Promise.reject(new AbortError()) : gen.next()),
-          // Breaking out of `for await` stops the request too.
-          return: async () => {
-            stop();
-            return { value: undefined, done: true };
-          },
-        }),
-      };
-      return stream as never;
-    }
-    let text = '';
-    const lps: ChatCompletionTokenLogprob[] = [];
-    const ids: number[] = [];
-    for await (const p of all) {
-      if (p.type === 'delta') {
-        text += p.text;
-        if (p.logprobs) lps.push(...p.logprobs);
-        if (p.tokenIds) ids.push(...p.tokenIds);
-        continue;
-      }
-      const u = p.usage ?? usage(0, p.completionTokens);
-      const extra = { ...(wantIds ? { tokenIds: ids } : {}), webslo: info(p) };
-      return (
-        kind === 'chat'
-          ? chatCompletion({ ...header, content: text, finishReason: p.finishReason, usage: u, ...(logprobs ? { logprobs: lps } : {}), ...extra })
-          : completion({ ...header, text, finishReason: p.finishReason, usage: u, ...extra })
-      ) as never;
-    }
-    throw new AbortError('the request ended without a result');
+    const model = norm.model ?? this.options.local?.info.model ?? this.remotes[0]!.config.model;
+    return respond(kind, norm, model, app, first, pieces, cancel) as never;
   }
 
   /** The request's pieces from wherever it runs: local offer, remotes in turn, then the local engine's own policy. */
@@ -311,10 +235,10 @@ export class Router {
     // 1. The local planner's offer.
     let refusal: Error | null = null;
     if (local) {
-      const offered = await this.startLocal(kind, body, app, signal, { offer: true });
+      const offered = await this.local(kind, body, app, signal, { offer: true });
       if (!(offered instanceof Error)) {
         this.route(app, 'local').served++;
-        yield* this.relayLocal(app, offered, arrival, 'local', null, judge);
+        yield* relayLocal((replica) => this.route(app, replica).failed++, offered, arrival, 'local', null, judge);
         return;
       }
       refusal = offered;
@@ -341,10 +265,10 @@ export class Router {
     if (!local) throw new RequestDeclinedError(app, `router-${++routerCounter}`, 'slo');
     // A prompt too long for the local engine stays refused there.
     if (refusal instanceof PromptTooLongError) throw refusal;
-    const stream = await this.startLocal(kind, body, app, signal, { offer: false });
+    const stream = await this.local(kind, body, app, signal, { offer: false });
     if (stream instanceof Error) throw stream;
     this.route(app, 'local').served++;
-    yield* this.relayLocal(app, stream, arrival, 'local', null, judge);
+    yield* relayLocal((replica) => this.route(app, replica).failed++, stream, arrival, 'local', null, judge);
   }
 
   /** One try on a remote: 'retry' when it failed before its first token (nothing was delivered). */
@@ -453,9 +377,9 @@ export class Router {
             delete rest['max_completion_tokens'];
             rest['max_tokens'] = remaining;
           }
-          const cont = await this.startLocal(kind, rest, app, signal, { offer: false });
+          const cont = await this.local(kind, rest, app, signal, { offer: false });
           if (cont instanceof Error) throw cont;
-          yield* this.relayLocal(app, cont, arrival, name, 'local', judge, { firstAt, delivered });
+          yield* relayLocal((replica) => this.route(app, replica).failed++, cont, arrival, name, 'local', judge, { firstAt, delivered });
           return 'done';
         }
         if (next.done) break;
@@ -503,122 +427,6 @@ export class Router {
       leave();
     }
   }
-
-  /**
-   * Start a streamed request on the local engine and read it up to its first token (an offer's
-   * refusal comes as the stream's error, after the prompt is encoded). Offered and refused: the
-   * refusal; otherwise the stream with what was read put back in front.
-   */
-  private async startLocal(
-    kind: 'chat' | 'completions',
-    body: Record<string, unknown>,
-    app: string,
-    signal: AbortSignal | undefined,
-    o: { offer: boolean },
-  ): Promise<AsyncGenerator<ChatCompletionChunk | CompletionChunk> | Error> {
-    const local = this.options.local!;
-    const params = { ...body, app, stream: true as const, stream_options: { include_usage: true }, return_token_ids: true };
-    // Not here: the planner would not take it now, or the prompt does not fit this engine at all (a remote may be bigger).
-    const refused = (e: unknown): e is Error => o.offer && ((e instanceof RequestDeclinedError && e.reason === 'not-admitted') || (e instanceof PromptTooLongError && this.remotes.length > 0));
-    let stream: ChunkStream<ChatCompletionChunk | CompletionChunk>;
-    try {
-      const opts = { offer: o.offer, ...(signal ? { signal } : {}) };
-      stream =
-        kind === 'chat' ? await local.chat.completions.create(params as ChatParams & { stream: true }, opts) : await local.completions.create(params as CompletionParams & { stream: true }, opts);
-    } catch (e) {
-      if (refused(e)) return e;
-      throw e;
-    }
-    const it = stream[Symbol.asyncIterator]();
-    const read: (ChatCompletionChunk | CompletionChunk)[] = [];
-    let ended = false;
-    try {
-      for (;;) {
-        const r = await it.next();
-        if (r.done) {
-          ended = true;
-          break;
-        }
-        read.push(r.value);
-        const c = r.value.choices[0];
-        if (r.value.usage || (c && (('delta' in c ? c.delta.content : c.text) || c.token_ids?.length || c.finish_reason))) break;
-      }
-    } catch (e) {
-      if (refused(e)) return e;
-      throw e;
-    }
-    return (async function* () {
-      try {
-        yield* read;
-        while (!ended) {
-          const r = await it.next();
-          if (r.done) ended = true;
-          else yield r.value;
-        }
-      } finally {
-        // The caller stopped early: the engine's request stops too.
-        if (!ended) await it.return?.();
-      }
-    })();
-  }
-
-  /** Pieces of a local stream; `after`: a continuation of a remote's reply (its first token's time, tokens delivered). */
-  private async *relayLocal(
-    app: string,
-    stream: AsyncGenerator<ChatCompletionChunk | CompletionChunk>,
-    arrival: number,
-    replica: string,
-    continuedBy: string | null,
-    judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
-    after?: { firstAt: number; delivered: number },
-  ): AsyncGenerator<Piece> {
-    let firstAt = after?.firstAt ?? null;
-    let n = after?.delivered ?? 0;
-    let finish: FinishReason | null = null;
-    let decision: 'admitted' | 'best-effort' = 'admitted';
-    let u: CompletionUsage | null = null;
-    try {
-      for await (const chunk of stream) {
-        if (chunk.usage) {
-          u = chunk.usage;
-          if (chunk.webslo) decision = chunk.webslo.decision;
-        }
-        const c = chunk.choices[0];
-        if (!c) continue;
-        const text = 'delta' in c ? (c.delta.content ?? '') : c.text;
-        const ids = c.token_ids ?? null;
-        if (text || ids?.length) {
-          firstAt ??= performance.now();
-          n += ids?.length ?? 1;
-          yield { type: 'delta', text, tokenIds: ids, logprobs: 'delta' in c ? (c.logprobs?.content ?? null) : null };
-        }
-        if (c.finish_reason) finish = c.finish_reason;
-      }
-    } catch (e) {
-      if (!(e instanceof AbortError)) this.route(app, continuedBy ?? replica).failed++;
-      throw e;
-    }
-    const end = performance.now();
-    const tpot = firstAt !== null && n > 1 ? (end - firstAt) / (n - 1) : null;
-    const ttft = firstAt === null ? null : firstAt - arrival;
-    judge(replica, ttft, tpot);
-    // A continuation's usage counts only what the local engine produced; the caller's counts the whole reply.
-    const whole = after && u ? { prompt_tokens: u.prompt_tokens - after.delivered, completion_tokens: n, total_tokens: u.prompt_tokens - after.delivered + n } : u;
-    yield doneOf(finish ?? 'stop', whole, n, replica, continuedBy, ttft, tpot, decision);
-  }
-}
-
-function doneOf(
-  finishReason: FinishReason,
-  u: CompletionUsage | null,
-  completionTokens: number,
-  replica: string,
-  continuedBy: string | null,
-  ttftMs: number | null,
-  tpotMs: number | null,
-  decision: 'admitted' | 'best-effort' = 'admitted',
-): Piece {
-  return { type: 'done', finishReason, usage: u, completionTokens, replica, continuedBy, decision, ttftMs, tpotMs };
 }
 
 /** webslo's own request fields, for a remote that refuses unknown fields (RemoteReplicaConfig.tokenIds: false). */
