@@ -74,8 +74,8 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
         const stream = await router.completions.create({
           app: apps[i % 4]!,
           model: MODEL,
-          prompt: prompt(240 + (i % 5) * 40, i),
-          max_tokens: 8,
+          prompt: prompt(120 + (i % 5) * 20, i),
+          max_tokens: 4,
           ignore_eos: true,
           stream: true,
           stream_options: { include_usage: true },
