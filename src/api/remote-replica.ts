@@ -9,7 +9,8 @@
 // finish_reason (or [DONE] after one); anything else (a closed connection, a stall the caller
 // aborts, malformed JSON, an HTTP error) is thrown as RemoteReplicaError.
 
-import { EngineError } from '../engine/errors.js';
+import { RemoteReplicaError } from '../openai/errors.js';
+export { RemoteReplicaError };
 import type { ChatCompletionTokenLogprob, CompletionUsage, FinishReason } from '../openai/types.js';
 
 export interface RemoteReplicaConfig {
@@ -31,21 +32,6 @@ export interface RemoteReplicaConfig {
    * refuse unknown fields (the local continuation then re-tokenizes the text delivered).
    */
   tokenIds?: boolean;
-}
-
-/** A remote replica failed: before its first token (the Router tries elsewhere) or mid-stream. */
-export class RemoteReplicaError extends EngineError {
-  override name = 'RemoteReplicaError';
-  constructor(
-    readonly replica: string,
-    /** 'connect': no response; 'status': an HTTP error; 'stream': the stream broke or was malformed; 'timeout': too slow. */
-    readonly phase: 'connect' | 'status' | 'stream' | 'timeout',
-    readonly detail: string,
-    /** The HTTP status, when one came back. */
-    readonly status: number | null = null,
-  ) {
-    super(`remote replica '${replica}': ${phase === 'connect' ? 'could not connect' : phase === 'status' ? `answered HTTP ${status}` : phase === 'timeout' ? 'timed out' : 'stream broke'}: ${detail}`);
-  }
 }
 
 /** One parsed chunk of a remote stream. */

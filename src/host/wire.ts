@@ -10,7 +10,7 @@
 // values, or arrays of strings and numbers; a rebuilt error is created without running its
 // constructor (the message already says everything), so its fields are exactly what crossed.
 
-import { ChatTemplateError, InvalidRequestError } from '../openai/errors.js';
+import { ChatTemplateError, InvalidRequestError, RemoteReplicaError } from '../openai/errors.js';
 import { AbortError, DeviceLostError, EngineClosedError, EngineError, PromptTooLongError, RequestDeclinedError, RequestError } from '../engine/errors.js';
 import { GpuDeviceLostError, GpuError, GpuLimitError, GpuTimeoutError, GpuUnavailableError, GpuUsageError, ShaderError } from '../gpu/errors.js';
 import { CacheQuotaError, CacheUnavailableError, ModelSourceError } from '../hub/errors.js';
@@ -42,6 +42,7 @@ const WIRE_CLASSES: readonly (readonly [string, ErrorClass, ErrorClass?])[] = [
   ['AbortError', AbortError],
   ['DeviceLostError', DeviceLostError],
   ['EngineClosedError', EngineClosedError],
+  ['RemoteReplicaError', RemoteReplicaError],
   ['InvalidRequestError', RequestError, InvalidRequestError],
   ['EngineError', EngineError],
   ['InvalidRequestError', InvalidRequestError],

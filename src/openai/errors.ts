@@ -1,6 +1,8 @@
 // Typed errors of the OpenAI layer. Each has a fixed `name` (minifiers rename classes; sse.ts maps
 // errors to HTTP statuses by name) and a message that says what would be valid.
 
+import { EngineError } from '../engine/errors.js';
+
 /** A request parameter is missing or invalid (HTTP 400, OpenAI's `invalid_request_error`). */
 export class InvalidRequestError extends Error {
   override name = 'InvalidRequestError';
@@ -29,5 +31,20 @@ export class ChatTemplateError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** A remote replica failed: before its first token (the Router tries elsewhere) or mid-stream. */
+export class RemoteReplicaError extends EngineError {
+  override name = 'RemoteReplicaError';
+  constructor(
+    readonly replica: string,
+    /** 'connect': no response; 'status': an HTTP error; 'stream': the stream broke or was malformed; 'timeout': too slow. */
+    readonly phase: 'connect' | 'status' | 'stream' | 'timeout',
+    readonly detail: string,
+    /** The HTTP status, when one came back. */
+    readonly status: number | null = null,
+  ) {
+    super(`remote replica '${replica}': ${phase === 'connect' ? 'could not connect' : phase === 'status' ? `answered HTTP ${status}` : phase === 'timeout' ? 'timed out' : 'stream broke'}: ${detail}`);
   }
 }

@@ -19,6 +19,7 @@ const SAMPLES: [Error, abstract new (...args: never[]) => Error][] = [
   [new api.SloError('chat', 'ttftMs', 'is 1 ms, below one step'), api.SloError],
   [new api.PromptTooLongError(9000, 4096, 'the context', true), api.PromptTooLongError],
   [new api.AbortError(), api.AbortError],
+  [new api.RemoteReplicaError('vllm-a', 'status', 'no', 503), api.RemoteReplicaError],
   [new api.DeviceLostError('destroyed'), api.DeviceLostError],
   [new api.EngineClosedError(), api.EngineClosedError],
   [new api.EngineError('something'), api.EngineError],
