@@ -236,6 +236,8 @@ describe('a burst through the public API', () => {
         return e.completions.create({ app, prompt: words, max_tokens: 3 + (i % 6), ignore_eos: true, signal: controller.signal }).then((r) => r.choices[0]!.finish_reason);
       });
       for (let i = 5; i < count; i += 23) controllers[i]!.abort();
+      // Their ends are collected from here on (an aborted one rejects while the stats below are read).
+      const ended = Promise.allSettled(runs);
       // Mid-burst, most requests wait (nothing of their prompt computed) and a few have started.
       let mid = await e.stats();
       for (let i = 0; i < 200 && mid.apps.reduce((n, a) => n + a.running - a.waiting, 0) === 0; i++) {
@@ -247,7 +249,7 @@ describe('a burst through the public API', () => {
       expect(started).toBeGreaterThan(0);
       expect(waiting).toBeGreaterThan(0);
       expect(mid.apps.every((a) => a.waiting <= a.running)).toBe(true);
-      const settled = await Promise.allSettled(runs);
+      const settled = await ended;
       const kinds: Record<string, number> = {};
       for (const r of settled) {
         const kind = r.status === 'fulfilled' ? `completed:${r.value}` : (r.reason as Error).name;
