@@ -84,6 +84,9 @@ export interface RouterStats {
   unrouted: number;
 }
 
+/** startLocal's arguments after the engine and whether a remote exists. */
+type LocalRequest = Parameters<typeof startLocal> extends [Engine, boolean, ...infer R] ? R : never;
+
 /** One request as the Router runs it. */
 interface RouteJob {
   kind: 'chat' | 'completions';
@@ -172,14 +175,8 @@ export class Router {
   }
 
   /** A streamed request on the local engine (local-replica.ts); offered and refused: the refusal. */
-  private local(
-    kind: 'chat' | 'completions',
-    body: Record<string, unknown>,
-    app: string,
-    signal: AbortSignal | undefined,
-    o: { offer: boolean },
-  ): Promise<AsyncGenerator<ChatCompletionChunk | CompletionChunk> | Error> {
-    return startLocal(this.options.local!, this.remotes.length > 0, kind, body, app, signal, o);
+  private local(...request: LocalRequest): ReturnType<typeof startLocal> {
+    return startLocal(this.options.local!, this.remotes.length > 0, ...request);
   }
 
   private route(app: string, replica: string): RouteStats {
