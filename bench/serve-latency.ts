@@ -1,18 +1,26 @@
 // What `webslo serve`'s HTTP layer adds over calling the engine in-process: `npm run bench:serve`.
 // One engine (tiny-qwen2, the paper's step times for the planner) and its HTTP server in this
-// process, on 127.0.0.1; the same requests alternate between `engine.chat.completions.create` and
-// `fetch` to the server, so both see the same GPU and the same load:
-//  per request: a 1-token greedy chat completion, non-streamed; added = HTTP - in-process, p50/p99
-//  over --rounds pairs (goal: under 1 ms at p50). Not measured: the added time per streamed token
-//  (an SSE reader gets several events per read, and the span from first to last token came out
-//  shorter over HTTP than in-process, i.e. the measure was noise; it needs the server's own clock).
-// The client and the server share this process's event loop (as a local client would share the
-// machine). Absolute times depend on the adapter; the differences are host-side work.
+// process, on 127.0.0.1. The engine the server answers from is wrapped so that each request's own
+// engine time is known on the same clock as the client's: what HTTP adds is measured per request,
+// not as the difference of two noisy GPU-bound requests.
+//  per request: a 1-token greedy chat completion, non-streamed. added = the client's time from send
+//    to parsed reply, minus the time the engine's create() took for that same request. The same is
+//    measured for in-process calls through the wrapper (its own cost) and for Node's built-in fetch
+//    as the client (undici, which costs more on the client side than node:http).
+//    Beside it, the HTTP layer's own work: the same request to a second server in front of an
+//    engine that answers at once with a fixed completion (here only, to isolate the server's code
+//    from the real engine's effect on the event loop and the CPUs), interleaved with the others.
+//  per streamed token: a streamed chat completion of --tokens tokens. added = when the client has
+//    the token's SSE event in hand, minus when the engine's stream yielded the chunk on the server.
+// p50 / p99 over --rounds requests after 20 warm-up ones. The client and the server share this
+// process's event loop (as a local client would share the machine), and on lavapipe the GPU's work
+// runs on the same 2 CPUs: absolute engine times depend on the adapter, the added ones are host work.
 
-import { createEngine } from '../src/index.js';
-import { startHttpServer } from '../src/cli/http-server.js';
+import { request as httpRequest, Agent } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { createEngine, type ChatCompletionChunk, type ChunkStream, type Engine } from '../src/index.js';
+import { startHttpServer } from '../src/cli/http-server.js';
 import { PROFILES } from '../src/sim/profiles.js';
 
 const q = (xs: number[], p: number): number => {
@@ -20,52 +28,148 @@ const q = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 };
 
+/** The engine with chat.completions.create timed: `engineMs` of the last call, `yields` of a stream's chunks. */
+function timedEngine(engine: Engine): { engine: Engine; last: { engineMs: number; yields: number[] } } {
+  const last = { engineMs: 0, yields: [] as number[] };
+  const create = async (params: never): Promise<unknown> => {
+    const t0 = performance.now();
+    const result = (await engine.chat.completions.create(params)) as unknown;
+    last.engineMs = performance.now() - t0;
+    if (typeof result !== 'object' || result === null || !(Symbol.asyncIterator in result)) return result;
+    const stream = result as ChunkStream<ChatCompletionChunk>;
+    last.yields = [];
+    return {
+      abort: () => stream.abort(),
+      async *[Symbol.asyncIterator]() {
+        for await (const chunk of stream) {
+          if (chunk.choices[0]?.delta.content !== undefined || chunk.choices[0]?.finish_reason) last.yields.push(performance.now());
+          yield chunk;
+        }
+      },
+    };
+  };
+  const chat = { completions: { create } };
+  const wrapped = new Proxy(engine, {
+    get(target, key) {
+      if (key === 'chat') return chat;
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { engine: wrapped, last };
+}
+
 export async function main(args: string[]): Promise<void> {
-  const at = args.indexOf('--rounds');
-  const rounds = at >= 0 ? Number(args[at + 1]) : 200;
+  const flag = (name: string, dflt: number): number => {
+    const at = args.indexOf(name);
+    return at >= 0 ? Number(args[at + 1]) : dflt;
+  };
+  const rounds = flag('--rounds', 200);
+  const tokens = flag('--tokens', 16);
   const model = fileURLToPath(new URL('../test/fixtures/tiny-qwen2', import.meta.url));
   // The paper's step times, relabelled for this model's depth (a profile holds for one model).
   const layers = (JSON.parse(readFileSync(`${model}/config.json`, 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
-  const engine = await createEngine({ model, worker: false, cache: false, profile: { ...(PROFILES.paper as object), layers }, kvCacheBytes: 8 << 20 });
-  engine.app('bench', { ttftMs: 600_000, tpotMs: 60_000 });
+  const real = await createEngine({ model, worker: false, cache: false, profile: { ...(PROFILES.paper as object), layers }, kvCacheBytes: 8 << 20 });
+  real.app('bench', { ttftMs: 600_000, tpotMs: 60_000 });
+  const { engine, last } = timedEngine(real);
   const server = await startHttpServer(engine, { host: '127.0.0.1', port: 0, apiKeys: [], maxBodyBytes: 1 << 20 });
+  const url = new URL(`${server.url}/v1/chat/completions`);
+  // The zero-time engine: what the server itself costs (its stats() feeds only /health and /metrics, not used here).
+  const fixed = await engine.chat.completions.create({ app: 'bench', messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 1 });
+  const instant = { info: real.info, chat: { completions: { create: () => Promise.resolve(fixed) } }, completions: { create: () => Promise.resolve(fixed) } };
+  const bare = await startHttpServer(instant as unknown as Engine, { host: '127.0.0.1', port: 0, apiKeys: [], maxBodyBytes: 1 << 20 });
+  const bareUrl = new URL(`${bare.url}/v1/chat/completions`);
   const messages = [{ role: 'user' as const, content: 'Hello there' }];
-  const body = (extra: object): string => JSON.stringify({ model: 'x', app: 'bench', messages, ...extra });
-  try {
-    const direct = async (): Promise<number> => {
+  const agent = new Agent({ keepAlive: true });
+
+  /** One POST over node:http (keep-alive); `onData` gets each read's text and its arrival time. */
+  const post = (body: string, onData: (text: string, at: number) => void, to = url): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: to.hostname, port: to.port, path: to.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (text: string) => onData(text, performance.now()));
+          res.on('end', () => resolve());
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  const oneBody = JSON.stringify({ model: 'x', app: 'bench', messages, max_tokens: 1 });
+  const paths: Record<string, () => Promise<number>> = {
+    'in-process (the timing wrapper only)': async () => {
       const t0 = performance.now();
       await engine.chat.completions.create({ app: 'bench', messages, max_tokens: 1 });
-      return performance.now() - t0;
-    };
-    const http = async (): Promise<number> => {
+      return performance.now() - t0 - last.engineMs;
+    },
+    'webslo serve, node:http client': async () => {
       const t0 = performance.now();
-      const r = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body({ max_tokens: 1 }) });
-      await r.json();
+      let text = '';
+      await post(oneBody, (t) => (text += t));
+      JSON.parse(text);
+      return performance.now() - t0 - last.engineMs;
+    },
+    'the HTTP layer alone (an engine that answers at once), node:http client': async () => {
+      const t0 = performance.now();
+      let text = '';
+      await post(oneBody, (t) => (text += t), bareUrl);
+      JSON.parse(text);
       return performance.now() - t0;
-    };
-    // Warm-up: pipelines, V8, keep-alive connections.
-    for (let i = 0; i < 20; i++) {
-      await direct();
-      await http();
-    }
-    const added: number[] = [];
-    const base: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const a = await direct();
-      const b = await http();
-      base.push(a);
-      added.push(b - a);
-    }
+    },
+    "webslo serve, Node's fetch client": async () => {
+      const t0 = performance.now();
+      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: oneBody });
+      await r.json();
+      return performance.now() - t0 - last.engineMs;
+    },
+  };
+  const streamBody = JSON.stringify({ model: 'x', app: 'bench', messages, max_tokens: tokens, ignore_eos: true, stream: true });
+  /** Per token of one streamed request over HTTP: arrival at the client minus the engine's yield. */
+  const streamed = async (): Promise<number[]> => {
+    const arrivals: number[] = [];
+    let pending = '';
+    await post(streamBody, (text, at) => {
+      pending += text;
+      let end: number;
+      while ((end = pending.indexOf('\n\n')) >= 0) {
+        const event = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+        const chunk = JSON.parse(event.slice(6)) as ChatCompletionChunk;
+        if (chunk.choices[0]?.delta.content !== undefined || chunk.choices[0]?.finish_reason) arrivals.push(at);
+      }
+    });
+    if (arrivals.length !== last.yields.length) throw new Error(`streamed ${arrivals.length} token events, the engine yielded ${last.yields.length}`);
+    return arrivals.map((a, i) => a - last.yields[i]!);
+  };
 
+  try {
+    const added = new Map<string, number[]>(Object.keys(paths).map((k) => [k, []]));
+    const perToken: number[] = [];
+    for (let i = 0; i < rounds + 20; i++) {
+      for (const [name, run] of Object.entries(paths)) {
+        const a = await run();
+        if (i >= 20) added.get(name)!.push(a);
+      }
+      const t = await streamed();
+      if (i >= 20) perToken.push(...t);
+    }
+    const f = (x: number): string => `${x.toFixed(3)} ms`;
     const lines = [
-      `| measure | in-process | added by HTTP (p50) | added (p99) |`,
+      `| measure | added p50 | added p99 | samples |`,
       `|---|---:|---:|---:|`,
-      `| 1-token chat completion (${rounds} pairs) | ${q(base, 0.5).toFixed(2)} ms p50 | ${q(added, 0.5).toFixed(3)} ms | ${q(added, 0.99).toFixed(3)} ms |`,
+      ...[...added].map(([name, xs]) => `| per request, 1-token chat completion: ${name} | ${f(q(xs, 0.5))} | ${f(q(xs, 0.99))} | ${xs.length} |`),
+      `| per streamed token (${tokens}-token streams), node:http client | ${f(q(perToken, 0.5))} | ${f(q(perToken, 0.99))} | ${perToken.length} |`,
     ];
-    console.log(`webslo serve vs in-process, ${engine.info.adapter}, Node ${process.version}\n`);
+    console.log(`webslo serve vs in-process, ${real.info.adapter}, Node ${process.version}\n`);
     console.log(lines.join('\n'));
   } finally {
+    agent.destroy();
     await server.close();
-    await engine.unload();
+    await bare.close();
+    await real.unload();
   }
 }

@@ -1,17 +1,21 @@
-// `webslo serve`'s HTTP front: OpenAI's API on node:http, answered by engineFetch (the same
-// handler the in-page `openai` client uses: validation, SSE, error objects, 429 + Retry-After for a
-// decline), plus /health and /metrics (Prometheus; metrics.ts). What this file adds is what a network server needs and an in-process
-// fetch does not: API keys compared in constant time, a body size limit, the app named by an
-// `x-webslo-app` header, a client that disconnects aborting its request (its KV freed), and a
+// `webslo serve`'s HTTP front: OpenAI's API on node:http, answered by api/openai-handler.ts (the
+// routes engineFetch, the in-page `openai` client's fetch, also answers: validation, error objects,
+// 429 + Retry-After for a decline), plus /health and /metrics (Prometheus; metrics.ts). What this
+// file adds is what a network server needs and an in-process fetch does not: API keys compared in
+// constant time, a body size limit, the app named by an `x-webslo-app` header, CORS for the origins
+// --allowed-origins names, a client that disconnects aborting its request (its KV freed), and a
 // drain that stops accepting and lets running requests finish.
 //
-// node:http and no framework: five routes and one handler, and engineFetch already speaks the
-// Fetch API (Request -> Response) that Node 20 has built in.
+// node:http and no framework: five routes and one handler. Replies are written to the socket
+// directly (JSON once, SSE events as the chunks come), not through Fetch API Request/Response
+// objects: those cost about as much again as the rest of the HTTP path (bench/serve-latency.ts).
 
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { engineFetch, type Engine, type Router } from '../index.js';
+import type { Engine, Router } from '../index.js';
+import { answerOpenAi } from '../api/openai-handler.js';
+import { SSE_HEADERS, sseEvents } from '../openai/sse.js';
 import { renderMetrics } from './metrics.js';
 
 export interface HttpServerOptions {
@@ -21,6 +25,8 @@ export interface HttpServerOptions {
   apiKeys: readonly string[];
   /** Largest request body, bytes (413 beyond). */
   maxBodyBytes: number;
+  /** Origins whose pages may call this server (CORS), or '*' for any; none: no cross-origin caller (a request with another Origin is a 403). */
+  allowedOrigins?: readonly string[];
   /** A Router in front of the engine (--remotes): requests go through it, and /metrics shows its routes. */
   router?: Router;
 }
@@ -51,6 +57,17 @@ function keyAccepted(given: string, keys: readonly string[]): boolean {
   return ok;
 }
 
+/**
+ * The CORS headers for a request from `origin`: none for a caller that is not a page (no Origin
+ * header), the allowing ones for an allowed origin, null for another origin (answered 403, so a
+ * page on another site cannot make this server generate even where it could not read the reply).
+ */
+export function corsHeaders(origin: string | undefined, allowed: readonly string[] = []): Record<string, string> | null {
+  if (origin === undefined) return {};
+  if (!allowed.includes('*') && !allowed.includes(origin)) return null;
+  return { 'access-control-allow-origin': allowed.includes('*') ? '*' : origin, vary: 'origin', 'access-control-expose-headers': 'retry-after' };
+}
+
 /** The body, or null when it passed `limit` (the connection is then answered 413 by the caller). */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
@@ -75,7 +92,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
 }
 
 export async function startHttpServer(engine: Engine, options: HttpServerOptions): Promise<RunningServer> {
-  const handle = engineFetch(options.router ?? engine);
+  const served = options.router ?? engine;
   let inFlight = 0;
   let draining = false;
   const idle: (() => void)[] = [];
@@ -85,6 +102,24 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+    // Cross-origin callers (a page in a browser): only the origins --allowed-origins names.
+    const cors = corsHeaders(req.headers.origin, options.allowedOrigins);
+    if (cors === null) {
+      return sendError(
+        res,
+        403,
+        'invalid_request_error',
+        'origin_not_allowed',
+        `requests from the origin ${req.headers.origin} are not allowed: start webslo serve with --allowed-origins ${req.headers.origin} (or '*')`,
+      );
+    }
+    for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      // A preflight: the methods, and the headers the page asked for (content-type, authorization, x-webslo-app, an SDK's own).
+      const asked = req.headers['access-control-request-headers'];
+      res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, OPTIONS', ...(asked ? { 'access-control-allow-headers': asked } : {}), 'access-control-max-age': '600' }).end();
+      return;
+    }
     if (draining) return sendError(res, 503, 'server_error', 'shutting_down', 'the server is shutting down; retry on another replica');
     if (path === '/health') {
       // 200 while the engine answers; what it holds now, for a glance (/metrics is for monitoring).
@@ -114,45 +149,35 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
     if (req.method === 'POST') {
       body = await readBody(req, options.maxBodyBytes);
       if (body === null) return sendError(res, 413, 'invalid_request_error', 'request_too_large', `the request body is larger than ${options.maxBodyBytes} bytes (--max-body-bytes)`);
-      // The app from the x-webslo-app header, unless the body names one.
-      const app = req.headers['x-webslo-app'];
-      if (typeof app === 'string' && app !== '') {
-        try {
-          const json = JSON.parse(body.toString('utf8')) as unknown;
-          if (typeof json === 'object' && json !== null && !Array.isArray(json) && !('app' in json)) body = Buffer.from(JSON.stringify({ ...json, app }));
-        } catch {
-          // Not JSON: engineFetch answers 400 naming the body.
-        }
-      }
     }
+    // The body parsed once; the app from the x-webslo-app header unless the body names one.
+    const app = req.headers['x-webslo-app'];
+    const parse = async (): Promise<unknown> => {
+      const json = JSON.parse(body ? body.toString('utf8') : '') as unknown;
+      if (typeof app === 'string' && app !== '' && typeof json === 'object' && json !== null && !Array.isArray(json) && !('app' in json)) return { ...json, app };
+      return json;
+    };
     // A client that goes away aborts its request: the engine frees its KV at the next step.
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const headers = new Headers();
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
-    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-      method: req.method ?? 'GET',
-      headers,
-      ...(body ? { body: new Uint8Array(body) } : {}),
-      signal: abort.signal,
-    });
-    const response = await handle(request, { signal: abort.signal });
-    const out: Record<string, string> = {};
-    response.headers.forEach((v, k) => (out[k] = v));
-    res.writeHead(response.status, out);
-    if (!response.body) return void res.end();
-    const reader = response.body.getReader();
+    const reply = await answerOpenAi(served, req.method ?? 'GET', path, parse, abort.signal);
+    if (reply.kind === 'json') {
+      const text = JSON.stringify(reply.body);
+      res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...reply.headers }).end(text);
+      return;
+    }
+    // A stream: each chunk's event written as it comes, waiting for the socket when it is full.
+    res.writeHead(200, SSE_HEADERS);
+    const events = sseEvents(reply.chunks);
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (!res.write(value)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+      for await (const event of events) {
         if (abort.signal.aborted) break;
+        if (!res.write(event)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
       }
     } finally {
-      if (abort.signal.aborted) await reader.cancel().catch(() => {});
+      if (abort.signal.aborted) reply.chunks.abort();
       res.end();
     }
   }

@@ -17,8 +17,9 @@ import { MODEL_SOURCE_FLAGS } from './model-source.js';
 export const SERVE_USAGE = `  webslo serve --model M [--port 8000] [--host 127.0.0.1] [--apps apps.json] [--api-key K[,K2...]] [--remotes remotes.json]
                [--draft M | --draft-layers N] [--quantize none|q4] [--scheduler ${SCHEDULER_NAMES.join('|')}]
                [--profile profile.json] [--kv-cache-mb N] [--max-body-bytes N] [--grace-s S]
+               [--allowed-origins ORIGIN[,ORIGIN2...] | '*']
                (OpenAI-compatible HTTP: /v1/chat/completions, /v1/completions, /v1/models, /health;
-               --api-key also from $WEBSLO_API_KEY)`;
+               --api-key also from $WEBSLO_API_KEY; without --allowed-origins no web page may call it)`;
 
 export const SERVE_FLAGS = [
   'model',
@@ -35,6 +36,7 @@ export const SERVE_FLAGS = [
   'max-body-bytes',
   'grace-s',
   'remotes',
+  'allowed-origins',
   'verbose',
   ...MODEL_SOURCE_FLAGS,
 ] as const;
@@ -90,6 +92,14 @@ export async function serveCommand(args: ParsedArgs): Promise<void> {
     .map((k) => k.trim())
     .filter((k) => k !== '');
   const maxBodyBytes = numberFlag(args, 'max-body-bytes', (n) => Number.isInteger(n) && n >= 1024, 'an integer >= 1024') ?? 16 << 20;
+  const allowedOrigins = (stringFlag(args, 'allowed-origins') ?? '')
+    .split(',')
+    .map((o) => o.trim().replace(/\/+$/, ''))
+    .filter((o) => o !== '');
+  for (const o of allowedOrigins) {
+    if (o !== '*' && o !== 'null' && !/^https?:\/\/[^/]+$/.test(o))
+      throw new UsageError(`--allowed-origins ${o}: expected an origin such as http://localhost:5173 (scheme, host and port, no path), or '*'`);
+  }
   const graceS = numberFlag(args, 'grace-s', (n) => n >= 0, 'a number of seconds >= 0') ?? 30;
   const scheduler = stringFlag(args, 'scheduler');
   if (scheduler !== undefined && !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) throw new UsageError(`--scheduler ${scheduler}: expected one of ${SCHEDULER_NAMES.join(', ')}`);
@@ -131,7 +141,7 @@ export async function serveCommand(args: ParsedArgs): Promise<void> {
     await engine.unload();
     throw e;
   }
-  const server = await startHttpServer(engine, { host, port, apiKeys: keys, maxBodyBytes, ...(router ? { router } : {}) });
+  const server = await startHttpServer(engine, { host, port, apiKeys: keys, maxBodyBytes, allowedOrigins, ...(router ? { router } : {}) });
   // The line a supervisor (or a test) waits for.
   console.log(
     `webslo serve: listening on ${server.url} (model ${engine.info.model}; apps ${apps.map(([n]) => n).join(', ') || 'none (the default app)'}; ${keys.length ? 'API keys required' : 'no API key'}${router ? `; remotes ${remotes.map((r) => r.name ?? r.url).join(', ')}` : ''})`,

@@ -16,5 +16,5 @@ export { chatLogprobContent, completionLogprobs, detectTokenEncoding, jsonLogpro
 export type { CompletionLogprobsOptions, EmittedLogprob, TokenEncoding, TokenLogprob, TokenVocab } from './logprobs.js';
 export { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from './responses.js';
 export type { ChatChunkInput, ChatCompletionInput, CompletionChunkInput, CompletionInput, ResponseHeader } from './responses.js';
-export { errorResponse, jsonResponse, SSE_DONE, sseEvent, sseResponse, sseStream, toHttpError } from './sse.js';
+export { errorHeaders, errorResponse, jsonResponse, DECLINE_RETRY_AFTER_S, SSE_DONE, SSE_HEADERS, sseEvent, sseEvents, sseResponse, sseStream, toHttpError } from './sse.js';
 export type { HttpError, SseStreamOptions } from './sse.js';

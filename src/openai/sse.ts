@@ -76,14 +76,32 @@ export const DECLINE_RETRY_AFTER_S = 1;
 /** An error response as OpenAI's API sends one; a 429 carries Retry-After. */
 export function errorResponse(e: unknown): Response {
   const { status, body } = toHttpError(e);
-  return jsonResponse(body, status, status === 429 ? { 'retry-after': String(DECLINE_RETRY_AFTER_S) } : {});
+  return jsonResponse(body, status, errorHeaders(status));
 }
+
+/** The headers an error reply with `status` carries: Retry-After on a 429. */
+export const errorHeaders = (status: number): Record<string, string> => (status === 429 ? { 'retry-after': String(DECLINE_RETRY_AFTER_S) } : {});
 
 /** One SSE event carrying `data` as JSON. */
 export const sseEvent = (data: unknown): string => `data: ${JSON.stringify(data)}\n\n`;
 
 /** The event that ends an OpenAI stream. */
 export const SSE_DONE = 'data: [DONE]\n\n';
+
+/**
+ * Chunks -> `data: {json}\n\n` events, then `data: [DONE]\n\n`; if the chunks throw, one
+ * `data: {"error": ...}` event and no [DONE] (what sseStream sends, for a writer that is not a
+ * ReadableStream: `webslo serve` writes these strings to its socket).
+ */
+export async function* sseEvents(chunks: AsyncIterable<unknown>): AsyncGenerator<string, void, undefined> {
+  try {
+    for await (const chunk of chunks) yield sseEvent(chunk);
+  } catch (e) {
+    yield sseEvent(toHttpError(e).body);
+    return;
+  }
+  yield SSE_DONE;
+}
 
 export interface SseStreamOptions {
   /** Called when the reader cancels (the client aborted): abort the request there. */
@@ -127,10 +145,10 @@ export function sseStream(chunks: AsyncIterable<unknown> | Iterable<unknown>, op
   });
 }
 
+/** The headers of an OpenAI stream. */
+export const SSE_HEADERS: Readonly<Record<string, string>> = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' };
+
 /** A streaming response with the SSE headers. */
 export function sseResponse(stream: ReadableStream<Uint8Array>): Response {
-  return new Response(stream, {
-    status: 200,
-    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' },
-  });
+  return new Response(stream, { status: 200, headers: SSE_HEADERS });
 }

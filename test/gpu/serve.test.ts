@@ -12,6 +12,8 @@ import { serveProcess, type Served } from '../helpers/serve-process.js';
 import { legScope } from './gpu-config.js';
 
 const KEY = 'test-key-0123';
+/** The one origin whose pages may call the server (--allowed-origins). */
+const ORIGIN = 'http://localhost:5173';
 
 /** `webslo serve` with the test's apps and API key. */
 async function serve(extra: string[] = []): Promise<Served> {
@@ -24,7 +26,7 @@ describe.skipIf(legScope() !== 'full')('webslo serve', () => {
   let s: Served;
   let client: OpenAI;
   beforeAll(async () => {
-    s = await serve();
+    s = await serve(['--allowed-origins', ORIGIN]);
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: KEY, maxRetries: 0 });
   }, 150_000);
   afterAll(async () => {
@@ -76,6 +78,33 @@ describe.skipIf(legScope() !== 'full')('webslo serve', () => {
     expect(res.status).toBe(401);
   });
 
+  it('CORS: the allowed origin gets a preflight and readable replies (errors too); another origin is a 403 before anything runs', async () => {
+    const preflight = await fetch(`${s.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, x-webslo-app' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('POST');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-webslo-app');
+    const body = JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+    const ok = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { origin: ORIGIN, authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(ok.headers.get('access-control-expose-headers')).toContain('retry-after');
+    await ok.json();
+    // A page must read an error too (here a missing key).
+    const unauthorized = await fetch(`${s.url}/v1/models`, { headers: { origin: ORIGIN } });
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    const before = (await (await fetch(`${s.url}/health`)).json()) as { running: number };
+    const other = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { origin: 'http://evil.example', authorization: `Bearer ${KEY}`, 'content-type': 'text/plain' }, body });
+    expect(other.status).toBe(403);
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    expect(((await other.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'origin_not_allowed', message: expect.stringContaining('--allowed-origins') });
+    expect(before.running).toBe(0);
+  });
+
   it('a declined request is a 429 with Retry-After, which the client would retry', async () => {
     const burst = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
@@ -100,15 +129,15 @@ describe.skipIf(legScope() !== 'full')('webslo serve', () => {
     const get = (name: string): (typeof families)[number] => families.find((f) => f.name === `webslo:${name}`)!;
     const byApp = (name: string): Record<string, number> => Object.fromEntries(get(name).metrics.map((m) => [m.labels!['app']!, Number(m.value)]));
     expect(get('request_success_total').type).toBe('COUNTER');
-    // The tests above: 'chat' served 2 requests, the default app 5, 'tight' declined at least one.
+    // The tests above: 'chat' served 2 requests, the default app 6, 'tight' declined at least one.
     expect(byApp('request_success_total')['chat']).toBe(2);
-    expect(byApp('request_success_total')['default']).toBe(5);
+    expect(byApp('request_success_total')['default']).toBe(6);
     expect(byApp('request_declined_total')['tight']).toBeGreaterThan(0);
     expect(byApp('request_declined_total')['tight']! + (byApp('request_success_total')['tight'] ?? 0)).toBe(12);
     expect(get('time_to_first_token_seconds').type).toBe('HISTOGRAM');
     // Every completed request is in its app's histogram (the +Inf bucket counts them all).
     const inf = text.match(/^webslo:time_to_first_token_seconds_bucket\{model_name="[^"]*",app="default",le="\+Inf"\} (\d+)$/m);
-    expect(Number(inf![1])).toBe(5);
+    expect(Number(inf![1])).toBe(6);
     const health = (await (await fetch(`${s.url}/health`)).json()) as { kv: { pagesUsed: number } };
     expect(Number(get('kv_cache_pages').metrics.find((m) => m.labels!['state'] === 'used')!.value)).toBe(health.kv.pagesUsed);
   });

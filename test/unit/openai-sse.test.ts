@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChatTemplateError, errorResponse, InvalidRequestError, jsonResponse, SSE_DONE, sseEvent, sseResponse, sseStream, toHttpError } from '../../src/openai/index.js';
+import { ChatTemplateError, errorResponse, InvalidRequestError, jsonResponse, SSE_DONE, sseEvent, sseEvents, sseResponse, sseStream, toHttpError } from '../../src/openai/index.js';
 
 /** Errors shaped like the engine's (matched by name, as sse.ts does). */
 function named(name: string, message: string, fields: Record<string, unknown> = {}): Error {
@@ -110,6 +110,26 @@ describe('sseStream', () => {
     expect(reasons).toEqual(['client went away']);
     expect(cleanedUp).toBe(true);
     expect(produced).toBeLessThanOrEqual(3); // a small read-ahead at most, not a runaway loop
+  });
+
+  it('sseEvents writes what sseStream sends, chunk by chunk, for writers that are not streams', async () => {
+    async function* good(): AsyncGenerator<unknown> {
+      yield { a: 1 };
+      yield 'two';
+    }
+    async function* bad(): AsyncGenerator<unknown> {
+      yield { a: 1 };
+      throw named('EngineClosedError', 'closed');
+    }
+    const all = async (g: AsyncIterable<string>): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const e of g) out.push(e);
+      return out;
+    };
+    const events = await all(sseEvents(good()));
+    expect(events).toEqual(['data: {"a":1}\n\n', 'data: "two"\n\n', SSE_DONE]);
+    expect(events.join('')).toBe(await readAll(sseStream(good())));
+    expect((await all(sseEvents(bad()))).join('')).toBe(await readAll(sseStream(bad())));
   });
 
   it('wraps a stream in a Response with SSE headers', async () => {
