@@ -1,11 +1,15 @@
 // The demo page on Chromium's SwiftShader WebGPU adapter, offline: the embedded synthetic model
 // loads in the engine's worker, apps stream concurrently, the charts draw exactly engine.stats(),
 // the scheduler switch changes what is declined under overload, the page's thread never blocks,
-// a hub-layout model downloads once (then the Cache API serves it), and the controls have names.
+// a hub-layout model downloads once (then the Cache API serves it), the controls have names, and a
+// remote replica (`webslo serve` as a child process on 127.0.0.1) takes what the planner declines.
 // SwiftShader is slow (the demo model takes about a minute to load and calibrate), so the tests on
 // the embedded model share one page, in order.
 
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
 import type { Page } from '@playwright/test';
 import type { EngineStats } from '../src/index.js';
 import { STEPS_SHOWN, type ChartSeries } from '../src/demo/charts.js';
@@ -17,8 +21,8 @@ declare global {
   }
 }
 
-/** Console errors a page may log without anything being wrong (none known so far). */
-const BENIGN: RegExp[] = [];
+/** Console errors a page may log without anything being wrong: the remote test's deliberately unreachable replica. */
+const BENIGN: RegExp[] = [/ERR_CONNECTION_REFUSED \(http:\/\/127\.0\.0\.1:\d+\/v1\/models\)$/];
 const realErrors = (errors: string[]): string[] => errors.filter((e) => !BENIGN.some((b) => b.test(e)));
 
 async function ready(page: Page, timeout = 150_000): Promise<void> {
@@ -34,6 +38,44 @@ async function idle(page: Page): Promise<void> {
 
 async function sample(page: Page): Promise<{ stats: EngineStats; series: ChartSeries }> {
   return (await page.evaluate(() => window.__demo!.sample()))!;
+}
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** `webslo serve` as a child process on a free port of 127.0.0.1; resolves once it listens. */
+async function startServe(args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['bin/webslo.mjs', 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`webslo serve did not start in 120 s:\n${err}`)), 120_000);
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const m = /listening on (http:\/\/\S+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      void exited.then(() => reject(new Error(`webslo serve exited before listening:\n${err}`)));
+    });
+    return { url, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 /** A main-thread task this long means the page blocked (see the overload test). */
@@ -54,7 +96,7 @@ test.describe.serial('the demo page on the embedded model', () => {
       return route.abort('internetdisconnected');
     });
     page = await context.newPage();
-    page.on('console', (m) => void (m.type() === 'error' && watch.consoleErrors.push(m.text())));
+    page.on('console', (m) => void (m.type() === 'error' && watch.consoleErrors.push(`${m.text()} (${m.location().url})`)));
     page.on('pageerror', (e) => watch.consoleErrors.push(`uncaught: ${e.message}`));
     page.on('worker', (w) => w.on('console', (m) => void (m.type() === 'error' && watch.consoleErrors.push(`worker: ${m.text()}`))));
     // Every main-thread task over 50 ms, from the start.
@@ -113,6 +155,7 @@ test.describe.serial('the demo page on the embedded model', () => {
           kv: drawn('chart-kv'),
           prefix: drawn('chart-prefix'),
           speculation: drawn('chart-speculation'),
+          placement: drawn('chart-placement'),
         },
       };
     });
@@ -144,7 +187,11 @@ test.describe.serial('the demo page on the embedded model', () => {
       kv: series.kv,
       prefix: series.apps,
       speculation: series.speculation,
+      placement: series.apps.map((a) => ({ app: a.app, local: a.completedLocal, remote: a.completedRemote })),
     });
+    // No remote replica connected: every completed request ran here.
+    expect(chatSeries.completedLocal).toBe(chat.completed);
+    expect(chatSeries.completedRemote).toBeNull();
     // The per-app numbers show the same snapshot.
     expect(await page.getByTestId('chat-num-done').textContent()).toBe(`${chat.completed} / ${chat.submitted}`);
     expect(await page.locator('#chart-batch svg rect').count()).toBeGreaterThan(0);
@@ -166,7 +213,7 @@ test.describe.serial('the demo page on the embedded model', () => {
     // Tab from the top of the page: every main control gets focus, in order, with a name.
     await page.locator('body').focus();
     const seen: string[] = [];
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 70; i++) {
       await page.keyboard.press('Tab');
       seen.push(
         await page.evaluate(() => {
@@ -179,6 +226,7 @@ test.describe.serial('the demo page on the embedded model', () => {
       'model-choice',
       'load-model',
       'scheduler',
+      'remote-url',
       'burst-size',
       'chat-ttft',
       'chat-tpot0',
@@ -192,6 +240,7 @@ test.describe.serial('the demo page on the embedded model', () => {
       expect(seen, id).toContain(id);
     expect(seen.indexOf('model-choice')).toBeLessThan(seen.indexOf('scheduler'));
     expect(seen.indexOf('scheduler')).toBeLessThan(seen.indexOf('chat-ttft'));
+    await expect(page.getByLabel('Remote replica', { exact: true })).toHaveAttribute('type', 'url');
   });
 
   test('overload: SLOs-Serve declines some requests, FCFS none; the page never blocks; screenshot', async () => {
@@ -287,6 +336,69 @@ test.describe.serial('the demo page on the embedded model', () => {
     await expect(page.getByTestId('scheduler-active')).toHaveText('slos');
     expect(watch.blockedRequests).toEqual([]);
     expect(realErrors(watch.consoleErrors)).toEqual([]);
+  });
+
+  test('a remote replica (webslo serve on 127.0.0.1) takes what the local planner would decline; the charts show where requests ran', async () => {
+    test.setTimeout(300_000);
+    const origin = new URL(page.url()).origin;
+    // The remote: the same embedded model on Dawn in Node, allowing this page's origin (CORS).
+    const remote = await startServe(['--model', 'public/models/webslo-demo', '--allowed-origins', origin]);
+    try {
+      const url = page.getByLabel('Remote replica', { exact: true });
+      const status = page.getByTestId('remote-status');
+      // Nothing listens there: not connected, and the status says what to check.
+      await url.fill(`http://127.0.0.1:${await closedPort()}/v1`);
+      await page.getByTestId('remote-connect').click();
+      await expect(status).toHaveAttribute('data-state', 'error');
+      await expect(status).toContainText('--allowed-origins');
+      await url.fill(`${remote.url}/v1`);
+      await page.getByTestId('remote-connect').click();
+      await expect(status).toHaveAttribute('data-state', 'connected');
+      await expect(status).toContainText('webslo-demo');
+
+      // The overload test left chat, code and reasoning with tight TTFTs: bursts the local planner
+      // cannot all admit. What it would decline goes to the remote (a few bursts at most: the
+      // planner's model of SwiftShader's step times moves with every burst).
+      const names = ['chat', 'code', 'reasoning'];
+      const remoteServed = (): Promise<number> =>
+        page.evaluate((apps) => (window.__demo!.lastRoutes?.routes ?? []).filter((r) => apps.includes(r.app) && r.replica !== 'local').reduce((n, r) => n + r.completed, 0), names);
+      for (let i = 0; i < 3; i++) {
+        for (const title of ['Chat', 'Code assistant', 'Reasoning']) await panel(page, title).getByRole('button', { name: 'Burst' }).click();
+        await idle(page);
+        await sample(page);
+        if ((await remoteServed()) > 0) break;
+      }
+      const served = await remoteServed();
+      console.log(`[demo] remote replica completed ${served} requests; routes ${JSON.stringify(await page.evaluate(() => window.__demo!.lastRoutes))}`);
+      expect(served).toBeGreaterThan(0);
+      // The chart and the panels draw the Router's routes from the same snapshot.
+      const { routes, placement, shown } = await page.evaluate(() => ({
+        routes: window.__demo!.lastRoutes!.routes,
+        placement: JSON.parse(document.querySelector<SVGElement>('#chart-placement svg')!.dataset.series!) as { app: string; local: number; remote: number | null }[],
+        shown: Object.fromEntries(['chat', 'code', 'reasoning'].map((a) => [a, document.querySelector(`[data-testid="${a}-num-remote"]`)!.textContent])),
+      }));
+      for (const app of names) {
+        const r = routes.find((x) => x.app === app && x.replica !== 'local');
+        expect(placement.find((p) => p.app === app)!.remote).toBe(r?.completed ?? 0);
+        expect(shown[app]).toBe(`${r?.served ?? 0} / ${r?.met ?? 0}`);
+      }
+      // The remote really ran them: its own /metrics counts them (as its default app).
+      const metrics = await (await fetch(`${remote.url}/metrics`)).text();
+      const remoteDone = Number(/^webslo:request_success_total\{[^}]*app="default"[^}]*\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+      expect(remoteDone).toBeGreaterThanOrEqual(served);
+
+      // Disconnect: requests run here again, and the panels say so.
+      await url.fill('');
+      await page.getByTestId('remote-connect').click();
+      await expect(status).toHaveAttribute('data-state', 'none');
+      await sample(page);
+      expect(await page.evaluate(() => window.__demo!.lastRoutes)).toBeNull();
+      await expect(page.getByTestId('chat-num-remote')).toHaveText('– (not connected)');
+      expect(watch.blockedRequests).toEqual([]);
+      expect(realErrors(watch.consoleErrors)).toEqual([]);
+    } finally {
+      await remote.stop();
+    }
   });
 });
 

@@ -1,8 +1,8 @@
-// One app's panel: its SLO form (re-registers the app with engine.app on change), a prompt and
-// Send (streamed output, appended once per animation frame), per-app numbers from engine.stats(),
-// and the load generator's rate and Burst controls.
+// One app's panel: its SLO form (re-registers the app with engine.app, or router.app, on change), a
+// prompt and Send (streamed output, appended once per animation frame), per-app numbers from
+// engine.stats() and the Router's routes, and the load generator's rate and Burst controls.
 
-import type { AppStats, Engine } from '../index.js';
+import type { AppHandle, AppSloInput, AppStats, RouteStats } from '../index.js';
 import { sloInput, type DemoApp, type DemoSlo } from './apps.js';
 import { el, fmtMs, fmtPct, frameBatcher } from './dom.js';
 import type { Traffic } from './traffic.js';
@@ -25,7 +25,8 @@ export class AppPanel {
   constructor(
     readonly app: DemoApp,
     defaults: DemoSlo,
-    private readonly engine: Engine,
+    /** Where the app is declared: the engine, or the Router in front of it (which declares it on the engine too). */
+    private readonly registry: () => { app(name: string, slo: AppSloInput): AppHandle },
     private readonly traffic: Traffic,
     /** The load generator's burst size (the page's "Burst size" field). */
     private readonly burstSize: () => number,
@@ -67,6 +68,7 @@ export class AppPanel {
     row('besteffort', 'best-effort');
     row('prefix', 'prefix-cache hit rate');
     row('client', 'client: sent / ok / declined / failed');
+    row('remote', 'remote replica: served / met SLO');
 
     const rate = el('input', { id: id('rate'), type: 'number', min: '0', step: '0.5', value: '0' });
     rate.addEventListener('change', () => this.traffic.setRate(app, Number(rate.value)));
@@ -92,8 +94,9 @@ export class AppPanel {
     this.register();
   }
 
-  private register(): void {
-    this.engine.app(this.app.name, sloInput(this.app, this.slo));
+  /** Declare the app with its current SLO (again, after a Router is put in front of the engine). */
+  register(): void {
+    this.registry().app(this.app.name, sloInput(this.app, this.slo));
   }
 
   private applySlo(): void {
@@ -104,11 +107,11 @@ export class AppPanel {
       this.sloMsg.textContent = e instanceof Error ? e.message : String(e);
       this.ttft.value = String(previous.ttftMs);
       this.tpot.forEach((t, i) => (t.value = String(previous.tpotMs[i])));
-      this.engine.app(this.app.name, sloInput(this.app, previous));
+      this.registry().app(this.app.name, sloInput(this.app, previous));
     };
     try {
       // Shape errors throw here; whether this model can meet it is the engine's answer (`ready`).
-      const handle = this.engine.app(this.app.name, sloInput(this.app, next));
+      const handle = this.registry().app(this.app.name, sloInput(this.app, next));
       handle.ready.then(() => {
         this.slo = next;
         this.sloMsg.textContent = '';
@@ -135,14 +138,15 @@ export class AppPanel {
     );
   }
 
-  /** The per-app numbers from one stats snapshot (and the client-side counts). */
-  update(a: AppStats | undefined): void {
+  /** The per-app numbers from one stats snapshot, the client-side counts, and the app's remote route (none: no remote connected). */
+  update(a: AppStats | undefined, remote: RouteStats | null | undefined): void {
     const set = (k: string, v: string): void => {
       const e = this.nums.get(k)!;
       if (e.textContent !== v) e.textContent = v;
     };
     const c = this.traffic.count(this.app.name);
     set('client', `${c.sent} / ${c.ok} / ${c.declined} / ${c.failed}`);
+    set('remote', remote === null ? '– (not connected)' : `${remote?.served ?? 0} / ${remote?.met ?? 0}`);
     if (!a) return;
     set('ttft', `${fmtMs(a.ttftMs.p50)} / ${fmtMs(a.ttftMs.p90)}`);
     set('tpot', `${fmtMs(a.tpotMs.p50)} / ${fmtMs(a.tpotMs.p90)}`);

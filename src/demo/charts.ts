@@ -2,7 +2,7 @@
 // charts draw (pure, so a test can recompute it), and renderCharts() draws them as plain SVG
 // strings, one innerHTML write per chart, each svg carrying its series in data-series.
 
-import type { EngineStats } from '../index.js';
+import type { EngineStats, RouteStats } from '../index.js';
 import type { DemoSlo } from './apps.js';
 
 /** Steps shown in the step charts (the most recent). */
@@ -19,6 +19,9 @@ export interface AppSeries {
   tpotSloMs: number;
   attainment: number | null;
   prefixHitRate: number | null;
+  /** Requests completed on the local engine, and on the remote replica (null: none connected). */
+  completedLocal: number;
+  completedRemote: number | null;
 }
 
 export interface StepSeries {
@@ -37,10 +40,12 @@ export interface ChartSeries {
   speculation: { drafted: number; accepted: number };
 }
 
-export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSlo>): ChartSeries {
+/** `routes`: the Router's per-app, per-replica routes while a remote replica is connected, else null. */
+export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSlo>, routes: readonly RouteStats[] | null = null): ChartSeries {
   const apps: AppSeries[] = [];
   for (const [app, slo] of slos) {
     const a = stats.apps.find((x) => x.app === app);
+    const remote = routes === null ? null : routes.filter((r) => r.app === app && r.replica !== 'local').reduce((n, r) => n + r.completed, 0);
     apps.push({
       app,
       ttftP50: a?.ttftMs.p50 ?? null,
@@ -51,6 +56,8 @@ export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSl
       tpotSloMs: Math.min(...slo.tpotMs),
       attainment: a?.attainment ?? null,
       prefixHitRate: a?.prefixHitRate ?? null,
+      completedLocal: a?.completed ?? 0,
+      completedRemote: remote,
     });
   }
   const steps = stats.steps.slice(-STEPS_SHOWN).map((s) => ({ prefill: s.prefillTokens, decode: s.decodeRows, draft: s.draftTokens, ms: s.ms, predictedMs: s.predictedMs }));
@@ -66,7 +73,20 @@ export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSl
 const W = 480;
 const H = 170;
 const PAD = { l: 48, r: 8, t: 10, b: 24 };
-const COLORS = { p50: '#3b6fd8', p90: '#9db7ee', prefill: '#3b6fd8', decode: '#2a9d63', draft: '#e08a1e', ms: '#c2410c', predicted: '#6b7280', slo: '#b91c1c', used: '#3b6fd8', cached: '#9db7ee' };
+const COLORS = {
+  local: '#2a9d63',
+  remote: '#7c3aed',
+  p50: '#3b6fd8',
+  p90: '#9db7ee',
+  prefill: '#3b6fd8',
+  decode: '#2a9d63',
+  draft: '#e08a1e',
+  ms: '#c2410c',
+  predicted: '#6b7280',
+  slo: '#b91c1c',
+  used: '#3b6fd8',
+  cached: '#9db7ee',
+};
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const n = (v: number): string => (Math.round(v * 10) / 10).toString();
@@ -117,6 +137,29 @@ function ratioBars(apps: AppSeries[], pick: (a: AppSeries) => number | null, col
     body += `<text x="${n(PAD.l + i * band + band / 2)}" y="${H - 8}" text-anchor="middle">${esc(a.app)}</text>`;
   });
   return body;
+}
+
+/** Completed requests per app: on the local engine and on the remote replica, side by side. */
+function placementChart(apps: AppSeries[]): string {
+  const max = Math.max(1, ...apps.map((a) => Math.max(a.completedLocal, a.completedRemote ?? 0)));
+  const y0 = H - PAD.b;
+  const band = (W - PAD.l - PAD.r) / Math.max(1, apps.length);
+  let body = yAxis(max, '');
+  apps.forEach((a, i) => {
+    const bw = band * 0.33;
+    const x = PAD.l + i * band + band * 0.15;
+    [a.completedLocal, a.completedRemote].forEach((v, j) => {
+      if (v === null || v === 0) return;
+      const h = (v / max) * (y0 - PAD.t);
+      body += `<rect x="${n(x + j * bw)}" y="${n(y0 - h)}" width="${n(bw - 2)}" height="${n(h)}" fill="${j ? COLORS.remote : COLORS.local}"><title>${esc(`${a.app}: ${v} completed ${j ? 'on the remote replica' : 'here'}`)}</title></rect>`;
+    });
+    body += `<text x="${n(PAD.l + i * band + band / 2)}" y="${H - 8}" text-anchor="middle">${esc(a.app)}</text>`;
+  });
+  const connected = apps.some((a) => a.completedRemote !== null);
+  return (
+    body +
+    `<text x="${W - PAD.r}" y="${PAD.t + 8}" text-anchor="end">here <tspan fill="${COLORS.local}">■</tspan> remote <tspan fill="${COLORS.remote}">■</tspan>${connected ? '' : ' (none connected)'}</text>`
+  );
 }
 
 /** Tokens per step, stacked: prefill, decode rows, draft tokens. */
@@ -173,6 +216,7 @@ export interface ChartTargets {
   kv: HTMLElement;
   prefix: HTMLElement;
   speculation: HTMLElement;
+  placement: HTMLElement;
 }
 
 export function renderCharts(t: ChartTargets, s: ChartSeries): void {
@@ -195,6 +239,11 @@ export function renderCharts(t: ChartTargets, s: ChartSeries): void {
     'Prefix-cache hit rate per app',
     s.apps,
     ratioBars(s.apps, (a) => a.prefixHitRate, COLORS.cached),
+  );
+  t.placement.innerHTML = svg(
+    'Completed requests per app, on this engine and on the remote replica',
+    s.apps.map((a) => ({ app: a.app, local: a.completedLocal, remote: a.completedRemote })),
+    placementChart(s.apps),
   );
   t.speculation.innerHTML = svg('Speculation: draft tokens accepted of drafted', s.speculation, meter('accepted', s.speculation.accepted, s.speculation.drafted, COLORS.draft, 20), 50);
 }

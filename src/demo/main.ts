@@ -1,9 +1,10 @@
 // The demo page: several apps sharing one engine (createEngine: the engine runs in a Web Worker,
-// this thread only sends requests and draws), their SLOs made visible. Every 500 ms one
+// this thread only sends requests and draws), their SLOs made visible, and optionally a remote
+// replica behind a Router for what the engine's planner would decline. Every 500 ms one
 // engine.stats() snapshot feeds the per-app numbers and the charts; window.__demo exposes the
 // snapshot and the series drawn from it, for the browser tests.
 
-import { createEngine, SCHEDULER_LABELS, SCHEDULER_NAMES, type Engine, type EngineStats, type LoadProgress, type ModelInfo, type SchedulerName } from '../index.js';
+import { createEngine, SCHEDULER_LABELS, SCHEDULER_NAMES, type Engine, type EngineStats, type LoadProgress, type ModelInfo, type Router, type RouterStats, type SchedulerName } from '../index.js';
 import { DEMO_APPS, prefillMs, type DemoSlo } from './apps.js';
 import { AppPanel } from './app-panel.js';
 import { chartSeries, renderCharts, type ChartSeries, type ChartTargets } from './charts.js';
@@ -11,6 +12,7 @@ import { byId, el, fmtBytes, fmtMs } from './dom.js';
 import { explainError } from './error-help.js';
 import { CachePanel } from './cache-panel.js';
 import { ModelPicker } from './model-picker.js';
+import { RemotePanel } from './remote-panel.js';
 import { Traffic } from './traffic.js';
 
 const TICK_MS = 500;
@@ -38,6 +40,7 @@ const charts: ChartTargets = {
   kv: byId('chart-kv'),
   prefix: byId('chart-prefix'),
   speculation: byId('chart-speculation'),
+  placement: byId('chart-placement'),
 };
 const picker = new ModelPicker();
 const cachePanel = new CachePanel(() => picker.endpoint.value.trim().replace(/\/+$/, '') || undefined);
@@ -48,10 +51,12 @@ interface DemoState {
   panels: AppPanel[];
   lastStats: EngineStats | null;
   lastSeries: ChartSeries | null;
+  /** The Router's stats in the last snapshot (null: no remote replica connected). */
+  lastRoutes: RouterStats | null;
   /** Bytes of model files fetched over the network / read from the cache in the last load. */
   downloaded: { network: number; cache: number };
 }
-const state: DemoState = { engine: null, traffic: null, panels: [], lastStats: null, lastSeries: null, downloaded: { network: 0, cache: 0 } };
+const state: DemoState = { engine: null, traffic: null, panels: [], lastStats: null, lastSeries: null, lastRoutes: null, downloaded: { network: 0, cache: 0 } };
 
 function setState(s: 'loading' | 'ready' | 'error', text: string): void {
   status.dataset.state = s;
@@ -100,7 +105,14 @@ function onProgress(p: LoadProgress): void {
   }
 }
 
+// A remote replica connected or disconnected: declare the apps on the Router, send through it.
+const remote = new RemotePanel((router: Router | null) => {
+  for (const p of state.panels) p.register();
+  if (state.engine) state.traffic?.via(router ?? state.engine);
+});
+
 async function unloadCurrent(): Promise<void> {
+  remote.attach(null);
   state.traffic?.stopAll();
   const old = state.engine;
   state.engine = null;
@@ -150,7 +162,9 @@ function start(engine: Engine): void {
   const traffic = new Traffic(engine, () => syncScheduler());
   state.traffic = traffic;
   showInfo(engine.info);
-  state.panels = DEMO_APPS.map((app) => new AppPanel(app, app.slo(engine.info), engine, traffic, () => Math.max(1, Math.min(200, Math.round(Number(burstSize.value) || 1)))));
+  const registry = (): Engine | Router => remote.router ?? engine;
+  state.panels = DEMO_APPS.map((app) => new AppPanel(app, app.slo(engine.info), registry, traffic, () => Math.max(1, Math.min(200, Math.round(Number(burstSize.value) || 1)))));
+  remote.attach(engine);
   appsBox.replaceChildren(...state.panels.map((p) => p.root));
   schedulerSelect.value = engine.info.scheduler;
   // Speculating baselines need a draft model.
@@ -196,14 +210,20 @@ schedulerSelect.addEventListener('change', () => {
 async function sample(): Promise<{ stats: EngineStats; series: ChartSeries } | null> {
   const engine = state.engine;
   if (!engine) return null;
-  const stats = await engine.stats();
+  const router = remote.router;
+  const [stats, routes] = await Promise.all([engine.stats(), router ? router.stats() : null]);
   if (engine !== state.engine) return null;
   const slos = new Map<string, DemoSlo>(state.panels.map((p) => [p.app.name, p.slo]));
-  const series = chartSeries(stats, slos);
+  const series = chartSeries(stats, slos, routes?.routes ?? null);
   renderCharts(charts, series);
-  for (const p of state.panels) p.update(stats.apps.find((a) => a.app === p.app.name));
+  for (const p of state.panels)
+    p.update(
+      stats.apps.find((a) => a.app === p.app.name),
+      routes ? routes.routes.find((r) => r.app === p.app.name && r.replica !== 'local') : null,
+    );
   state.lastStats = stats;
   state.lastSeries = series;
+  state.lastRoutes = routes;
   syncScheduler();
   return { stats, series };
 }
@@ -229,6 +249,7 @@ declare global {
       readonly panels: AppPanel[];
       readonly lastStats: EngineStats | null;
       readonly lastSeries: ChartSeries | null;
+      readonly lastRoutes: RouterStats | null;
       readonly downloaded: { network: number; cache: number };
       sample: typeof sample;
     };
@@ -249,6 +270,9 @@ window.__demo = {
   },
   get lastSeries() {
     return state.lastSeries;
+  },
+  get lastRoutes() {
+    return state.lastRoutes;
   },
   get downloaded() {
     return state.downloaded;

@@ -1,8 +1,9 @@
 // Requests the demo sends: a panel's streamed request (deltas appended as they arrive), the tool
 // agent's rounds, and the load generator's Poisson arrivals and bursts. Outcomes are counted on
-// this side too (SloError = declined by the planner), next to what engine.stats() reports.
+// this side too (SloError = declined by the planner), next to what engine.stats() reports. With a
+// remote replica connected, requests go through a Router in front of the engine.
 
-import type { ChatCompletionChunk, Engine } from '../index.js';
+import type { ChatCompletionChunk, Engine, Router } from '../index.js';
 import type { DemoApp } from './apps.js';
 
 /** The load generator's requests are short: a slow GPU (software rendering) still drains a burst. */
@@ -23,11 +24,20 @@ export class Traffic {
   private convo = 0;
   /** The engine is gone (unloaded for another model): no new rounds. */
   private closed = false;
+  /** Where requests go: the engine, or a Router in front of it and a remote replica. */
+  private target: Pick<Engine, 'chat'> | Router;
 
   constructor(
-    private readonly engine: Engine,
+    engine: Engine,
     private readonly onChange: () => void,
-  ) {}
+  ) {
+    this.target = engine;
+  }
+
+  /** Send the next requests through `target` (requests in flight finish where they run). */
+  via(target: Pick<Engine, 'chat'> | Router): void {
+    this.target = target;
+  }
 
   count(app: string): ClientCounts {
     let c = this.counts.get(app);
@@ -72,7 +82,7 @@ export class Traffic {
       const ok = await this.track(
         app.name,
         async () => {
-          const s = await this.engine.chat.completions.create({ app: app.name, messages, max_tokens: app.maxTokens, ignore_eos: true, stream: true, ...(conversationId ? { conversationId } : {}) });
+          const s = await this.target.chat.completions.create({ app: app.name, messages, max_tokens: app.maxTokens, ignore_eos: true, stream: true, ...(conversationId ? { conversationId } : {}) });
           for await (const chunk of s as AsyncIterable<ChatCompletionChunk>) {
             const t = chunk.choices[0]?.delta.content;
             if (t) {
@@ -92,7 +102,7 @@ export class Traffic {
   /** One load-generator request (not streamed). */
   fire(app: DemoApp, i: number): Promise<unknown> {
     return this.track(app.name, () =>
-      this.engine.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: Math.min(app.maxTokens, LOAD_MAX_TOKENS), ignore_eos: true }),
+      this.target.chat.completions.create({ app: app.name, messages: [{ role: 'user', content: app.loadPrompt(i) }], max_tokens: Math.min(app.maxTokens, LOAD_MAX_TOKENS), ignore_eos: true }),
     );
   }
 
