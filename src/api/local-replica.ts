@@ -72,9 +72,11 @@ export async function* relayLocal(
   failed: (replica: string) => void,
   stream: AsyncGenerator<ChatCompletionChunk | CompletionChunk>,
   arrival: number,
+  /** Each output token's arrival time, appended to (a continuation's follow the remote's). */
+  times: number[],
   replica: string,
   continuedBy: string | null,
-  judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void,
+  judge: (replica: string) => void,
   after?: { firstAt: number; delivered: number },
 ): AsyncGenerator<Piece> {
   let firstAt = after?.firstAt ?? null;
@@ -93,8 +95,10 @@ export async function* relayLocal(
       const text = 'delta' in c ? (c.delta.content ?? '') : c.text;
       const ids = c.token_ids ?? null;
       if (text || ids?.length) {
-        firstAt ??= performance.now();
+        const now = performance.now();
+        firstAt ??= now;
         n += ids?.length ?? 1;
+        for (let k = ids?.length || 1; k > 0; k--) times.push(now);
         yield { type: 'delta', text, tokenIds: ids, logprobs: 'delta' in c ? (c.logprobs?.content ?? null) : null };
       }
       if (c.finish_reason) finish = c.finish_reason;
@@ -106,7 +110,7 @@ export async function* relayLocal(
   const end = performance.now();
   const tpot = firstAt !== null && n > 1 ? (end - firstAt) / (n - 1) : null;
   const ttft = firstAt === null ? null : firstAt - arrival;
-  judge(replica, ttft, tpot);
+  judge(replica);
   // A continuation's usage counts only what the local engine produced; the caller's counts the whole reply.
   const whole = after && u ? { prompt_tokens: u.prompt_tokens - after.delivered, completion_tokens: n, total_tokens: u.prompt_tokens - after.delivered + n } : u;
   yield doneOf(finish ?? 'stop', whole, n, replica, continuedBy, ttft, tpot, decision);

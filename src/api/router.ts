@@ -25,7 +25,7 @@
 import type { AppSloInput } from '../host/protocol.js';
 import { AbortError, PromptTooLongError, RequestDeclinedError } from '../engine/errors.js';
 import { SloError } from '../scheduler/slo.js';
-import { chooseReplica, queuedLength, remoteState, type RemoteState } from '../scheduler/routing.js';
+import { chooseReplica, queuedLength, remoteState, routeMet, type RemoteState } from '../scheduler/routing.js';
 import { normalizeChatParams, normalizeCompletionParams } from '../openai/validate.js';
 import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, CompletionUsage, FinishReason } from '../openai/types.js';
 import { DEFAULT_APP, DEFAULT_APP_SLO, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type Engine, type RequestOptions } from './engine.js';
@@ -60,7 +60,7 @@ export interface RouteStats {
   retriedAway: number;
   /** Broke here mid-stream and were continued on the local engine. */
   continuedAway: number;
-  /** Completed requests judged against the app's SLO (first token within 1.05x its TTFT, mean TPOT within 1.05x), and those that met it. */
+  /** Completed requests judged against the app's SLO by the engine's rule (first token within 1.05x its TTFT, every 20th token on the TPOT curve within 5%: routeMet), and those that met it. */
   judged: number;
   met: number;
 }
@@ -100,8 +100,10 @@ interface RouteJob {
   signal: AbortSignal | undefined;
   /** When the Router got it (performance.now()). */
   arrival: number;
-  /** Record a completion on a replica's route and judge it against the app's SLO. */
-  judge: (replica: string, ttftMs: number | null, tpotMs: number | null) => void;
+  /** When each output token reached the Router, wherever it came from (a continuation adds to the remote's). */
+  times: number[];
+  /** Record a completion on a replica's route and judge the request's token times against the app's SLO. */
+  judge: (replica: string) => void;
 }
 
 interface AppSlo {
@@ -218,16 +220,17 @@ export class Router {
   }
 
   /** The request's pieces from wherever it runs: local offer, remotes in turn, then the local engine's own policy. */
-  private async *run(request: Omit<RouteJob, 'arrival' | 'judge'>): AsyncGenerator<Piece> {
+  private async *run(request: Omit<RouteJob, 'arrival' | 'judge' | 'times'>): AsyncGenerator<Piece> {
     const { kind, body, app, slo, length, signal } = request;
     const arrival = performance.now();
     const local = this.options.local;
-    const judge = (replica: string, ttftMs: number | null, tpotMs: number | null): void => {
+    const times: number[] = [];
+    const judge = (replica: string): void => {
       const r = this.route(app, replica);
       r.completed++;
-      if (ttftMs === null) return;
+      if (times.length === 0) return;
       r.judged++;
-      if ((slo.ttftMs === null || ttftMs <= 1.05 * slo.ttftMs) && (tpotMs === null || tpotMs <= 1.05 * slo.tpotMs)) r.met++;
+      if (routeMet(slo, arrival, times)) r.met++;
     };
     // 1. The local planner's offer.
     let refusal: Error | null = null;
@@ -235,7 +238,7 @@ export class Router {
       const offered = await this.local(kind, body, app, signal, { offer: true });
       if (!(offered instanceof Error)) {
         this.route(app, 'local').served++;
-        yield* relayLocal((replica) => this.route(app, replica).failed++, offered, arrival, 'local', null, judge);
+        yield* relayLocal((replica) => this.route(app, replica).failed++, offered, arrival, times, 'local', null, judge);
         return;
       }
       refusal = offered;
@@ -254,7 +257,7 @@ export class Router {
       if (!choice) break;
       tried.add(choice.index);
       const remote = this.remotes[choice.index]!;
-      const outcome = yield* this.runRemote({ ...request, arrival, judge }, remote);
+      const outcome = yield* this.runRemote({ ...request, arrival, times, judge }, remote);
       if (outcome === 'done') return;
     }
     // 3. Nobody predicted to meet it: the local engine's own policy, or a decline.
@@ -265,12 +268,12 @@ export class Router {
     const stream = await this.local(kind, body, app, signal, { offer: false });
     if (stream instanceof Error) throw stream;
     this.route(app, 'local').served++;
-    yield* relayLocal((replica) => this.route(app, replica).failed++, stream, arrival, 'local', null, judge);
+    yield* relayLocal((replica) => this.route(app, replica).failed++, stream, arrival, times, 'local', null, judge);
   }
 
   /** One try on a remote: 'retry' when it failed before its first token (nothing was delivered). */
   private async *runRemote(job: RouteJob, remote: { config: RemoteReplicaConfig; name: string; state: RemoteState }): AsyncGenerator<Piece, 'done' | 'retry'> {
-    const { kind, body, app, slo, maxTokens, length, signal, arrival, judge } = job;
+    const { kind, body, app, slo, maxTokens, length, signal, arrival, times, judge } = job;
     const { state, name } = remote;
     if (signal?.aborted) throw new AbortError();
     const sentAt = performance.now();
@@ -338,7 +341,7 @@ export class Router {
             state.health.success();
             judged = true;
             const tpot = delivered > 1 ? (performance.now() - firstAt) / (delivered - 1) : null;
-            judge(name, firstAt - arrival, tpot);
+            judge(name);
             yield doneOf(finish, null, delivered, name, null, firstAt - arrival, tpot);
             return 'done';
           }
@@ -363,7 +366,7 @@ export class Router {
           const remaining = maxTokens === null ? null : maxTokens - delivered;
           if (remaining !== null && remaining < 1) {
             // Everything asked for had arrived; only the end was lost.
-            judge(name, firstAt - arrival, delivered > 1 ? (performance.now() - firstAt) / (delivered - 1) : null);
+            judge(name);
             yield doneOf('length', null, delivered, name, null, firstAt - arrival, null);
             return 'done';
           }
@@ -376,7 +379,7 @@ export class Router {
           }
           const cont = await this.local(kind, rest, app, signal, { offer: false });
           if (cont instanceof Error) throw cont;
-          yield* relayLocal((replica) => this.route(app, replica).failed++, cont, arrival, name, 'local', judge, { firstAt, delivered });
+          yield* relayLocal((replica) => this.route(app, replica).failed++, cont, arrival, times, name, 'local', judge, { firstAt, delivered });
           return 'done';
         }
         if (next.done) break;
@@ -390,6 +393,8 @@ export class Router {
           state.latency.firstToken(length, concurrency, firstAt - sentAt, firstAt, queued);
           this.route(app, name).served++;
         }
+        const now = performance.now();
+        for (let k = d.tokenIds?.length || 1; k > 0; k--) times.push(now);
         if (d.tokenIds) {
           ids.push(...d.tokenIds);
           delivered += d.tokenIds.length;
@@ -412,7 +417,9 @@ export class Router {
         this.route(app, name).served++;
       }
       if (tpot !== null) state.latency.perToken(concurrency, tpot);
-      judge(name, firstAt - arrival, tpot);
+      // A reply with no text at all (an immediate end): its end is its first token.
+      if (times.length === 0) times.push(end);
+      judge(name);
       yield doneOf(finish ?? 'stop', usage, n, name, null, firstAt - arrival, tpot);
       return 'done';
     } finally {

@@ -87,7 +87,7 @@ export function renderMetrics(stats: EngineStats, model: string, router: RouterS
     route('router_continued_total', 'Streams that broke on this replica and were continued on the local engine.', (r) => r.continuedAway);
     route('router_failed_total', 'Requests that ended with an error on this replica.', (r) => r.failed);
     route('router_slo_judged_total', 'Completed requests judged against their SLO at the router.', (r) => r.judged);
-    route('router_slo_met_total', 'Judged requests that met their SLO (first token within 1.05x the TTFT, mean TPOT within 1.05x).', (r) => r.met);
+    route('router_slo_met_total', 'Judged requests that met their SLO (first token within 1.05x the TTFT, every 20th token on the TPOT curve within 5%).', (r) => r.met);
     family('router_unrouted_total', 'counter', 'Requests no replica was predicted to meet (sent to the local engine under its decline policy, or declined).');
     out.push(`webslo:router_unrouted_total${labels(base)} ${router.unrouted}`);
     const replica = (name: string, type: 'counter' | 'gauge', help: string, value: (r: RouterStats['replicas'][number]) => number): void => {

@@ -22,6 +22,8 @@
 // Invariants: predictions are null until a fit has as many observations as parameters; a replica
 // whose circuit is open, or at capacity, is never chosen.
 
+import { judgeRequest } from './attainment.js';
+
 /** Exponentially weighted least squares over a few features (ridge-regularised, so never singular). */
 export class WeightedFit {
   private readonly xtx: number[];
@@ -259,4 +261,20 @@ export function chooseReplica(replicas: readonly RemoteState[], req: RouteReques
     }
   });
   return best;
+}
+
+/**
+ * Did a routed request meet its app's SLO, by the engine's own rule (attainment.ts): its first token
+ * within 1.05x the TTFT, and every 20th token on the TPOT deadline curve within 5%.
+ * `tokenTimes`: when each output token reached the router (tokens of one chunk share its time).
+ * `ttftMs` null (a slowdown-based TTFT, which a remote's speed cannot be judged against): the TTFT
+ * counts as met and the curve starts at the first token. One TPOT for all tokens: the router does
+ * not see stage boundaries (`</think>`), so a staged app is judged at its tightest stage's TPOT.
+ */
+export function routeMet(slo: { ttftMs: number | null; tpotMs: number }, arrivalMs: number, tokenTimes: readonly number[]): boolean {
+  const first = tokenTimes[0];
+  if (first === undefined) return false;
+  const ttftSloMs = slo.ttftMs ?? first - arrivalMs;
+  return judgeRequest({ id: 'routed', app: 'routed', declined: false, rounds: [{ arrivalMs, ttftSloMs, stages: [{ name: 'all', tpotMs: slo.tpotMs }], stageStarts: [0], tokenTimes, finished: true }] })
+    .met;
 }

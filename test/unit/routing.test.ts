@@ -3,7 +3,7 @@
 // chooseReplica takes the replica with the most room and never an open, full or excluded one.
 
 import { describe, expect, it } from 'vitest';
-import { chooseReplica, LatencyEstimate, remoteState, ReplicaHealth, WeightedFit } from '../../src/scheduler/routing.js';
+import { chooseReplica, LatencyEstimate, remoteState, ReplicaHealth, routeMet, WeightedFit } from '../../src/scheduler/routing.js';
 
 describe('WeightedFit', () => {
   it('recovers the coefficients of a linear law from noisy observations', () => {
@@ -137,5 +137,32 @@ describe('chooseReplica', () => {
     expect(chooseReplica([fresh, stale], req, 6_000)!.index).toBe(1);
     stale.inFlight = 1;
     expect(chooseReplica([fresh, stale], req, 6_000)!.index).toBe(0);
+  });
+});
+
+describe('routeMet (the engine attainment rule on a routed request)', () => {
+  const slo = { ttftMs: 100, tpotMs: 10 };
+  /** n tokens: the first at `first`, then one every `gap` ms. */
+  const even = (first: number, gap: number, n: number): number[] => Array.from({ length: n }, (_, i) => first + i * gap);
+
+  it('meets with the first token in time and every 20th token on the curve', () => {
+    expect(routeMet(slo, 0, even(50, 10, 45))).toBe(true);
+    // 5% tolerance on TTFT.
+    expect(routeMet(slo, 0, even(104, 10, 5))).toBe(true);
+    expect(routeMet(slo, 0, even(106, 10, 5))).toBe(false);
+  });
+
+  it('misses a late 20th token even when the mean time per token is within the SLO', () => {
+    // The first token at the TTFT, tokens 2-20 at 12 ms (token 20 is 20% behind the curve), then 20 more at once: mean 5.8 ms.
+    const times = [...even(100, 12, 20), ...Array.from({ length: 20 }, () => 100 + 19 * 12)];
+    const meanTpot = (times.at(-1)! - times[0]!) / (times.length - 1);
+    expect(meanTpot).toBeLessThan(slo.tpotMs);
+    expect(routeMet(slo, 0, times)).toBe(false);
+  });
+
+  it('judges a slowdown-based TTFT (null) only on the curve from the first token', () => {
+    expect(routeMet({ ttftMs: null, tpotMs: 10 }, 0, even(5000, 10, 30))).toBe(true);
+    expect(routeMet({ ttftMs: null, tpotMs: 10 }, 0, even(5000, 12, 30))).toBe(false);
+    expect(routeMet(slo, 0, [])).toBe(false);
   });
 });
