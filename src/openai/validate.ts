@@ -1,7 +1,8 @@
 // Request validation: an untrusted JSON body (or an SDK call's params) -> a normalized request the
 // engine facade can act on, or an InvalidRequestError naming the parameter, the bad value and what
-// is valid. Unknown parameters are ignored (SDKs send extras); known OpenAI parameters webslo does
-// not implement are listed in `ignoredParams` when set to a non-default value, so callers can warn.
+// is valid. Unknown parameters are ignored (SDKs send extras); a known OpenAI parameter webslo does
+// not implement, set to anything but its default, is an InvalidRequestError naming it: a request
+// that asks for JSON, penalties or a forced tool call and silently gets free text has a wrong answer.
 //
 // Defaults that differ from OpenAI's: an absent (or null) temperature is greedy (OpenAI samples at
 // 1), so a request without sampling fields is deterministic; top_p 0 is greedy too.
@@ -58,7 +59,6 @@ interface NormalizedCommon {
    */
   continuation: { tokenIds: number[] } | { text: string } | null;
   /** Known OpenAI parameters that were set but have no effect here. */
-  ignoredParams: string[];
 }
 
 export interface NormalizedChatRequest extends NormalizedCommon {
@@ -151,18 +151,31 @@ function stops(o: Obj): string[] {
   return [...(list as string[])];
 }
 
-/** Non-default values of OpenAI parameters webslo accepts but does not implement. */
-function ignoredParams(o: Obj): string[] {
-  const out: string[] = [];
+/** What webslo does not implement yet (each is accepted at its default value: 0, absent, 'text', 'auto' or 'none'). */
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  frequency_penalty: 'a number of 0 (penalties are not implemented yet)',
+  presence_penalty: 'a number of 0 (penalties are not implemented yet)',
+  logit_bias: 'absent or {} (logit bias is not implemented yet)',
+  response_format: "absent or { type: 'text' } (JSON mode and JSON Schema output are not implemented yet)",
+  tool_choice: "'auto' or 'none' (a forced tool call cannot be enforced yet)",
+  echo: 'false (echoing the prompt is not implemented)',
+  suffix: 'absent (insertion is not implemented)',
+  best_of: '1 (webslo generates one sequence per request)',
+};
+
+/** Throws naming the first OpenAI parameter set to a value webslo does not implement. */
+function refuseUnsupported(o: Obj): void {
   const nonZero = (k: string): boolean => given(o, k) && o[k] !== 0;
-  for (const k of ['frequency_penalty', 'presence_penalty']) if (nonZero(k)) out.push(k);
-  if (isObject(o['logit_bias']) && Object.keys(o['logit_bias']).length > 0) out.push('logit_bias');
-  if (isObject(o['response_format']) && o['response_format']['type'] !== 'text') out.push('response_format');
-  if (given(o, 'tool_choice') && o['tool_choice'] !== 'auto' && o['tool_choice'] !== 'none') out.push('tool_choice');
-  if (o['echo'] === true) out.push('echo');
-  if (typeof o['suffix'] === 'string' && o['suffix'] !== '') out.push('suffix');
-  if (given(o, 'best_of') && o['best_of'] !== 1) out.push('best_of');
-  return out;
+  const set: string[] = [];
+  for (const k of ['frequency_penalty', 'presence_penalty']) if (nonZero(k)) set.push(k);
+  if (given(o, 'logit_bias') && !(isObject(o['logit_bias']) && Object.keys(o['logit_bias']).length === 0)) set.push('logit_bias');
+  if (given(o, 'response_format') && !(isObject(o['response_format']) && o['response_format']['type'] === 'text')) set.push('response_format');
+  if (given(o, 'tool_choice') && o['tool_choice'] !== 'auto' && o['tool_choice'] !== 'none') set.push('tool_choice');
+  if (given(o, 'echo') && o['echo'] !== false) set.push('echo');
+  if (given(o, 'suffix') && o['suffix'] !== '') set.push('suffix');
+  if (given(o, 'best_of') && o['best_of'] !== 1) set.push('best_of');
+  const first = set[0];
+  if (first !== undefined) throw bad(first, UNSUPPORTED[first]!, o[first]);
 }
 
 const isTokenId = (t: unknown): t is number => typeof t === 'number' && Number.isInteger(t) && t >= 0 && t < 2 ** 31;
@@ -185,6 +198,7 @@ function continuation(o: Obj): NormalizedCommon['continuation'] {
 
 /** Fields both endpoints share; logprobs are endpoint-specific and filled in by the caller. */
 function common(o: Obj, maxTokens: number | null): Omit<NormalizedCommon, 'logprobs' | 'topLogprobs'> {
+  refuseUnsupported(o);
   if (given(o, 'n') && o['n'] !== 1) throw bad('n', '1', o['n'], ': webslo generates one choice per request');
   const stream = optBool(o, 'stream') ?? false;
   let includeUsage = false;
@@ -207,7 +221,6 @@ function common(o: Obj, maxTokens: number | null): Omit<NormalizedCommon, 'logpr
     ignoreEos: optBool(o, 'ignore_eos') ?? false,
     returnTokenIds: optBool(o, 'return_token_ids') ?? false,
     continuation: continuation(o),
-    ignoredParams: ignoredParams(o),
   };
 }
 

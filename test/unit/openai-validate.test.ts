@@ -33,7 +33,6 @@ describe('normalizeChatParams', () => {
       ignoreEos: false,
       returnTokenIds: false,
       continuation: null,
-      ignoredParams: [],
       logprobs: false,
       topLogprobs: 0,
     });
@@ -84,7 +83,6 @@ describe('normalizeChatParams', () => {
       ignoreEos: true,
       returnTokenIds: true,
       continuation: { tokenIds: [3, 4] },
-      ignoredParams: [],
     });
     expect(normalizeChatParams(chat({ continuation: { text: 'so far' } })).continuation).toEqual({ text: 'so far' });
   });
@@ -201,10 +199,27 @@ describe('normalizeChatParams', () => {
     expect(rejection(() => normalizeChatParams([1])).message).toBe('(body) must be a JSON object (got [1])');
   });
 
-  it('lists known OpenAI parameters it ignores', () => {
-    const r = normalizeChatParams(chat({ frequency_penalty: 0.5, presence_penalty: 0, logit_bias: { 5: 1 }, response_format: { type: 'json_object' }, tool_choice: 'required' }));
-    expect(r.ignoredParams).toEqual(['frequency_penalty', 'logit_bias', 'response_format', 'tool_choice']);
-    expect(normalizeChatParams(chat({ response_format: { type: 'text' }, tool_choice: 'auto', logit_bias: {} })).ignoredParams).toEqual([]);
+  it('refuses, naming it, an OpenAI parameter it does not implement; accepts each at its default', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ frequency_penalty: 0.5 }, 'frequency_penalty'],
+      [{ presence_penalty: -1 }, 'presence_penalty'],
+      [{ logit_bias: { 5: 1 } }, 'logit_bias'],
+      [{ response_format: { type: 'json_object' } }, 'response_format'],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format'],
+      [{ tool_choice: 'required' }, 'tool_choice'],
+      [{ tool_choice: { type: 'function', function: { name: 'f' } } }, 'tool_choice'],
+    ];
+    for (const [extra, param] of cases) {
+      const e = rejection(() => normalizeChatParams(chat(extra)));
+      expect(e.param).toBe(param);
+      expect(e.message).toMatch(/not implemented|cannot be enforced/);
+    }
+    expect(rejection(() => normalizeChatParams(chat({ response_format: { type: 'json_object' } }))).message).toBe(
+      `response_format must be absent or { type: 'text' } (JSON mode and JSON Schema output are not implemented yet) (got {"type":"json_object"})`,
+    );
+    // Defaults (what SDKs and frameworks send) pass.
+    expect(() => normalizeChatParams(chat({ frequency_penalty: 0, presence_penalty: 0, response_format: { type: 'text' }, tool_choice: 'auto', logit_bias: {} }))).not.toThrow();
+    expect(() => normalizeChatParams(chat({ frequency_penalty: null, response_format: null, logit_bias: null, tool_choice: 'none' }))).not.toThrow();
   });
 });
 
@@ -232,6 +247,13 @@ describe('normalizeCompletionParams', () => {
     expect(rejection(() => normalizeCompletionParams({ prompt: 'x', logprobs: 6 })).message).toBe('logprobs must be an integer in 0..5 (got 6): the number of alternatives per token; null for none');
     expect(rejection(() => normalizeCompletionParams({ prompt: 'x', logprobs: true })).param).toBe('logprobs');
     expect(rejection(() => normalizeCompletionParams({ prompt: 'x', n: 3 })).param).toBe('n');
-    expect(normalizeCompletionParams({ prompt: 'x', echo: true, best_of: 3, suffix: 'y' }).ignoredParams).toEqual(['echo', 'suffix', 'best_of']);
+    for (const [extra, param] of [
+      [{ echo: true }, 'echo'],
+      [{ suffix: 'y' }, 'suffix'],
+      [{ best_of: 3 }, 'best_of'],
+      [{ frequency_penalty: 1 }, 'frequency_penalty'],
+    ] as const)
+      expect(rejection(() => normalizeCompletionParams({ prompt: 'x', ...extra })).param).toBe(param);
+    expect(() => normalizeCompletionParams({ prompt: 'x', echo: false, best_of: 1, suffix: '' })).not.toThrow();
   });
 });
