@@ -197,6 +197,21 @@ test.describe.serial('the demo page on the embedded model', () => {
     expect(await page.locator('#chart-batch svg rect').count()).toBeGreaterThan(0);
   });
 
+  test("at the page's default load (its default SLOs, one burst of the default size) the admitted requests meet their SLOs", async () => {
+    test.setTimeout(240_000);
+    const size = Number(await page.getByLabel('Burst size').inputValue());
+    await panel(page, 'Chat').getByRole('button', { name: 'Burst' }).click();
+    await idle(page);
+    const { stats } = await sample(page);
+    const chat = stats.apps.find((a) => a.app === 'chat')!;
+    console.log(
+      `[demo] default load: a burst of ${size}; chat ${chat.admitted} admitted, ${chat.admittedMissed} of them missed, ${chat.declined} declined, ${chat.bestEffort} best-effort; TTFT p50/p90 ${chat.ttftMs.p50}/${chat.ttftMs.p90} ms`,
+    );
+    expect(chat.admitted).toBeGreaterThan(0);
+    expect(chat.admittedMissed).toBe(0);
+    await expect(page.getByTestId('chat-num-admitted')).toHaveText(`0 of ${chat.admitted}`);
+  });
+
   test('the controls have names and are reachable with Tab', async () => {
     await expect(page.getByLabel('Model', { exact: true })).toHaveJSProperty('tagName', 'SELECT');
     await expect(page.getByLabel('Scheduler', { exact: true })).toHaveJSProperty('tagName', 'SELECT');

@@ -48,6 +48,7 @@ export function renderMetrics(stats: EngineStats, model: string, router: RouterS
   perApp('request_best_effort_total', 'counter', 'Requests the planner could not promise and served best-effort.', (a) => a.bestEffort);
   perApp('request_aborted_total', 'counter', 'Requests aborted by their client.', (a) => a.aborted);
   perApp('request_failed_total', 'counter', 'Requests that failed in the engine.', (a) => a.failed);
+  perApp('request_admitted_missed_total', 'counter', 'Completed requests the planner admitted that missed their SLO (its broken promises).', (a) => a.admittedMissed);
   perApp('slo_attainment', 'gauge', 'Finished requests that met their SLO over finished requests (declined ones count as misses).', (a) => a.attainment);
   perApp('prompt_tokens_total', 'counter', 'Prompt tokens submitted.', (a) => a.promptTokens);
   perApp('prefix_cache_hit_tokens_total', 'counter', 'Prompt tokens the prefix cache (or a kept conversation) held.', (a) => a.cachedPromptTokens);

@@ -63,6 +63,7 @@ export class AppPanel {
     row('ttft', 'TTFT p50 / p90');
     row('tpot', 'TPOT p50 / p90');
     row('attainment', 'SLO attainment');
+    row('admitted', 'admitted that missed');
     row('done', 'completed / submitted');
     row('declined', 'declined (SloError)');
     row('besteffort', 'best-effort');
@@ -151,6 +152,7 @@ export class AppPanel {
     set('ttft', `${fmtMs(a.ttftMs.p50)} / ${fmtMs(a.ttftMs.p90)}`);
     set('tpot', `${fmtMs(a.tpotMs.p50)} / ${fmtMs(a.tpotMs.p90)}`);
     set('attainment', fmtPct(a.attainment));
+    set('admitted', `${a.admittedMissed} of ${a.admitted}`);
     set('done', `${a.completed} / ${a.submitted}`);
     set('declined', String(a.declined));
     set('besteffort', String(a.bestEffort));

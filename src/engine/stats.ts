@@ -55,6 +55,9 @@ export interface AppStats {
   waiting: number;
   /** Finished requests that met their SLO / finished requests (declined ones count as misses); null before any. */
   attainment: number | null;
+  /** Completed requests the planner admitted (neither declined nor served best-effort), and those of them that missed their SLO: the planner's broken promises. */
+  admitted: number;
+  admittedMissed: number;
   /** Over the app's most recent completed requests (LATENCY_WINDOW to twice that). */
   ttftMs: LatencySummary;
   /** Mean time per output token after the first, per request (the same window). */
@@ -121,6 +124,8 @@ interface AppRecord {
   running: number;
   met: number;
   judged: number;
+  admitted: number;
+  admittedMissed: number;
   ttft: number[];
   tpot: number[];
   prompt: number;
@@ -142,7 +147,25 @@ export class StatsCollector {
       const hist = { ttft: histogram(HISTOGRAM_BOUNDS.ttft), tpot: histogram(HISTOGRAM_BOUNDS.tpot), e2e: histogram(HISTOGRAM_BOUNDS.e2e) };
       this.apps.set(
         name,
-        (a = { submitted: 0, completed: 0, declined: 0, bestEffort: 0, aborted: 0, failed: 0, running: 0, met: 0, judged: 0, ttft: [], tpot: [], prompt: 0, cached: 0, output: 0, hist }),
+        (a = {
+          submitted: 0,
+          completed: 0,
+          declined: 0,
+          bestEffort: 0,
+          aborted: 0,
+          failed: 0,
+          running: 0,
+          met: 0,
+          judged: 0,
+          admitted: 0,
+          admittedMissed: 0,
+          ttft: [],
+          tpot: [],
+          prompt: 0,
+          cached: 0,
+          output: 0,
+          hist,
+        }),
       );
     }
     return a;
@@ -185,6 +208,10 @@ export class StatsCollector {
     const verdict = judgeRequest({ id: timeline.id, app, declined: timeline.declined, rounds: [timeline.round] });
     a.judged++;
     if (verdict.met) a.met++;
+    if (!timeline.declined) {
+      a.admitted++;
+      if (!verdict.met) a.admittedMissed++;
+    }
   }
 
   step(plan: StepPlan, atMs: number, ms: number): void {
@@ -216,6 +243,8 @@ export class StatsCollector {
       running: a.running,
       waiting: 0,
       attainment: a.judged > 0 ? a.met / a.judged : null,
+      admitted: a.admitted,
+      admittedMissed: a.admittedMissed,
       ttftMs: summarize(a.ttft),
       tpotMs: summarize(a.tpot),
       promptTokens: a.prompt,
