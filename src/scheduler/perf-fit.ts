@@ -131,8 +131,13 @@ function alternate(samples: readonly PerfSample[], start: Int32Array, P: number,
     const f = fitAssigned(samples, assign, P);
     if (!f) break;
     fit = f;
-    const next = Int32Array.from(samples, (s) => argmaxPiece(f.pieces, s));
-    if (next.every((v, i) => v === assign[i])) break;
+    const next = new Int32Array(samples.length);
+    let same = true;
+    for (let i = 0; i < samples.length; i++) {
+      next[i] = argmaxPiece(f.pieces, samples[i]!);
+      if (next[i] !== assign[i]) same = false;
+    }
+    if (same) break;
     assign = next;
   }
   if (!fit) return null;
@@ -144,13 +149,14 @@ function alternate(samples: readonly PerfSample[], start: Int32Array, P: number,
 function argmaxPiece(pieces: readonly LinearPiece[], s: PerfSample): number {
   let best = 0;
   let bestV = -Infinity;
-  pieces.forEach((p, i) => {
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i]!;
     const v = p.k1 * s.tokens + p.k2 * s.draftSteps + p.b;
     if (v > bestV) {
       bestV = v;
       best = i;
     }
-  });
+  }
   return best;
 }
 
@@ -164,33 +170,70 @@ function fitAssigned(samples: readonly PerfSample[], assign: Int32Array, P: numb
   const n = samples.length;
   const columns: Column[] = [];
   for (let p = 0; p < P; p++) {
-    const mine = samples.filter((_, i) => assign[i] === p);
-    if (mine.length < MIN_SAMPLES) return null;
-    if (varies(mine.map((s) => s.tokens))) columns.push({ kind: 'k1', piece: p });
-    if (varies(mine.map((s) => s.draftSteps))) columns.push({ kind: 'k2', piece: p });
+    // Whether piece p has enough samples, and whether its tokens / draft steps vary (no arrays:
+    // this runs thousands of times per fit, on the engine's step loop when it refits online).
+    let count = 0;
+    let firstTokens = 0;
+    let firstDraft = 0;
+    let tokensVary = false;
+    let draftVary = false;
+    for (let i = 0; i < n; i++) {
+      if (assign[i] !== p) continue;
+      const s = samples[i]!;
+      if (count === 0) {
+        firstTokens = s.tokens;
+        firstDraft = s.draftSteps;
+      } else {
+        if (s.tokens !== firstTokens) tokensVary = true;
+        if (s.draftSteps !== firstDraft) draftVary = true;
+      }
+      count++;
+    }
+    if (count < MIN_SAMPLES) return null;
+    if (tokensVary) columns.push({ kind: 'k1', piece: p });
+    if (draftVary) columns.push({ kind: 'k2', piece: p });
     columns.push({ kind: 'b', piece: p });
   }
   if (varies(samples.map((s) => s.kvTokensRead))) columns.push({ kind: 'k3' });
-  const value = (c: Column, i: number): number => {
-    const s = samples[i]!;
-    if (c.kind === 'k3') return s.kvTokensRead;
-    if (assign[i] !== c.piece) return 0;
-    return c.kind === 'k1' ? s.tokens : c.kind === 'k2' ? s.draftSteps : 1;
-  };
-  let active = columns;
+  // Each column's values once, scaled to unit RMS; the normal equations from their dot products
+  // (summed over the samples in order, as a row-by-row accumulation would).
+  const raw = columns.map((c) => {
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = samples[i]!;
+      if (c.kind === 'k3') v[i] = s.kvTokensRead;
+      else if (assign[i] === c.piece) v[i] = c.kind === 'k1' ? s.tokens : c.kind === 'k2' ? s.draftSteps : 1;
+    }
+    return v;
+  });
+  let active = columns.map((_, j) => j);
   for (;;) {
     const m = active.length;
-    const scale = active.map((c) => Math.sqrt(Array.from({ length: n }, (_, i) => value(c, i) ** 2).reduce((a, b) => a + b, 0) / n) || 1);
+    const scale = active.map((j) => {
+      const v = raw[j]!;
+      let sq = 0;
+      for (let i = 0; i < n; i++) sq += v[i]! ** 2;
+      return Math.sqrt(sq / n) || 1;
+    });
+    const x = active.map((j, r) => {
+      const v = raw[j]!;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = v[i]! / scale[r]!;
+      return out;
+    });
     const A = Array.from({ length: m }, () => new Float64Array(m));
     const y = new Float64Array(m);
-    for (let i = 0; i < n; i++) {
-      const x = active.map((c, j) => value(c, i) / scale[j]!);
-      for (let r = 0; r < m; r++) {
-        if (x[r] === 0) continue;
-        const xr = x[r]!;
-        const row = A[r]!;
-        y[r] = y[r]! + xr * samples[i]!.ms;
-        for (let c = 0; c < m; c++) row[c] = row[c]! + xr * x[c]!;
+    for (let r = 0; r < m; r++) {
+      const xr = x[r]!;
+      const row = A[r]!;
+      let yr = 0;
+      for (let i = 0; i < n; i++) if (xr[i] !== 0) yr += xr[i]! * samples[i]!.ms;
+      y[r] = yr;
+      for (let c = 0; c < m; c++) {
+        const xc = x[c]!;
+        let sum = 0;
+        for (let i = 0; i < n; i++) if (xr[i] !== 0) sum += xr[i]! * xc[i]!;
+        row[c] = sum;
       }
     }
     const diag = A.reduce((a, row, r) => a + row[r]!, 0) / m;
@@ -201,20 +244,21 @@ function fitAssigned(samples: readonly PerfSample[], assign: Int32Array, P: numb
     // Slopes and intercepts must be >= 0 (no step takes negative time, even a 1-token one on a
     // noisy adapter): fix the most negative at 0 and refit.
     let worst = -1;
-    active.forEach((c, j) => {
+    active.forEach((_, j) => {
       if (coef[j]! < 0 && (worst < 0 || coef[j]! < coef[worst]!)) worst = j;
     });
     if (worst >= 0) {
       // Tokens are the primary term, the KV term a refinement: when a per-token cost comes out
       // negative (KV reads and tokens are correlated in practice), give up k3 before any k1.
-      const k3 = active.findIndex((c) => c.kind === 'k3');
-      if (active[worst]!.kind === 'k1' && k3 >= 0) worst = k3;
+      const k3 = active.findIndex((j) => columns[j]!.kind === 'k3');
+      if (columns[active[worst]!]!.kind === 'k1' && k3 >= 0) worst = k3;
       active = active.filter((_, j) => j !== worst);
       continue;
     }
     const pieces: LinearPiece[] = Array.from({ length: P }, () => ({ k1: 0, k2: 0, b: 0 }));
     let k3 = 0;
-    active.forEach((c, j) => {
+    active.forEach((col, j) => {
+      const c = columns[col]!;
       if (c.kind === 'k3') k3 = coef[j]!;
       else pieces[c.piece]![c.kind] = coef[j]!;
     });
