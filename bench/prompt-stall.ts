@@ -10,10 +10,9 @@
 // other's stream in a shared heap), on the tiny-qwen2 fixture with the paper's step times for the
 // planner, --rounds rounds. On lavapipe the GPU's work shares the two CPUs with both threads.
 
-import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as fromSources from '../src/index.js';
-import { PROFILES } from '../src/sim/profiles.js';
+import { fixtureWithPaperProfile, numberArg } from './fixture-engine.js';
 
 type Api = typeof fromSources;
 
@@ -23,14 +22,8 @@ const q = (xs: number[], p: number): number => {
 };
 
 export async function main(args: string[]): Promise<void> {
-  const flag = (name: string, dflt: number): number => {
-    const at = args.indexOf(name);
-    return at >= 0 ? Number(args[at + 1]) : dflt;
-  };
-  const rounds = flag('--rounds', 5);
-  const messages = flag('--messages', 5000);
-  const model = fileURLToPath(new URL('../test/fixtures/tiny-qwen2', import.meta.url));
-  const layers = (JSON.parse(readFileSync(`${model}/config.json`, 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
+  const rounds = numberArg(args, '--rounds', 5);
+  const messages = numberArg(args, '--messages', 5000);
   const at = args.indexOf('--build');
   const which = at >= 0 ? args[at + 1] : undefined;
   if (which !== 'sources' && which !== 'package') throw new Error('--build sources | package');
@@ -40,7 +33,7 @@ export async function main(args: string[]): Promise<void> {
       : [['package build (prompt worker)', (await import(pathToFileURL(fileURLToPath(new URL('../lib/node/index.js', import.meta.url))).href)) as Api]];
   const engines = await Promise.all(
     builds.map(async ([label, api]) => {
-      const engine = await api.createEngine({ model, worker: false, cache: false, profile: { ...(PROFILES.paper as object), layers }, kvCacheBytes: 8 << 20 });
+      const engine = await api.createEngine({ ...fixtureWithPaperProfile(), worker: false, cache: false, kvCacheBytes: 8 << 20 });
       engine.app('stream', { ttftMs: 600_000, tpotMs: 60_000 });
       engine.app('big', { ttftMs: 600_000, tpotMs: 60_000 });
       return { label, engine };

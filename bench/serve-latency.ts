@@ -17,11 +17,9 @@
 // runs on the same 2 CPUs: absolute engine times depend on the adapter, the added ones are host work.
 
 import { request as httpRequest, Agent } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { createEngine, type ChatCompletionChunk, type ChunkStream, type Engine } from '../src/index.js';
 import { startHttpServer } from '../src/cli/http-server.js';
-import { PROFILES } from '../src/sim/profiles.js';
+import { fixtureWithPaperProfile, numberArg } from './fixture-engine.js';
 
 const q = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,16 +58,9 @@ function timedEngine(engine: Engine): { engine: Engine; last: { engineMs: number
 }
 
 export async function main(args: string[]): Promise<void> {
-  const flag = (name: string, dflt: number): number => {
-    const at = args.indexOf(name);
-    return at >= 0 ? Number(args[at + 1]) : dflt;
-  };
-  const rounds = flag('--rounds', 200);
-  const tokens = flag('--tokens', 16);
-  const model = fileURLToPath(new URL('../test/fixtures/tiny-qwen2', import.meta.url));
-  // The paper's step times, relabelled for this model's depth (a profile holds for one model).
-  const layers = (JSON.parse(readFileSync(`${model}/config.json`, 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
-  const real = await createEngine({ model, worker: false, cache: false, profile: { ...(PROFILES.paper as object), layers }, kvCacheBytes: 8 << 20 });
+  const rounds = numberArg(args, '--rounds', 200);
+  const tokens = numberArg(args, '--tokens', 16);
+  const real = await createEngine({ ...fixtureWithPaperProfile(), worker: false, cache: false, kvCacheBytes: 8 << 20 });
   real.app('bench', { ttftMs: 600_000, tpotMs: 60_000 });
   const { engine, last } = timedEngine(real);
   const server = await startHttpServer(engine, { host: '127.0.0.1', port: 0, apiKeys: [], maxBodyBytes: 1 << 20 });
