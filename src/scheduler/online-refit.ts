@@ -16,15 +16,18 @@
 //    weigh what they cost.
 //
 // record() returns the model to plan with when it changed, null otherwise. A failed fit keeps the
-// previous fit (lastError says why).
+// previous fit (lastError says why). A refit runs in slices, one per recorded step
+// (PerformanceModel.fitInSlices: one starting assignment each, about a tenth of the fit), on the
+// samples it started with: a whole two-piece fit at once stalled every stream by 60-100 ms every
+// 64 steps on 2 CPU cores.
 
 import { PerformanceModel, type FitOptions, type PerfSample, type ProfileInfo, type StepShape } from './perf-model.js';
 import type { StepPlan } from './types.js';
 
 export interface OnlineRefitOptions extends FitOptions {
   /**
-   * Refit after this many new steps (default 64: a two-piece fit takes ~130 ms of the step loop on 2
-   * CPU cores). The first refit comes as soon as minSamples real steps are in.
+   * Start a refit after this many new steps (default 64). The first refit starts as soon as
+   * minSamples real steps are in. Each takes about ten steps to finish (one slice per step).
    */
   every?: number;
   /** Recent steps kept for the refit (default 512). */
@@ -75,6 +78,8 @@ export class OnlineRefit {
   /** Refits done, and the last refit's failure when one failed (the old fit is kept then). */
   refits = 0;
   lastError: string | null = null;
+  /** The refit in progress: its samples, and its slices (advanced one per recorded step). */
+  private job: { samples: readonly PerfSample[]; date: string; slices: Generator<void, PerformanceModel, void> } | null = null;
 
   constructor(
     initial: PerformanceModel,
@@ -93,6 +98,8 @@ export class OnlineRefit {
     c.sinceFit = this.sinceFit;
     c.applied = this.applied;
     c.refits = this.refits;
+    // A refit in progress starts over in the clone, on the same samples (the same fit when it ends).
+    if (this.job) c.startJob(this.job.samples, this.job.date);
     return c;
   }
 
@@ -124,16 +131,13 @@ export class OnlineRefit {
     if (this.recent.length > window) this.recent.splice(0, this.recent.length - window);
     let changed = false;
     const minSamples = this.options.minSamples ?? 16;
-    if (++this.sinceFit >= (this.refits === 0 ? minSamples : (this.options.every ?? 64)) && this.recent.length >= minSamples) {
+    // Counted from the start of the last refit, so refits start every `every` steps as before.
+    this.sinceFit++;
+    if (this.job) changed = this.advance();
+    else if (this.sinceFit >= (this.refits === 0 ? minSamples : (this.options.every ?? 64)) && this.recent.length >= minSamples) {
       this.sinceFit = 0;
-      try {
-        this.fitted = PerformanceModel.fit([...this.anchor, ...this.recent], { ...this.info, date: new Date().toISOString() }, this.options);
-        this.refits++;
-        this.lastError = null;
-        changed = true;
-      } catch (e) {
-        this.lastError = e instanceof Error ? e.message : String(e);
-      }
+      this.startJob([...this.anchor, ...this.recent], new Date().toISOString());
+      changed = this.advance();
     }
     const level = this.level();
     if (level !== null && (changed || Math.abs(Math.log(level / this.applied)) > Math.log1p(this.options.hysteresis ?? 0.15))) {
@@ -142,6 +146,28 @@ export class OnlineRefit {
     }
     if (!changed) return null;
     return this.model;
+  }
+
+  private startJob(samples: readonly PerfSample[], date: string): void {
+    this.job = { samples, date, slices: PerformanceModel.fitInSlices(samples, { ...this.info, date }, this.options) };
+  }
+
+  /** One slice of the refit in progress; true when it ended with a new fit. */
+  private advance(): boolean {
+    const job = this.job!;
+    try {
+      const r = job.slices.next();
+      if (!r.done) return false;
+      this.job = null;
+      this.fitted = r.value;
+      this.refits++;
+      this.lastError = null;
+      return true;
+    } catch (e) {
+      this.job = null;
+      this.lastError = e instanceof Error ? e.message : String(e);
+      return false;
+    }
   }
 
   /** Measured over fitted time of the last driftWindow steps, clamped; null with too few steps. */

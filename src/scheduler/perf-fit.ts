@@ -81,6 +81,19 @@ function varies(v: readonly number[]): boolean {
 }
 
 export function fitPieces(samples: readonly PerfSample[], maxPieces: number, iterations: number): Fit {
+  const slices = fitPiecesInSlices(samples, maxPieces, iterations);
+  for (;;) {
+    const r = slices.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * fitPieces as slices of work: each next() runs one starting assignment's alternation (about a
+ * tenth of a fit), and the last returns the fit. The same fit as fitPieces on the same samples; a
+ * caller on a step loop (the online refit) runs one slice between steps instead of the whole fit.
+ */
+export function* fitPiecesInSlices(samples: readonly PerfSample[], maxPieces: number, iterations: number): Generator<void, Fit, void> {
   checkSamples(samples);
   if (!Number.isInteger(maxPieces) || maxPieces < 1 || maxPieces > 8) throw new PerfFitError('pieces', `is ${maxPieces}; expected an integer in 1..8`);
   const n = samples.length;
@@ -90,6 +103,7 @@ export function fitPieces(samples: readonly PerfSample[], maxPieces: number, ite
   if (maxPieces >= 2) {
     for (let P = 2; P <= maxPieces; P++) {
       for (const start of initialSplits(samples, P)) {
+        yield;
         const f = alternate(samples, start, P, iterations);
         if (f && f.sse < best.sse) best = f;
       }

@@ -21,7 +21,7 @@
 // Planning applies a safety margin: planned = factor * raw + addMs (factor default 1.1; addMs 0, or
 // the p90 residual of the fit when asked for).
 
-import { fitPieces, quantile, rawPredict, PerfFitError, type LinearPiece, type PerfSample, type StepShape } from './perf-fit.js';
+import { fitPiecesInSlices, quantile, rawPredict, PerfFitError, type LinearPiece, type PerfSample, type StepShape } from './perf-fit.js';
 
 export { PerfFitError, type LinearPiece, type PerfSample, type StepShape } from './perf-fit.js';
 
@@ -102,7 +102,16 @@ export class PerformanceModel {
 
   /** Fit from samples; throws PerfFitError on degenerate input. */
   static fit(samples: readonly PerfSample[], info: ProfileInfo, options: FitOptions = {}): PerformanceModel {
-    const fit = fitPieces(samples, options.pieces ?? 2, options.iterations ?? 30);
+    const slices = PerformanceModel.fitInSlices(samples, info, options);
+    for (;;) {
+      const r = slices.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** fit() as slices of work (perf-fit.ts fitPiecesInSlices): the same model, a slice per next(). */
+  static *fitInSlices(samples: readonly PerfSample[], info: ProfileInfo, options: FitOptions = {}): Generator<void, PerformanceModel, void> {
+    const fit = yield* fitPiecesInSlices(samples, options.pieces ?? 2, options.iterations ?? 30);
     const residuals = samples.map((s) => s.ms - rawPredict(fit.pieces, fit.k3, s));
     const mean = samples.reduce((a, s) => a + s.ms, 0) / samples.length;
     const sst = samples.reduce((a, s) => a + (s.ms - mean) ** 2, 0);

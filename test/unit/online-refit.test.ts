@@ -71,4 +71,23 @@ describe('OnlineRefit', () => {
     expect(refit.record(plan(0, 0), 5)).toBeNull();
     expect(refit.record(plan(4, 0), Number.NaN)).toBeNull();
   });
+
+  it('refits in slices, one per step, to exactly the fit of the samples it started with', () => {
+    const base: PerfSample[] = [1, 16, 64, 128, 256].map((t) => ({ tokens: t, draftSteps: 0, kvTokensRead: 0, ms: 0.1 * t + 5 }));
+    const refit = new OnlineRefit(PerformanceModel.fit(base, info), base, info, { every: 1000 });
+    const steps: PerfSample[] = Array.from({ length: 40 }, (_, i) => {
+      const tokens = 1 + ((i * 37) % 256);
+      return { tokens, draftSteps: 0, kvTokensRead: 0, ms: 0.2 * tokens + 10 + (i % 3) };
+    });
+    let doneAt = -1;
+    steps.forEach((st, i) => {
+      if (refit.record(plan(st.tokens, 0), st.ms) && refit.refits === 1 && doneAt < 0) doneAt = i;
+    });
+    // Started at the 16th step, finished some steps later: never the whole fit within one step.
+    expect(doneAt).toBeGreaterThan(16);
+    expect(refit.refits).toBe(1);
+    const whole = PerformanceModel.fit([...base, ...steps.slice(0, 16)], info);
+    expect(refit.fit.profile.pieces).toEqual(whole.profile.pieces);
+    expect(refit.fit.profile.k3).toBe(whole.profile.k3);
+  });
 });
