@@ -98,7 +98,8 @@ export async function* relayLocal(
         const now = performance.now();
         firstAt ??= now;
         n += ids?.length ?? 1;
-        for (let k = ids?.length || 1; k > 0; k--) times.push(now);
+        // One time per token: the last chunk may carry held-back text with an empty id list (no token).
+        for (let k = ids ? ids.length : 1; k > 0; k--) times.push(now);
         yield { type: 'delta', text, tokenIds: ids, logprobs: 'delta' in c ? (c.logprobs?.content ?? null) : null };
       }
       if (c.finish_reason) finish = c.finish_reason;

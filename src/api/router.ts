@@ -154,6 +154,9 @@ export class Router {
     const tpots = slo.stages ? slo.stages.map((s) => s.tpotMs) : [slo.tpotMs ?? NaN];
     const tpotMs = Math.min(...tpots);
     if (!(tpotMs > 0)) throw new SloError(name, 'tpotMs', `must be a positive number of ms, got ${JSON.stringify(slo.tpotMs)}`);
+    if (slo.ttftMs !== undefined && slo.ttftMs !== null && !(typeof slo.ttftMs === 'number' && Number.isFinite(slo.ttftMs) && slo.ttftMs > 0))
+      throw new SloError(name, 'ttftMs', `must be a positive, finite number of ms, got ${JSON.stringify(slo.ttftMs)}`);
+    if (!Number.isFinite(tpotMs)) throw new SloError(name, 'tpotMs', `must be a positive, finite number of ms, got ${JSON.stringify(slo.tpotMs)}`);
     this.slos.set(name, { ttftMs: typeof slo.ttftMs === 'number' ? slo.ttftMs : null, tpotMs });
     return handle ?? Object.freeze({ name, slo: Object.freeze({ ...slo }), ready: Promise.resolve() });
   }
@@ -394,7 +397,8 @@ export class Router {
           this.route(app, name).served++;
         }
         const now = performance.now();
-        for (let k = d.tokenIds?.length || 1; k > 0; k--) times.push(now);
+        // One time per token: a chunk without ids is one token; one with an empty list (held-back text at the end) none.
+        for (let k = d.tokenIds ? d.tokenIds.length : 1; k > 0; k--) times.push(now);
         if (d.tokenIds) {
           ids.push(...d.tokenIds);
           delivered += d.tokenIds.length;

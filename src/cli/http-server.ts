@@ -62,8 +62,10 @@ function keyAccepted(given: string, keys: readonly string[]): boolean {
  * header), the allowing ones for an allowed origin, null for another origin (answered 403, so a
  * page on another site cannot make this server generate even where it could not read the reply).
  */
-export function corsHeaders(origin: string | undefined, allowed: readonly string[] = []): Record<string, string> | null {
+export function corsHeaders(origin: string | undefined, allowed: readonly string[] = [], host?: string): Record<string, string> | null {
   if (origin === undefined) return {};
+  // A page served from this same host (a reverse proxy in front): same-origin, no CORS involved.
+  if (host !== undefined && URL.canParse(origin) && new URL(origin).host === host.toLowerCase()) return {};
   if (!allowed.includes('*') && !allowed.includes(origin)) return null;
   return { 'access-control-allow-origin': allowed.includes('*') ? '*' : origin, vary: 'origin', 'access-control-expose-headers': 'retry-after' };
 }
@@ -103,7 +105,7 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
     // Cross-origin callers (a page in a browser): only the origins --allowed-origins names.
-    const cors = corsHeaders(req.headers.origin, options.allowedOrigins);
+    const cors = corsHeaders(req.headers.origin, options.allowedOrigins, (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host);
     if (cors === null) {
       return sendError(
         res,
@@ -153,7 +155,8 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
     // The body parsed once; the app from the x-webslo-app header unless the body names one.
     const app = req.headers['x-webslo-app'];
     const parse = async (): Promise<unknown> => {
-      const json = JSON.parse(body ? body.toString('utf8') : '') as unknown;
+      // A leading byte-order mark is not JSON, but clients send one (Request.json() strips it too).
+      const json = JSON.parse(body ? body.toString('utf8').replace(/^\uFEFF/, '') : '') as unknown;
       if (typeof app === 'string' && app !== '' && typeof json === 'object' && json !== null && !Array.isArray(json) && !('app' in json)) return { ...json, app };
       return json;
     };
@@ -174,7 +177,16 @@ export async function startHttpServer(engine: Engine, options: HttpServerOptions
     try {
       for await (const event of events) {
         if (abort.signal.aborted) break;
-        if (!res.write(event)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+        if (!res.write(event)) {
+          // Wait for room, or for the client to go: whichever comes, the other listener goes too.
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              res.off('drain', done).off('close', done);
+              resolve();
+            };
+            res.on('drain', done).on('close', done);
+          });
+        }
       }
     } finally {
       if (abort.signal.aborted) reply.chunks.abort();

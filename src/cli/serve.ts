@@ -92,14 +92,16 @@ export async function serveCommand(args: ParsedArgs): Promise<void> {
     .map((k) => k.trim())
     .filter((k) => k !== '');
   const maxBodyBytes = numberFlag(args, 'max-body-bytes', (n) => Number.isInteger(n) && n >= 1024, 'an integer >= 1024') ?? 16 << 20;
+  // As browsers send them: lowercase, default ports left out (http://LOCALHOST:80 -> http://localhost).
   const allowedOrigins = (stringFlag(args, 'allowed-origins') ?? '')
     .split(',')
     .map((o) => o.trim().replace(/\/+$/, ''))
-    .filter((o) => o !== '');
-  for (const o of allowedOrigins) {
-    if (o !== '*' && o !== 'null' && !/^https?:\/\/[^/]+$/.test(o))
-      throw new UsageError(`--allowed-origins ${o}: expected an origin such as http://localhost:5173 (scheme, host and port, no path), or '*'`);
-  }
+    .filter((o) => o !== '')
+    .map((o) => {
+      if (o === '*' || o === 'null') return o;
+      if (!/^https?:\/\/[^/]+$/.test(o) || !URL.canParse(o)) throw new UsageError(`--allowed-origins ${o}: expected an origin such as http://localhost:5173 (scheme, host and port, no path), or '*'`);
+      return new URL(o).origin;
+    });
   const graceS = numberFlag(args, 'grace-s', (n) => n >= 0, 'a number of seconds >= 0') ?? 30;
   const scheduler = stringFlag(args, 'scheduler');
   if (scheduler !== undefined && !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) throw new UsageError(`--scheduler ${scheduler}: expected one of ${SCHEDULER_NAMES.join(', ')}`);

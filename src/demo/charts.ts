@@ -45,7 +45,10 @@ export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSl
   const apps: AppSeries[] = [];
   for (const [app, slo] of slos) {
     const a = stats.apps.find((x) => x.app === app);
-    const remote = routes === null ? null : routes.filter((r) => r.app === app && r.replica !== 'local').reduce((n, r) => n + r.completed, 0);
+    const remoteRoutes = routes === null ? null : routes.filter((r) => r.app === app && r.replica !== 'local');
+    const remote = remoteRoutes === null ? null : remoteRoutes.reduce((n, r) => n + r.completed, 0);
+    // A remote reply cut mid-way and continued here completes on this engine too: it counts once, as the remote's.
+    const continuedHere = remoteRoutes === null ? 0 : remoteRoutes.reduce((n, r) => n + r.continuedAway, 0);
     apps.push({
       app,
       ttftP50: a?.ttftMs.p50 ?? null,
@@ -56,7 +59,7 @@ export function chartSeries(stats: EngineStats, slos: ReadonlyMap<string, DemoSl
       tpotSloMs: Math.min(...slo.tpotMs),
       attainment: a?.attainment ?? null,
       prefixHitRate: a?.prefixHitRate ?? null,
-      completedLocal: a?.completed ?? 0,
+      completedLocal: Math.max(0, (a?.completed ?? 0) - continuedHere),
       completedRemote: remote,
     });
   }

@@ -56,7 +56,8 @@ export class RemotePanel {
       const body = (await res.json()) as { data?: { id?: unknown }[] };
       const model = body.data?.[0]?.id;
       if (typeof model !== 'string') throw new Error(`GET ${raw}/models named no model`);
-      if (engine !== this.engine) return;
+      // Another model was loaded meanwhile: this answer was for the old engine.
+      if (engine !== this.engine) return this.set(null, 'none: every request runs here');
       this.set(new Router({ local: engine, remotes: [{ url: raw, model, name: 'remote' }] }), `connected: ${model} at ${base.host}`);
     } catch (e) {
       // A browser hides why a cross-origin fetch failed: the usual cause is the server's CORS.

@@ -58,7 +58,6 @@ interface NormalizedCommon {
    * tokenized on its own. The response carries only what follows; they count against max_tokens.
    */
   continuation: { tokenIds: number[] } | { text: string } | null;
-  /** Known OpenAI parameters that were set but have no effect here. */
 }
 
 export interface NormalizedChatRequest extends NormalizedCommon {

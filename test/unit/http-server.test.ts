@@ -51,6 +51,10 @@ describe('webslo serve HTTP front', () => {
     expect(corsHeaders('http://b.test', ['*'])).toMatchObject({ 'access-control-allow-origin': '*' });
     expect(corsHeaders('http://b.test', ['http://a.test'])).toBeNull();
     expect(corsHeaders('http://b.test')).toBeNull();
+    // A page served through this host (a reverse proxy in front) is same-origin: nothing to allow.
+    expect(corsHeaders('https://chat.example', [], 'chat.example')).toEqual({});
+    expect(corsHeaders('http://127.0.0.1:8000', [], '127.0.0.1:8000')).toEqual({});
+    expect(corsHeaders('http://127.0.0.1:5173', [], '127.0.0.1:8000')).toBeNull();
   });
 
   it('answers a preflight from the allowed origin and refuses another origin before the engine sees it', async () => {
@@ -75,6 +79,11 @@ describe('webslo serve HTTP front', () => {
     expect(seen.params.at(-1)!['app']).toBe('chat');
     await (await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'x-webslo-app': 'chat' }, body: chat({ app: 'own' }) })).text();
     expect(seen.params.at(-1)!['app']).toBe('own');
+    // A body that starts with a byte-order mark is still JSON to this server.
+    const bom = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: `\uFEFF${chat({ app: 'bom' })}` });
+    expect(bom.status).toBe(200);
+    await bom.text();
+    expect(seen.params.at(-1)!['app']).toBe('bom');
     const bad = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'x-webslo-app': 'chat' }, body: '{not json' });
     expect([bad.status, ((await bad.json()) as { error: { param: string } }).error.param]).toEqual([400, 'body']);
   });

@@ -111,4 +111,17 @@ describe('Router (remotes only, scripted servers)', () => {
     expect(next.choices[0]!.text).toBe('ok');
     expect((await r.stats()).replicas[0]).toMatchObject({ state: 'closed', inFlight: 0 });
   });
+
+  it('refuses an app SLO it could not judge a reply against (a TTFT or TPOT that is not a positive finite number)', () => {
+    const r = new Router({ local: null, remotes: [{ url: 'http://a/v1', model: 'm' }], fetch: () => Promise.reject(new Error('unused')) });
+    for (const slo of [
+      { ttftMs: Infinity, tpotMs: 50 },
+      { ttftMs: Number.NaN, tpotMs: 50 },
+      { ttftMs: 0, tpotMs: 50 },
+      { ttftMs: 100, tpotMs: Infinity },
+    ])
+      expect(() => r.app('x', slo)).toThrow(expect.objectContaining({ name: 'SloError' }));
+    expect(() => r.app('ok', { ttftMs: 100, tpotMs: 50 })).not.toThrow();
+    expect(() => r.app('slowdown', { ttftSlowdown: 5, tpotMs: 50 })).not.toThrow();
+  });
 });
