@@ -93,7 +93,7 @@ export const SSE_DONE = 'data: [DONE]\n\n';
  * `data: {"error": ...}` event and no [DONE] (what sseStream sends, for a writer that is not a
  * ReadableStream: `webslo serve` writes these strings to its socket).
  */
-export async function* sseEvents(chunks: AsyncIterable<unknown>): AsyncGenerator<string, void, undefined> {
+export async function* sseEvents(chunks: AsyncIterable<unknown> | Iterable<unknown>): AsyncGenerator<string, void, undefined> {
   try {
     for await (const chunk of chunks) yield sseEvent(chunk);
   } catch (e) {
@@ -116,31 +116,24 @@ export interface SseStreamOptions {
  */
 export function sseStream(chunks: AsyncIterable<unknown> | Iterable<unknown>, options: SseStreamOptions = {}): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const iterator: AsyncIterator<unknown> | Iterator<unknown> = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]();
+  // The framing is sseEvents'; this adds only the ReadableStream around it.
+  const events = sseEvents(chunks);
   let finished = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (finished) return;
-      try {
-        const next = await iterator.next();
-        if (next.done) {
-          finished = true;
-          controller.enqueue(encoder.encode(SSE_DONE));
-          controller.close();
-        } else {
-          controller.enqueue(encoder.encode(sseEvent(next.value)));
-        }
-      } catch (e) {
+      const next = await events.next();
+      if (finished) return; // cancelled while this event was on its way
+      if (next.done) {
         finished = true;
-        controller.enqueue(encoder.encode(sseEvent(toHttpError(e).body)));
         controller.close();
-      }
+      } else controller.enqueue(encoder.encode(next.value));
     },
     async cancel(reason) {
       if (finished) return;
       finished = true;
       options.onCancel?.(reason);
-      await iterator.return?.();
+      await events.return();
     },
   });
 }
