@@ -15,8 +15,12 @@
 // p50 / p99 over --rounds requests after 20 warm-up ones. The client and the server share this
 // process's event loop (as a local client would share the machine), and on lavapipe the GPU's work
 // runs on the same 2 CPUs: absolute engine times depend on the adapter, the added ones are host work.
+// The node:http path is also split into phases (Node's HTTP diagnostics channels), and the same
+// request is sent from a client in its own process (durations reported over IPC, outside the timing).
 
 import { request as httpRequest, Agent } from 'node:http';
+import { spawn } from 'node:child_process';
+import { subscribe } from 'node:diagnostics_channel';
 import { createEngine, type ChatCompletionChunk, type ChunkStream, type Engine } from '../src/index.js';
 import { startHttpServer } from '../src/cli/http-server.js';
 import { fixtureWithPaperProfile, numberArg } from './fixture-engine.js';
@@ -26,13 +30,15 @@ const q = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 };
 
-/** The engine with chat.completions.create timed: `engineMs` of the last call, `yields` of a stream's chunks. */
-function timedEngine(engine: Engine): { engine: Engine; last: { engineMs: number; yields: number[] } } {
-  const last = { engineMs: 0, yields: [] as number[] };
+/** The engine with chat.completions.create timed: the last call's start, end and `engineMs`, `yields` of a stream's chunks. */
+function timedEngine(engine: Engine): { engine: Engine; last: { start: number; end: number; engineMs: number; yields: number[] } } {
+  const last = { start: 0, end: 0, engineMs: 0, yields: [] as number[] };
   const create = async (params: never): Promise<unknown> => {
     const t0 = performance.now();
+    last.start = t0;
     const result = (await engine.chat.completions.create(params)) as unknown;
-    last.engineMs = performance.now() - t0;
+    last.end = performance.now();
+    last.engineMs = last.end - t0;
     if (typeof result !== 'object' || result === null || !(Symbol.asyncIterator in result)) return result;
     const stream = result as ChunkStream<ChatCompletionChunk>;
     last.yields = [];
@@ -89,6 +95,51 @@ export async function main(args: string[]): Promise<void> {
       req.end(body);
     });
 
+  // Where the node:http path's added time goes, from Node's own HTTP diagnostics channels (one
+  // request at a time, so the latest event is this request's).
+  const seen = { clientStart: 0, serverStart: 0, serverFinish: 0, lastByte: 0 };
+  subscribe('http.client.request.start', () => (seen.clientStart = performance.now()));
+  subscribe('http.server.request.start', () => (seen.serverStart = performance.now()));
+  subscribe('http.server.response.finish', () => (seen.serverFinish = performance.now()));
+  const phaseNames = [
+    'client: builds and sends the request',
+    'loopback to the server',
+    'server: body, JSON, validation, up to create()',
+    'server: serializes and writes the reply (until its write completes)',
+    'client: the reply written -> its last byte read',
+    'client: parses the reply',
+  ] as const;
+  const phases = new Map<string, number[]>(phaseNames.map((k) => [k, []]));
+  const recordPhases = (t0: number, parsed: number): void => {
+    const marks = [t0, seen.clientStart, seen.serverStart, last.start, NaN, seen.serverFinish, seen.lastByte, parsed];
+    // create() itself (marks[3] -> last.end) is the engine's time, not a phase of HTTP.
+    const spans = [marks[1]! - marks[0]!, marks[2]! - marks[1]!, marks[3]! - marks[2]!, marks[5]! - last.end, marks[6]! - marks[5]!, marks[7]! - marks[6]!];
+    spans.forEach((v, i) => phases.get(phaseNames[i]!)!.push(v));
+  };
+  // A client in its own process (its own event loop and clock): it times each request and reports
+  // the duration over IPC, outside the timed window.
+  const childCode = `
+    const http = require('node:http');
+    const agent = new http.Agent({ keepAlive: true });
+    process.on('message', ({ url, body }) => {
+      const u = new URL(url);
+      const t0 = performance.now();
+      let text = '';
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (t) => { text += t; });
+        res.on('end', () => { JSON.parse(text); process.send({ ms: performance.now() - t0 }); });
+      });
+      req.end(body);
+    });`;
+  const child = spawn(process.execPath, ['-e', childCode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const askChild = (body: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      child.once('message', (m: { ms: number }) => resolve(m.ms));
+      child.once('exit', (code) => reject(new Error(`the client process exited (${code})`)));
+      child.send({ url: url.href, body });
+    });
+
   const oneBody = JSON.stringify({ model: 'x', app: 'bench', messages, max_tokens: 1 });
   const paths: Record<string, () => Promise<number>> = {
     'in-process (the timing wrapper only)': async () => {
@@ -99,10 +150,16 @@ export async function main(args: string[]): Promise<void> {
     'webslo serve, node:http client': async () => {
       const t0 = performance.now();
       let text = '';
-      await post(oneBody, (t) => (text += t));
+      await post(oneBody, (t, at) => {
+        text += t;
+        seen.lastByte = at;
+      });
       JSON.parse(text);
-      return performance.now() - t0 - last.engineMs;
+      const parsed = performance.now();
+      recordPhases(t0, parsed);
+      return parsed - t0 - last.engineMs;
     },
+    'webslo serve, node:http client in another process': async () => (await askChild(oneBody)) - last.engineMs,
     'the HTTP layer alone (an engine that answers at once), node:http client': async () => {
       const t0 = performance.now();
       let text = '';
@@ -154,10 +211,15 @@ export async function main(args: string[]): Promise<void> {
       `|---|---:|---:|---:|`,
       ...[...added].map(([name, xs]) => `| per request, 1-token chat completion: ${name} | ${f(q(xs, 0.5))} | ${f(q(xs, 0.99))} | ${xs.length} |`),
       `| per streamed token (${tokens}-token streams), node:http client | ${f(q(perToken, 0.5))} | ${f(q(perToken, 0.99))} | ${perToken.length} |`,
+      '',
+      `| where the node:http client's added time goes (same process) | p50 | p90 |`,
+      `|---|---:|---:|`,
+      ...[...phases].map(([name, xs]) => `| ${name} | ${f(q(xs, 0.5))} | ${f(q(xs, 0.9))} |`),
     ];
     console.log(`webslo serve vs in-process, ${real.info.adapter}, Node ${process.version}\n`);
     console.log(lines.join('\n'));
   } finally {
+    child.kill();
     agent.destroy();
     await server.close();
     await bare.close();
