@@ -1,0 +1,195 @@
+// A Hugging Face model folder (config.json, model.safetensors, optionally tokenizer.json) as the GGUF
+// file llama.cpp's own converter would make of it, so that llama.cpp and webslo run the same weights.
+// What the conversion must get right, each a way to get plausible but wrong logits:
+//  - names: model.layers.N.self_attn.q_proj -> blk.N.attn_q, and so on (llama.cpp's tensor names);
+//  - Llama and Mistral (GGUF architecture `llama`): llama.cpp rotates adjacent pairs, HF rotates the
+//    two halves of each head, so q_proj and k_proj rows are permuted per head (Qwen2 and Qwen3 use
+//    llama.cpp's NeoX rotation, the halves, and are written as they are);
+//  - Llama-3 RoPE scaling: a `rope_freqs` tensor of per-frequency divisors (unscaled / scaled);
+//  - tied embeddings: no `output.weight` (llama.cpp then uses token_embd);
+//  - norms and biases in F32 whatever the matrices' type.
+// The vocabulary is tokenizer.json's when the folder has one (ids, byte-fallback and control tokens
+// typed as llama.cpp's SentencePiece vocabulary expects), else a synthetic one of the config's size:
+// llama.cpp needs a vocabulary to load a model, and these checks feed token ids directly.
+
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
+import { parseSafetensors, type Tensor } from '../../src/model/safetensors.js';
+import { ropeInvFreq } from '../../src/model/rope.js';
+import { bf16BitsToNumber, f16BitsToNumber, toF16Array } from '../../src/numeric/half.js';
+import { writeGguf, type GgufTensor, type GgufValue } from './write.js';
+
+/** How the matrices are stored (norms and biases are always F32). */
+export type GgufMatrixType = 'F32' | 'F16';
+
+/** GGUF's token types (llama.cpp's llama_token_type). */
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
+
+export interface GgufVocab {
+  tokens: string[];
+  scores: number[];
+  types: number[];
+}
+
+/** A SentencePiece-style vocabulary of `size` tokens: <unk>, <s>, </s>, the 256 byte tokens, then fillers. */
+export function syntheticVocab(size: number): GgufVocab {
+  const tokens = ['<unk>', '<s>', '</s>'];
+  const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
+  for (let b = 0; b < 256 && tokens.length < size; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    types.push(TOKEN_TYPE.byte);
+  }
+  while (tokens.length < size) {
+    tokens.push(`\u2581w${tokens.length}`);
+    types.push(TOKEN_TYPE.normal);
+  }
+  return { tokens, scores: tokens.map((_, i) => -i), types };
+}
+
+/** The vocabulary of a Llama-2 style tokenizer.json (BPE with byte fallback), in id order. */
+export function vocabFromTokenizerJson(json: unknown, size: number): GgufVocab {
+  const t = json as { model?: { vocab?: Record<string, number> }; added_tokens?: { id: number; content: string; special?: boolean }[] };
+  const vocab = t.model?.vocab;
+  if (!vocab) throw new Error('tokenizer.json has no model.vocab');
+  const { tokens, types, scores } = syntheticVocab(size);
+  const filled = new Set<number>();
+  for (const [text, id] of Object.entries(vocab)) {
+    if (id < 0 || id >= size) throw new Error(`tokenizer.json: token ${JSON.stringify(text)} has id ${id}, outside the model's ${size}`);
+    tokens[id] = text;
+    types[id] = /^<0x[0-9A-F]{2}>$/.test(text) ? TOKEN_TYPE.byte : TOKEN_TYPE.normal;
+    filled.add(id);
+  }
+  for (const a of t.added_tokens ?? []) {
+    tokens[a.id] = a.content;
+    types[a.id] = a.content === '<unk>' ? TOKEN_TYPE.unknown : a.special ? TOKEN_TYPE.control : TOKEN_TYPE.normal;
+    filled.add(a.id);
+  }
+  if (filled.size !== size) throw new Error(`tokenizer.json covers ${filled.size} of the model's ${size} token ids`);
+  if (new Set(tokens).size !== tokens.length) throw new Error('tokenizer.json: two ids share one token text');
+  return { tokens, scores, types };
+}
+
+/** A safetensors tensor's values as float32. */
+function toF32(t: Tensor): Float32Array {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  for (let i = 0; i < n; i++) {
+    if (t.dtype === 'F32') out[i] = view.getFloat32(i * 4, true);
+    else if (t.dtype === 'F16') out[i] = f16BitsToNumber(view.getUint16(i * 2, true));
+    else out[i] = bf16BitsToNumber(view.getUint16(i * 2, true));
+  }
+  return out;
+}
+
+/** HF's rotate-half head layout -> GGML's adjacent pairs: within each head, row s*half+j goes to 2j+s. */
+export function permuteForGgmlRope(w: Float32Array, heads: number, rows: number, cols: number): Float32Array {
+  const headDim = rows / heads;
+  const half = headDim / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let j = 0; j < half; j++) {
+        const from = (h * headDim + s * half + j) * cols;
+        out.set(w.subarray(from, from + cols), (h * headDim + 2 * j + s) * cols);
+      }
+    }
+  }
+  return out;
+}
+
+const bytesOf = (a: Float32Array | Uint16Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+function ggufArch(config: ModelConfig): 'llama' | 'qwen2' | 'qwen3' {
+  return config.architecture === 'mistral' ? 'llama' : config.architecture;
+}
+
+function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matrices: GgufMatrixType): Map<string, GgufValue> {
+  const a = ggufArch(config);
+  const u32 = (value: number): GgufValue => ({ type: 'u32', value });
+  const m = new Map<string, GgufValue>([
+    ['general.architecture', { type: 'string', value: a }],
+    ['general.name', { type: 'string', value: name }],
+    ['general.file_type', u32(matrices === 'F32' ? 0 : 1)],
+    [`${a}.context_length`, u32(config.maxPositionEmbeddings)],
+    [`${a}.embedding_length`, u32(config.hiddenSize)],
+    [`${a}.block_count`, u32(config.numLayers)],
+    [`${a}.feed_forward_length`, u32(config.intermediateSize)],
+    [`${a}.attention.head_count`, u32(config.numHeads)],
+    [`${a}.attention.head_count_kv`, u32(config.numKvHeads)],
+    [`${a}.attention.key_length`, u32(config.headDim)],
+    [`${a}.attention.value_length`, u32(config.headDim)],
+    [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: config.rmsNormEps }],
+    [`${a}.rope.freq_base`, { type: 'f32', value: config.ropeTheta }],
+    [`${a}.rope.dimension_count`, u32(config.headDim)],
+    [`${a}.vocab_size`, u32(config.vocabSize)],
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: vocab.tokens }],
+    ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: vocab.scores }],
+    ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: vocab.types }],
+    ['tokenizer.ggml.unknown_token_id', u32(0)],
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
+  ]);
+  if (config.bosTokenId !== null) m.set('tokenizer.ggml.bos_token_id', u32(config.bosTokenId));
+  if (config.eosTokenIds[0] !== undefined) m.set('tokenizer.ggml.eos_token_id', u32(config.eosTokenIds[0]));
+  return m;
+}
+
+/** The GGUF file of the HF model folder `dir`, its matrices stored as `matrices`. */
+export function ggufFromHfFolder(dir: string, matrices: GgufMatrixType = 'F32'): Uint8Array {
+  const config = parseModelConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const file = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'model.safetensors');
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  const vocab = existsSync(tokenizerPath) ? vocabFromTokenizerJson(JSON.parse(readFileSync(tokenizerPath, 'utf8')), config.vocabSize) : syntheticVocab(config.vocabSize);
+  const permute = ggufArch(config) === 'llama';
+  const tensors: GgufTensor[] = [];
+  const take = (hfName: string): { values: Float32Array; shape: number[] } | null => {
+    const t = file.tensors.get(hfName);
+    return t ? { values: toF32(t), shape: t.shape } : null;
+  };
+  const add = (ggufName: string, hfName: string, opts: { vector?: boolean; permuteHeads?: number; required?: boolean } = {}): void => {
+    const t = take(hfName);
+    if (!t) {
+      if (opts.required !== false) throw new Error(`${dir}: model.safetensors has no ${hfName}`);
+      return;
+    }
+    let values = t.values;
+    if (opts.permuteHeads !== undefined && permute) values = permuteForGgmlRope(values, opts.permuteHeads, t.shape[0]!, t.shape.length > 1 ? t.shape[1]! : 1);
+    const asF16 = !opts.vector && matrices === 'F16';
+    tensors.push({ name: ggufName, shape: t.shape, type: asF16 ? 'F16' : 'F32', data: bytesOf(asF16 ? toF16Array(values) : values) });
+  };
+  add('token_embd.weight', 'model.embed_tokens.weight');
+  for (let i = 0; i < config.numLayers; i++) {
+    const hf = `model.layers.${i}`;
+    const blk = `blk.${i}`;
+    add(`${blk}.attn_norm.weight`, `${hf}.input_layernorm.weight`, { vector: true });
+    add(`${blk}.attn_q.weight`, `${hf}.self_attn.q_proj.weight`, { permuteHeads: config.numHeads });
+    add(`${blk}.attn_k.weight`, `${hf}.self_attn.k_proj.weight`, { permuteHeads: config.numKvHeads });
+    add(`${blk}.attn_v.weight`, `${hf}.self_attn.v_proj.weight`);
+    add(`${blk}.attn_output.weight`, `${hf}.self_attn.o_proj.weight`);
+    if (config.attentionBias) {
+      add(`${blk}.attn_q.bias`, `${hf}.self_attn.q_proj.bias`, { vector: true, permuteHeads: config.numHeads });
+      add(`${blk}.attn_k.bias`, `${hf}.self_attn.k_proj.bias`, { vector: true, permuteHeads: config.numKvHeads });
+      add(`${blk}.attn_v.bias`, `${hf}.self_attn.v_proj.bias`, { vector: true });
+    }
+    if (config.oProjBias) add(`${blk}.attn_output.bias`, `${hf}.self_attn.o_proj.bias`, { vector: true });
+    if (config.qkNorm) {
+      add(`${blk}.attn_q_norm.weight`, `${hf}.self_attn.q_norm.weight`, { vector: true });
+      add(`${blk}.attn_k_norm.weight`, `${hf}.self_attn.k_norm.weight`, { vector: true });
+    }
+    add(`${blk}.ffn_norm.weight`, `${hf}.post_attention_layernorm.weight`, { vector: true });
+    add(`${blk}.ffn_gate.weight`, `${hf}.mlp.gate_proj.weight`);
+    add(`${blk}.ffn_up.weight`, `${hf}.mlp.up_proj.weight`);
+    add(`${blk}.ffn_down.weight`, `${hf}.mlp.down_proj.weight`);
+  }
+  add('output_norm.weight', 'model.norm.weight', { vector: true });
+  if (!config.tieWordEmbeddings) add('output.weight', 'lm_head.weight');
+  if (config.ropeScaling) {
+    const plain = ropeInvFreq(config.headDim, config.ropeTheta, null);
+    const scaled = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
+    const factors = Float32Array.from(plain, (p, i) => p / scaled[i]!);
+    tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: bytesOf(factors) });
+  }
+  return writeGguf(metadataFor(config, dir.split('/').pop() ?? 'model', vocab, matrices), tensors);
+}

@@ -1,0 +1,140 @@
+// A GGUF writer (version 3), for benchmarks and tests that hand llama.cpp the same model webslo
+// loads. GGUF: "GGUF", version, tensor and key-value counts; the key-values (typed); one info per
+// tensor (name, dimensions innermost first, type, offset into the data); the data, each tensor at a
+// multiple of `general.alignment` (32 unless the metadata says otherwise).
+//
+// Invariants: every value is written with the exact type its key declares (llama.cpp checks the
+// types of the keys it reads); a tensor's byte length must equal what its type and shape need, and
+// the writer refuses anything else rather than write a file llama.cpp would misread.
+
+/** GGML tensor types this writer knows (ggml.h's numbering). */
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
+export type GgmlType = keyof typeof GGML_TYPE;
+
+/** GGUF metadata value types (gguf.h's numbering). */
+const VALUE_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
+type Scalar = 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64';
+
+export type GgufValue =
+  { type: Scalar; value: number | boolean | string } | { type: 'array'; of: 'string'; value: readonly string[] } | { type: 'array'; of: 'f32' | 'i32' | 'u32'; value: ArrayLike<number> };
+
+export interface GgufTensor {
+  name: string;
+  /** The shape as PyTorch / safetensors write it, outermost first ([rows, cols] for a matrix). */
+  shape: readonly number[];
+  type: GgmlType;
+  data: Uint8Array;
+}
+
+/** Bytes of `count` elements of `type` (blocks of 32 for the quantized types). */
+export function ggmlBytes(type: GgmlType, count: number): number {
+  switch (type) {
+    case 'F32':
+      return count * 4;
+    case 'F16':
+    case 'BF16':
+      return count * 2;
+    case 'Q4_0':
+    case 'Q8_0':
+      if (count % 32 !== 0) throw new Error(`${type} needs a multiple of 32 elements per row, got ${count}`);
+      return (count / 32) * (type === 'Q4_0' ? 18 : 34);
+  }
+}
+
+class Out {
+  private chunks: Uint8Array[] = [];
+  length = 0;
+  private push(b: Uint8Array): void {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  scalar(kind: 'u32' | 'i32' | 'f32' | 'u64' | 'u8', v: number): void {
+    const b = new Uint8Array(kind === 'u64' ? 8 : kind === 'u8' ? 1 : 4);
+    const d = new DataView(b.buffer);
+    if (kind === 'u32') d.setUint32(0, v, true);
+    else if (kind === 'i32') d.setInt32(0, v, true);
+    else if (kind === 'f32') d.setFloat32(0, v, true);
+    else if (kind === 'u8') d.setUint8(0, v);
+    else d.setBigUint64(0, BigInt(v), true);
+    this.push(b);
+  }
+  string(s: string): void {
+    const b = new TextEncoder().encode(s);
+    this.scalar('u64', b.length);
+    this.push(b);
+  }
+  bytes(b: Uint8Array): void {
+    this.push(b);
+  }
+  pad(alignment: number): void {
+    const extra = (alignment - (this.length % alignment)) % alignment;
+    if (extra) this.push(new Uint8Array(extra));
+  }
+  concat(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+}
+
+function writeValue(out: Out, v: GgufValue): void {
+  if (v.type === 'array') {
+    out.scalar('u32', VALUE_TYPE.array);
+    out.scalar('u32', VALUE_TYPE[v.of]);
+    out.scalar('u64', v.value.length);
+    for (let i = 0; i < v.value.length; i++) {
+      const x = v.value[i]!;
+      if (v.of === 'string') out.string(x as string);
+      else out.scalar(v.of, x as number);
+    }
+    return;
+  }
+  out.scalar('u32', VALUE_TYPE[v.type]);
+  if (v.type === 'string') out.string(String(v.value));
+  else if (v.type === 'bool') out.scalar('u8', v.value ? 1 : 0);
+  else out.scalar(v.type, Number(v.value));
+}
+
+/** The whole file: metadata in the order given, tensors in the order given. */
+export function writeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): Uint8Array {
+  const alignValue = metadata.get('general.alignment');
+  const alignment = alignValue ? Number(alignValue.value) : 32;
+  const out = new Out();
+  out.scalar('u32', 0x46554747); // "GGUF"
+  out.scalar('u32', 3);
+  out.scalar('u64', tensors.length);
+  out.scalar('u64', metadata.size);
+  for (const [key, value] of metadata) {
+    out.string(key);
+    writeValue(out, value);
+  }
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    const rowLength = t.shape[t.shape.length - 1] ?? 1;
+    if (t.type === 'Q4_0' || t.type === 'Q8_0') ggmlBytes(t.type, rowLength);
+    const want = ggmlBytes(t.type, count);
+    if (t.data.length !== want) throw new Error(`tensor ${t.name}: ${t.data.length} bytes, but ${t.type} [${t.shape.join(', ')}] needs ${want}`);
+    out.string(t.name);
+    out.scalar('u32', t.shape.length);
+    for (const d of [...t.shape].reverse()) out.scalar('u64', d);
+    out.scalar('u32', GGML_TYPE[t.type]);
+    out.scalar('u64', offset);
+    offsets.push(offset);
+    offset += t.data.length;
+    offset += (alignment - (offset % alignment)) % alignment;
+  }
+  out.pad(alignment);
+  const dataStart = out.length;
+  tensors.forEach((t, i) => {
+    out.pad(alignment);
+    if (out.length - dataStart !== offsets[i]) throw new Error(`internal: tensor ${t.name} lands at ${out.length - dataStart}, not ${offsets[i]}`);
+    out.bytes(t.data);
+  });
+  return out.concat();
+}
