@@ -18,10 +18,11 @@ import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
 import { parseSafetensors, type Tensor } from '../../src/model/safetensors.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { bf16BitsToNumber, f16BitsToNumber, toF16Array } from '../../src/numeric/half.js';
-import { writeGguf, type GgufTensor, type GgufValue } from './write.js';
+import { writeGguf, type GgmlType, type GgufTensorInfo, type GgufValue } from './write.js';
+import { quantizeQ4_0 } from './q4-0.js';
 
 /** How the matrices are stored (norms and biases are always F32). */
-export type GgufMatrixType = 'F32' | 'F16';
+export type GgufMatrixType = 'F32' | 'F16' | 'Q4_0';
 
 /** GGUF's token types (llama.cpp's llama_token_type). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
@@ -111,7 +112,7 @@ function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matric
   const m = new Map<string, GgufValue>([
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: name }],
-    ['general.file_type', u32(matrices === 'F32' ? 0 : 1)],
+    ['general.file_type', u32({ F32: 0, F16: 1, Q4_0: 2 }[matrices])],
     [`${a}.context_length`, u32(config.maxPositionEmbeddings)],
     [`${a}.embedding_length`, u32(config.hiddenSize)],
     [`${a}.block_count`, u32(config.numLayers)],
@@ -136,28 +137,33 @@ function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matric
   return m;
 }
 
-/** The GGUF file of the HF model folder `dir`, its matrices stored as `matrices`. */
-export function ggufFromHfFolder(dir: string, matrices: GgufMatrixType = 'F32'): Uint8Array {
-  const config = parseModelConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
-  const file = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'model.safetensors');
-  const tokenizerPath = join(dir, 'tokenizer.json');
-  const vocab = existsSync(tokenizerPath) ? vocabFromTokenizerJson(JSON.parse(readFileSync(tokenizerPath, 'utf8')), config.vocabSize) : syntheticVocab(config.vocabSize);
+/** Where the HF tensors come from: a loaded safetensors file, or a generator (synthetic models). */
+export interface HfTensorSource {
+  /** The tensor's shape, or null when the model has no such tensor. */
+  shape(hfName: string): readonly number[] | null;
+  values(hfName: string): Float32Array;
+}
+
+/** A GGUF file laid out: its metadata, its tensors, and each tensor's bytes on demand. */
+export interface GgufPlan {
+  metadata: Map<string, GgufValue>;
+  tensors: GgufTensorInfo[];
+  data(index: number): Uint8Array;
+}
+
+/** How `config`'s model from `source` is written as GGUF with its matrices as `matrices`. */
+export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: GgufMatrixType, name: string, vocab: GgufVocab): GgufPlan {
   const permute = ggufArch(config) === 'llama';
-  const tensors: GgufTensor[] = [];
-  const take = (hfName: string): { values: Float32Array; shape: number[] } | null => {
-    const t = file.tensors.get(hfName);
-    return t ? { values: toF32(t), shape: t.shape } : null;
-  };
-  const add = (ggufName: string, hfName: string, opts: { vector?: boolean; permuteHeads?: number; required?: boolean } = {}): void => {
-    const t = take(hfName);
-    if (!t) {
-      if (opts.required !== false) throw new Error(`${dir}: model.safetensors has no ${hfName}`);
-      return;
-    }
-    let values = t.values;
-    if (opts.permuteHeads !== undefined && permute) values = permuteForGgmlRope(values, opts.permuteHeads, t.shape[0]!, t.shape.length > 1 ? t.shape[1]! : 1);
-    const asF16 = !opts.vector && matrices === 'F16';
-    tensors.push({ name: ggufName, shape: t.shape, type: asF16 ? 'F16' : 'F32', data: bytesOf(asF16 ? toF16Array(values) : values) });
+  const entries: { info: GgufTensorInfo; make: () => Float32Array }[] = [];
+  const add = (ggufName: string, hfName: string, opts: { vector?: boolean; permuteHeads?: number } = {}): void => {
+    const shape = source.shape(hfName);
+    if (!shape) throw new Error(`${name}: the model has no ${hfName}`);
+    const type = opts.vector ? 'F32' : matrices;
+    const make = (): Float32Array => {
+      const values = source.values(hfName);
+      return opts.permuteHeads !== undefined && permute ? permuteForGgmlRope(values, opts.permuteHeads, shape[0]!, shape.length > 1 ? shape[1]! : 1) : values;
+    };
+    entries.push({ info: { name: ggufName, shape, type }, make });
   };
   add('token_embd.weight', 'model.embed_tokens.weight');
   for (let i = 0; i < config.numLayers; i++) {
@@ -189,7 +195,39 @@ export function ggufFromHfFolder(dir: string, matrices: GgufMatrixType = 'F32'):
     const plain = ropeInvFreq(config.headDim, config.ropeTheta, null);
     const scaled = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
     const factors = Float32Array.from(plain, (p, i) => p / scaled[i]!);
-    tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: bytesOf(factors) });
+    entries.push({ info: { name: 'rope_freqs.weight', shape: [factors.length], type: 'F32' }, make: () => factors });
   }
-  return writeGguf(metadataFor(config, dir.split('/').pop() ?? 'model', vocab, matrices), tensors);
+  const encode = (type: GgmlType, values: Float32Array): Uint8Array => (type === 'F32' ? bytesOf(values) : type === 'F16' ? bytesOf(toF16Array(values)) : quantizeQ4_0(values));
+  return {
+    metadata: metadataFor(config, name, vocab, matrices),
+    tensors: entries.map((e) => e.info),
+    data: (i) => encode(entries[i]!.info.type, entries[i]!.make()),
+  };
+}
+
+/** A plan's file in memory (for small models). */
+export function ggufBytes(plan: GgufPlan): Uint8Array {
+  return writeGguf(
+    plan.metadata,
+    plan.tensors.map((t, i) => ({ ...t, data: plan.data(i) })),
+  );
+}
+
+/** An HF model folder read into memory: its config, its tensors as a source, its vocabulary. */
+export function loadHfFolder(dir: string): { config: ModelConfig; source: HfTensorSource; vocab: GgufVocab; name: string } {
+  const config = parseModelConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const file = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'model.safetensors');
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  const vocab = existsSync(tokenizerPath) ? vocabFromTokenizerJson(JSON.parse(readFileSync(tokenizerPath, 'utf8')), config.vocabSize) : syntheticVocab(config.vocabSize);
+  const source: HfTensorSource = {
+    shape: (n) => file.tensors.get(n)?.shape ?? null,
+    values: (n) => toF32(file.tensors.get(n)!),
+  };
+  return { config, source, vocab, name: dir.split('/').pop() ?? 'model' };
+}
+
+/** The GGUF file of the HF model folder `dir` (in memory: for small models), its matrices stored as `matrices`. */
+export function ggufFromHfFolder(dir: string, matrices: GgufMatrixType = 'F32'): Uint8Array {
+  const hf = loadHfFolder(dir);
+  return ggufBytes(ggufPlan(hf.config, hf.source, matrices, hf.name, hf.vocab));
 }

@@ -7,6 +7,8 @@
 // types of the keys it reads); a tensor's byte length must equal what its type and shape need, and
 // the writer refuses anything else rather than write a file llama.cpp would misread.
 
+import { closeSync, openSync, writeSync } from 'node:fs';
+
 /** GGML tensor types this writer knows (ggml.h's numbering). */
 export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
@@ -99,8 +101,14 @@ function writeValue(out: Out, v: GgufValue): void {
   else out.scalar(v.type, Number(v.value));
 }
 
-/** The whole file: metadata in the order given, tensors in the order given. */
-export function writeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): Uint8Array {
+/** What the header says of one tensor (its data comes separately). */
+export type GgufTensorInfo = Omit<GgufTensor, 'data'>;
+
+/**
+ * The header (everything before the data region, padded to the alignment) and each tensor's
+ * offset in the data region. Checks that each quantized tensor's rows are whole blocks.
+ */
+export function ggufHeader(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensorInfo[]): { header: Uint8Array; offsets: number[]; alignment: number } {
   const alignValue = metadata.get('general.alignment');
   const alignment = alignValue ? Number(alignValue.value) : 32;
   const out = new Out();
@@ -116,25 +124,56 @@ export function writeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: rea
   const offsets: number[] = [];
   for (const t of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    const rowLength = t.shape[t.shape.length - 1] ?? 1;
-    if (t.type === 'Q4_0' || t.type === 'Q8_0') ggmlBytes(t.type, rowLength);
-    const want = ggmlBytes(t.type, count);
-    if (t.data.length !== want) throw new Error(`tensor ${t.name}: ${t.data.length} bytes, but ${t.type} [${t.shape.join(', ')}] needs ${want}`);
+    ggmlBytes(t.type, t.shape[t.shape.length - 1] ?? 1);
     out.string(t.name);
     out.scalar('u32', t.shape.length);
     for (const d of [...t.shape].reverse()) out.scalar('u64', d);
     out.scalar('u32', GGML_TYPE[t.type]);
     out.scalar('u64', offset);
     offsets.push(offset);
-    offset += t.data.length;
+    offset += ggmlBytes(t.type, count);
     offset += (alignment - (offset % alignment)) % alignment;
   }
   out.pad(alignment);
-  const dataStart = out.length;
+  return { header: out.concat(), offsets, alignment };
+}
+
+function checkLength(t: GgufTensorInfo, data: Uint8Array): void {
+  const want = ggmlBytes(
+    t.type,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+  if (data.length !== want) throw new Error(`tensor ${t.name}: ${data.length} bytes, but ${t.type} [${t.shape.join(', ')}] needs ${want}`);
+}
+
+/** The whole file in memory: metadata in the order given, tensors in the order given. */
+export function writeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): Uint8Array {
+  const { header, offsets } = ggufHeader(metadata, tensors);
+  const last = tensors.length ? offsets[offsets.length - 1]! + tensors[tensors.length - 1]!.data.length : 0;
+  const out = new Uint8Array(header.length + last);
+  out.set(header);
   tensors.forEach((t, i) => {
-    out.pad(alignment);
-    if (out.length - dataStart !== offsets[i]) throw new Error(`internal: tensor ${t.name} lands at ${out.length - dataStart}, not ${offsets[i]}`);
-    out.bytes(t.data);
+    checkLength(t, t.data);
+    out.set(t.data, header.length + offsets[i]!);
   });
-  return out.concat();
+  return out;
+}
+
+/**
+ * The file written tensor by tensor to `path`, for models larger than one buffer: `data(i)` gives
+ * tensor i's bytes when its turn comes (and may free them after).
+ */
+export function writeGgufFile(path: string, metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensorInfo[], data: (index: number) => Uint8Array): void {
+  const { header, offsets } = ggufHeader(metadata, tensors);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, header);
+    tensors.forEach((t, i) => {
+      const bytes = data(i);
+      checkLength(t, bytes);
+      writeSync(fd, bytes, 0, bytes.length, header.length + offsets[i]!);
+    });
+  } finally {
+    closeSync(fd);
+  }
 }
