@@ -18,7 +18,7 @@ import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
 import { parseSafetensors, type Tensor } from '../../src/model/safetensors.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { bf16BitsToNumber, f16BitsToNumber, toF16Array } from '../../src/numeric/half.js';
-import { writeGguf, type GgmlType, type GgufTensorInfo, type GgufValue } from './write.js';
+import { writeGguf, type GgufTensorInfo, type GgufValue } from './write.js';
 import { quantizeQ4_0 } from './q4-0.js';
 
 /** How the matrices are stored (norms and biases are always F32). */
@@ -85,15 +85,15 @@ function toF32(t: Tensor): Float32Array {
 }
 
 /** HF's rotate-half head layout -> GGML's adjacent pairs: within each head, row s*half+j goes to 2j+s. */
-export function permuteForGgmlRope(w: Float32Array, heads: number, rows: number, cols: number): Float32Array {
+export function permuteForGgmlRope<T extends Float32Array | Uint16Array>(w: T, heads: number, rows: number, cols: number): T {
   const headDim = rows / heads;
   const half = headDim / 2;
-  const out = new Float32Array(w.length);
+  const out = new (w.constructor as new (n: number) => T)(w.length);
   for (let h = 0; h < heads; h++) {
     for (let s = 0; s < 2; s++) {
       for (let j = 0; j < half; j++) {
         const from = (h * headDim + s * half + j) * cols;
-        out.set(w.subarray(from, from + cols), (h * headDim + 2 * j + s) * cols);
+        out.set(w.subarray(from, from + cols) as ArrayLike<number>, (h * headDim + 2 * j + s) * cols);
       }
     }
   }
@@ -142,6 +142,8 @@ export interface HfTensorSource {
   /** The tensor's shape, or null when the model has no such tensor. */
   shape(hfName: string): readonly number[] | null;
   values(hfName: string): Float32Array;
+  /** The tensor's F16 bits, where the source holds F16 (written as they are, no rounding pass). */
+  f16?(hfName: string): Uint16Array;
 }
 
 /** A GGUF file laid out: its metadata, its tensors, and each tensor's bytes on demand. */
@@ -154,14 +156,17 @@ export interface GgufPlan {
 /** How `config`'s model from `source` is written as GGUF with its matrices as `matrices`. */
 export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: GgufMatrixType, name: string, vocab: GgufVocab): GgufPlan {
   const permute = ggufArch(config) === 'llama';
-  const entries: { info: GgufTensorInfo; make: () => Float32Array }[] = [];
+  const entries: { info: GgufTensorInfo; make: () => Uint8Array }[] = [];
   const add = (ggufName: string, hfName: string, opts: { vector?: boolean; permuteHeads?: number } = {}): void => {
     const shape = source.shape(hfName);
     if (!shape) throw new Error(`${name}: the model has no ${hfName}`);
     const type = opts.vector ? 'F32' : matrices;
-    const make = (): Float32Array => {
-      const values = source.values(hfName);
-      return opts.permuteHeads !== undefined && permute ? permuteForGgmlRope(values, opts.permuteHeads, shape[0]!, shape.length > 1 ? shape[1]! : 1) : values;
+    const permuted = <T extends Float32Array | Uint16Array>(w: T): T =>
+      opts.permuteHeads !== undefined && permute ? permuteForGgmlRope(w, opts.permuteHeads, shape[0]!, shape.length > 1 ? shape[1]! : 1) : w;
+    const make = (): Uint8Array => {
+      if (type === 'F16' && source.f16) return bytesOf(permuted(source.f16(hfName)));
+      const values = permuted(source.values(hfName));
+      return type === 'F32' ? bytesOf(values) : type === 'F16' ? bytesOf(toF16Array(values)) : quantizeQ4_0(values);
     };
     entries.push({ info: { name: ggufName, shape, type }, make });
   };
@@ -195,13 +200,12 @@ export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: 
     const plain = ropeInvFreq(config.headDim, config.ropeTheta, null);
     const scaled = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
     const factors = Float32Array.from(plain, (p, i) => p / scaled[i]!);
-    entries.push({ info: { name: 'rope_freqs.weight', shape: [factors.length], type: 'F32' }, make: () => factors });
+    entries.push({ info: { name: 'rope_freqs.weight', shape: [factors.length], type: 'F32' }, make: () => bytesOf(factors) });
   }
-  const encode = (type: GgmlType, values: Float32Array): Uint8Array => (type === 'F32' ? bytesOf(values) : type === 'F16' ? bytesOf(toF16Array(values)) : quantizeQ4_0(values));
   return {
     metadata: metadataFor(config, name, vocab, matrices),
     tensors: entries.map((e) => e.info),
-    data: (i) => encode(entries[i]!.info.type, entries[i]!.make()),
+    data: (i) => entries[i]!.make(),
   };
 }
 
