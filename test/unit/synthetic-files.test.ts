@@ -27,7 +27,6 @@ const base = {
   oProjBias: false,
   qkNorm: false,
   bosTokenId: 1,
-  eosTokenIds: [2],
   hiddenAct: 'silu',
   torchDtype: 'float16',
 } as const;
@@ -39,8 +38,9 @@ const CONFIGS: Record<string, ModelConfig> = {
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 },
     tieWordEmbeddings: false,
     attentionBias: false,
+    eosTokenIds: [2],
   },
-  qwen2: { ...base, architecture: 'qwen2', ropeTheta: 1e6, ropeScaling: null, tieWordEmbeddings: true, attentionBias: true },
+  qwen2: { ...base, architecture: 'qwen2', ropeTheta: 1e6, ropeScaling: null, tieWordEmbeddings: true, attentionBias: true, eosTokenIds: [2] },
 };
 
 let llama: Llama;
