@@ -19,10 +19,10 @@ import { parseSafetensors, type Tensor } from '../../src/model/safetensors.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { bf16BitsToNumber, f16BitsToNumber, toF16Array } from '../../src/numeric/half.js';
 import { writeGguf, type GgufTensorInfo, type GgufValue } from './write.js';
-import { quantizeQ4_0 } from './q4-0.js';
+import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 
 /** How the matrices are stored (norms and biases are always F32). */
-export type GgufMatrixType = 'F32' | 'F16' | 'Q4_0';
+export type GgufMatrixType = 'F32' | 'F16' | 'Q4_0' | 'Q8_0';
 
 /** GGUF's token types (llama.cpp's llama_token_type). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
@@ -112,7 +112,7 @@ function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matric
   const m = new Map<string, GgufValue>([
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: name }],
-    ['general.file_type', u32({ F32: 0, F16: 1, Q4_0: 2 }[matrices])],
+    ['general.file_type', u32({ F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 }[matrices])],
     [`${a}.context_length`, u32(config.maxPositionEmbeddings)],
     [`${a}.embedding_length`, u32(config.hiddenSize)],
     [`${a}.block_count`, u32(config.numLayers)],
@@ -166,7 +166,7 @@ export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: 
     const make = (): Uint8Array => {
       if (type === 'F16' && source.f16) return bytesOf(permuted(source.f16(hfName)));
       const values = permuted(source.values(hfName));
-      return type === 'F32' ? bytesOf(values) : type === 'F16' ? bytesOf(toF16Array(values)) : quantizeQ4_0(values);
+      return type === 'F32' ? bytesOf(values) : type === 'F16' ? bytesOf(toF16Array(values)) : type === 'Q8_0' ? quantizeQ8_0(values) : quantizeQ4_0(values);
     };
     entries.push({ info: { name: ggufName, shape, type }, make });
   };

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
 import { ggufBytes, ggufFromHfFolder, ggufPlan, loadHfFolder, permuteForGgmlRope, type GgufMatrixType, type HfTensorSource } from '../../bench/gguf/from-hf.js';
-import { dequantizeQ4_0, quantizeQ4_0 } from '../../bench/gguf/q4-0.js';
+import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../../bench/gguf/quantize.js';
 
 interface Case {
   prompt: number[];
@@ -116,32 +116,37 @@ describe('GGUF files of the shared fixtures, run by llama.cpp (node-llama-cpp 3.
   }, 120_000);
 });
 
-describe('Q4_0', () => {
-  it('llama.cpp reads our Q4_0 blocks as the values they stand for (scale, nibble order)', async () => {
-    // The same model twice: Q4_0 matrices, and F32 matrices holding exactly what those blocks
-    // dequantize to. llama.cpp rounds activations to 8 bits against Q4_0, so the two agree on the
-    // greedy tokens and roughly on log-probabilities; a wrong scale or nibble order makes them unrelated.
-    const hf = loadHfFolder('test/fixtures/tiny-llama3');
-    const roundTrip: HfTensorSource = {
-      shape: (n) => hf.source.shape(n),
-      values: (n) => (hf.source.shape(n)!.length === 2 ? dequantizeQ4_0(quantizeQ4_0(hf.source.values(n))) : hf.source.values(n)),
-    };
-    const cases = (JSON.parse(readFileSync('test/fixtures/tiny-llama3/reference.json', 'utf8')) as { cases: Case[] }).cases.slice(0, 4);
-    const q4 = await runLlamaCpp('tiny-llama3', 'Q4_0', cases, ggufBytes(ggufPlan(hf.config, hf.source, 'Q4_0', hf.name, hf.vocab)));
-    const f32 = await runLlamaCpp('tiny-llama3', 'F32', cases, ggufBytes(ggufPlan(hf.config, roundTrip, 'F32', hf.name, hf.vocab)));
-    cases.forEach((c, i) => {
-      expect(q4[i]!.greedy.slice(0, 4), `${c.prompt.length}-token prompt`).toEqual(f32[i]!.greedy.slice(0, 4));
-      let maxErr = 0;
-      f32[i]!.logProbs.forEach((w, id) => {
-        if (w > -30) maxErr = Math.max(maxErr, Math.abs(q4[i]!.logProbs[id]! - w));
+describe('Q4_0 and Q8_0', () => {
+  for (const [type, quantize, dequantize] of [
+    ['Q4_0', quantizeQ4_0, dequantizeQ4_0],
+    ['Q8_0', quantizeQ8_0, dequantizeQ8_0],
+  ] as const) {
+    it(`llama.cpp reads our ${type} blocks as the values they stand for (scale, code order)`, async () => {
+      // The same model twice: ${type} matrices, and F32 matrices holding exactly what those blocks
+      // dequantize to. llama.cpp rounds activations to 8 bits against them, so the two agree on the
+      // greedy tokens and roughly on log-probabilities; a wrong scale or code order makes them unrelated.
+      const hf = loadHfFolder('test/fixtures/tiny-llama3');
+      const roundTrip: HfTensorSource = {
+        shape: (n) => hf.source.shape(n),
+        values: (n) => (hf.source.shape(n)!.length === 2 ? dequantize(quantize(hf.source.values(n))) : hf.source.values(n)),
+      };
+      const cases = (JSON.parse(readFileSync('test/fixtures/tiny-llama3/reference.json', 'utf8')) as { cases: Case[] }).cases.slice(0, 4);
+      const quantized = await runLlamaCpp('tiny-llama3', type, cases, ggufBytes(ggufPlan(hf.config, hf.source, type, hf.name, hf.vocab)));
+      const f32 = await runLlamaCpp('tiny-llama3', 'F32', cases, ggufBytes(ggufPlan(hf.config, roundTrip, 'F32', hf.name, hf.vocab)));
+      cases.forEach((c, i) => {
+        expect(quantized[i]!.greedy.slice(0, 4), `${c.prompt.length}-token prompt`).toEqual(f32[i]!.greedy.slice(0, 4));
+        let maxErr = 0;
+        f32[i]!.logProbs.forEach((w, id) => {
+          if (w > -30) maxErr = Math.max(maxErr, Math.abs(quantized[i]!.logProbs[id]! - w));
+        });
+        // Measured for Q4_0: 0.25-0.80 over these prompts (8-bit activations through 3 layers); nibbles
+        // read in the wrong order already change the first greedy token.
+        expect(maxErr, `${c.prompt.length}-token prompt`).toBeLessThan(1.5);
+        // And the quantization is real: it moved the model away from HF's.
+        if (type === 'Q4_0') expect(f32[i]!.greedy).not.toEqual(c.greedy);
       });
-      // Measured: 0.25-0.80 over these prompts (8-bit activations through 3 layers); nibbles read in
-      // the wrong order already change the first greedy token.
-      expect(maxErr, `${c.prompt.length}-token prompt`).toBeLessThan(1.5);
-      // And the quantization is real: it moved the model away from HF's.
-      expect(f32[i]!.greedy).not.toEqual(c.greedy);
-    });
-  }, 120_000);
+    }, 120_000);
+  }
 
   it('round-trips within a step, the largest magnitude exactly, nibbles in GGML order', () => {
     const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * (i < 32 ? 1 : 0.01));
