@@ -2,7 +2,7 @@
 // http(s) folder URL, a directory (Node), files picked in a page, a directory handle, or a source.
 
 import type * as FsPromises from 'node:fs/promises';
-import { checkRepoId, fileListSource, httpSource, nodeDirectorySource, type FileLike, type ModelSource } from '../model/source.js';
+import { checkRepoId, fileListSource, httpSource, nodeDirectorySource, nodeGgufFileSource, type FileLike, type ModelSource } from '../model/source.js';
 import { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
 import { ModelSourceError } from './errors.js';
 import { cachedHubSource, type CachedHubSourceOptions } from './hub-source.js';
@@ -87,7 +87,10 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
   if (inNode()) {
     const kind = await pathKind(model);
     if (kind === 'dir') return nodeDirectorySource(model);
-    if (kind === 'file') throw new ModelSourceError(input, 'is a file; pass the model folder that holds it');
+    if (kind === 'file') {
+      if (/\.gguf$/i.test(model)) return nodeGgufFileSource(model);
+      throw new ModelSourceError(input, 'is a file; pass the model folder that holds it, or a .gguf file');
+    }
     if (looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
   }
   if (isRepoId(model)) return cachedHubSource(model, options);

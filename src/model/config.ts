@@ -8,6 +8,12 @@ import { describeValue } from './describe.js';
 
 export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
 
+/** Per-frequency RoPE divisors (what a GGUF file's `rope_freqs` tensor holds). */
+export interface FactorRopeScaling {
+  type: 'factors';
+  factors: readonly number[];
+}
+
 export interface Llama3RopeScaling {
   type: 'llama3';
   factor: number;
@@ -27,7 +33,7 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  ropeScaling: Llama3RopeScaling | null;
+  ropeScaling: Llama3RopeScaling | FactorRopeScaling | null;
   maxPositionEmbeddings: number;
   tieWordEmbeddings: boolean;
   /** q_proj/k_proj/v_proj carry a bias. */

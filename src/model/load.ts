@@ -10,6 +10,8 @@ import { checkTensors, expectedTensors } from './tensors.js';
 import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
 import { describeValue } from './describe.js';
 import { checkFinite } from './finite.js';
+import { parseGguf } from './gguf.js';
+import { ggufModel } from './gguf-model.js';
 
 export interface GenerationConfig {
   eosTokenIds?: number[];
@@ -145,6 +147,7 @@ export interface LoadModelOptions {
 }
 
 export async function loadModelFiles(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModelFiles> {
+  if (source.gguf !== undefined) return loadGgufFile(source, source.gguf, options);
   const config = parseModelConfig(await readJson(source, 'config.json', true));
   const generationJson = await readJson(source, 'generation_config.json', false);
   const generationConfig = generationJson === null ? null : parseGenerationConfig(generationJson);
@@ -172,6 +175,22 @@ export async function loadModelFiles(source: ModelSource, options: LoadModelOpti
   const tensors = new Map([...expectedTensors(config).keys()].map((name) => [name, all.get(name)!]));
   checkFinite(tensors);
   return { config, generationConfig, tokenizerJson, tokenizerConfig, tensors, ignoredTensors: extra, weightFiles };
+}
+
+/**
+ * A model that is one GGUF file: config and tensors from gguf-model.ts, then the same checks as a
+ * folder's (every parameter present with its shape, all finite). No tokenizer is built from the
+ * file yet: the model serves token-id prompts.
+ */
+async function loadGgufFile(source: ModelSource, name: string, options: LoadModelOptions): Promise<LoadedModelFiles> {
+  const bytes = await source.read(name);
+  if (bytes === null) throw new ModelFileError(`${source.describe()}/${name}`, 'not found');
+  const model = ggufModel(parseGguf(bytes, name), name);
+  await options.beforeWeights?.({ config: model.config, generationConfig: null, tokenizerJson: null, tokenizerConfig: null });
+  const { extra } = checkTensors(model.config, model.tensors);
+  const tensors = new Map([...expectedTensors(model.config).keys()].map((n) => [n, model.tensors.get(n)!]));
+  checkFinite(tensors);
+  return { config: model.config, generationConfig: null, tokenizerJson: null, tokenizerConfig: null, tensors, ignoredTensors: [...extra, ...model.ignoredTensors], weightFiles: [name] };
 }
 
 /** A tensor's values as float64 (exact for all three dtypes); reads unaligned data safely. */

@@ -4,13 +4,16 @@
 
 export type Vec = Float64Array;
 
-export interface RopeScaling {
-  type: 'llama3';
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
+export type RopeScaling =
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    }
+  /** One divisor per frequency, as GGUF files store Llama-3 scaling (llama.cpp's `rope_freqs`). */
+  | { type: 'factors'; factors: readonly number[] };
 
 /**
  * RoPE inverse frequencies for dims 0, 2, ..., headDim-2, with Llama-3 scaling, computed the way HF
@@ -24,6 +27,11 @@ export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling
   const inv = new Float64Array(half);
   for (let i = 0; i < half; i++) inv[i] = f(1 / f(f(theta) ** f((2 * i) / headDim)));
   if (!scaling) return inv;
+  if (scaling.type === 'factors') {
+    if (scaling.factors.length !== half) throw new RangeError(`RoPE factors: ${scaling.factors.length} for ${half} frequencies`);
+    for (let i = 0; i < half; i++) inv[i] = f(inv[i]! / f(scaling.factors[i]!));
+    return inv;
+  }
   const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: old } = scaling;
   const lowWavelen = old / lowFreqFactor;
   const highWavelen = old / highFreqFactor;

@@ -10,6 +10,8 @@ export interface ModelSource {
   describe(): string;
   /** The file's bytes, or null when the folder has no such file; other failures throw ModelFileError. */
   read(file: string): Promise<Uint8Array | null>;
+  /** Set when the model is one GGUF file (llama.cpp's format) of this name, not a folder of HF files. */
+  readonly gguf?: string;
 }
 
 /**
@@ -25,6 +27,15 @@ export function checkFileName(file: string, where: string): void {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** One GGUF file on disk (`path` ends in .gguf): the whole model, config and weights. */
+export function nodeGgufFileSource(path: string): ModelSource {
+  const cut = path.lastIndexOf('/');
+  const dir = cut < 0 ? '.' : path.slice(0, cut) || '/';
+  const name = path.slice(cut + 1);
+  const folder = nodeDirectorySource(dir);
+  return { describe: () => folder.describe(), read: (file) => folder.read(file), gguf: name };
 }
 
 /**

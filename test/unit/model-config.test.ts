@@ -86,11 +86,11 @@ describe('parseModelConfig normalization', () => {
 
   it('accepts the legacy `type` key, a `default` rope type, and transformers 5 rope_parameters', () => {
     const scaling = { type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
-    expect(parseModelConfig(edited('tiny-llama3', { rope_scaling: scaling })).ropeScaling?.factor).toBe(32);
+    expect(parseModelConfig(edited('tiny-llama3', { rope_scaling: scaling })).ropeScaling).toMatchObject({ type: 'llama3', factor: 32 });
     expect(parseModelConfig(edited('tiny-llama3', { rope_scaling: { rope_type: 'default' } })).ropeScaling).toBeNull();
     const v5 = parseModelConfig(edited('tiny-llama3', { rope_theta: undefined, rope_scaling: undefined, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, ...scaling } }));
     expect(v5.ropeTheta).toBe(5e5);
-    expect(v5.ropeScaling?.originalMaxPositionEmbeddings).toBe(8192);
+    expect(v5.ropeScaling).toMatchObject({ originalMaxPositionEmbeddings: 8192 });
     const v5d = parseModelConfig(edited('tiny-qwen2', { rope_theta: undefined, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }));
     expect([v5d.ropeTheta, v5d.ropeScaling]).toEqual([1e6, null]);
   });
