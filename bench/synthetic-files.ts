@@ -95,6 +95,7 @@ export function syntheticSource(config: ModelConfig, seed: number): HfTensorSour
 export function hfConfigJson(config: ModelConfig): Record<string, unknown> {
   const cls = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[config.architecture];
   const s = config.ropeScaling;
+  if (s?.type === 'factors') throw new Error('per-frequency RoPE factors have no config.json form');
   return {
     architectures: [cls],
     model_type: config.architecture,

@@ -21,6 +21,11 @@
 #                    $OUT/bench/variants-<adapter>.{json,md} (the data to choose kernel defaults from)
 #   5. calibrate     (named only) the scheduler's performance profile on a synthetic qwen2.5-1.5b f16
 #                    with a self draft
+#   6. peer          (named only: BENCH_GPU_PHASES=peer, a call of its own, ~4 min) bench/llama-cpp-peer.ts:
+#                    webslo (f16, q4) beside llama.cpp (GGUF F16, Q4_0; its Vulkan build) on the same
+#                    synthetic $SHAPE model, decode B=1/8/32 and 512-token prefill; writes
+#                    $OUT/bench/peer-$SHAPE.{json,md}. llama.cpp comes from .devbundle/node-llama-cpp.tar.xz,
+#                    unpacked into node_modules/ when that has none
 # Each phase's output goes to stdout and to $OUT/<phase>.txt; the calibration profile to
 # $OUT/profile-$TAG.json ($OUT unset: ${TMPDIR:-/tmp}/webslo-bench-gpu/). A summary table comes last.
 # Exit status: the number of failed phases.
@@ -28,14 +33,14 @@
 # Environment: OUT (output folder), BENCH_GPU_QUICK=1 (small local smoke run), BENCH_GPU_TAG (file
 # name tag; default h200, or quick), BENCH_GPU_PHASES (default "gpu-check kernel-check bench
 # variants"; calibrate, and kernels and forward, the older single benches, can be named too), T_CHECK
-# T_KCHECK T_BENCH T_VARIANTS T_CALIBRATE T_KERNELS T_FORWARD (phase timeouts, s), CALIBRATE_BUDGET_S
+# T_KCHECK T_BENCH T_VARIANTS T_CALIBRATE T_KERNELS T_FORWARD T_PEER (phase timeouts, s), CALIBRATE_BUDGET_S
 # (calibration sweep budget, s), SHAPE (calibrate and forward shape; default qwen2.5-1.5b).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 99
 run_start=$(date +%s)
 
 command -v node >/dev/null 2>&1 || { echo "bench-gpu: no node on PATH"; exit 98; }
-for b in gpu-check kernel-check run-all variants kernels forward calibrate; do
+for b in gpu-check kernel-check run-all variants kernels forward calibrate peer; do
   [ -f ".devbundle/$b.mjs" ] || { echo "bench-gpu: .devbundle/$b.mjs is missing: run npm run bench:gpu:bundle where Vite is installed and bring .devbundle"; exit 97; }
 done
 # `import 'webgpu'` must resolve from the bundles: node_modules/webgpu, or a copy of the npm package
@@ -66,6 +71,8 @@ if [ "$QUICK" = 1 ]; then
   FORWARD_ARGS=(--shape qwen2.5-0.5b --layers 2 --batches 1,4 --prefill 64 --trials 1)
   CALIBRATE_ARGS=(--shape qwen2.5-0.5b --dtype f16 --layers 2 --draft-layers 1 --prefill-chunks 16,64 --prefill-contexts 0
     --decode-batches 1,4 --decode-contexts 32 --verify-ks 1,2 --verify-batches 1 --repeats 1)
+  T_PEER=${T_PEER:-300}
+  PEER_ARGS=(--shape tiny --batches 1,4 --decode 16 --prefill 128 --repeat 1 --llama-gpu false --threads 1)
 else
   # Budget on an H200 (the run before the new phases took 57 s): check 60 + kernel-check 60 +
   # bench 270 + variants 150 = 9 min at most, the timeouts included, under a 10-minute command
@@ -78,6 +85,8 @@ else
   KERNELS_ARGS=(--size large)
   FORWARD_ARGS=(--shape "$SHAPE" --dtype f16 --batches 1,8,32 --prefill 512)
   CALIBRATE_ARGS=(--shape "$SHAPE" --dtype f16)
+  T_PEER=${T_PEER:-420}
+  PEER_ARGS=(--shape "$SHAPE" --llama-gpu "${PEER_LLAMA_GPU:-vulkan}" --repeat 2)
 fi
 # CHECK_MODELS=a,b: only these fixtures (e.g. when the device copy must leave a large one behind).
 [ -n "${CHECK_MODELS:-}" ] && CHECK_ARGS+=(--models "$CHECK_MODELS")
@@ -122,6 +131,13 @@ run_phase bench "$T_BENCH" run-all ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} --out "$O
 run_phase variants "$T_VARIANTS" variants --out "$OUT_DIR/bench"
 run_phase kernels "$T_KERNELS" kernels ${KERNELS_ARGS[@]+"${KERNELS_ARGS[@]}"} --out "$OUT_DIR/kernels-$TAG.json"
 run_phase forward "$T_FORWARD" forward ${FORWARD_ARGS[@]+"${FORWARD_ARGS[@]}"} --out "$OUT_DIR/forward-$TAG.json"
+case " $PHASES " in *" peer "*)
+  if [ ! -f node_modules/node-llama-cpp/package.json ]; then
+    [ -f .devbundle/node-llama-cpp.tar.xz ] && tar -xJf .devbundle/node-llama-cpp.tar.xz || echo "bench-gpu: no node_modules/node-llama-cpp and no .devbundle/node-llama-cpp.tar.xz: the peer phase will fail"
+  fi
+  mkdir -p "$OUT_DIR/bench" ;;
+esac
+run_phase peer "$T_PEER" peer ${PEER_ARGS[@]+"${PEER_ARGS[@]}"} --out "$OUT_DIR/bench"
 run_phase calibrate "$T_CALIBRATE" calibrate ${CALIBRATE_ARGS[@]+"${CALIBRATE_ARGS[@]}"} --budget-s "$BUDGET" --out "$OUT_DIR/profile-$TAG.json"
 
 # Summary: phase status, then the key lines of each phase's output.
@@ -135,6 +151,7 @@ key kernel-check '^FAIL|^granted:|^kernel-check:' 12
 key variants '^lanes ' 48
 key kernels '^(matvec|tiled)|^bandwidth ceiling' 8
 key forward '^[0-9]+ +[0-9]+ |^  [0-9.]+ ms, |^implied' 8
+key peer '^\| |loaded in|wrote the' 16
 key calibrate '^model: T|^R\^2|^k2|^profile:|^skipped' 6
 case "$RAN" in *" bench "*) echo "bench:"; [ -f "$OUT_DIR/bench.txt" ] && sed -n '/^===== bench summary/,$p' "$OUT_DIR/bench.txt" | cut -c1-220 | sed 's/^/  /'; ls "$OUT_DIR"/bench/*.md 2>/dev/null | sed 's/^/  table: /' ;; esac
 case "$RAN" in *" calibrate "*) [ -f "$OUT_DIR/profile-$TAG.json" ] && echo "profile: $OUT_DIR/profile-$TAG.json ($(wc -c < "$OUT_DIR/profile-$TAG.json") bytes)" ;; esac

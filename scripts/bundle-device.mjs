@@ -2,13 +2,15 @@
 // npm run bench:gpu:bundle — bundles the device-side benchmarks into single-file ESM scripts under
 // .devbundle/ (git-ignored) with Vite's build API, so that a bare GPU machine with only a Node
 // binary and Dawn (node_modules/webgpu, or a copy named by WEBGPU_DIR: see scripts/bench-gpu.sh) can run them:
-//   .devbundle/{gpu-check,kernel-check,run-all,variants,kernels,forward,calibrate,planner}.mjs
+//   .devbundle/{gpu-check,kernel-check,run-all,variants,kernels,forward,calibrate,planner,peer}.mjs
+// and .devbundle/node-llama-cpp.tar.xz (llama.cpp for the peer benchmark, unpacked there by bench-gpu.sh).
 // Each is `node .devbundle/<name>.mjs [args...]` from the repository root: it calls the entry's
 // main(args) and exits with its return value, as scripts/run-ts.mjs does. Everything is bundled
 // (TypeScript, `?raw` WGSL, npm dependencies) except the npm package 'webgpu' (a native addon,
 // imported at run time through a computed specifier) and Node's builtins. Target: Node 20.
-import { rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'vite';
 
 const root = resolve(import.meta.dirname, '..');
@@ -22,7 +24,10 @@ const ENTRIES = {
   forward: 'bench/forward.ts',
   calibrate: 'bench/calibrate.ts',
   planner: 'bench/planner.ts',
+  peer: 'bench/llama-cpp-peer.ts',
 };
+/** Loaded at run time from node_modules (native addons): bench-gpu.sh unpacks node-llama-cpp's from a tarball. */
+const EXTERNAL = ['webgpu', 'node-llama-cpp'];
 const VIRTUAL = '\0webslo-device-entry:';
 
 /** The entry module of a bundle: run main(argv) and exit (Dawn keeps the event loop alive). */
@@ -59,7 +64,7 @@ for (const [name, source] of Object.entries(ENTRIES)) {
     root,
     logLevel: 'warn',
     plugins: [deviceEntry(source)],
-    ssr: { target: 'node', noExternal: true, external: ['webgpu'] },
+    ssr: { target: 'node', noExternal: true, external: EXTERNAL },
     build: {
       ssr: 'webslo-device-entry',
       target: 'node20',
@@ -70,7 +75,7 @@ for (const [name, source] of Object.entries(ENTRIES)) {
       copyPublicDir: false,
       reportCompressedSize: false,
       rolldownOptions: {
-        external: ['webgpu', /^node:/],
+        external: [...EXTERNAL, /^node:/],
         // Generated code: keep `eslint .` quiet about it (eslint.config.js does not list .devbundle/).
         output: {
           format: 'esm',
@@ -86,3 +91,29 @@ for (const [name, source] of Object.entries(ENTRIES)) {
   console.log(`.devbundle/${name}.mjs  ${kib.toFixed(0)} KiB  (${source})`);
 }
 console.log(`bundled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+// node-llama-cpp for the peer phase: the package, its dependencies and llama.cpp's Linux x64 CPU and
+// Vulkan builds (its CUDA builds, 540 MB, do not fit the machine's 64 MiB transfer), without the
+// llama.cpp source bundle (34 MB, only for building from source), as one .tar.xz.
+const packages = new Set();
+const visit = (name, from) => {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const p = join(dir, 'node_modules', name);
+    if (existsSync(join(p, 'package.json'))) {
+      if (packages.has(p)) return;
+      packages.add(p);
+      const pj = JSON.parse(readFileSync(join(p, 'package.json'), 'utf8'));
+      for (const d of Object.keys(pj.dependencies ?? {})) visit(d, p);
+      return;
+    }
+    if (dir === root || dir === dirname(dir)) throw new Error(`bundle-device: ${name} (needed by ${from}) is not installed: run npm ci`);
+  }
+};
+visit('node-llama-cpp', root);
+for (const bin of ['linux-x64', 'linux-x64-vulkan']) visit(`@node-llama-cpp/${bin}`, root);
+const tarball = resolve(outDir, 'node-llama-cpp.tar.xz');
+execFileSync('tar', ['-cJf', tarball, '--exclude=node_modules/node-llama-cpp/llama/gitRelease.bundle', ...[...packages].map((p) => relative(root, p))], {
+  cwd: root,
+  env: { ...process.env, XZ_OPT: '-T0 -6' },
+});
+console.log(`.devbundle/node-llama-cpp.tar.xz  ${(statSync(tarball).size / 2 ** 20).toFixed(1)} MiB  (${packages.size} packages)`);

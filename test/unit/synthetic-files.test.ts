@@ -100,3 +100,16 @@ describe('synthetic model files: one model in HF and GGUF form', () => {
     }, 120_000);
   }
 });
+
+describe("the peer benchmark's decode rate", () => {
+  it('counts only tokens after the last first token, over that window', async () => {
+    const { decodeRate } = await import('../../bench/llama-cpp-peer.js');
+    // Two requests: first tokens at 0 and 100 ms; then 4 more tokens each until 500 ms.
+    const arrivals = [
+      [0, 50, 150, 250, 350, 450],
+      [100, 200, 300, 400, 500],
+    ];
+    // After 100 ms: 150, 250, 350, 450 and 200, 300, 400, 500 = 8 tokens in 0.4 s.
+    expect(decodeRate(arrivals)).toBeCloseTo(20, 10);
+  });
+});
