@@ -65,6 +65,7 @@ async function loadFiles(spec: ModelSpec, o: HostLoadOptions, which: 'target' | 
     },
   });
   const counted: ModelSource = {
+    ...(source.gguf !== undefined ? { gguf: source.gguf } : {}),
     describe: () => source.describe(),
     read: async (file) => {
       const bytes = await source.read(file);
