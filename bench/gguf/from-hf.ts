@@ -31,6 +31,35 @@ export interface GgufVocab {
   tokens: string[];
   scores: number[];
   types: number[];
+  /** 'llama' (SentencePiece-style, the default) or 'gpt2' (byte-level BPE, with merges and a pre-tokenizer name). */
+  model?: 'llama' | 'gpt2';
+  merges?: string[];
+  pre?: string;
+  chatTemplate?: string;
+}
+
+/**
+ * A byte-level BPE tokenizer.json (Qwen2's kind) as llama.cpp's converter writes it: every id up to
+ * the model's vocabulary size (ids the tokenizer lacks become unused `[PAD<id>]` tokens), added
+ * special tokens as control tokens, the merges, the pre-tokenizer's name, the chat template.
+ */
+export function gpt2VocabFromTokenizerJson(json: unknown, config: unknown, size: number, pre: string): GgufVocab {
+  const t = json as { model?: { vocab?: Record<string, number>; merges?: (string | [string, string])[] }; added_tokens?: { id: number; content: string; special?: boolean }[] };
+  const vocab = t.model?.vocab;
+  if (!vocab || !t.model?.merges) throw new Error('tokenizer.json has no BPE model.vocab and merges');
+  const tokens = Array.from({ length: size }, (_, i) => `[PAD${i}]`);
+  const types: number[] = new Array<number>(size).fill(5);
+  for (const [text, id] of Object.entries(vocab)) {
+    tokens[id] = text;
+    types[id] = TOKEN_TYPE.normal;
+  }
+  for (const a of t.added_tokens ?? []) {
+    tokens[a.id] = a.content;
+    types[a.id] = a.special ? TOKEN_TYPE.control : 4;
+  }
+  const merges = t.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
+  const template = (config as { chat_template?: unknown } | null)?.chat_template;
+  return { tokens, scores: [], types, model: 'gpt2', merges, pre, ...(typeof template === 'string' ? { chatTemplate: template } : {}) };
 }
 
 /** A SentencePiece-style vocabulary of `size` tokens: <unk>, <s>, </s>, the 256 byte tokens, then fillers. */
@@ -125,10 +154,13 @@ function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matric
     [`${a}.rope.freq_base`, { type: 'f32', value: config.ropeTheta }],
     [`${a}.rope.dimension_count`, u32(config.headDim)],
     [`${a}.vocab_size`, u32(config.vocabSize)],
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.model', { type: 'string', value: vocab.model ?? 'llama' }],
+    ...(vocab.pre !== undefined ? [['tokenizer.ggml.pre', { type: 'string', value: vocab.pre }] as [string, GgufValue]] : []),
     ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: vocab.tokens }],
-    ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: vocab.scores }],
+    ...(vocab.model === 'gpt2' ? [] : [['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: vocab.scores }] as [string, GgufValue]]),
     ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: vocab.types }],
+    ...(vocab.merges ? [['tokenizer.ggml.merges', { type: 'array', of: 'string', value: vocab.merges }] as [string, GgufValue]] : []),
+    ...(vocab.chatTemplate !== undefined ? [['tokenizer.chat_template', { type: 'string', value: vocab.chatTemplate }] as [string, GgufValue]] : []),
     ['tokenizer.ggml.unknown_token_id', u32(0)],
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
   ]);

@@ -12,6 +12,7 @@ import { describeValue } from './describe.js';
 import { checkFinite } from './finite.js';
 import { parseGguf } from './gguf.js';
 import { ggufModel } from './gguf-model.js';
+import { ggufTokenizer } from './gguf-tokenizer.js';
 
 export interface GenerationConfig {
   eosTokenIds?: number[];
@@ -178,19 +179,23 @@ export async function loadModelFiles(source: ModelSource, options: LoadModelOpti
 }
 
 /**
- * A model that is one GGUF file: config and tensors from gguf-model.ts, then the same checks as a
- * folder's (every parameter present with its shape, all finite). No tokenizer is built from the
- * file yet: the model serves token-id prompts.
+ * A model that is one GGUF file: config and tensors from gguf-model.ts, the tokenizer where
+ * gguf-tokenizer.ts can build it (else the model serves token-id prompts), then the same checks as
+ * a folder's (every parameter present with its shape, all finite).
  */
 async function loadGgufFile(source: ModelSource, name: string, options: LoadModelOptions): Promise<LoadedModelFiles> {
   const bytes = await source.read(name);
   if (bytes === null) throw new ModelFileError(`${source.describe()}/${name}`, 'not found');
-  const model = ggufModel(parseGguf(bytes, name), name);
-  await options.beforeWeights?.({ config: model.config, generationConfig: null, tokenizerJson: null, tokenizerConfig: null });
+  const file = parseGguf(bytes, name);
+  const model = ggufModel(file, name);
+  const tokenizer = ggufTokenizer(file.metadata, name);
+  const tokenizerJson = tokenizer.tokenizerJson;
+  const tokenizerConfig = 'tokenizerConfig' in tokenizer ? tokenizer.tokenizerConfig : null;
+  await options.beforeWeights?.({ config: model.config, generationConfig: null, tokenizerJson, tokenizerConfig });
   const { extra } = checkTensors(model.config, model.tensors);
   const tensors = new Map([...expectedTensors(model.config).keys()].map((n) => [n, model.tensors.get(n)!]));
   checkFinite(tensors);
-  return { config: model.config, generationConfig: null, tokenizerJson: null, tokenizerConfig: null, tensors, ignoredTensors: [...extra, ...model.ignoredTensors], weightFiles: [name] };
+  return { config: model.config, generationConfig: null, tokenizerJson, tokenizerConfig, tensors, ignoredTensors: [...extra, ...model.ignoredTensors], weightFiles: [name] };
 }
 
 /** A tensor's values as float64 (exact for all three dtypes); reads unaligned data safely. */
