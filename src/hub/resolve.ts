@@ -80,7 +80,14 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
   if (model.trim() === '') throw new ModelSourceError(input, 'is empty');
   if (/^https?:\/\//i.test(model)) {
     const headers: Record<string, string> = options.accessToken ? { authorization: `Bearer ${options.accessToken}` } : {};
-    return httpSource(model, { headers, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const http = { headers, ...(options.fetch ? { fetch: options.fetch } : {}) };
+    // A URL of one .gguf file: the model is that file, read from the folder URL that holds it.
+    const path = new URL(model).pathname;
+    if (/\.gguf$/i.test(path)) {
+      const cut = model.split(/[?#]/, 1)[0]!.lastIndexOf('/');
+      return { ...httpSource(model.slice(0, cut), http), gguf: decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) };
+    }
+    return httpSource(model, http);
   }
   if (/^[a-z][a-z\d+.-]*:\/\//i.test(model)) throw new ModelSourceError(input, 'is a URL with an unsupported scheme (only http and https)');
   // In Node an existing folder wins over a hub id of the same spelling ('models/qwen' on disk).
@@ -99,10 +106,11 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
 
 /**
  * The ModelSource for `model`:
- *  - an http(s) URL: the model folder at that URL (httpSource);
+ *  - an http(s) URL: the model folder at that URL (httpSource), or, for a URL ending in .gguf, that one GGUF file;
  *  - in Node, an existing directory: that folder (nodeDirectorySource), even if it also reads as a hub id;
+ *  - in Node, an existing .gguf file: that file (nodeGgufFileSource);
  *  - a hub repo id ('org/name'): cachedHubSource with `options` (endpoint, revision, cache, progress);
- *  - an array or FileList of File objects: fileListSource;
+ *  - an array or FileList of File objects: fileListSource (one .gguf File: that GGUF file);
  *  - a FileSystemDirectoryHandle, or { kind: 'directory-handle', handle }: directoryHandleSource;
  *  - a ModelSource: itself.
  * Anything else throws ModelSourceError listing these.
@@ -121,7 +129,10 @@ export async function resolveModelSource(model: ModelInput, options: ResolveMode
     if (files.length === 0) throw new ModelSourceError(show(input), 'is an empty file list');
     const bad = files.findIndex((f) => !isFileLike(f));
     if (bad >= 0) throw new ModelSourceError(show(input), `holds ${show(files[bad])} at index ${bad}, not a File`);
-    return fileListSource(files as FileLike[]);
+    const list = files as FileLike[];
+    // One .gguf file picked or dropped: the model is that file.
+    if (list.length === 1 && /\.gguf$/i.test(list[0]!.name)) return { ...fileListSource(list), gguf: list[0]!.name };
+    return fileListSource(list);
   }
   throw new ModelSourceError(show(input), 'is not a model');
 }

@@ -21,6 +21,7 @@ import { nodeDirectorySource, nodeGgufFileSource } from '../../src/model/source.
 import { ReferenceModel } from '../../src/reference/model.js';
 import { resolveModelSource } from '../../src/hub/resolve.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir } from '../helpers/fixtures.js';
+import { fileRequests, startHubServer } from '../helpers/hub-server.js';
 
 let dir: string;
 beforeAll(() => {
@@ -309,4 +310,26 @@ describe("a GGUF file's byte-level BPE tokenizer (Qwen2.5's, 151,665 tokens)", (
     const llamaVocab = await loadModelFiles(nodeGgufFileSource(write('spm.gguf', ggufFromHfFolder(fixtureDir('tiny-qwen2'), 'F32'))));
     expect(llamaVocab.tokenizerJson).toBeNull();
   }, 120_000);
+});
+
+describe('GGUF files from other sources', () => {
+  it('an http(s) URL of a .gguf file (a hub resolve URL) and a single picked .gguf File are that model', async () => {
+    const folder = mkdtempSync(join(dir, 'served-'));
+    const bytes = ggufFromHfFolder(fixtureDir('tiny-llama3'), 'F32');
+    writeFileSync(join(folder, 'tiny llama.gguf'), bytes);
+    const hub = await startHubServer({ 'org/gguf': folder });
+    try {
+      const source = await resolveModelSource(`${hub.endpoint}/org/gguf/resolve/main/tiny%20llama.gguf`);
+      expect(source.gguf).toBe('tiny llama.gguf');
+      const loaded = await loadModelFiles(source);
+      expect(loaded.config.architecture).toBe('llama');
+      expect(loaded.weightFiles).toEqual(['tiny llama.gguf']);
+      expect(fileRequests(hub.requests)).toEqual(['GET tiny llama.gguf']);
+    } finally {
+      await hub.close();
+    }
+    const picked = await resolveModelSource([new File([bytes.slice().buffer as ArrayBuffer], 'model.gguf')]);
+    expect(picked.gguf).toBe('model.gguf');
+    expect((await loadModelFiles(picked)).config.numLayers).toBe(3);
+  });
 });
