@@ -69,7 +69,8 @@ async function webslo(folder: string, config: ModelConfig, quantize: 'none' | 'q
     scheduler: 'fcfs',
     prefixCaching: false,
     maxTokensPerStep: Math.max(512, prefill + maxBatch),
-    kvCacheBytes: Math.max(64 << 20, 2 * 2 * config.numLayers * config.numKvHeads * config.headDim * (maxBatch * (PROMPT + decode + 32) + prefill + 64)),
+    // K and V in f32 for every request's tokens at once, and the prefill's.
+    kvCacheBytes: Math.max(64 << 20, 2 * 4 * config.numLayers * config.numKvHeads * config.headDim * (maxBatch * (PROMPT + decode + 32) + prefill + 64)),
     profile: { ...(PROFILES.h200 as object), layers: config.numLayers },
   });
   const app = engine.app('peer', { ttftMs: 600_000, tpotMs: 60_000 });
