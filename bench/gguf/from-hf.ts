@@ -15,9 +15,10 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
-import { parseSafetensors, type Tensor } from '../../src/model/safetensors.js';
+import { parseSafetensors } from '../../src/model/safetensors.js';
+import { tensorToFloat64 } from '../../src/model/load.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
-import { bf16BitsToNumber, f16BitsToNumber, toF16Array } from '../../src/numeric/half.js';
+import { toF16Array } from '../../src/numeric/half.js';
 import { writeGguf, type GgufTensorInfo, type GgufValue } from './write.js';
 import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 
@@ -98,19 +99,6 @@ export function vocabFromTokenizerJson(json: unknown, size: number): GgufVocab {
   if (filled.size !== size) throw new Error(`tokenizer.json covers ${filled.size} of the model's ${size} token ids`);
   if (new Set(tokens).size !== tokens.length) throw new Error('tokenizer.json: two ids share one token text');
   return { tokens, scores, types };
-}
-
-/** A safetensors tensor's values as float32. */
-function toF32(t: Tensor): Float32Array {
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  for (let i = 0; i < n; i++) {
-    if (t.dtype === 'F32') out[i] = view.getFloat32(i * 4, true);
-    else if (t.dtype === 'F16') out[i] = f16BitsToNumber(view.getUint16(i * 2, true));
-    else out[i] = bf16BitsToNumber(view.getUint16(i * 2, true));
-  }
-  return out;
 }
 
 /** HF's rotate-half head layout -> GGML's adjacent pairs: within each head, row s*half+j goes to 2j+s. */
@@ -257,7 +245,7 @@ export function loadHfFolder(dir: string): { config: ModelConfig; source: HfTens
   const vocab = existsSync(tokenizerPath) ? vocabFromTokenizerJson(JSON.parse(readFileSync(tokenizerPath, 'utf8')), config.vocabSize) : syntheticVocab(config.vocabSize);
   const source: HfTensorSource = {
     shape: (n) => file.tensors.get(n)?.shape ?? null,
-    values: (n) => toF32(file.tensors.get(n)!),
+    values: (n) => Float32Array.from(tensorToFloat64(file.tensors.get(n)!)),
   };
   return { config, source, vocab, name: dir.split('/').pop() ?? 'model' };
 }
