@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
+import type { Llama, Token } from 'node-llama-cpp';
+import { cpuLlama, nextLogProbs, REFERENCE_CONTEXT } from '../helpers/llama-cpp.js';
 import { ggufBytes, ggufFromHfFolder, ggufPlan, loadHfFolder, permuteForGgmlRope, type GgufMatrixType, type HfTensorSource } from '../../bench/gguf/from-hf.js';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../../bench/gguf/quantize.js';
 
@@ -24,7 +25,7 @@ let llama: Llama;
 let dir: string;
 
 beforeAll(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  llama = await cpuLlama();
   dir = mkdtempSync(join(tmpdir(), 'webslo-gguf-'));
 }, 120_000);
 afterAll(async () => {
@@ -41,11 +42,7 @@ async function runLlamaCpp(name: string, matrices: GgufMatrixType, cases: Case[]
     contextSize: 1024,
     batchSize: 1024,
     sequences: 1,
-    // One thread: node-llama-cpp's default on this 2-core machine spins (about 320 ms per token against 3 ms).
-    threads: 1,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
+    ...REFERENCE_CONTEXT,
   });
   const sequence = context.getSequence();
   const out: { greedy: number[]; logProbs: Float64Array }[] = [];
@@ -58,16 +55,7 @@ async function runLlamaCpp(name: string, matrices: GgufMatrixType, cases: Case[]
         if (greedy.length === c.greedy.length) break;
       }
       await sequence.clearHistory();
-      // temperature 1 with no top-k/top-p/min-p: the probabilities are softmax(logits) over the whole vocabulary.
-      const last = c.prompt.length - 1;
-      const items = (c.prompt as Token[]).map((t, i): ControlledEvaluateInputItem =>
-        i === last ? [t, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }] : t,
-      );
-      const results = await sequence.controlledEvaluate(items);
-      const probabilities = results[last]?.next?.probabilities;
-      if (!probabilities) throw new Error(`${name}: llama.cpp returned no probabilities`);
-      const logProbs = new Float64Array(c.last_logits.length).fill(-Infinity);
-      for (const [id, p] of probabilities) logProbs[id as number] = Math.log(p);
+      const logProbs = await nextLogProbs(sequence, c.prompt, c.last_logits.length);
       out.push({ greedy, logProbs });
     }
   } finally {

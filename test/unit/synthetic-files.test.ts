@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
+import type { Llama } from 'node-llama-cpp';
+import { cpuLlama, nextLogProbs, REFERENCE_CONTEXT } from '../helpers/llama-cpp.js';
 import { writeSyntheticModel } from '../../bench/synthetic-files.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { loadModelFiles, tensorToFloat64 } from '../../src/model/load.js';
@@ -46,7 +47,7 @@ const CONFIGS: Record<string, ModelConfig> = {
 let llama: Llama;
 let dir: string;
 beforeAll(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  llama = await cpuLlama();
   dir = mkdtempSync(join(tmpdir(), 'webslo-synthetic-'));
 }, 120_000);
 afterAll(async () => {
@@ -54,19 +55,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function llamaCppLogProbs(path: string, prompt: number[]): Promise<Float64Array> {
+async function llamaCppLogProbs(path: string, prompt: number[], vocab: number): Promise<Float64Array> {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
-  const context = await model.createContext({ contextSize: 256, batchSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+  const context = await model.createContext({ contextSize: 256, batchSize: 256, ...REFERENCE_CONTEXT });
   try {
-    const last = prompt.length - 1;
-    const items = (prompt as Token[]).map((t, i): ControlledEvaluateInputItem =>
-      i === last ? [t, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }] : t,
-    );
-    const results = await context.getSequence().controlledEvaluate(items);
-    const probs = results[last]!.next!.probabilities!;
-    const logProbs = new Float64Array(CONFIGS.llama!.vocabSize).fill(-Infinity);
-    for (const [id, p] of probs) logProbs[id as number] = Math.log(p);
-    return logProbs;
+    return await nextLogProbs(context.getSequence(), prompt, vocab);
   } finally {
     await context.dispose();
     await model.dispose();
@@ -90,8 +83,8 @@ describe('synthetic model files: one model in HF and GGUF form', () => {
       const ref = new ReferenceModel(loaded.config, (n) => tensorToFloat64(loaded.tensors.get(n)!));
       const prompt = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % config.vocabSize);
       const want = logSoftmax(ref.forward(prompt));
-      const f16 = await llamaCppLogProbs(files.gguf.F16!, prompt);
-      const q4 = await llamaCppLogProbs(files.gguf.Q4_0!, prompt);
+      const f16 = await llamaCppLogProbs(files.gguf.F16!, prompt, config.vocabSize);
+      const q4 = await llamaCppLogProbs(files.gguf.Q4_0!, prompt, config.vocabSize);
       // Measured: log-probabilities spread over ~2 nats; F16 within 5e-4 (llama.cpp rounds activations
       // to F16), Q4_0 within 0.17.
       expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(1);
