@@ -18,8 +18,8 @@
 import type { ModelConfig } from './config.js';
 import { ModelConfigError, UnsupportedModelError } from './errors.js';
 import type { GgufFile, GgufTensor, GgufValue } from './gguf.js';
-import type { Tensor } from './safetensors.js';
-import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
+import { tensorToFloat64, type Tensor } from './safetensors.js';
+import { f16BitsToNumber } from '../numeric/half.js';
 
 const ARCHITECTURES = ['llama', 'qwen2', 'qwen3'] as const;
 
@@ -133,7 +133,7 @@ export function ggufModel(file: GgufFile, fileName: string): GgufModel {
     headDim,
     rmsNormEps: floatKey(meta, `${a}.attention.layer_norm_rms_epsilon`),
     ropeTheta: floatKey(meta, `${a}.rope.freq_base`, 10000),
-    ropeScaling: ropeFreqs ? { type: 'factors', factors: Array.from(asFloats(asTensor(ropeFreqs))) } : null,
+    ropeScaling: ropeFreqs ? { type: 'factors', factors: Array.from(tensorToFloat64(asTensor(ropeFreqs))) } : null,
     maxPositionEmbeddings: intKey(meta, `${a}.context_length`, 2048),
     tieWordEmbeddings: !has('output.weight'),
     attentionBias: has('blk.0.attn_q.bias'),
@@ -178,11 +178,4 @@ export function ggufModel(file: GgufFile, fileName: string): GgufModel {
   take('model.norm.weight', 'output_norm.weight');
   take('lm_head.weight', 'output.weight');
   return { config, tensors, ignoredTensors: [...file.tensors.keys()].filter((n) => !used.has(n)) };
-}
-
-function asFloats(t: Tensor): Float32Array {
-  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  if (t.dtype === 'F32') return Float32Array.from({ length: t.data.length / 4 }, (_, i) => view.getFloat32(4 * i, true));
-  const half = t.dtype === 'F16' ? f16BitsToNumber : bf16BitsToNumber;
-  return Float32Array.from({ length: t.data.length / 2 }, (_, i) => half(view.getUint16(2 * i, true)));
 }

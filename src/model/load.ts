@@ -5,9 +5,10 @@
 import { parseEosTokenIds, parseModelConfig, type ModelConfig } from './config.js';
 import { ModelConfigError, ModelFileError, SafetensorsError } from './errors.js';
 import { parseSafetensors, type Tensor } from './safetensors.js';
+
+export { tensorToFloat64 } from './safetensors.js';
 import { checkFileName, type ModelSource } from './source.js';
 import { checkTensors, expectedTensors } from './tensors.js';
-import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
 import { describeValue } from './describe.js';
 import { checkFinite } from './finite.js';
 import { parseGguf } from './gguf.js';
@@ -196,16 +197,4 @@ async function loadGgufFile(source: ModelSource, name: string, options: LoadMode
   const tensors = new Map([...expectedTensors(model.config).keys()].map((n) => [n, model.tensors.get(n)!]));
   checkFinite(tensors);
   return { config: model.config, generationConfig: null, tokenizerJson, tokenizerConfig, tensors, ignoredTensors: [...extra, ...model.ignoredTensors], weightFiles: [name] };
-}
-
-/** A tensor's values as float64 (exact for all three dtypes); reads unaligned data safely. */
-export function tensorToFloat64(t: Pick<Tensor, 'dtype' | 'data'>): Float64Array {
-  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  const size = t.dtype === 'F32' ? 4 : 2;
-  const n = Math.floor(t.data.byteLength / size);
-  const out = new Float64Array(n);
-  if (t.dtype === 'F32') for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
-  else if (t.dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToNumber(view.getUint16(2 * i, true));
-  else for (let i = 0; i < n; i++) out[i] = bf16BitsToNumber(view.getUint16(2 * i, true));
-  return out;
 }

@@ -5,6 +5,7 @@
 
 import { SafetensorsError } from './errors.js';
 import { describeValue as describe } from './describe.js';
+import { bf16BitsToNumber, f16BitsToNumber } from '../numeric/half.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
@@ -185,4 +186,16 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
     });
   }
   return { tensors, metadata: header.metadata };
+}
+
+/** A tensor's values as float64 (exact for all three dtypes); reads unaligned data safely. */
+export function tensorToFloat64(t: Pick<Tensor, 'dtype' | 'data'>): Float64Array {
+  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const size = t.dtype === 'F32' ? 4 : 2;
+  const n = Math.floor(t.data.byteLength / size);
+  const out = new Float64Array(n);
+  if (t.dtype === 'F32') for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
+  else if (t.dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToNumber(view.getUint16(2 * i, true));
+  else for (let i = 0; i < n; i++) out[i] = bf16BitsToNumber(view.getUint16(2 * i, true));
+  return out;
 }
