@@ -230,3 +230,133 @@ export function parseGguf(bytes: Uint8Array, fileName: string): GgufFile {
   for (const t of infos) tensors.set(t.name, { name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(dataStart + t.offset, dataStart + t.offset + t.size) });
   return { version, metadata, tensors };
 }
+
+/** A GGUF file's header (everything before its data region), from parseGgufHeader. */
+export interface GgufHeader {
+  version: number;
+  metadata: Map<string, GgufValue>;
+  /** In file order; `offset` is into the data region, `size` in bytes. */
+  tensors: { name: string; type: GgmlTypeName; shape: number[]; offset: number; size: number }[];
+  /** Where the data region starts: the header's length rounded up to the alignment. */
+  dataStart: number;
+}
+
+/** Thrown inside parseGgufHeader when the prefix ends: the header needs at least `needBytes`. */
+class PrefixEnd extends Error {
+  constructor(readonly needBytes: number) {
+    super(`the header needs ${needBytes} bytes`);
+  }
+}
+
+/** A Reader over the first bytes of a file of `fileSize` bytes (null: unknown). */
+class PrefixReader extends Reader {
+  constructor(
+    private readonly prefixLength: number,
+    prefix: Uint8Array,
+    fileName: string,
+    private readonly fileSize: number | null,
+  ) {
+    super(prefix, fileName);
+  }
+  override need(n: number, what: string): void {
+    if (this.fileSize !== null && n > this.fileSize - this.at) this.fail(`the file ends inside ${what} (${n} bytes needed, ${this.fileSize - this.at} left)`);
+    if (n > this.prefixLength - this.at) throw new PrefixEnd(this.at + n);
+  }
+  override value(what: string): GgufValue {
+    const type = this.u32(`the type of ${what}`);
+    if (type !== 9) return this.scalar(type, what);
+    const elemType = this.u32(`the element type of ${what}`);
+    if (elemType === 9) this.fail(`${what} is an array of arrays (not used by any model)`);
+    const start = this.at;
+    const count = this.u64(`the length of ${what}`);
+    const minSize = elemType === 8 ? 8 : (VALUE_SIZES[elemType] ?? 1);
+    if (this.fileSize !== null && count * minSize > this.fileSize - this.at) this.fail(`${what} claims ${count} elements, more than the file holds`, start);
+    // Each element takes at least minSize bytes: that many must be here before anything is allocated.
+    if (count * minSize > this.prefixLength - this.at) throw new PrefixEnd(this.at + count * minSize);
+    const out: GgufScalar[] = new Array<GgufScalar>(count);
+    for (let i = 0; i < count; i++) out[i] = this.scalar(elemType, `${what}[${i}]`);
+    return out;
+  }
+}
+
+/**
+ * The header of a GGUF file from its first bytes (`prefix`), with parseGguf's checks on everything
+ * the header holds; `fileSize` (when known) also bounds every tensor, so a truncated file is refused
+ * here. When the prefix ends inside the header, returns `{ needBytes }`: a lower bound on the prefix
+ * length the header needs (read more and call again).
+ */
+export function parseGgufHeader(prefix: Uint8Array, fileName: string, fileSize: number | null = null): GgufHeader | { needBytes: number } {
+  const r = new PrefixReader(prefix.length, prefix, fileName, fileSize);
+  try {
+    r.need(4, 'the magic number');
+    if (String.fromCharCode(...prefix.subarray(0, 4)) !== 'GGUF') r.fail('is not a GGUF file (it does not start with "GGUF")', 0);
+    r.at = 4;
+    const version = r.u32('the version');
+    if (version !== 2 && version !== 3) r.fail(`is GGUF version ${version} (versions 2 and 3 are supported)`, 4);
+    const tensorCount = r.u64('the tensor count');
+    const kvCount = r.u64('the key-value count');
+    if (tensorCount > GGUF_LIMITS.maxTensors) r.fail(`claims ${tensorCount} tensors (at most ${GGUF_LIMITS.maxTensors})`, 8);
+    if (kvCount > GGUF_LIMITS.maxKeyValues) r.fail(`claims ${kvCount} key-values (at most ${GGUF_LIMITS.maxKeyValues})`, 16);
+    const metadata = new Map<string, GgufValue>();
+    for (let i = 0; i < kvCount; i++) {
+      const at = r.at;
+      const key = r.string(`key ${i}`);
+      if (key === '') r.fail(`key ${i} is empty`, at);
+      if (metadata.has(key)) r.fail(`key '${key}' appears twice`, at);
+      metadata.set(key, r.value(`'${key}'`));
+    }
+    const alignValue = metadata.get('general.alignment') ?? 32;
+    if (typeof alignValue !== 'number' || !Number.isInteger(alignValue) || alignValue < 1 || alignValue > 1 << 16 || (alignValue & (alignValue - 1)) !== 0) {
+      r.fail(`general.alignment is ${String(alignValue)} (expected a power of two up to 65536)`);
+    }
+    const alignment = alignValue as number;
+    const tensors: GgufHeader['tensors'] = [];
+    const ats: number[] = [];
+    const names = new Set<string>();
+    for (let i = 0; i < tensorCount; i++) {
+      const at = r.at;
+      const name = r.string(`the name of tensor ${i}`);
+      if (names.has(name)) r.fail(`tensor '${name}' appears twice`, at);
+      names.add(name);
+      const nDims = r.u32(`the dimension count of '${name}'`);
+      if (nDims < 1 || nDims > GGUF_LIMITS.maxDims) r.fail(`tensor '${name}' has ${nDims} dimensions (1 to ${GGUF_LIMITS.maxDims})`, at);
+      const dims: number[] = [];
+      for (let d = 0; d < nDims; d++) {
+        const n = r.u64(`dimension ${d} of '${name}'`);
+        if (n < 1) r.fail(`tensor '${name}' has dimension ${d} of size 0`);
+        dims.push(n);
+      }
+      const typeAt = r.at;
+      const typeId = r.u32(`the type of '${name}'`);
+      const type = GGML_TYPES[typeId as keyof typeof GGML_TYPES];
+      if (!type) {
+        const supported = Object.values(GGML_TYPES).map((t) => t.name);
+        r.fail(`tensor '${name}' is of GGML type ${KNOWN_UNSUPPORTED[typeId] ?? typeId}, which webslo does not read (supported: ${supported.join(', ')})`, typeAt);
+      }
+      const count = dims.reduce((a, b) => a * b, 1);
+      if (!Number.isSafeInteger(count)) r.fail(`tensor '${name}' has ${dims.join(' x ')} elements, too many`, at);
+      if (dims[0]! % type.block !== 0) r.fail(`tensor '${name}' is ${type.name} with rows of ${dims[0]} values, not a multiple of its block of ${type.block}`, at);
+      const offset = r.u64(`the offset of '${name}'`);
+      if (offset % alignment !== 0) r.fail(`tensor '${name}' starts at data offset ${offset}, not a multiple of the alignment ${alignment}`);
+      tensors.push({ name, type: type.name, shape: [...dims].reverse(), offset, size: (count / type.block) * type.bytes });
+      ats.push(at);
+    }
+    const dataStart = Math.ceil(r.at / alignment) * alignment;
+    if (fileSize !== null) {
+      const dataSize = fileSize - dataStart;
+      if (dataSize < 0) r.fail(`the file (${fileSize} bytes) ends before its data region (byte ${dataStart})`);
+      const order = tensors.map((_, i) => i).sort((a, b) => tensors[a]!.offset - tensors[b]!.offset);
+      let end = 0;
+      for (const i of order) {
+        const t = tensors[i]!;
+        if (t.offset < end) throw new GgufError(fileName, `tensor '${t.name}' overlaps the tensor before it (data offset ${t.offset} < ${end})`, ats[i]!);
+        end = t.offset + t.size;
+        if (end > dataSize) throw new GgufError(fileName, `tensor '${t.name}' needs data bytes [${t.offset}, ${end}), but the ${fileSize}-byte file has ${dataSize} (a truncated file?)`, ats[i]!);
+      }
+    }
+    return { version, metadata, tensors, dataStart };
+  } catch (e) {
+    if (e instanceof PrefixEnd) return { needBytes: e.needBytes };
+    throw e;
+  }
+}
