@@ -22,7 +22,10 @@ export async function startLocal(
   signal: AbortSignal | undefined,
   o: { offer: boolean },
 ): Promise<AsyncGenerator<ChatCompletionChunk | CompletionChunk> | Error> {
-  const params = { ...body, app, stream: true as const, stream_options: { include_usage: true }, return_token_ids: true };
+  // Tool calls are parsed by the Router's response (router-response.ts), from raw text: an 'auto'
+  // tool_choice travels as 'none' (the template still gets the tools; the engine parses nothing).
+  const rawTools = kind === 'chat' && body['tools'] !== undefined && (body['tool_choice'] === undefined || body['tool_choice'] === 'auto');
+  const params = { ...body, ...(rawTools ? { tool_choice: 'none' } : {}), app, stream: true as const, stream_options: { include_usage: true }, return_token_ids: true };
   // Not here: the planner would not take it now, or the prompt does not fit this engine at all (a remote may be bigger).
   const refused = (e: unknown): e is Error => o.offer && ((e instanceof RequestDeclinedError && e.reason === 'not-admitted') || (e instanceof PromptTooLongError && elsewhere));
   let stream: ChunkStream<ChatCompletionChunk | CompletionChunk>;

@@ -8,7 +8,19 @@
 import { AbortError } from '../engine/errors.js';
 import type { NormalizedChatRequest, NormalizedCompletionRequest } from '../openai/validate.js';
 import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, Completion, CompletionChunk, CompletionUsage, FinishReason, WebsloResponseInfo } from '../openai/types.js';
+import { parseToolCalls, ToolCallParser, type ToolCallFormat } from '../openai/tool-calls.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionChunkToolCall,
+  ChatCompletionMessageToolCall,
+  ChatCompletionTokenLogprob,
+  Completion,
+  CompletionChunk,
+  CompletionUsage,
+  FinishReason,
+  WebsloResponseInfo,
+} from '../openai/types.js';
 import type { ChunkStream } from './engine.js';
 
 export type Piece =
@@ -38,6 +50,9 @@ export function doneOf(
   return { type: 'done', finishReason, usage: u, completionTokens, replica, continuedBy, decision, ttftMs, tpotMs };
 }
 
+/** A reply that made calls and stopped on its own ends with 'tool_calls', as OpenAI's does. */
+const withCalls = (reason: FinishReason, calls: number): FinishReason => (calls > 0 && reason === 'stop' ? 'tool_calls' : reason);
+
 /**
  * The caller's response from a request's pieces: `first` (already read, so errors at submit reject
  * the create call) and the rest of `pieces`; `cancel` stops the request wherever it runs.
@@ -50,6 +65,8 @@ export function respond(
   first: IteratorResult<Piece>,
   pieces: AsyncGenerator<Piece>,
   cancel: AbortController,
+  /** Chat requests whose replies are parsed for tool calls: the format (else null). */
+  toolFormat: ToolCallFormat | null = null,
 ): ChunkStream<ChatCompletionChunk | CompletionChunk> | Promise<ChatCompletion | Completion> {
   const header = { id: kind === 'chat' ? newChatCompletionId() : newCompletionId(), created: createdAt(), model };
   const wantIds = norm.returnTokenIds;
@@ -68,19 +85,25 @@ export function respond(
   })();
   if (norm.stream) {
     const includeUsage = norm.includeUsage;
+    const parser = toolFormat ? new ToolCallParser(toolFormat) : null;
+    let callIndex = 0;
+    const indexed = (calls: ChatCompletionMessageToolCall[]): ChatCompletionChunkToolCall[] => calls.map((c) => ({ index: callIndex++, ...c }));
     const chunks = async function* (): AsyncGenerator<ChatCompletionChunk | CompletionChunk> {
       if (kind === 'chat') yield chatChunk({ ...header, role: true, content: '', includeUsage });
       for await (const p of all) {
         if (p.type === 'delta') {
-          if (!p.text && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
+          const part = parser ? parser.push(p.text) : { content: p.text, calls: [] };
+          if (!part.content && part.calls.length === 0 && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
           const ids = wantIds ? { tokenIds: p.tokenIds ?? [] } : {};
           yield kind === 'chat'
-            ? chatChunk({ ...header, content: p.text, ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
+            ? chatChunk({ ...header, content: part.content, toolCalls: indexed(part.calls), ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
             : completionChunk({ ...header, text: p.text, ...ids, includeUsage });
         } else {
           const u = p.usage ?? usage(0, p.completionTokens);
           if (kind === 'chat') {
-            yield chatChunk({ ...header, finishReason: p.finishReason, includeUsage });
+            const rest = parser ? parser.end() : { content: '', calls: [] };
+            if (rest.content || rest.calls.length > 0) yield chatChunk({ ...header, content: rest.content, toolCalls: indexed(rest.calls), includeUsage });
+            yield chatChunk({ ...header, finishReason: withCalls(p.finishReason, parser?.calls ?? 0), includeUsage });
             if (includeUsage) yield chatUsageChunk({ ...header, usage: u, webslo: info(p) });
           } else {
             yield completionChunk({ ...header, text: '', finishReason: p.finishReason, includeUsage });
@@ -125,8 +148,17 @@ export function respond(
       }
       const u = p.usage ?? usage(0, p.completionTokens);
       const extra = { ...(wantIds ? { tokenIds: ids } : {}), webslo: info(p) };
+      const parsed = toolFormat ? parseToolCalls(toolFormat, text) : { content: text, calls: [] };
       return kind === 'chat'
-        ? chatCompletion({ ...header, content: text, finishReason: p.finishReason, usage: u, ...(logprobs ? { logprobs: lps } : {}), ...extra })
+        ? chatCompletion({
+            ...header,
+            content: parsed.content,
+            toolCalls: parsed.calls,
+            finishReason: withCalls(p.finishReason, parsed.calls.length),
+            usage: u,
+            ...(logprobs ? { logprobs: lps } : {}),
+            ...extra,
+          })
         : completion({ ...header, text, finishReason: p.finishReason, usage: u, ...extra });
     }
     throw new AbortError('the request ended without a result');

@@ -219,7 +219,10 @@ export class Router {
     // errors the planner raises at submit.
     const first = await pieces.next();
     const model = norm.model ?? this.options.local?.info.model ?? this.remotes[0]!.config.model;
-    return respond(kind, norm, model, app, first, pieces, cancel) as never;
+    // Calls are parsed here, in the local model's format, from the text whichever replica wrote it
+    // (the local engine is asked for raw text: startLocal sends tool_choice 'none').
+    const toolFormat = norm.kind === 'chat' && norm.tools && norm.tools.length > 0 && norm.toolChoice === 'auto' ? (this.options.local?.info.toolCallFormat ?? null) : null;
+    return respond(kind, norm, model, app, first, pieces, cancel, toolFormat) as never;
   }
 
   /** The request's pieces from wherever it runs: local offer, remotes in turn, then the local engine's own policy. */

@@ -8,6 +8,7 @@ import { hubOptionsFromEnv, nodeDirectoryCacheStore, resolveModelSource, type Mo
 import { loadModelFiles, type LoadedModelFiles, type LoadModelOptions } from '../model/load.js';
 import { parseQuantization } from '../model/quantize-q4.js';
 import type { ModelSource } from '../model/source.js';
+import { toolCallFormat } from '../openai/tool-calls.js';
 import { ModelRunner } from '../runner/model-runner.js';
 import { RunnerSession } from '../runner/session.js';
 import { calibrate, adapterName } from '../runner/calibrate.js';
@@ -289,6 +290,7 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       contextLength: maxContextTokens,
       hasTokenizer: tokenizer !== null,
       hasChatTemplate: tokenizer !== null && tokenizer.chatTemplate !== null,
+      toolCallFormat: toolCallFormat(tokenizer?.chatTemplate ?? null),
       adapter: describeCapabilities(rt.capabilities),
       features: { shaderF16: rt.capabilities.features.shaderF16, subgroups: rt.capabilities.features.subgroups },
       kv: { pages: runner.numPages, pageSize: runner.pageSize, bytes: runner.numPages * pageSize * kvBytesPerToken(files) },

@@ -2,6 +2,7 @@
 // text-level requests, and the per-request event stream pushed back over a MessagePort.
 
 import type { EngineStats } from '../engine/stats.js';
+import type { ToolCallFormat } from '../openai/tool-calls.js';
 import type { ChatCompletionTokenLogprob } from '../openai/types.js';
 import type { NormalizedMessage } from '../openai/validate.js';
 import type { SchedulerName } from '../scheduler/names.js';
@@ -90,6 +91,8 @@ export interface ModelInfo {
   contextLength: number;
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
+  /** How the chat template asks the model to write tool calls, which replies are parsed for (null: none known). */
+  toolCallFormat: ToolCallFormat | null;
   adapter: string;
   features: { shaderF16: boolean; subgroups: boolean };
   kv: { pages: number; pageSize: number; bytes: number };

@@ -7,6 +7,9 @@ import type {
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionChunkDelta,
+  ChatCompletionChunkToolCall,
+  ChatCompletionMessage,
+  ChatCompletionMessageToolCall,
   ChatCompletionTokenLogprob,
   Completion,
   CompletionChunk,
@@ -63,7 +66,10 @@ function withExtension<T extends object>(obj: T, webslo: WebsloResponseInfo | un
 export interface ChatCompletionInput extends ResponseHeader {
   /** return_token_ids: the ids of the tokens (absent: not asked). */
   tokenIds?: number[];
-  content: string;
+  /** null when the reply is tool calls only. */
+  content: string | null;
+  /** Calls parsed from the reply (src/openai/tool-calls.ts); absent or empty: none. */
+  toolCalls?: ChatCompletionMessageToolCall[];
   finishReason: FinishReason;
   usage: CompletionUsage;
   /** Present when the request asked for logprobs. */
@@ -73,6 +79,8 @@ export interface ChatCompletionInput extends ResponseHeader {
 
 /** A non-streamed chat completion. */
 export function chatCompletion(r: ChatCompletionInput): ChatCompletion {
+  const message: ChatCompletionMessage = { role: 'assistant', content: r.content, refusal: null };
+  if (r.toolCalls && r.toolCalls.length > 0) message.tool_calls = r.toolCalls;
   return withExtension(
     {
       id: r.id,
@@ -82,7 +90,7 @@ export function chatCompletion(r: ChatCompletionInput): ChatCompletion {
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content: r.content, refusal: null },
+          message,
           logprobs: chatLogprobs(r.logprobs),
           finish_reason: r.finishReason,
           ...(r.tokenIds ? { token_ids: r.tokenIds } : {}),
@@ -100,6 +108,8 @@ export interface ChatChunkInput extends ResponseHeader {
   /** The first chunk carries role 'assistant' (and content ''), as OpenAI's does. */
   role?: boolean;
   content?: string;
+  /** Tool calls completed in this chunk (each whole, with its index in the reply). */
+  toolCalls?: ChatCompletionChunkToolCall[];
   logprobs?: ChatCompletionTokenLogprob[] | null;
   /** Set on the last content chunk, whose delta is then usually empty. */
   finishReason?: FinishReason | null;
@@ -113,6 +123,7 @@ export function chatChunk(r: ChatChunkInput): ChatCompletionChunk {
   const delta: ChatCompletionChunkDelta = {};
   if (r.role) delta.role = 'assistant';
   if (r.content !== undefined) delta.content = r.content;
+  if (r.toolCalls && r.toolCalls.length > 0) delta.tool_calls = r.toolCalls;
   const chunk: ChatCompletionChunk = {
     id: r.id,
     object: 'chat.completion.chunk',

@@ -54,7 +54,7 @@ export type ChatCompletionMessageParam =
 
 export type ChatRole = ChatCompletionMessageParam['role'];
 
-/** A function tool; passed to the chat template as `tools` (tool-call output is not parsed). */
+/** A function tool: passed to the chat template as `tools`; calls in the reply come back as `tool_calls` (src/openai/tool-calls.ts). */
 export interface ChatCompletionTool {
   type: 'function';
   function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
@@ -108,6 +108,8 @@ export interface ChatCompletionCreateParams extends SamplingFields, WebsloReques
   /** 0..20; needs logprobs: true. */
   top_logprobs?: number | null;
   tools?: ChatCompletionTool[];
+  /** 'auto' (default): calls in the reply are parsed; 'none': the text as written. A forced call ('required', a named function) is a 400 for now. */
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
 }
 
 export interface CompletionCreateParams extends SamplingFields, WebsloRequestExtensions {
@@ -121,7 +123,8 @@ export interface CompletionCreateParams extends SamplingFields, WebsloRequestExt
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-export type FinishReason = 'stop' | 'length';
+/** 'tool_calls' only on chat replies whose calls were parsed (src/openai/tool-calls.ts). */
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface CompletionUsage {
   prompt_tokens: number;
@@ -168,6 +171,16 @@ export interface ChatCompletionMessage {
   role: 'assistant';
   content: string | null;
   refusal: string | null;
+  /** Present when the reply called tools (request `tools`, a model whose template has a known format). */
+  tool_calls?: ChatCompletionMessageToolCall[];
+}
+
+/** A tool call in a streamed delta: `index` orders the calls of one reply. webslo sends each call whole, in one delta. */
+export interface ChatCompletionChunkToolCall {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
 }
 
 export interface ChatCompletionChoice {
@@ -195,6 +208,7 @@ export interface ChatCompletionChunkDelta {
   role?: 'assistant';
   content?: string | null;
   refusal?: string | null;
+  tool_calls?: ChatCompletionChunkToolCall[];
 }
 
 export interface ChatCompletionChunkChoice {

@@ -64,6 +64,8 @@ export interface NormalizedChatRequest extends NormalizedCommon {
   kind: 'chat';
   messages: NormalizedMessage[];
   tools: ChatCompletionTool[] | null;
+  /** 'none': tools reach the template but the reply is not parsed for calls ('auto' otherwise). */
+  toolChoice: 'auto' | 'none';
 }
 
 export interface NormalizedCompletionRequest extends NormalizedCommon {
@@ -306,7 +308,8 @@ export function normalizeChatParams(p: unknown): NormalizedChatRequest {
   const logprobs = optBool(o, 'logprobs') ?? false;
   const top = optInt(o, 'top_logprobs', 0, 20);
   if (top !== null && !logprobs) throw new InvalidRequestError('top_logprobs', `top_logprobs (${top}) needs logprobs: true`);
-  return { kind: 'chat', messages, tools: tools(o), ...common(o, a ?? b), logprobs, topLogprobs: top ?? 0 };
+  const toolChoice = o['tool_choice'] === 'none' ? 'none' : 'auto';
+  return { kind: 'chat', messages, tools: tools(o), toolChoice, ...common(o, a ?? b), logprobs, topLogprobs: top ?? 0 };
 }
 
 function prompt(v: unknown): string | number[] {

@@ -21,6 +21,7 @@ describe('normalizeChatParams', () => {
       kind: 'chat',
       messages: [{ role: 'user', content: 'hi' }],
       tools: null,
+      toolChoice: 'auto',
       model: null,
       maxTokens: null,
       sampling: { temperature: 0, topP: 1, topK: 0, seed: null },
