@@ -1,5 +1,6 @@
 // What `--model` (and `--draft`) name on the command line: what createEngine takes, as a string: a
-// local folder (an existing path wins), an http(s) folder URL, or a hub repo id, downloaded once
+// local folder or .gguf file (an existing path wins), an http(s) folder or .gguf URL, a hub repo id,
+// or a GGUF file in a hub repo ('org/name/file-q4_0.gguf', read header first), downloaded once
 // into the cache directory (--cache-dir, else $WEBSLO_CACHE_DIR or ~/.cache/webslo; --no-cache to
 // skip it) from --hub-endpoint (else $HF_ENDPOINT, else huggingface.co) with $HF_TOKEN if set.
 

@@ -2,6 +2,8 @@
 // bytes go straight into one preallocated Uint8Array (never a chunk list plus a concatenated copy:
 // a multi-gigabyte shard is held once); otherwise the buffer grows by doubling. A body that ends
 // short of its Content-Length, or breaks off, is a ModelFileError: callers cache only what returns.
+// readBody also continues a file whose first bytes are already held (a range request's answer,
+// gguf-download.ts) in the same one buffer.
 
 import { ModelFileError } from '../model/errors.js';
 import { checkFileResponse } from '../model/source.js';
@@ -63,23 +65,44 @@ function allocate(url: string, bytes: number): Uint8Array {
  * error code). Every other failure, a short body included, throws ModelFileError naming the URL.
  */
 export async function downloadFile(url: string, options: DownloadOptions = {}): Promise<Uint8Array | null> {
-  const file = options.file ?? url;
-  let res: Response;
+  const res = await request(url, options);
+  if (!(await checkFileResponse(url, res))) return null;
+  return readBody(url, res, options);
+}
+
+/** GETs `url` (with `extraHeaders`, e.g. a Range); a request that reaches no server is a ModelFileError. */
+export async function request(url: string, options: DownloadOptions, extraHeaders: Record<string, string> = {}): Promise<Response> {
   try {
-    res = await fetcher(options)(url, { headers: options.headers ?? {}, ...(options.signal ? { signal: options.signal } : {}) });
+    return await fetcher(options)(url, { headers: { ...(options.headers ?? {}), ...extraHeaders }, ...(options.signal ? { signal: options.signal } : {}) });
   } catch (e) {
     if (options.signal?.aborted) throw options.signal.reason;
     throw new ModelFileError(url, options.unreachable ? `${options.unreachable} (${message(e)})` : `request failed: ${message(e)}`);
   }
-  if (!(await checkFileResponse(url, res))) return null;
+}
 
-  let expected = declaredLength(res);
-  let buf = allocate(url, expected ?? 1 << 16);
-  let received = 0;
-  options.onProgress?.({ file, loaded: 0, total: expected });
+export interface ReadBodyOptions extends DownloadOptions {
+  /** Bytes of the file already held that this body continues (a range request's answer). */
+  prefix?: Uint8Array;
+  /** Called after every chunk with the file so far; what it throws ends the download. */
+  inspect?: (soFar: Uint8Array) => void;
+}
+
+/**
+ * Streams an accepted response's body into one buffer (after `prefix`, when given): progress
+ * counts the prefix, and a body that ends short or breaks off is a ModelFileError.
+ */
+export async function readBody(url: string, res: Response, options: ReadBodyOptions = {}): Promise<Uint8Array> {
+  const file = options.file ?? url;
+  const prefix = options.prefix ?? new Uint8Array(0);
+  const declared = declaredLength(res);
+  let expected = declared === null ? null : prefix.length + declared;
+  let buf = allocate(url, expected ?? Math.max(1 << 16, prefix.length * 2));
+  buf.set(prefix);
+  let received = prefix.length;
+  options.onProgress?.({ file, loaded: received, total: expected });
   if (res.body === null) {
-    if (expected !== null && expected > 0) throw new ModelFileError(url, `response has no body, ${expected} bytes declared`, res.status);
-    return buf.subarray(0, 0);
+    if (declared !== null && declared > 0) throw new ModelFileError(url, `response has no body, ${declared} bytes declared`, res.status);
+    return buf.subarray(0, received);
   }
 
   const reader = res.body.getReader();
@@ -108,10 +131,11 @@ export async function downloadFile(url: string, options: DownloadOptions = {}): 
       buf.set(value, received);
       received += value.length;
       options.onProgress?.({ file, loaded: received, total: expected });
+      options.inspect?.(buf.subarray(0, received));
     }
     finished = true;
   } finally {
-    // Frees the connection when a read failed or a progress callback threw.
+    // Frees the connection when a read failed or a callback threw.
     if (!finished) void reader.cancel().catch(() => undefined);
   }
   if (expected !== null && received < expected) {

@@ -30,7 +30,8 @@ export class CacheQuotaError extends ModelError {
 
 /** What resolveModelSource accepts, for its error message. */
 export const VALID_MODEL_INPUTS =
-  "a hub repo id ('org/name'), an http(s) URL of a model folder, a directory path (Node), " + 'an array of File objects (a picked folder), a FileSystemDirectoryHandle, or a ModelSource';
+  "a hub repo id ('org/name'), a GGUF file in a hub repo ('org/name/file.gguf'), an http(s) URL of a model folder or .gguf file, " +
+  'a directory or .gguf path (Node), an array of File objects (a picked folder or one .gguf file), a FileSystemDirectoryHandle, or a ModelSource';
 
 /** A model argument that names no model source. */
 export class ModelSourceError extends ModelError {

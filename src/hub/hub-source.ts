@@ -1,5 +1,6 @@
 // A hub repository as a ModelSource that keeps what it downloads: each file is served from the
-// cache when it is there (no request at all), else downloaded whole (download.ts) and stored.
+// cache when it is there (no request at all), else downloaded whole (download.ts, or a GGUF file
+// header first through hub-gguf.ts's downloader) and stored.
 // Files the repo lacks (404, e.g. an optional generation_config.json) are remembered too, as empty
 // markers, so a cached model loads with no network. Cached files are not revalidated: pin a
 // commit as `revision`, or deleteCachedModel() to pick up a moved branch.
@@ -7,7 +8,7 @@
 import { checkFileName, fileUrl, hubBaseUrl, type HubSourceOptions, type ModelSource } from '../model/source.js';
 import type { ModelCacheStore } from './cache.js';
 import { defaultCacheStore } from './default-store.js';
-import { downloadFile, headFileSize } from './download.js';
+import { downloadFile, headFileSize, type DownloadOptions } from './download.js';
 import { CacheQuotaError, isQuotaError } from './errors.js';
 
 /** Path segment under a revision's folder URL where absent-file markers are kept. */
@@ -63,7 +64,10 @@ function shardNames(bytes: Uint8Array, base: string): string[] {
   }
 }
 
-export function cachedHubSource(repoId: string, options: CachedHubSourceOptions = {}): ModelSource {
+/** How a file that is not cached is fetched: downloadFile, or downloadGguf for a GGUF file (hub-gguf.ts). */
+export type FileDownloader = (url: string, options: DownloadOptions) => Promise<Uint8Array | null>;
+
+export function cachedHubSource(repoId: string, options: CachedHubSourceOptions = {}, download: FileDownloader = downloadFile): ModelSource {
   const endpoint = absoluteEndpoint(options.endpoint);
   const base = hubBaseUrl(repoId, { ...options, ...(endpoint === undefined ? {} : { endpoint }) });
   const store = options.cache === false ? null : (options.cache ?? defaultCacheStore());
@@ -127,7 +131,7 @@ export function cachedHubSource(repoId: string, options: CachedHubSourceOptions 
         fromCache = bytes !== null;
       }
       if (bytes === null) {
-        bytes = await downloadFile(url, { ...net, file, onProgress: (ev) => emit(file, ev.loaded, ev.total, false) });
+        bytes = await download(url, { ...net, file, onProgress: (ev) => emit(file, ev.loaded, ev.total, false) });
         if (bytes === null) {
           await keep(marker, new Uint8Array(0));
           return null;

@@ -1,10 +1,13 @@
-// One entry point from "the model the user named" to a ModelSource: a hub repo id (cached), an
-// http(s) folder URL, a directory (Node), files picked in a page, a directory handle, or a source.
+// One entry point from "the model the user named" to a ModelSource: a hub repo id (cached), a GGUF
+// file in a hub repo ('org/name/file.gguf', cached), an http(s) folder or .gguf URL, a directory or
+// .gguf file (Node; an existing path always wins over a hub name), files picked in a page, a
+// directory handle, or a source.
 
 import type * as FsPromises from 'node:fs/promises';
 import { checkRepoId, fileListSource, httpSource, nodeDirectorySource, nodeGgufFileSource, type FileLike, type ModelSource } from '../model/source.js';
 import { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
 import { ModelSourceError } from './errors.js';
+import { cachedHubGgufSource, parseHubGgufName } from './hub-gguf.js';
 import { cachedHubSource, type CachedHubSourceOptions } from './hub-source.js';
 
 /** What resolveModelSource accepts. */
@@ -98,18 +101,24 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
       if (/\.gguf$/i.test(model)) return nodeGgufFileSource(model);
       throw new ModelSourceError(input, 'is a file; pass the model folder that holds it, or a .gguf file');
     }
-    if (looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
   }
+  // 'org/name/file.gguf' that is no file on disk: that GGUF file of hub repo org/name.
+  const hubGguf = parseHubGgufName(model);
+  if (hubGguf) return cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options);
+  if (inNode() && looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
   if (isRepoId(model)) return cachedHubSource(model, options);
   throw new ModelSourceError(input, inNode() ? 'is neither an existing directory nor a hub repo id' : 'is not a hub repo id or http(s) URL');
 }
 
 /**
  * The ModelSource for `model`:
- *  - an http(s) URL: the model folder at that URL (httpSource), or, for a URL ending in .gguf, that one GGUF file;
+ *  - an http(s) URL: the model folder at that URL (httpSource), or, for a URL ending in .gguf, that one
+ *    GGUF file (one plain GET, not cached: downloadGguf reads it header first for a caller that asks);
  *  - in Node, an existing directory: that folder (nodeDirectorySource), even if it also reads as a hub id;
  *  - in Node, an existing .gguf file: that file (nodeGgufFileSource);
  *  - a hub repo id ('org/name'): cachedHubSource with `options` (endpoint, revision, cache, progress);
+ *  - a hub repo id and a .gguf file's path in it ('org/name/file-q4_0.gguf', when no such path
+ *    exists on disk): that GGUF file, cached like a repo's files and downloaded header first;
  *  - an array or FileList of File objects: fileListSource (one .gguf File: that GGUF file);
  *  - a FileSystemDirectoryHandle, or { kind: 'directory-handle', handle }: directoryHandleSource;
  *  - a ModelSource: itself.

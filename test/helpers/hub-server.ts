@@ -1,7 +1,9 @@
 // A real HTTP server (node:http on 127.0.0.1, a free port) serving model folders in the Hugging Face
 // hub's URL layout, for the hub loader's tests: /{repo path}/resolve/{revision}/{file}, where the
 // repo path is whatever precedes '/resolve/' ('org/name', or 'mirror/name' for an endpoint with a
-// path). It logs every request and can misbehave per file (faults) the way real servers do.
+// path). It logs every request and can misbehave per file (faults) the way real servers do. A GET
+// with one `Range: bytes=a-b` (or `a-`) is answered 206 with Content-Range, as the hub's CDN does,
+// or 416 when it starts past the end; the 'no-range' fault answers 200 with the whole file instead.
 
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -16,9 +18,9 @@ import { buildSafetensors } from './safetensors-builder.js';
 /**
  * How a file is served: 'truncate' declares the full Content-Length, sends half the bytes and
  * destroys the socket; 'chunked' sends no Content-Length; 'gzip' gzips the body (Content-Length is
- * then the compressed size); 'fail' answers 500.
+ * then the compressed size); 'fail' answers 500; 'no-range' ignores Range headers (200, whole file).
  */
-export type Fault = 'truncate' | 'chunked' | 'gzip' | 'fail';
+export type Fault = 'truncate' | 'chunked' | 'gzip' | 'fail' | 'no-range';
 
 export interface HubRequest {
   method: string;
@@ -26,6 +28,8 @@ export interface HubRequest {
   path: string;
   /** The Authorization header sent, if any. */
   auth: string | null;
+  /** The Range header sent, if any. */
+  range: string | null;
 }
 
 export interface HubServer {
@@ -62,6 +66,14 @@ async function handle(repos: Record<string, string>, faults: Map<string, Fault>,
     res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': String(body.length) });
     return void res.end(req.method === 'HEAD' ? undefined : body);
   }
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  if (range && req.method === 'GET' && fault !== 'no-range') {
+    const start = Number(range[1]);
+    if (start >= st.size) return void res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
+    const end = Math.min(range[2] ? Number(range[2]) : st.size - 1, st.size - 1);
+    res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${st.size}` });
+    return void (await pipeline(createReadStream(file, { start, end }), res));
+  }
   res.writeHead(200, { 'content-type': 'application/octet-stream', ...(fault === 'chunked' ? {} : { 'content-length': String(st.size) }) });
   if (req.method === 'HEAD') return void res.end();
   if (fault === 'truncate') {
@@ -77,7 +89,7 @@ export async function startHubServer(repos: Record<string, string>): Promise<Hub
   const requests: HubRequest[] = [];
   const faults = new Map<string, Fault>();
   const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '?', path: (req.url ?? '/').split('?', 1)[0]!, auth: req.headers.authorization ?? null });
+    requests.push({ method: req.method ?? '?', path: (req.url ?? '/').split('?', 1)[0]!, auth: req.headers.authorization ?? null, range: req.headers.range ?? null });
     handle(repos, faults, req, res).catch(() => res.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,0 +1,137 @@
+// Downloads one GGUF file header first: range requests (`Range: bytes=0-N`, then the next bytes,
+// growing until parseGgufHeader has the whole header) give the file's size, metadata and tensor
+// list, and the header is checked (onHeader: the parser's checks, then the metadata's) before the
+// weights are requested with `Range: bytes=N-` and streamed after the header bytes. So a missing,
+// truncated, not-GGUF or unsupported file fails after a few kilobytes to megabytes, never after the
+// whole download. A server that ignores Range (200 with the whole body) works too: that body is the
+// file, and its header is checked as it streams in, ending the download at the first fault.
+
+import { GgufError, parseGgufHeader, type GgufHeader } from '../model/gguf.js';
+import { ggufModel } from '../model/gguf-model.js';
+import { ModelConfigError, ModelFileError, UnsupportedModelError } from '../model/errors.js';
+import { checkFileResponse } from '../model/source.js';
+import { readBody, request, type DownloadOptions } from './download.js';
+
+/** Bytes the first range request asks for; real headers (a tokenizer's vocabulary) run to megabytes. */
+export const GGUF_HEADER_BYTES = 1 << 20;
+
+export interface GgufDownloadOptions extends DownloadOptions {
+  /** Bytes the first range request asks for (default GGUF_HEADER_BYTES); doubled until the header fits. */
+  headerBytes?: number;
+  /** Called once with the header and the file size (null when unknown) before the weights are read. */
+  onHeader?: (header: GgufHeader, fileSize: number | null) => void;
+}
+
+/**
+ * The metadata checks a GGUF model gets at load (architecture, config keys, token ids), run on the
+ * header alone: ggufModel sees every tensor's name and shape with empty data. Only its typed
+ * refusals count here; anything about tensor data is left to the full parse after the download.
+ */
+export function checkGgufHeader(header: GgufHeader, fileName: string): void {
+  const tensors = new Map(header.tensors.map((t) => [t.name, { name: t.name, type: t.type, shape: t.shape, data: new Uint8Array(0) }]));
+  try {
+    ggufModel({ version: header.version, metadata: header.metadata, tensors }, fileName);
+  } catch (e) {
+    if (e instanceof UnsupportedModelError || e instanceof ModelConfigError) throw e;
+  }
+}
+
+/** `bytes a-b/size` of a 206 answer; size is null for '*'. */
+function contentRange(url: string, res: Response): { start: number; end: number; size: number | null } {
+  const raw = res.headers.get('content-range') ?? '';
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(raw.trim());
+  if (!m) throw new ModelFileError(url, `answered 206 with Content-Range ${JSON.stringify(raw)} (expected 'bytes a-b/size')`, 206);
+  return { start: Number(m[1]), end: Number(m[2]), size: m[3] === '*' ? null : Number(m[3]) };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The file name for GgufError messages: the URL's last path segment. */
+function nameOf(url: string, file: string | undefined): string {
+  if (file !== undefined) return file;
+  const path = new URL(url).pathname;
+  return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+}
+
+/**
+ * GETs the GGUF file at `url` header first (see the file comment) and returns its bytes, or null
+ * when it is absent (a 404 for the file). Throws GgufError (or the typed error onHeader throws) for a
+ * bad header before the weights are downloaded, ModelFileError for HTTP failures.
+ */
+export async function downloadGguf(url: string, options: GgufDownloadOptions = {}): Promise<Uint8Array | null> {
+  const name = nameOf(url, options.file);
+  const file = options.file ?? url;
+  let prefix: Uint8Array = new Uint8Array(0);
+  let size: number | null;
+  let want = Math.max(64, options.headerBytes ?? GGUF_HEADER_BYTES);
+  for (;;) {
+    const res = await request(url, options, { range: `bytes=${prefix.length}-${want - 1}` });
+    if (res.status === 416 && prefix.length === 0) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new GgufError(name, 'is an empty file, not a GGUF file', 0);
+    }
+    if (!(await checkFileResponse(url, res))) return null;
+    if (res.status !== 206) return streamWhole(url, res, name, options);
+    const range = contentRange(url, res);
+    if (range.start !== prefix.length || range.end < range.start) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ModelFileError(url, `answered bytes ${range.start}-${range.end} to a request for bytes ${prefix.length}-${want - 1}`, 206);
+    }
+    let part: Uint8Array;
+    try {
+      part = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new ModelFileError(url, `download broke off in the header (${e instanceof Error ? e.message : String(e)}); load again to retry`, 206);
+    }
+    if (part.length !== range.end - range.start + 1) throw new ModelFileError(url, `sent ${part.length} bytes for the range ${range.start}-${range.end}`, 206);
+    prefix = concat(prefix, part);
+    size = range.size;
+    options.onProgress?.({ file, loaded: prefix.length, total: size });
+    const header = parseGgufHeader(prefix, name, size);
+    if ('needBytes' in header) {
+      if (size !== null && prefix.length >= size) throw new GgufError(name, 'the file ends inside its header', prefix.length);
+      want = Math.max(header.needBytes, prefix.length * 2);
+      if (size !== null) want = Math.min(want, size);
+      continue;
+    }
+    options.onHeader?.(header, size);
+    if (size !== null && prefix.length >= size) return prefix;
+    break;
+  }
+  // The weights: the rest of the file, after the header bytes already here.
+  const res = await request(url, options, { range: `bytes=${prefix.length}-` });
+  if (!(await checkFileResponse(url, res))) throw new ModelFileError(url, 'disappeared (HTTP 404) after its header was read', 404);
+  if (res.status !== 206) return readBody(url, res, options);
+  const range = contentRange(url, res);
+  if (range.start !== prefix.length || (size !== null && range.size !== size)) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new ModelFileError(url, `answered bytes ${range.start}-${range.end}/${range.size ?? '*'} to a request for the bytes from ${prefix.length} of ${size ?? '?'}`, 206);
+  }
+  return readBody(url, res, { ...options, prefix });
+}
+
+/** A 200 to a range request: the body is the whole file; its header is checked as it arrives. */
+function streamWhole(url: string, res: Response, name: string, options: GgufDownloadOptions): Promise<Uint8Array> {
+  let nextTry = 64;
+  let checked = false;
+  const raw = res.headers.get('content-length');
+  const encoded = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() !== 'identity';
+  const size = !encoded && raw !== null && /^\d+$/.test(raw.trim()) ? Number(raw) : null;
+  const inspect = (soFar: Uint8Array): void => {
+    if (checked || soFar.length < nextTry) return;
+    const header = parseGgufHeader(soFar, name, size);
+    if ('needBytes' in header) {
+      // Reparse only after the prefix has doubled: the header is parsed O(log n) times, not per chunk.
+      nextTry = Math.max(header.needBytes, soFar.length * 2);
+      return;
+    }
+    checked = true;
+    options.onHeader?.(header, size);
+  };
+  return readBody(url, res, { ...options, inspect });
+}
