@@ -1,6 +1,6 @@
 // The model picker: the embedded demo model (an http folder on this server), a Hugging Face hub
-// repo (any endpoint; downloads cached in the Cache API), or a local folder of files. It turns the
-// form into createEngine's options.
+// repo or one GGUF file in one ('org/name/file.gguf'; any endpoint; downloads cached in the Cache
+// API), or a local folder of files. It turns the form into createEngine's options.
 
 import type { CreateEngineOptions } from '../index.js';
 import { byId } from './dom.js';
@@ -41,7 +41,7 @@ export class ModelPicker {
         return { model: `${location.origin}${DEMO_MODEL_PATH}` };
       case 'hub': {
         const repo = this.repo.value.trim();
-        if (!repo) return 'Enter a repo id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.';
+        if (!repo) return 'Enter a repo id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct, or a GGUF file in a repo, e.g. Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_0.gguf.';
         const endpoint = this.endpoint.value.trim().replace(/\/+$/, '');
         // A smaller model of the same family drafts tokens for speculative decoding.
         const draft = this.draft.value.trim();
