@@ -86,6 +86,7 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
     try {
       part = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
+      if (options.signal?.aborted) throw options.signal.reason;
       throw new ModelFileError(url, `download broke off in the header (${e instanceof Error ? e.message : String(e)}); load again to retry`, 206);
     }
     if (part.length !== range.end - range.start + 1) throw new ModelFileError(url, `sent ${part.length} bytes for the range ${range.start}-${range.end}`, 206);
@@ -105,6 +106,11 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
   }
   // The weights: the rest of the file, after the header bytes already here.
   const res = await request(url, options, { range: `bytes=${prefix.length}-` });
+  if (res.status === 416 && size === null) {
+    // A server that did not say the size ('bytes a-b/*'): the header requests held the whole file.
+    await res.body?.cancel().catch(() => undefined);
+    return prefix;
+  }
   if (!(await checkFileResponse(url, res))) throw new ModelFileError(url, 'disappeared (HTTP 404) after its header was read', 404);
   if (res.status !== 206) return readBody(url, res, options);
   const range = contentRange(url, res);

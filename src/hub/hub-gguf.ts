@@ -31,7 +31,6 @@ export function parseHubGgufName(s: string): { repoId: string; file: string } | 
  * progress through options.onProgress, and downloaded header first.
  */
 export function cachedHubGgufSource(repoId: string, file: string, options: CachedHubSourceOptions = {}): ModelSource {
-  checkRepoId(repoId);
   const source = cachedHubSource(repoId, options, (url, net) => downloadGguf(url, { ...net, onHeader: (header) => checkGgufHeader(header, file) }));
   checkFileName(file, source.describe());
   return { describe: () => source.describe(), read: (name) => source.read(name), gguf: file };

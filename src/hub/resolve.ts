@@ -4,6 +4,7 @@
 // directory handle, or a source.
 
 import type * as FsPromises from 'node:fs/promises';
+import { ModelFileError } from '../model/errors.js';
 import { checkRepoId, fileListSource, httpSource, nodeDirectorySource, nodeGgufFileSource, type FileLike, type ModelSource } from '../model/source.js';
 import { directoryHandleSource, type DirectoryHandleLike } from './directory-handle.js';
 import { ModelSourceError } from './errors.js';
@@ -78,6 +79,26 @@ function looksLikePath(s: string): boolean {
   return /^(\/|\.{1,2}(\/|$)|~)/.test(s) || s.includes('\\') || s.split('/').length > 2;
 }
 
+/**
+ * In Node, 'a/b/file.gguf' that is no path on disk is read as a hub GGUF file; when the hub has no
+ * such repo either, the error says both (the user may have meant a path).
+ */
+function orNoSuchPath(input: string, source: ModelSource): ModelSource {
+  return {
+    ...source,
+    async read(file) {
+      try {
+        return await source.read(file);
+      } catch (e) {
+        if (e instanceof ModelFileError && e.status === 404 && e.problem.includes('RepositoryNotFound')) {
+          throw new ModelSourceError(input, `is no existing file, nor a GGUF file of an existing hub repo (${e.message})`);
+        }
+        throw e;
+      }
+    },
+  };
+}
+
 async function fromString(model: string, options: ResolveModelOptions): Promise<ModelSource> {
   const input = show(model);
   if (model.trim() === '') throw new ModelSourceError(input, 'is empty');
@@ -104,7 +125,7 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
   }
   // 'org/name/file.gguf' that is no file on disk: that GGUF file of hub repo org/name.
   const hubGguf = parseHubGgufName(model);
-  if (hubGguf) return cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options);
+  if (hubGguf) return inNode() ? orNoSuchPath(input, cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options)) : cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options);
   if (inNode() && looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
   if (isRepoId(model)) return cachedHubSource(model, options);
   throw new ModelSourceError(input, inNode() ? 'is neither an existing directory nor a hub repo id' : 'is not a hub repo id or http(s) URL');

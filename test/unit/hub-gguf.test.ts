@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ggufFromHfFolder } from '../../bench/gguf/from-hf.js';
-import { downloadGguf } from '../../src/hub/gguf-download.js';
+import { checkGgufHeader, downloadGguf } from '../../src/hub/gguf-download.js';
 import { parseHubGgufName } from '../../src/hub/hub-gguf.js';
-import { nodeDirectoryCacheStore, resolveModelSource, type HubLoadProgress } from '../../src/hub/index.js';
+import { ModelSourceError, nodeDirectoryCacheStore, resolveModelSource, type HubLoadProgress } from '../../src/hub/index.js';
 import { ModelFileError, UnsupportedModelError } from '../../src/model/errors.js';
 import { GgufError, parseGguf, parseGgufHeader } from '../../src/model/gguf.js';
 import { loadModelFiles, type LoadedModelFiles } from '../../src/model/load.js';
-import { fixtureDir } from '../helpers/fixtures.js';
+import { FIXTURE_MODELS, fixtureDir } from '../helpers/fixtures.js';
 import { startHubServer, type HubServer } from '../helpers/hub-server.js';
 
 const REPO = 'org/tiny-GGUF';
@@ -98,6 +98,19 @@ describe('parseGgufHeader', () => {
   });
 });
 
+describe('checkGgufHeader', () => {
+  it.each(FIXTURE_MODELS)('accepts the header of %s (F32 and F16) and refuses an unsupported architecture', (model) => {
+    for (const type of ['F32', 'F16'] as const) {
+      const bytes = ggufFromHfFolder(fixtureDir(model), type);
+      const header = parseGgufHeader(bytes, `${model}.gguf`, bytes.length);
+      if ('needBytes' in header) throw new Error('the whole file holds no whole header');
+      expect(() => checkGgufHeader(header, `${model}.gguf`)).not.toThrow();
+      const other = { ...header, metadata: new Map(header.metadata).set('general.architecture', 'bert') };
+      expect(() => checkGgufHeader(other, `${model}.gguf`)).toThrow(UnsupportedModelError);
+    }
+  });
+});
+
 describe('hub GGUF names', () => {
   it("reads 'org/name/path.gguf' as a repo id and a file path, and nothing else", () => {
     expect(parseHubGgufName('Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_0.gguf')).toEqual({ repoId: 'Qwen/Qwen2.5-0.5B-Instruct-GGUF', file: 'qwen2.5-0.5b-instruct-q4_0.gguf' });
@@ -105,6 +118,12 @@ describe('hub GGUF names', () => {
     for (const s of ['org/name', 'org/f.gguf', '/abs/dir/f.gguf', './org/name/f.gguf', '../a/b/f.gguf', '~/a/f.gguf', 'org/name/../f.gguf', 'org/name//f.gguf', 'org/name/f.safetensors']) {
       expect(parseHubGgufName(s), s).toBeNull();
     }
+  });
+
+  it('in Node, a name that is neither a path nor a file of an existing repo says both', async () => {
+    const source = await resolveModelSource('no-org/no-repo/f.gguf', { endpoint: server.endpoint, cache: false });
+    await expect(loadModelFiles(source)).rejects.toThrow(ModelSourceError);
+    await expect(loadModelFiles(source)).rejects.toThrow(/model "no-org\/no-repo\/f.gguf": is no existing file, nor a GGUF file of an existing hub repo .*RepositoryNotFound/);
   });
 
   it('an existing path of the same spelling stays a file on disk', async () => {
