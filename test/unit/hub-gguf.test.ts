@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ggufFromHfFolder } from '../../bench/gguf/from-hf.js';
 import { checkGgufHeader, downloadGguf } from '../../src/hub/gguf-download.js';
 import { parseHubGgufName } from '../../src/hub/hub-gguf.js';
-import { ModelSourceError, nodeDirectoryCacheStore, resolveModelSource, type HubLoadProgress } from '../../src/hub/index.js';
+import { deleteCachedModel, listCachedModels, ModelSourceError, nodeDirectoryCacheStore, resolveModelSource, type HubLoadProgress } from '../../src/hub/index.js';
 import { ModelFileError, UnsupportedModelError } from '../../src/model/errors.js';
 import { GgufError, parseGguf, parseGgufHeader } from '../../src/model/gguf.js';
 import { loadModelFiles, type LoadedModelFiles } from '../../src/model/load.js';
@@ -160,6 +160,12 @@ describe('a GGUF file in a hub repo', () => {
     expectSameModel(await loadModelFiles(await resolveModelSource(`${REPO}/${FILE}`, { endpoint: server.endpoint, cache, onProgress: (e) => again.push(e) })));
     expect(server.requests).toEqual([]);
     expect(again).toEqual([{ file: FILE, fileLoaded: gguf.length, fileTotal: gguf.length, loaded: gguf.length, total: gguf.length, fromCache: true }]);
+    // Listed and deleted under its repo, like a folder's files.
+    expect(await listCachedModels({ store: cache, endpoint: server.endpoint })).toEqual([
+      { repoId: REPO, revision: 'main', endpoint: server.endpoint, files: [{ file: FILE, bytes: gguf.length }], bytes: gguf.length },
+    ]);
+    expect(await deleteCachedModel(REPO, { store: cache, endpoint: server.endpoint })).toBe(1);
+    expect(await cache.keys()).toEqual([]);
   });
 
   it('takes a file in a folder of the repo', async () => {
