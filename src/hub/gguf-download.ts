@@ -4,7 +4,10 @@
 // weights are requested with `Range: bytes=N-` and streamed after the header bytes. So a missing,
 // truncated, not-GGUF or unsupported file fails after a few kilobytes to megabytes, never after the
 // whole download. A server that ignores Range (200 with the whole body) works too: that body is the
-// file, and its header is checked as it streams in, ending the download at the first fault.
+// file, and its header is checked as it streams in, ending the download at the first fault; so does
+// a first range request that fails outright (a browser's CORS preflight refused): one plain GET,
+// checked the same way. A 206 whose Content-Range a browser hides (not exposed by CORS) is taken
+// as the range asked for, the file size then unknown until the body ends.
 
 import { GgufError, parseGgufHeader, type GgufHeader } from '../model/gguf.js';
 import { ggufModel } from '../model/gguf-model.js';
@@ -36,9 +39,13 @@ export function checkGgufHeader(header: GgufHeader, fileName: string): void {
   }
 }
 
-/** `bytes a-b/size` of a 206 answer; size is null for '*'. */
-function contentRange(url: string, res: Response): { start: number; end: number; size: number | null } {
-  const raw = res.headers.get('content-range') ?? '';
+/**
+ * `bytes a-b/size` of a 206 answer (size null for '*'), or null when the header cannot be read: a
+ * browser hides it from a cross-origin answer unless the server exposes it (CORS).
+ */
+function contentRange(url: string, res: Response): { start: number; end: number; size: number | null } | null {
+  const raw = res.headers.get('content-range');
+  if (raw === null) return null;
   const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(raw.trim());
   if (!m) throw new ModelFileError(url, `answered 206 with Content-Range ${JSON.stringify(raw)} (expected 'bytes a-b/size')`, 206);
   return { start: Number(m[1]), end: Number(m[2]), size: m[3] === '*' ? null : Number(m[3]) };
@@ -70,7 +77,15 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
   let size: number | null;
   let want = Math.max(64, options.headerBytes ?? GGUF_HEADER_BYTES);
   for (;;) {
-    const res = await request(url, options, { range: `bytes=${prefix.length}-${want - 1}` });
+    let res: Response;
+    try {
+      res = await request(url, options, { range: `bytes=${prefix.length}-${want - 1}` });
+    } catch (e) {
+      // A browser refuses a cross-origin Range request whose preflight the server fails; a plain
+      // GET (no preflight) may still pass: the whole file, checked as it streams in.
+      if (prefix.length > 0 || options.signal?.aborted) throw e;
+      return streamWhole(url, await request(url, options), name, options);
+    }
     if (res.status === 416 && prefix.length === 0) {
       await res.body?.cancel().catch(() => undefined);
       throw new GgufError(name, 'is an empty file, not a GGUF file', 0);
@@ -78,7 +93,7 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
     if (!(await checkFileResponse(url, res))) return null;
     if (res.status !== 206) return streamWhole(url, res, name, options);
     const range = contentRange(url, res);
-    if (range.start !== prefix.length || range.end < range.start) {
+    if (range !== null && (range.start !== prefix.length || range.end < range.start)) {
       await res.body?.cancel().catch(() => undefined);
       throw new ModelFileError(url, `answered bytes ${range.start}-${range.end} to a request for bytes ${prefix.length}-${want - 1}`, 206);
     }
@@ -89,9 +104,10 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
       if (options.signal?.aborted) throw options.signal.reason;
       throw new ModelFileError(url, `download broke off in the header (${e instanceof Error ? e.message : String(e)}); load again to retry`, 206);
     }
-    if (part.length !== range.end - range.start + 1) throw new ModelFileError(url, `sent ${part.length} bytes for the range ${range.start}-${range.end}`, 206);
+    if (range !== null && part.length !== range.end - range.start + 1) throw new ModelFileError(url, `sent ${part.length} bytes for the range ${range.start}-${range.end}`, 206);
     prefix = concat(prefix, part);
-    size = range.size;
+    // Without a readable Content-Range, fewer bytes than asked for means the file ended there.
+    size = range !== null ? range.size : prefix.length < want ? prefix.length : null;
     options.onProgress?.({ file, loaded: prefix.length, total: size });
     const header = parseGgufHeader(prefix, name, size);
     if ('needBytes' in header) {
@@ -114,7 +130,7 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
   if (!(await checkFileResponse(url, res))) throw new ModelFileError(url, 'disappeared (HTTP 404) after its header was read', 404);
   if (res.status !== 206) return readBody(url, res, options);
   const range = contentRange(url, res);
-  if (range.start !== prefix.length || (size !== null && range.size !== size)) {
+  if (range !== null && (range.start !== prefix.length || (size !== null && range.size !== size))) {
     await res.body?.cancel().catch(() => undefined);
     throw new ModelFileError(url, `answered bytes ${range.start}-${range.end}/${range.size ?? '*'} to a request for the bytes from ${prefix.length} of ${size ?? '?'}`, 206);
   }

@@ -141,6 +141,20 @@ describe('hub GGUF names', () => {
   });
 });
 
+/** Node's fetch as a browser sees a cross-origin answer that does not expose Content-Range. */
+const hidingContentRange: typeof fetch = async (input, init) => {
+  const res = await fetch(input, init);
+  const headers = new Headers(res.headers);
+  headers.delete('content-range');
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+};
+
+/** Node's fetch as a browser whose CORS preflight for a Range request the server refused. */
+const refusingRange: typeof fetch = (input, init) => {
+  if (new Headers(init?.headers).has('range')) return Promise.reject(new TypeError('Failed to fetch'));
+  return fetch(input, init);
+};
+
 describe('a GGUF file in a hub repo', () => {
   it('downloads header first with byte progress, loads the same model as the file on disk, and loads again from the cache with no request', async () => {
     const cache = freshCache();
@@ -205,6 +219,22 @@ describe('a GGUF file in a hub repo', () => {
     expect(ranges()).toEqual(['bytes=0-1048575']);
     expect(events.every((e) => e.loaded <= 1 << 20)).toBe(true);
     expect((await cache.keys()).filter((k) => !k.includes('.webslo-absent'))).toEqual([]);
+  });
+
+  it('loads header first when the Content-Range header cannot be read (a browser, cross-origin), and refuses a bad file after its first range', async () => {
+    const events: HubLoadProgress[] = [];
+    const options = { endpoint: server.endpoint, cache: false as const, fetch: hidingContentRange };
+    expectSameModel(await loadModelFiles(await resolveModelSource(`${REPO}/${FILE}`, { ...options, onProgress: (e) => events.push(e) })));
+    expect(ranges()).toEqual(['bytes=0-1048575', 'bytes=1048576-']);
+    expect(events.at(-1)).toMatchObject({ loaded: gguf.length, total: gguf.length });
+    server.requests.length = 0;
+    await expect(loadModelFiles(await resolveModelSource(`${REPO}/not-gguf.gguf`, options))).rejects.toThrow(GgufError);
+    expect(ranges()).toEqual(['bytes=0-1048575']);
+  });
+
+  it('falls back to one plain GET when the range request itself is refused (a CORS preflight)', async () => {
+    expectSameModel(await loadModelFiles(await resolveModelSource(`${REPO}/${FILE}`, { endpoint: server.endpoint, cache: false, fetch: refusingRange })));
+    expect(ranges()).toEqual(['none']);
   });
 
   it('works with a server that ignores Range (200, the whole file), and still refuses a bad file early', async () => {
