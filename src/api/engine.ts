@@ -183,6 +183,7 @@ export class Engine {
             : { kind: 'tokens', ids: norm.prompt },
       maxTokens: norm.maxTokens,
       sampling: norm.sampling,
+      penalties: norm.penalties,
       stop: norm.stop,
       logprobs: norm.logprobs,
       topLogprobs: norm.topLogprobs,

@@ -286,6 +286,7 @@ export class EngineCore {
       const final = r.prefilled + e.tokens >= total;
       const extra: ExtraSequence = { id: r.seq, tokens, outputs: final ? 'last' : 'none' };
       if (final && r.spec.sampling) extra.sampling = { ...r.spec.sampling, tokenIndex: r.generated.length };
+      if (final && r.spec.penalties) extra.penalties = { penalties: r.spec.penalties, context: [...prompt, ...r.generated], promptLength: prompt.length };
       extras.push(extra);
     }
     return { decodeSeqs, extras, wantLogits };
@@ -324,7 +325,12 @@ export class EngineCore {
       const emitted = rowLogprob(row, token, r);
       row++;
       const all = [...r.spec.prompt, ...r.generated, token];
-      this.o.decoder.adopt(r.seq!, all, r.spec.prompt.length, { k: 0, ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}), group: r.spec.app });
+      this.o.decoder.adopt(r.seq!, all, r.spec.prompt.length, {
+        k: 0,
+        ...(r.spec.sampling ? { sampling: r.spec.sampling } : {}),
+        ...(r.spec.penalties ? { penalties: r.spec.penalties } : {}),
+        group: r.spec.app,
+      });
       r.decoding = true;
       outcomes.push(deliver(r, [emitted], atMs, this.finishFn));
     }

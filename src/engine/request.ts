@@ -2,6 +2,7 @@
 // stop strings and the OpenAI shapes live above it (src/api); the sink is how results leave.
 
 import type { Sampling } from '../runner/session.js';
+import type { Penalties } from '../sampling/penalties.js';
 import type { StageSlo } from '../scheduler/types.js';
 import type { TokenLogprob } from './logprobs.js';
 
@@ -38,6 +39,8 @@ export interface CoreRequestSpec {
   stages: readonly StageSlo[];
   /** Greedy when null. */
   sampling: Sampling | null;
+  /** Penalties and logit bias (absent or null: none), applied on the GPU before argmax or sampling. */
+  penalties?: Penalties | null;
   /** Token ids that end the request (EOS); not delivered. Empty with ignore_eos. */
   stopTokenIds: ReadonlySet<number>;
   /** Top alternatives per token when logprobs are asked (0 = the chosen token's only); null = no logprobs. */

@@ -15,6 +15,7 @@ import { checkSchedulerName } from '../scheduler/registry.js';
 import { SloError, validateAppSlo } from '../scheduler/slo.js';
 import type { PerformanceProfile } from '../scheduler/perf-model.js';
 import type { StageSlo } from '../scheduler/types.js';
+import type { Penalties } from '../sampling/penalties.js';
 import { loadEngine, replaceScheduler, type LoadedEngine } from './load.js';
 import type { AppSloInput, HostLoadOptions, HostRequest, LoadProgress, ModelInfo, SchedulerName, StreamEvent } from './protocol.js';
 import { cacheNamespace, conversationKey } from './keys.js';
@@ -143,6 +144,7 @@ export class EngineHost {
       const c = req.continuation;
       const tail = c && 'tokenIds' in c ? c.tokenIds : [];
       checkIds(tail, 'continuation.token_ids');
+      for (const [id] of req.penalties?.logitBias ?? []) if (!(id < V)) throw new RequestError('logit_bias', `names token id ${id}; ids are integers in 0..${V - 1}`);
       if (p.kind === 'tokens') {
         if (c && 'text' in c) throw new RequestError('continuation', 'is text, but the prompt is token ids: continue a token prompt with continuation.token_ids');
         checkIds(p.ids, 'prompt');
@@ -340,6 +342,8 @@ export class EngineHost {
       onError: (error) => emit({ type: 'error', error: toWire(error) }),
     };
     const sampling = req.sampling.temperature > 0 ? { temperature: req.sampling.temperature, topK: req.sampling.topK, topP: req.sampling.topP, seed: req.sampling.seed ?? newSeed() } : null;
+    const pen = req.penalties;
+    const penalties: Penalties | null = pen ? { frequency: pen.frequency, presence: pen.presence, repetition: pen.repetition, logitBias: new Map(pen.logitBias) } : null;
     const eos = new Set(req.ignoreEos ? [] : (tok?.eosTokenIds ?? this.e.files.config.eosTokenIds));
     const spec: CoreRequestSpec = {
       id: req.requestId,
@@ -349,6 +353,7 @@ export class EngineHost {
       ttftMs,
       stages,
       sampling,
+      penalties,
       stopTokenIds: eos,
       topLogprobs: req.logprobs ? req.topLogprobs : null,
       stageMarkerIds: app.markerIds,

@@ -4,7 +4,7 @@
 import type { EngineStats } from '../engine/stats.js';
 import type { ToolCallFormat } from '../openai/tool-calls.js';
 import type { ChatCompletionTokenLogprob } from '../openai/types.js';
-import type { NormalizedMessage } from '../openai/validate.js';
+import type { NormalizedMessage, NormalizedPenalties } from '../openai/validate.js';
 import type { SchedulerName } from '../scheduler/names.js';
 import type { StageSlo } from '../scheduler/types.js';
 import type { DomDirectoryHandle, DomFile } from './dom-types.js';
@@ -121,6 +121,8 @@ export interface HostRequest {
   prompt: { kind: 'chat'; messages: NormalizedMessage[]; tools: unknown[] | null } | { kind: 'text'; text: string } | { kind: 'tokens'; ids: number[] };
   maxTokens: number | null;
   sampling: { temperature: number; topP: number; topK: number; seed: bigint | null };
+  /** Penalties and logit bias; null: none. */
+  penalties: NormalizedPenalties | null;
   stop: string[];
   logprobs: boolean;
   topLogprobs: number;

@@ -76,6 +76,8 @@ export interface WebsloRequestExtensions {
   ignore_eos?: boolean;
   /** Keep the k most likely tokens before top_p (0 or -1 = off), as vLLM accepts it. */
   top_k?: number;
+  /** vLLM's and HF's: > 1 divides positive logits (multiplies negative ones) of tokens in the prompt or output; 1 = off. */
+  repetition_penalty?: number;
   /** vLLM's: each choice (and each streamed chunk's choice) carries `token_ids`, the ids of its tokens. */
   return_token_ids?: boolean;
   /**
@@ -94,6 +96,12 @@ interface SamplingFields {
   temperature?: number | null;
   top_p?: number | null;
   seed?: number | null;
+  /** -2..2: minus this times each token's count in the output so far. */
+  frequency_penalty?: number | null;
+  /** -2..2: minus this for every token already in the output. */
+  presence_penalty?: number | null;
+  /** Token id (as a string key) -> bias in -100..100 added to its logit. */
+  logit_bias?: Record<string, number> | null;
   stop?: string | string[] | null;
   /** Only 1. */
   n?: number | null;

@@ -21,6 +21,15 @@ export interface NormalizedMessage {
   tool_calls?: ChatCompletionMessageToolCall[];
 }
 
+/** OpenAI's frequency_penalty / presence_penalty / logit_bias and vLLM's repetition_penalty. */
+export interface NormalizedPenalties {
+  frequency: number;
+  presence: number;
+  repetition: number;
+  /** [token id, bias] pairs (ids are checked against the vocabulary by the engine). */
+  logitBias: [number, number][];
+}
+
 export interface NormalizedSampling {
   /** 0 = greedy argmax; otherwise in (0, 2]. */
   temperature: number;
@@ -37,6 +46,8 @@ interface NormalizedCommon {
   /** Output cap; null = up to the context limit. */
   maxTokens: number | null;
   sampling: NormalizedSampling;
+  /** Penalties and logit bias (semantics: src/sampling/penalties.ts); null when all are off. */
+  penalties: NormalizedPenalties | null;
   /** At most 4 non-empty strings. */
   stop: string[];
   logprobs: boolean;
@@ -117,6 +128,28 @@ function optInt(o: Obj, key: string, lo: number, hi: number, hint = ''): number 
 
 const MIN_NORMAL_F32 = 2 ** -126;
 
+function penalties(o: Obj): NormalizedPenalties | null {
+  const frequency = optNumber(o, 'frequency_penalty', -2, 2) ?? 0;
+  const presence = optNumber(o, 'presence_penalty', -2, 2) ?? 0;
+  let repetition = 1;
+  if (given(o, 'repetition_penalty')) {
+    const r = o['repetition_penalty'];
+    if (typeof r !== 'number' || !(r > 0 && r <= 10)) throw bad('repetition_penalty', 'a number in (0, 10] (1 = off)', r);
+    repetition = r;
+  }
+  const logitBias: [number, number][] = [];
+  if (given(o, 'logit_bias')) {
+    const b = o['logit_bias'];
+    if (!isObject(b)) throw bad('logit_bias', 'an object mapping token ids to biases in -100..100', b);
+    for (const [key, v] of Object.entries(b)) {
+      if (!/^(0|[1-9]\d{0,9})$/.test(key)) throw bad('logit_bias', 'keys that are token ids (decimal integers)', key);
+      if (typeof v !== 'number' || !(v >= -100 && v <= 100)) throw bad(`logit_bias.${key}`, 'a number in -100..100', v);
+      if (v !== 0) logitBias.push([Number(key), v]);
+    }
+  }
+  return frequency === 0 && presence === 0 && repetition === 1 && logitBias.length === 0 ? null : { frequency, presence, repetition, logitBias };
+}
+
 function sampling(o: Obj): NormalizedSampling {
   let temperature = optNumber(o, 'temperature', 0, 2) ?? 0;
   // The GPU reads temperature as f32: below its normal range it is greedy in all but name.
@@ -154,9 +187,6 @@ function stops(o: Obj): string[] {
 
 /** What webslo does not implement yet (each is accepted at its default value: 0, absent, 'text', 'auto' or 'none'). */
 const UNSUPPORTED: Readonly<Record<string, string>> = {
-  frequency_penalty: 'a number of 0 (penalties are not implemented yet)',
-  presence_penalty: 'a number of 0 (penalties are not implemented yet)',
-  logit_bias: 'absent or {} (logit bias is not implemented yet)',
   response_format: "absent or { type: 'text' } (JSON mode and JSON Schema output are not implemented yet)",
   tool_choice: "'auto' or 'none' (a forced tool call cannot be enforced yet)",
   echo: 'false (echoing the prompt is not implemented)',
@@ -166,10 +196,7 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
 
 /** Throws naming the first OpenAI parameter set to a value webslo does not implement. */
 function refuseUnsupported(o: Obj): void {
-  const nonZero = (k: string): boolean => given(o, k) && o[k] !== 0;
   const set: string[] = [];
-  for (const k of ['frequency_penalty', 'presence_penalty']) if (nonZero(k)) set.push(k);
-  if (given(o, 'logit_bias') && !(isObject(o['logit_bias']) && Object.keys(o['logit_bias']).length === 0)) set.push('logit_bias');
   if (given(o, 'response_format') && !(isObject(o['response_format']) && o['response_format']['type'] === 'text')) set.push('response_format');
   if (given(o, 'tool_choice') && o['tool_choice'] !== 'auto' && o['tool_choice'] !== 'none') set.push('tool_choice');
   if (given(o, 'echo') && o['echo'] !== false) set.push('echo');
@@ -213,6 +240,7 @@ function common(o: Obj, maxTokens: number | null): Omit<NormalizedCommon, 'logpr
     model: optString(o, 'model'),
     maxTokens,
     sampling: sampling(o),
+    penalties: penalties(o),
     stop: stops(o),
     stream,
     includeUsage,

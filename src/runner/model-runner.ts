@@ -8,6 +8,8 @@ import type { StepRecorder } from '../gpu/step.js';
 import { attentionSplits, LayerKernels } from '../kernels/layers.js';
 import { MatmulKernels, type TiledChoice, type WeightDType } from '../kernels/matmul.js';
 import { packSamplingParams, SAMPLING_PARAMS_BYTES, SamplingKernels, type SamplingParams } from '../kernels/sampling.js';
+import { LogitAdjustKernel, packPenaltyEntries } from '../kernels/logit-adjust.js';
+import type { PenaltyEntry } from '../sampling/penalties.js';
 import { RopeTable } from '../kernels/rope-table.js';
 import type { ModelConfig } from '../model/config.js';
 import { UnsupportedModelError } from '../model/errors.js';
@@ -67,6 +69,11 @@ export interface ForwardOptions {
   logits?: boolean;
   /** One entry per output row: sample with these instead of greedy argmax (temperature 0 = argmax). */
   sampling?: readonly SamplingParams[];
+  /**
+   * Penalties and logit bias (src/sampling/penalties.ts), applied to the output rows' logits before
+   * argmax or sampling; read-back logits (logprobs, stochastic acceptance) are the adjusted ones.
+   */
+  penalties?: readonly PenaltyEntry[];
   /**
    * Run only the first N layers, then the final norm and LM head (self-speculation's draft: it
    * shares the weights and writes the same KV values the full model writes for those layers).
@@ -130,6 +137,7 @@ export class ModelRunner {
   private readonly qkvDim: number;
   private readonly samplingChunkBytes: number;
   private sampler: SamplingKernels | null = null;
+  private adjuster: LogitAdjustKernel | null = null;
 
   private constructor(
     private readonly rt: GpuRuntime,
@@ -256,6 +264,14 @@ export class ModelRunner {
     if (!Number.isInteger(layers) || layers < 1 || layers > this.numLayers) throw new ForwardInputError('layers', `is ${layers}; this runner has layers 1..${this.numLayers}`);
     this.rope.ensure(flat.maxPosition);
     const sampling = opts.sampling ? await this.packSampling(opts.sampling, flat.outputRows.length) : null;
+    const penalties = opts.penalties && opts.penalties.length > 0 ? opts.penalties : null;
+    if (penalties) {
+      for (const e of penalties) {
+        if (!(Number.isInteger(e.row) && e.row >= 0 && e.row < flat.outputRows.length)) throw new ForwardInputError('penalties', `names output row ${e.row}; this step has ${flat.outputRows.length}`);
+        if (!(Number.isInteger(e.token) && e.token >= 0 && e.token < c.vocabSize)) throw new ForwardInputError('penalties', `names token ${e.token}; the vocabulary has ${c.vocabSize}`);
+      }
+      this.adjuster ??= await LogitAdjustKernel.create(this.rt);
+    }
     const step = this.rt.beginStep(`forward T=${flat.T}`);
     const a = this.a;
     step.write(a.tokens, 0, flat.tokens);
@@ -265,12 +281,20 @@ export class ModelRunner {
     step.write(a.blockTables, 0, flat.blockTables);
     if (flat.outputRows.length > 0) step.write(a.outputRows, 0, flat.outputRows);
     if (sampling) step.write(a.sampling, 0, sampling);
+    let adjust: { buffer: GPUBuffer; count: number } | null = null;
+    if (penalties) {
+      const packed = new Uint8Array(packPenaltyEntries(penalties));
+      const buffer = this.rt.buffers.acquire(packed.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, 'penalties');
+      step.write(buffer, 0, packed);
+      step.releaseAfterSubmit(buffer);
+      adjust = { buffer, count: penalties.length };
+    }
 
     for (const chunk of this.weights.embed.chunks) {
       this.layers.embedding(step, this.weights.embed.dtype, a.tokens, chunk.buffer, a.x, flat.T, c.hiddenSize, chunk.rowStart, chunk.rows);
     }
     for (let l = 0; l < layers; l++) this.recordLayer(step, l, flat);
-    const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false, sampling !== null);
+    const { logitReads } = this.recordOutputs(step, flat, opts.logits ?? false, sampling !== null, adjust);
     const ids = flat.outputRows.length > 0 ? step.read(a.ids, 0, 4 * flat.outputRows.length) : Promise.resolve(new ArrayBuffer(0));
     const start = performance.now();
     await step.submit();
@@ -359,7 +383,7 @@ export class ModelRunner {
   }
 
   /** Final norm, LM head and the next token for the output rows only, in chunks that fit the logits buffer. */
-  private recordOutputs(step: StepRecorder, flat: FlatBatch, wantLogits: boolean, sample: boolean): { logitReads: Promise<ArrayBuffer>[] | null } {
+  private recordOutputs(step: StepRecorder, flat: FlatBatch, wantLogits: boolean, sample: boolean, adjust: { buffer: GPUBuffer; count: number } | null): { logitReads: Promise<ArrayBuffer>[] | null } {
     const c = this.config;
     const R = flat.outputRows.length;
     const reads: Promise<ArrayBuffer>[] = [];
@@ -367,6 +391,7 @@ export class ModelRunner {
       const rows = Math.min(this.logitRowsPerChunk, R - r0);
       this.layers.rmsnorm(step, this.a.x, this.weights.finalNorm, this.a.rowsHidden, rows, c.hiddenSize, c.rmsNormEps, {}, this.a.outputRows, r0);
       recordMatrix(step, this.matmul, this.a.rowsHidden, this.weights.lmHead, this.a.logits, rows);
+      if (adjust) this.adjuster!.record(step, adjust.buffer, this.a.logits, { entries: adjust.count, firstRow: r0, rows, stride: c.vocabSize, vocab: c.vocabSize });
       if (sample) {
         const params = { buffer: this.a.sampling, offset: (r0 / this.logitRowsPerChunk) * this.samplingChunkBytes, size: rows * SAMPLING_PARAMS_BYTES };
         this.sampler!.record(step, this.a.logits, params, this.a.ids, { rows, vocab: c.vocabSize, stride: c.vocabSize, outOffset: r0 });

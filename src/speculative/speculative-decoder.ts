@@ -11,6 +11,7 @@ import type { BatchSequence } from '../runner/batch.js';
 import type { ForwardResult } from '../runner/model-runner.js';
 import type { PlannedSequence, RunnerSession, Sampling } from '../runner/session.js';
 import type { SamplingParams } from '../sampling/params.js';
+import { isNeutral, penaltyEntries, type Penalties, type PenaltyEntry } from '../sampling/penalties.js';
 import { samplingUniform } from '../sampling/philox.js';
 import { warpedDistribution } from '../sampling/warp.js';
 import { acceptGreedy, acceptStochastic, drawFrom, STREAM_DRAFT, type Acceptance } from './acceptance.js';
@@ -38,6 +39,8 @@ export interface SpecRequestOptions {
   k: number;
   /** Greedy when absent. */
   sampling?: Sampling;
+  /** Penalties and logit bias on the target's rows (drafts propose without them; acceptance judges with them). */
+  penalties?: Penalties;
   /** Statistics group (e.g. the app). */
   group?: string;
 }
@@ -49,6 +52,7 @@ interface RequestState {
   promptLength: number;
   k: number;
   sampling: Sampling | null;
+  penalties: Penalties | null;
   group: string;
   /** Tokens in the model draft's cache. */
   draftCached: number;
@@ -63,6 +67,8 @@ export interface SpecStepOptions {
 /** An extra sequence of the verify batch (a prefill chunk), sampled with `sampling` when it has an output row. */
 export interface ExtraSequence extends PlannedSequence {
   sampling?: SamplingParams;
+  /** Penalties for its output row, whose context is `context` (the prompt: its first `promptLength` ids). */
+  penalties?: { penalties: Penalties; context: readonly number[]; promptLength: number };
 }
 
 export interface SpecStepResult {
@@ -130,6 +136,7 @@ export class SpeculativeDecoder {
           promptLength: prompt.length,
           k: o.k,
           sampling: o.sampling ?? null,
+          penalties: isNeutral(o.penalties) ? null : o.penalties!,
           group: o.group ?? 'default',
           draftCached: context.length,
           stats: new AcceptanceStats(),
@@ -162,6 +169,7 @@ export class SpeculativeDecoder {
       promptLength,
       k: options.k,
       sampling: options.sampling ?? null,
+      penalties: isNeutral(options.penalties) ? null : options.penalties!,
       group: options.group ?? 'default',
       draftCached: 0,
       stats: new AcceptanceStats(),
@@ -212,9 +220,11 @@ export class SpeculativeDecoder {
     for (const e of extra) batch.push(await this.target.plan(e));
     const stochastic = reqs.some((r) => r.sampling && r.k > 0);
     const gpuSampled = reqs.some((r) => r.sampling && r.k === 0) || extra.some((e) => e.sampling);
+    const penalties = this.verifyPenalties(reqs, drafts, batch, extra);
     const verify = await this.target.runner.forward(batch, {
       logits: stochastic || (options.logits ?? false),
       ...(gpuSampled ? { sampling: this.verifySampling(reqs, batch, extra) } : {}),
+      ...(penalties.length > 0 ? { penalties } : {}),
     });
     this.targetSteps++;
 
@@ -297,6 +307,35 @@ export class SpeculativeDecoder {
       const o = b.outputs ?? 'last';
       const rows = o === 'all' ? b.tokens.length : o === 'last' ? 1 : o === 'none' ? 0 : o.length;
       for (let j = 0; j < rows; j++) out.push(extra[i - reqs.length]!.sampling ?? greedy);
+    }
+    return out;
+  }
+
+  /**
+   * Penalty entries for every verify row of a penalized request (row j's context: the request's
+   * tokens, then its first j drafts) and for the output row of a penalized extra sequence.
+   */
+  private verifyPenalties(reqs: readonly RequestState[], drafts: Map<number, number[]>, batch: readonly BatchSequence[], extra: readonly ExtraSequence[]): PenaltyEntry[] {
+    const out: PenaltyEntry[] = [];
+    let row = 0;
+    reqs.forEach((r, i) => {
+      const rows = batch[i]!.tokens.length;
+      if (r.penalties) {
+        const d = drafts.get(r.id)!;
+        for (let j = 0; j < rows; j++) penaltyEntries(r.penalties, j === 0 ? r.tokens : [...r.tokens, ...d.slice(0, j)], r.promptLength, row + j, out);
+      }
+      row += rows;
+    });
+    for (let i = reqs.length; i < batch.length; i++) {
+      const b = batch[i]!;
+      const o = b.outputs ?? 'last';
+      const rows = o === 'all' ? b.tokens.length : o === 'last' ? 1 : o === 'none' ? 0 : o.length;
+      const e = extra[i - reqs.length]!;
+      if (e.penalties && rows > 0) {
+        if (rows !== 1) throw new RangeError('penalties on an extra sequence need exactly one output row (its last)');
+        penaltyEntries(e.penalties.penalties, e.penalties.context, e.penalties.promptLength, row, out);
+      }
+      row += rows;
     }
     return out;
   }

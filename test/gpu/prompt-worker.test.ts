@@ -51,6 +51,7 @@ function request(id: string, prompt: HostRequest['prompt'], maxTokens: number): 
     prompt,
     maxTokens,
     sampling: { temperature: 0, topP: 1, topK: 0, seed: null },
+    penalties: null,
     stop: [],
     logprobs: false,
     topLogprobs: 0,

@@ -25,6 +25,7 @@ describe('normalizeChatParams', () => {
       model: null,
       maxTokens: null,
       sampling: { temperature: 0, topP: 1, topK: 0, seed: null },
+      penalties: null,
       stop: [],
       stream: false,
       includeUsage: false,
@@ -202,9 +203,6 @@ describe('normalizeChatParams', () => {
 
   it('refuses, naming it, an OpenAI parameter it does not implement; accepts each at its default', () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ frequency_penalty: 0.5 }, 'frequency_penalty'],
-      [{ presence_penalty: -1 }, 'presence_penalty'],
-      [{ logit_bias: { 5: 1 } }, 'logit_bias'],
       [{ response_format: { type: 'json_object' } }, 'response_format'],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format'],
       [{ tool_choice: 'required' }, 'tool_choice'],
@@ -221,6 +219,32 @@ describe('normalizeChatParams', () => {
     // Defaults (what SDKs and frameworks send) pass.
     expect(() => normalizeChatParams(chat({ frequency_penalty: 0, presence_penalty: 0, response_format: { type: 'text' }, tool_choice: 'auto', logit_bias: {} }))).not.toThrow();
     expect(() => normalizeChatParams(chat({ frequency_penalty: null, response_format: null, logit_bias: null, tool_choice: 'none' }))).not.toThrow();
+  });
+});
+
+describe('penalties and logit bias', () => {
+  it('take OpenAI ranges and vLLM repetition_penalty; all-neutral is null; bad values name the parameter', () => {
+    expect(normalizeChatParams(chat({ frequency_penalty: 0, presence_penalty: null, repetition_penalty: 1, logit_bias: { 5: 0 } })).penalties).toBeNull();
+    expect(normalizeCompletionParams({ prompt: 'x', frequency_penalty: -2, presence_penalty: 2, repetition_penalty: 1.2, logit_bias: { '5': -100, '70000': 3.5 } }).penalties).toEqual({
+      frequency: -2,
+      presence: 2,
+      repetition: 1.2,
+      logitBias: [
+        [5, -100],
+        [70000, 3.5],
+      ],
+    });
+    for (const [extra, param] of [
+      [{ frequency_penalty: 2.01 }, 'frequency_penalty'],
+      [{ presence_penalty: '1' }, 'presence_penalty'],
+      [{ repetition_penalty: 0 }, 'repetition_penalty'],
+      [{ repetition_penalty: -1 }, 'repetition_penalty'],
+      [{ logit_bias: [1] }, 'logit_bias'],
+      [{ logit_bias: { '-1': 1 } }, 'logit_bias'],
+      [{ logit_bias: { '01': 1 } }, 'logit_bias'],
+      [{ logit_bias: { 5: 101 } }, 'logit_bias.5'],
+    ] as const)
+      expect(rejection(() => normalizeChatParams(chat(extra))).param, JSON.stringify(extra)).toBe(param);
   });
 });
 
@@ -252,7 +276,7 @@ describe('normalizeCompletionParams', () => {
       [{ echo: true }, 'echo'],
       [{ suffix: 'y' }, 'suffix'],
       [{ best_of: 3 }, 'best_of'],
-      [{ frequency_penalty: 1 }, 'frequency_penalty'],
+      [{ frequency_penalty: 2.5 }, 'frequency_penalty'],
     ] as const)
       expect(rejection(() => normalizeCompletionParams({ prompt: 'x', ...extra })).param).toBe(param);
     expect(() => normalizeCompletionParams({ prompt: 'x', echo: false, best_of: 1, suffix: '' })).not.toThrow();
