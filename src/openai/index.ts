@@ -5,7 +5,9 @@
 export type * from './types.js';
 export { ChatTemplateError, InvalidRequestError } from './errors.js';
 export { normalizeChatParams, normalizeCompletionParams, showValue } from './validate.js';
-export type { NormalizedChatRequest, NormalizedCompletionRequest, NormalizedMessage, NormalizedSampling } from './validate.js';
+export type { NormalizedChatRequest, NormalizedCompletionRequest, NormalizedMessage, NormalizedPenalties, NormalizedSampling } from './validate.js';
+export { newToolCallId, parseToolCalls, ToolCallParser, toolCallFormat } from './tool-calls.js';
+export type { ToolCallDelta, ToolCallFormat } from './tool-calls.js';
 export { chatTemplateOf, renderChat } from './chat-template.js';
 export type { ChatTokenizer, RenderChatOptions, TemplateMessage } from './chat-template.js';
 export { IncrementalDetokenizer } from './incremental-text.js';
