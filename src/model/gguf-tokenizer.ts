@@ -13,7 +13,7 @@
 // Invariants: token ids are GGUF's array indices; control (3), user-defined (4) and, for SPM,
 // unknown (2) tokens are added tokens, matched before BPE as llama.cpp's special-token partition
 // does; every array is checked for its type and length against the token count; add_bos_token is
-// what llama.cpp would do (the file's flag, else SPM true, BPE the tokenizer's own convention).
+// what llama.cpp would do (the file's flag, else true for SPM and the Llama 3 names, else none).
 
 import type { GgufValue } from './gguf.js';
 import { GgufError } from './gguf.js';
@@ -26,17 +26,20 @@ const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+
 
 /**
  * Pre-tokenizers by `tokenizer.ggml.pre`: llama.cpp's regexes for the name, applied in turn (each
- * splits the pieces of the one before), and the normalizer the model's tokenizer.json has.
+ * splits the pieces of the one before), the normalizer the model's tokenizer.json has, and what
+ * llama.cpp sets with the name: `ignoreMerges` (a piece that is a token is that token, merges or
+ * not: Llama 3's tokenizer.json says the same) and BOS added unless the file says otherwise.
  */
-const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown }> = {
+const LLAMA3 = { regexes: [LLAMA3_REGEX], normalizer: null, ignoreMerges: true, addBos: true };
+const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown; ignoreMerges?: boolean; addBos?: boolean }> = {
   qwen2: {
     regexes: ["(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
     normalizer: { type: 'NFC' },
   },
   // Llama 3's, under the names llama.cpp gives it.
-  'llama-bpe': { regexes: [LLAMA3_REGEX], normalizer: null },
-  llama3: { regexes: [LLAMA3_REGEX], normalizer: null },
-  'llama-v3': { regexes: [LLAMA3_REGEX], normalizer: null },
+  'llama-bpe': LLAMA3,
+  llama3: LLAMA3,
+  'llama-v3': LLAMA3,
   // GPT-2's, and SmolLM's (digits one by one, then GPT-2's).
   'gpt-2': { regexes: [GPT2_REGEX], normalizer: null },
   smollm: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
@@ -82,9 +85,20 @@ export function ggufTokenizer(meta: Map<string, GgufValue>, fileName: string): G
     pre_tokenizer: { type: 'Sequence', pretokenizers: [...pre.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })), byteLevel] },
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: pre.ignoreMerges ?? false,
+      vocab,
+      merges,
+    },
   };
-  return { tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, null) };
+  return { tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, pre.addBos ? { add_bos_token: true, add_eos_token: false } : null) };
 }
 
 /** tokenizer_config.json: BOS/EOS by id, the chat template, add_bos/eos_token (the file's, else `defaults`). */

@@ -193,6 +193,38 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
     }, 120_000);
   }
 
+  it("llama-bpe takes a piece that is a token whole (llama.cpp's ignore_merges, as Llama 3's tokenizer.json) and adds BOS unless the file says not", async () => {
+    // A byte-level vocabulary where 'abc' is a token no merge makes: merges alone give 'ab' + 'c'.
+    const byteChars = gpt2ByteChars();
+    const vocabJson: Record<string, number> = {};
+    byteChars.forEach((c, i) => (vocabJson[c] = i));
+    vocabJson['ab'] = 256;
+    vocabJson['abc'] = 257;
+    const tiny = { ...config, vocabSize: 260, eosTokenIds: [258], bosTokenId: 259 };
+    const json = {
+      model: { vocab: vocabJson, merges: ['a b'] },
+      added_tokens: [
+        { id: 258, content: '<|end|>', special: true },
+        { id: 259, content: '<|begin|>', special: true },
+      ],
+    };
+    const plan = (pre: string): ReturnType<typeof ggufPlan> => ggufPlan(tiny, syntheticSource(tiny, 5), 'F32', 'tiny', gpt2VocabFromTokenizerJson(json, null, tiny.vocabSize, pre));
+    const texts = ['abc', 'xabc abc', 'abcabc ab', '<|begin|>abc<|end|>'];
+    const llamaBpe = write('tiny-llama-bpe.gguf', ggufBytes(plan('llama-bpe')));
+    const tok = (await webslo(llamaBpe))!;
+    const ids = texts.map((t) => tok.encode(t));
+    expect(ids).toEqual((await llamaCpp(llamaBpe, texts, [])).ids);
+    expect(ids[0]).toEqual([257]);
+    // Under gpt-2 (no ignore_merges in llama.cpp) the same vocabulary merges: 'ab' + 'c'.
+    const gpt2 = (await webslo(write('tiny-gpt2.gguf', ggufBytes(plan('gpt-2')))))!;
+    expect(gpt2.encode('abc')).toEqual([256, byteChars.indexOf('c')]);
+    // No tokenizer.ggml.add_bos_token: llama.cpp's llama-bpe default, BOS first.
+    const noFlag = plan('llama-bpe');
+    noFlag.metadata.delete('tokenizer.ggml.add_bos_token');
+    const withBos = (await webslo(write('tiny-llama-bpe-bos.gguf', ggufBytes(noFlag))))!;
+    expect(withBos.encode('abc')).toEqual([259, 257]);
+  }, 120_000);
+
   it('a pre-tokenizer name webslo does not know is no tokenizer, with the reason', () => {
     const vocab = gpt2VocabFromTokenizerJson(json, tokConfig, config.vocabSize, 'deepseek-llm');
     const bytes = ggufBytes(ggufPlan(config, syntheticSource(config, 3), 'F16', 'qwen', vocab));
@@ -200,3 +232,10 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
     expect('reason' in built && built.reason).toMatch(/tokenizer.ggml.pre 'deepseek-llm' is not known \(known: qwen2, llama-bpe/);
   }, 120_000);
 });
+
+/** GPT-2's byte-to-character table (bytes_to_unicode): byte b is the character at index b. */
+function gpt2ByteChars(): string[] {
+  const direct = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let next = 256;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(direct(b) ? b : next++));
+}
