@@ -22,6 +22,7 @@ import { spmTokenizerJson } from './gguf-spm.js';
 // The GPT-2 regex, as HF's ByteLevel pre-tokenizer applies it (llama.cpp lists it without the final
 // `|\\s+`; whitespace that no alternative takes is a piece of its own in both).
 const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const QWEN2_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /**
@@ -32,17 +33,17 @@ const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+
  */
 const LLAMA3 = { regexes: [LLAMA3_REGEX], normalizer: null, ignoreMerges: true, addBos: true };
 const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown; ignoreMerges?: boolean; addBos?: boolean }> = {
-  qwen2: {
-    regexes: ["(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
-    normalizer: { type: 'NFC' },
-  },
+  qwen2: { regexes: [QWEN2_REGEX], normalizer: { type: 'NFC' } },
+  // DeepSeek-R1's Qwen distills: Qwen2's regex; no normalizer, as llama.cpp.
+  'deepseek-r1-qwen': { regexes: [QWEN2_REGEX], normalizer: null },
   // Llama 3's, under the names llama.cpp gives it.
   'llama-bpe': LLAMA3,
   llama3: LLAMA3,
   'llama-v3': LLAMA3,
-  // GPT-2's, and SmolLM's (digits one by one, then GPT-2's).
+  // GPT-2's, and SmolLM's and StarCoder's (digits one by one, then GPT-2's).
   'gpt-2': { regexes: [GPT2_REGEX], normalizer: null },
   smollm: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
+  starcoder: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
 };
 
 export type GgufTokenizer = { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | { tokenizerJson: null; reason: string };

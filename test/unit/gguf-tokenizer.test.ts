@@ -167,7 +167,7 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
   const original = new TextTokenizer(json, tokConfig, config.eosTokenIds);
 
   // Each name: llama.cpp on the file; under 'qwen2', also Qwen2.5's own tokenizer.json (its name for it).
-  for (const pre of ['qwen2', 'llama-bpe', 'smollm', 'gpt-2']) {
+  for (const pre of ['qwen2', 'deepseek-r1-qwen', 'llama-bpe', 'smollm', 'starcoder', 'gpt-2']) {
     it(`pre-tokenizer '${pre}': encodes as llama.cpp${pre === 'qwen2' ? " and Qwen2.5's tokenizer.json" : ''}, decodes back`, async () => {
       const vocab = gpt2VocabFromTokenizerJson(json, tokConfig, config.vocabSize, pre);
       const path = write(`qwen-${pre}.gguf`, ggufBytes(ggufPlan(config, syntheticSource(config, 3), 'F16', 'qwen', vocab)));
@@ -229,7 +229,7 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
     const vocab = gpt2VocabFromTokenizerJson(json, tokConfig, config.vocabSize, 'deepseek-llm');
     const bytes = ggufBytes(ggufPlan(config, syntheticSource(config, 3), 'F16', 'qwen', vocab));
     const built = ggufTokenizer(parseGguf(bytes, 'qwen-unknown.gguf').metadata, 'qwen-unknown.gguf');
-    expect('reason' in built && built.reason).toMatch(/tokenizer.ggml.pre 'deepseek-llm' is not known \(known: qwen2, llama-bpe/);
+    expect('reason' in built && built.reason).toMatch(/tokenizer.ggml.pre 'deepseek-llm' is not known \(known: qwen2, deepseek-r1-qwen, llama-bpe/);
   }, 120_000);
 });
 
