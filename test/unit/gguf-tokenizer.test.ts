@@ -123,6 +123,17 @@ describe('a SentencePiece (llama) GGUF vocabulary: the tiny-qwen2 fixture, 32,00
     expect(plain.decode(ids[1]!)).toBe(' two words');
   }, 120_000);
 
+  it('a user-defined token (type 4) is matched in text as llama.cpp matches it, and the text after it gets its own prefix', async () => {
+    const ing = hf.vocab.tokens.indexOf('ing');
+    expect(ing).toBeGreaterThan(2);
+    const path = file('spm-user.gguf', (m) => m.set('tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: hf.vocab.types.map((t, id) => (id === ing ? 4 : t)) }));
+    const tok = (await webslo(path))!;
+    const texts = ['testing thing', 'ing', 'singing  ing\ning'];
+    const ids = texts.map((t) => tok.encode(t, { addSpecialTokens: false }));
+    expect(ids).toEqual((await llamaCpp(path, texts, [])).ids);
+    expect(ids[0]!.filter((id) => id === ing)).toHaveLength(2);
+  }, 120_000);
+
   it('a vocabulary whose merges cannot equal llama.cpp (tied scores, no byte tokens) is no tokenizer, with the reason', () => {
     const reason = (edit: (m: Map<string, GgufValue>) => void): string => {
       const built = ggufTokenizer(parseGguf(readFileSync(file('spm-variant.gguf', edit)), 'spm-variant.gguf').metadata, 'spm-variant.gguf');
