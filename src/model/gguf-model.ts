@@ -6,10 +6,11 @@
 //  - llama.cpp's `llama` files (Llama, Mistral) hold q and k rows permuted for GGML's adjacent-pair
 //    RoPE; they are permuted back to HF's rotate-half layout. `qwen2` and `qwen3` are not permuted.
 //  - `rope_freqs` (Llama-3 scaling as per-frequency divisors) becomes a `factors` RoPE scaling.
-//  - F32, F16 and BF16 tensors are used as they are; Q8_0 and Q4_0 are dequantized to F32 at load
-//    (exact: each value is a small integer times an f16 scale), so they cost 4 bytes per weight in
-//    memory until `quantize: 'q4'` packs the matrices again. Other types are refused by the parser.
-//  - The tokenizer (`tokenizer.ggml.*`) is not built yet: a GGUF model serves token-id prompts.
+//  - F32, F16 and BF16 tensors are used as they are; Q8_0, Q4_0 and the K-quants (Q4_K, Q5_K, Q6_K)
+//    are dequantized to F32 at load by gguf-dequant.ts (ggml's values to the bit), so they cost 4
+//    bytes per weight in memory until `quantize: 'q4'` packs the matrices again. Other types are
+//    refused by the parser.
+//  - The tokenizer (`tokenizer.ggml.*`) is gguf-tokenizer.ts's job.
 //
 // Invariants: every metadata key read is checked for type and range (a ModelConfigError naming the
 // key); a key or feature the engine cannot honour (partial rotary, other RoPE scalings, another
@@ -19,7 +20,7 @@ import type { ModelConfig } from './config.js';
 import { ModelConfigError, UnsupportedModelError } from './errors.js';
 import type { GgufFile, GgufTensor, GgufValue } from './gguf.js';
 import { tensorToFloat64, type Tensor } from './safetensors.js';
-import { f16BitsToNumber } from '../numeric/half.js';
+import { dequantizeGgml } from './gguf-dequant.js';
 
 const ARCHITECTURES = ['llama', 'qwen2', 'qwen3'] as const;
 
@@ -50,47 +51,34 @@ function floatKey(meta: Map<string, GgufValue>, key: string, dflt?: number): num
   return v;
 }
 
-/** Q8_0 / Q4_0 blocks (or F32/F16/BF16 as they are) as a Tensor webslo's loader takes. */
+/** F32/F16/BF16 tensors as they are, quantized ones dequantized (gguf-dequant.ts), as a Tensor webslo's loader takes. */
 function asTensor(t: GgufTensor): Tensor {
   if (t.type === 'F32' || t.type === 'F16' || t.type === 'BF16') return { dtype: t.type, shape: t.shape, data: t.data };
-  const blockBytes = t.type === 'Q8_0' ? 34 : 18;
-  const blocks = t.data.length / blockBytes;
-  const out = new Float32Array(blocks * 32);
-  const d = t.data;
-  for (let b = 0; b < blocks; b++) {
-    const at = b * blockBytes;
-    const scale = f16BitsToNumber(d[at]! | (d[at + 1]! << 8));
-    if (t.type === 'Q8_0') {
-      for (let i = 0; i < 32; i++) out[b * 32 + i] = ((d[at + 2 + i]! << 24) >> 24) * scale;
-    } else {
-      for (let j = 0; j < 16; j++) {
-        const q = d[at + 2 + j]!;
-        out[b * 32 + j] = ((q & 15) - 8) * scale;
-        out[b * 32 + j + 16] = ((q >> 4) - 8) * scale;
+  const values = dequantizeGgml(t.type, t.data);
+  return { dtype: 'F32', shape: t.shape, data: new Uint8Array(values.buffer) };
+}
+
+/** Rows of `data` (`rows` rows of equal bytes) from GGML's adjacent pairs back to HF's rotate-half order, per head: row 2j+s -> s*half+j. */
+function unpermuteRows(data: Uint8Array, rows: number, heads: number): Uint8Array {
+  const rowBytes = data.length / rows;
+  const headDim = rows / heads;
+  const half = headDim / 2;
+  const out = new Uint8Array(data.length);
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < half; j++) {
+      for (let s = 0; s < 2; s++) {
+        const from = (h * headDim + 2 * j + s) * rowBytes;
+        out.set(data.subarray(from, from + rowBytes), (h * headDim + s * half + j) * rowBytes);
       }
     }
   }
-  return { dtype: 'F32', shape: t.shape, data: new Uint8Array(out.buffer) };
+  return out;
 }
 
 /** GGML's adjacent-pair rows back to HF's rotate-half layout, per head: row 2j+s -> s*half+j. */
 export function unpermuteFromGgmlRope(t: Tensor, heads: number): Tensor {
   const rows = t.shape[0]!;
-  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
-  const size = t.dtype === 'F32' ? 4 : 2;
-  const rowBytes = cols * size;
-  const headDim = rows / heads;
-  const half = headDim / 2;
-  const out = new Uint8Array(t.data.length);
-  for (let h = 0; h < heads; h++) {
-    for (let j = 0; j < half; j++) {
-      for (let s = 0; s < 2; s++) {
-        const from = (h * headDim + 2 * j + s) * rowBytes;
-        out.set(t.data.subarray(from, from + rowBytes), (h * headDim + s * half + j) * rowBytes);
-      }
-    }
-  }
-  return { dtype: t.dtype, shape: t.shape, data: out };
+  return { dtype: t.dtype, shape: t.shape, data: unpermuteRows(t.data, rows, heads) };
 }
 
 /** The config and HF-named tensors of a parsed GGUF file (`fileName` for errors). */

@@ -26,18 +26,24 @@ export class GgufError extends ModelError {
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[];
 
-/** GGML tensor types this engine reads, by their number in ggml.h; bytes per block of `block` values. */
+/**
+ * GGML tensor types this engine reads, by their number in ggml.h; bytes per block of `block` values
+ * (the K-quants' super-blocks of 256: a tensor's rows must be whole blocks, checked per tensor).
+ */
 export const GGML_TYPES = {
   0: { name: 'F32', block: 1, bytes: 4 },
   1: { name: 'F16', block: 1, bytes: 2 },
   2: { name: 'Q4_0', block: 32, bytes: 18 },
   8: { name: 'Q8_0', block: 32, bytes: 34 },
+  12: { name: 'Q4_K', block: 256, bytes: 144 },
+  13: { name: 'Q5_K', block: 256, bytes: 176 },
+  14: { name: 'Q6_K', block: 256, bytes: 210 },
   30: { name: 'BF16', block: 1, bytes: 2 },
 } as const;
 export type GgmlTypeName = (typeof GGML_TYPES)[keyof typeof GGML_TYPES]['name'];
 
 /** Names of GGML types that exist but this engine does not read (for the error message). */
-const KNOWN_UNSUPPORTED: Record<number, string> = { 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K' };
+const KNOWN_UNSUPPORTED: Record<number, string> = { 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K', 15: 'Q8_K' };
 
 export interface GgufTensor {
   name: string;

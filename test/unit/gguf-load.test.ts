@@ -196,7 +196,7 @@ describe('malformed GGUF files', () => {
       new DataView(b.buffer).setUint32(at, n, true);
       return b;
     };
-    expect(() => parseGguf(setType(12), 'f')).toThrow(/GGML type Q4_K, which webslo does not read/);
+    expect(() => parseGguf(setType(10), 'f')).toThrow(/GGML type Q2_K, which webslo does not read/);
     expect(() => parseGguf(setType(99), 'f')).toThrow(/GGML type 99/);
     const setOffset = (n: bigint): Uint8Array => {
       const b = t.slice();
