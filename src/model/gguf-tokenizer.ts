@@ -32,17 +32,17 @@ const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+
  * not: Llama 3's tokenizer.json says the same) and BOS added unless the file says otherwise.
  */
 const LLAMA3 = { regexes: [LLAMA3_REGEX], normalizer: null, ignoreMerges: true, addBos: true };
-const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown; ignoreMerges?: boolean; addBos?: boolean }> = {
-  qwen2: { regexes: [QWEN2_REGEX], normalizer: { type: 'NFC' } },
+const PRE_TOKENIZERS: Record<string, { regexes: string[]; normalizer: unknown; ignoreMerges?: boolean; addBos?: boolean; cleanSpaces?: false }> = {
+  qwen2: { regexes: [QWEN2_REGEX], normalizer: { type: 'NFC' }, cleanSpaces: false },
   // DeepSeek-R1's Qwen distills: Qwen2's regex; no normalizer, as llama.cpp.
-  'deepseek-r1-qwen': { regexes: [QWEN2_REGEX], normalizer: null },
+  'deepseek-r1-qwen': { regexes: [QWEN2_REGEX], normalizer: null, cleanSpaces: false },
   // Llama 3's, under the names llama.cpp gives it.
   'llama-bpe': LLAMA3,
   llama3: LLAMA3,
   'llama-v3': LLAMA3,
   // GPT-2's, and SmolLM's and StarCoder's (digits one by one, then GPT-2's).
   'gpt-2': { regexes: [GPT2_REGEX], normalizer: null },
-  smollm: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
+  smollm: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null, cleanSpaces: false },
   starcoder: { regexes: ['\\p{N}', GPT2_REGEX], normalizer: null },
 };
 
@@ -99,11 +99,16 @@ export function ggufTokenizer(meta: Map<string, GgufValue>, fileName: string): G
       merges,
     },
   };
-  return { tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, pre.addBos ? { add_bos_token: true, add_eos_token: false } : null) };
+  const flags = pre.addBos ? { add_bos_token: true, add_eos_token: false } : null;
+  return { tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, flags, pre.cleanSpaces ?? true) };
 }
 
-/** tokenizer_config.json: BOS/EOS by id, the chat template, add_bos/eos_token (the file's, else `defaults`). */
-function tokenizerConfig(meta: Map<string, GgufValue>, tokens: readonly string[], defaults: { add_bos_token: boolean; add_eos_token: boolean } | null): Record<string, unknown> {
+/**
+ * tokenizer_config.json: BOS/EOS by id, the chat template, add_bos/eos_token (the file's, else
+ * `defaults`), and whether decoding drops the space before punctuation and contractions (llama.cpp's
+ * clean_spaces for the vocabulary: off for SPM and for Qwen2's and SmolLM's names, else on).
+ */
+function tokenizerConfig(meta: Map<string, GgufValue>, tokens: readonly string[], defaults: { add_bos_token: boolean; add_eos_token: boolean } | null, cleanSpaces: boolean): Record<string, unknown> {
   const special = (key: string): string | null => {
     const id = meta.get(key);
     return typeof id === 'number' && id >= 0 && id < tokens.length ? tokens[id]! : null;
@@ -119,6 +124,7 @@ function tokenizerConfig(meta: Map<string, GgufValue>, tokens: readonly string[]
     ...(typeof template === 'string' ? { chat_template: template } : {}),
     ...flag('add_bos_token'),
     ...flag('add_eos_token'),
+    clean_up_tokenization_spaces: cleanSpaces,
   };
 }
 
@@ -139,5 +145,5 @@ function spmTokenizer(meta: Map<string, GgufValue>, fileName: string): GgufToken
   const built = spmTokenizerJson(tokens, scores, types, prefix ?? true);
   if ('reason' in built) return { tokenizerJson: null, reason: `SentencePiece vocabulary: ${built.reason}` };
   // llama.cpp's SPM defaults: BOS added, EOS not.
-  return { tokenizerJson: built.tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, { add_bos_token: true, add_eos_token: false }) };
+  return { tokenizerJson: built.tokenizerJson, tokenizerConfig: tokenizerConfig(meta, tokens, { add_bos_token: true, add_eos_token: false }, false) };
 }

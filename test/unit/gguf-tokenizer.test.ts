@@ -90,17 +90,16 @@ describe('a SentencePiece (llama) GGUF vocabulary: the tiny-qwen2 fixture, 32,00
     expect(tok).not.toBeNull();
     // Special tokens in text, mid-text and first (llama.cpp and HF both give the segment after one a '▁').
     const special = ['<s>Hello</s>', 'a <s> b</s>c', '</s>\n<unk> x', '<s>[INST] Hi [/INST]'];
-    const texts = [...TEXTS, ...special];
+    const texts = [...TEXTS, ...special, ...randomTexts(300, 1)];
     const ids = texts.map((t) => tok.encode(t, { addSpecialTokens: false }));
     const ref = await llamaCpp(path, texts, ids);
     texts.forEach((t, i) => {
       expect(ids[i], `llama.cpp: ${JSON.stringify(t)}`).toEqual(ref.ids[i]);
       expect(ids[i], `tokenizer.json: ${JSON.stringify(t)}`).toEqual(fixture.encode(t, { addSpecialTokens: false }));
-      expect(tok.decode(ids[i]!), JSON.stringify(t)).toBe(fixture.decode(ids[i]!));
-      if (i < TEXTS.length) {
-        expect(tok.decode(ids[i]!), JSON.stringify(t)).toBe(t);
-        expect(ref.text[i], `llama.cpp's text of ${JSON.stringify(t)}`).toBe(t);
-      }
+      const text = tok.decode(ids[i]!);
+      expect(text, JSON.stringify(t)).toBe(fixture.decode(ids[i]!));
+      expect(text, `llama.cpp's text of ${JSON.stringify(t)}`).toBe(ref.text[i]);
+      if (i < TEXTS.length) expect(text, JSON.stringify(t)).toBe(t);
     });
     // Byte fallback and merges were both exercised: a byte token (emoji, CJK) and multi-character pieces.
     const flat = ids.flat();
@@ -174,7 +173,7 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
     torchDtype: 'float16',
   };
   const special = ['<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', '<|endoftext|><|fim_prefix|>text', 'x<|im_end|>  y'];
-  const texts = [...TEXTS, ...special, "I'M YOU'LL they'Re", '123456789 12 1234'];
+  const texts = [...TEXTS, ...special, "I'M YOU'LL they'Re", '123456789 12 1234', ...randomTexts(200, 2)];
   const original = new TextTokenizer(json, tokConfig, config.eosTokenIds);
 
   // Each name: llama.cpp on the file; under 'qwen2', also Qwen2.5's own tokenizer.json (its name for it).
@@ -194,8 +193,13 @@ describe("byte-level BPE (gpt2) GGUF vocabularies: Qwen2.5's 151,665 tokens", ()
       );
       texts.forEach((t, i) => {
         expect(ids[i], `llama.cpp: ${JSON.stringify(t)}`).toEqual(ref.ids[i]);
-        expect(tok.decode(ids[i]!), JSON.stringify(t)).toBe(i < TEXTS.length ? (pre === 'qwen2' ? t.normalize('NFC') : t) : original.decode(ids[i]!));
-        if (pre === 'qwen2') expect(ids[i], `tokenizer.json: ${JSON.stringify(t)}`).toEqual(original.encode(t));
+        const text = tok.decode(ids[i]!);
+        expect(text, `llama.cpp's text of ${JSON.stringify(t)}`).toBe(ref.text[i]);
+        if (i < TEXTS.length) expect(text, JSON.stringify(t)).toBe(pre === 'qwen2' ? t.normalize('NFC') : t);
+        if (pre === 'qwen2') {
+          expect(ids[i], `tokenizer.json: ${JSON.stringify(t)}`).toEqual(original.encode(t));
+          expect(text, JSON.stringify(t)).toBe(original.decode(ids[i]!));
+        }
       });
       if (pre === 'qwen2') {
         expect(tok.eosTokenIds).toEqual(original.eosTokenIds);
@@ -249,4 +253,51 @@ function gpt2ByteChars(): string[] {
   const direct = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   let next = 256;
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(direct(b) ? b : next++));
+}
+
+/** `n` seeded random texts from a pool heavy on spaces and mixed scripts (runs of spaces reach the splits of '▁▁▁▁'-like tokens). */
+function randomTexts(n: number, seed: number): string[] {
+  const pool = [
+    ' ',
+    ' ',
+    ' ',
+    ' ',
+    '  ',
+    '\n',
+    '\t',
+    'a',
+    'e',
+    'th',
+    'ing',
+    'the',
+    'Hello',
+    'x',
+    '1',
+    '23',
+    '.',
+    ',',
+    "'s",
+    '(',
+    ')',
+    'é',
+    'ü',
+    '日',
+    '本',
+    '🙂',
+    '😀',
+    'Ω',
+    '—',
+    '-',
+    '_',
+    'ab',
+    'ABC',
+    'www',
+    '::',
+  ];
+  let state = seed >>> 0;
+  const next = (k: number): number => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state % k;
+  };
+  return Array.from({ length: n }, () => Array.from({ length: 1 + next(24) }, () => pool[next(pool.length)]!).join(''));
 }
