@@ -9,7 +9,9 @@
 //  - F32, F16 and BF16 tensors are used as they are; Q8_0, Q4_0 and the K-quants (Q4_K, Q5_K, Q6_K)
 //    are dequantized to F32 at load by gguf-dequant.ts (ggml's values to the bit), so they cost 4
 //    bytes per weight in memory until `quantize: 'q4'` packs the matrices again. Other types are
-//    refused by the parser.
+//    refused by the parser. A Q4_0 matrix's Tensor also carries its blocks (`ggmlQ4_0`, rows in HF
+//    order like the values), so the GPU upload holds it as q4 bit for bit, asked or not (it is 4-bit
+//    already); the F32 values serve the checks and the float64 reference.
 //  - The tokenizer (`tokenizer.ggml.*`) is gguf-tokenizer.ts's job.
 //
 // Invariants: every metadata key read is checked for type and range (a ModelConfigError naming the
@@ -21,6 +23,7 @@ import { ModelConfigError, UnsupportedModelError } from './errors.js';
 import type { GgufFile, GgufTensor, GgufValue } from './gguf.js';
 import { tensorToFloat64, type Tensor } from './safetensors.js';
 import { dequantizeGgml } from './gguf-dequant.js';
+import { hasGgmlQ4_0 } from './quantize-q4.js';
 
 const ARCHITECTURES = ['llama', 'qwen2', 'qwen3'] as const;
 
@@ -55,7 +58,9 @@ function floatKey(meta: Map<string, GgufValue>, key: string, dflt?: number): num
 function asTensor(t: GgufTensor): Tensor {
   if (t.type === 'F32' || t.type === 'F16' || t.type === 'BF16') return { dtype: t.type, shape: t.shape, data: t.data };
   const values = dequantizeGgml(t.type, t.data);
-  return { dtype: 'F32', shape: t.shape, data: new Uint8Array(values.buffer) };
+  const tensor: Tensor = { dtype: 'F32', shape: t.shape, data: new Uint8Array(values.buffer) };
+  // A Q4_0 matrix keeps its blocks too: the upload holds it as q4 bit for bit (quantize-q4.ts).
+  return t.type === 'Q4_0' && t.shape.length === 2 ? Object.assign(tensor, { ggmlQ4_0: t.data }) : tensor;
 }
 
 /** Rows of `data` (`rows` rows of equal bytes) from GGML's adjacent pairs back to HF's rotate-half order, per head: row 2j+s -> s*half+j. */
@@ -78,7 +83,8 @@ function unpermuteRows(data: Uint8Array, rows: number, heads: number): Uint8Arra
 /** GGML's adjacent-pair rows back to HF's rotate-half layout, per head: row 2j+s -> s*half+j. */
 export function unpermuteFromGgmlRope(t: Tensor, heads: number): Tensor {
   const rows = t.shape[0]!;
-  return { dtype: t.dtype, shape: t.shape, data: unpermuteRows(t.data, rows, heads) };
+  const out: Tensor = { dtype: t.dtype, shape: t.shape, data: unpermuteRows(t.data, rows, heads) };
+  return hasGgmlQ4_0(t) ? Object.assign(out, { ggmlQ4_0: unpermuteRows(t.ggmlQ4_0, rows, heads) }) : out;
 }
 
 /** The config and HF-named tensors of a parsed GGUF file (`fileName` for errors). */

@@ -11,6 +11,10 @@
 //   words [0, n/8):            nibbles, 8 per u32 in element order, low nibble first;
 //   words [n/8, n/8 + ceil(n/64)): the f16 scales, 2 per u32, group j in half j % 2 (low first).
 // Little-endian throughout, like WebGPU buffers.
+//
+// A GGUF file's Q4_0 matrices are this format already (the same groups, codes and f16 scales, laid
+// out per block): q4FromGgmlQ4_0 re-lays them out, bit for bit, and the upload uses that instead
+// of quantizing their dequantized values again.
 
 import { f16BitsToNumber } from '../numeric/half.js';
 import { DTYPE_BYTES, type SafetensorsDtype } from './safetensors.js';
@@ -194,4 +198,44 @@ export function dequantizeQ4(packed: Uint8Array, rows: number, cols: number): Fl
     out[i] = (q - 8) * d;
   }
   return out;
+}
+
+/** GGML Q4_0 blocks: 32 values, an f16 scale then 16 bytes (value j low nibble, j + 16 high). */
+const Q4_0_BLOCK_BYTES = 18;
+
+/**
+ * A matrix of GGML Q4_0 blocks (row-major, `cols / 32` blocks per row, as a GGUF file holds it) in
+ * the q4 layout, re-laid-out only: Q4_0's value (nibble - 8) * d is q4's (q - 8) * d16, so each
+ * group keeps its file's f16 scale bits and codes and stands for exactly the file's values (no
+ * dequantize / requantize; requantizing them is lossy where a block lacks code 0, as llama.cpp's
+ * importance-matrix quantizer writes).
+ */
+export function q4FromGgmlQ4_0(blocks: Uint8Array, rows: number, cols: number, label = 'tensor'): Uint8Array {
+  checkShape(rows, cols, label);
+  const groups = (rows * cols) / Q4_GROUP;
+  if (blocks.byteLength !== groups * Q4_0_BLOCK_BYTES) {
+    throw new QuantizeError(`${label}: ${blocks.byteLength} bytes`, `are not ${rows}x${cols} Q4_0 blocks`, `${groups * Q4_0_BLOCK_BYTES} bytes`);
+  }
+  const n = rows * cols;
+  const out = new Uint8Array(q4Bytes(rows, cols));
+  for (let g = 0; g < groups; g++) {
+    const at = g * Q4_0_BLOCK_BYTES;
+    out[n / 2 + 2 * g] = blocks[at]!;
+    out[n / 2 + 2 * g + 1] = blocks[at + 1]!;
+    // q4 byte k of the group: elements 2k (low nibble) and 2k + 1 (high); Q4_0 holds element e in
+    // byte e % 16, low nibble for e < 16.
+    const nib = (e: number): number => (e < 16 ? blocks[at + 2 + e]! & 15 : blocks[at + 2 + e - 16]! >> 4);
+    for (let k = 0; k < 16; k++) out[g * 16 + k] = nib(2 * k) | (nib(2 * k + 1) << 4);
+  }
+  return out;
+}
+
+/** A matrix loaded from GGML Q4_0 blocks: its dequantized values as the Tensor, and the blocks themselves. */
+export interface GgmlQ4_0Source {
+  /** Row-major Q4_0 blocks of the matrix, rows in the Tensor's (HF) order. */
+  ggmlQ4_0: Uint8Array;
+}
+
+export function hasGgmlQ4_0<T extends object>(t: T): t is T & GgmlQ4_0Source {
+  return (t as Partial<GgmlQ4_0Source>).ggmlQ4_0 instanceof Uint8Array;
 }

@@ -4,7 +4,8 @@
 // Norm weights and biases are small and widened to f32 once (exact).
 // With `quantize: 'q4'` the decoder-layer linears and an untied LM head are quantized on the CPU,
 // chunk by chunk (src/model/quantize-q4.ts); a matrix whose K is not a multiple of 32 keeps its
-// dtype, and so do the embeddings (and a head tied to them).
+// dtype, and so do the embeddings (and a head tied to them). Those linears, when a GGUF file holds
+// them as Q4_0 blocks, are q4 whatever `quantize` says: the file's blocks re-laid-out, bit for bit.
 
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { StepRecorder } from '../gpu/step.js';
@@ -12,7 +13,7 @@ import { weightRowBytes, type MatmulKernels, type MatmulPath, type SourceWeightD
 import type { ModelConfig } from '../model/config.js';
 import { MissingTensorError, UnsupportedModelError } from '../model/errors.js';
 import { tensorToFloat64 } from '../model/load.js';
-import { parseQuantization, Q4_GROUP, quantizeQ4, type WeightQuantization } from '../model/quantize-q4.js';
+import { hasGgmlQ4_0, parseQuantization, Q4_GROUP, q4Bytes, q4FromGgmlQ4_0, quantizeQ4, type WeightQuantization } from '../model/quantize-q4.js';
 import type { Tensor } from '../model/safetensors.js';
 
 export interface MatrixChunk {
@@ -88,6 +89,46 @@ function concatRows(parts: Tensor[]): Uint8Array {
   return out;
 }
 
+/**
+ * The q4 rows of a matrix some of whose parts are GGUF Q4_0 blocks: those re-laid-out bit for bit,
+ * the others quantized (the caller asked for q4); in the matrix's row order (concatenated or
+ * interleaved). Returned as one q4 buffer of all the rows; q4Chunk cuts chunks from it.
+ */
+function q4RowsOf(parts: Tensor[], interleave: boolean, cols: number, label: string): Uint8Array {
+  const packed = parts.map((p) => {
+    const r = p.shape[0]!;
+    return hasGgmlQ4_0(p) ? q4FromGgmlQ4_0(p.ggmlQ4_0, r, cols, label) : quantizeQ4(p.data, p.dtype, r, cols, label);
+  });
+  const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
+  const order: [part: number, row: number][] = [];
+  if (interleave) for (let r = 0; r < parts[0]!.shape[0]!; r++) order.push([0, r], [1, r]);
+  else
+    parts.forEach((p, i) => {
+      for (let r = 0; r < p.shape[0]!; r++) order.push([i, r]);
+    });
+  const out = new Uint8Array(q4Bytes(rows, cols));
+  const nib = cols / 2;
+  const sc = (2 * cols) / Q4_GROUP;
+  order.forEach(([i, r], to) => {
+    const src = packed[i]!;
+    const srcNibbles = (parts[i]!.shape[0]! * cols) / 2;
+    out.set(src.subarray(r * nib, (r + 1) * nib), to * nib);
+    out.set(src.subarray(srcNibbles + r * sc, srcNibbles + (r + 1) * sc), (rows * cols) / 2 + to * sc);
+  });
+  return out;
+}
+
+/** Rows [start, start + n) of a q4 buffer of `rows` rows, as a q4 buffer of their own. */
+function q4Chunk(all: Uint8Array, start: number, n: number, rows: number, cols: number): Uint8Array {
+  if (start === 0 && n === rows) return all;
+  const out = new Uint8Array(q4Bytes(n, cols));
+  const nib = cols / 2;
+  const sc = (2 * cols) / Q4_GROUP;
+  out.set(all.subarray(start * nib, (start + n) * nib));
+  out.set(all.subarray((rows * cols) / 2 + start * sc, (rows * cols) / 2 + (start + n) * sc), (n * cols) / 2);
+  return out;
+}
+
 export class WeightUploader {
   bytes = 0;
 
@@ -120,8 +161,12 @@ export class WeightUploader {
     if (interleave && (parts.length !== 2 || parts[0]!.shape[0] !== parts[1]!.shape[0] || parts[0]!.shape[1] !== parts[1]!.shape[1])) {
       throw new UnsupportedModelError(`${label}: interleaving ${names.join(', ')} (shapes ${parts.map((p) => `[${p.shape.join(', ')}]`).join(', ')})`, ['two tensors of one shape']);
     }
-    const bytes = interleave ? interleaveRows(parts[0]!, parts[1]!) : concatRows(parts);
-    const dtype: WeightDType = quantize === 'q4' && cols % Q4_GROUP === 0 ? 'q4' : source;
+    // A matrix that may be q4 (opts.quantize given) is, when asked or when every part is a GGUF
+    // file's Q4_0 blocks (4-bit already: held as the file has it, nothing re-quantized).
+    const fileQ4 = opts.quantize !== undefined && parts.every((p) => hasGgmlQ4_0(p));
+    const dtype: WeightDType = (quantize === 'q4' || fileQ4) && cols % Q4_GROUP === 0 ? 'q4' : source;
+    const anyBlocks = dtype === 'q4' && parts.some((p) => hasGgmlQ4_0(p));
+    const bytes = anyBlocks ? q4RowsOf(parts, interleave, cols, label) : interleave ? interleaveRows(parts[0]!, parts[1]!) : concatRows(parts);
     const srcRowBytes = weightRowBytes(source, cols);
     const rowBytes = weightRowBytes(dtype, cols);
     const limits = this.rt.capabilities.limits;
@@ -134,8 +179,11 @@ export class WeightUploader {
     const chunks: MatrixChunk[] = [];
     for (let start = 0; start < rows; start += maxRows) {
       const n = Math.min(maxRows, rows - start);
-      const slice = bytes.subarray(start * srcRowBytes, (start + n) * srcRowBytes);
-      const data = dtype === 'q4' ? quantizeQ4(slice, parts[0]!.dtype, n, cols, label) : slice;
+      const data = anyBlocks
+        ? q4Chunk(bytes, start, n, rows, cols)
+        : dtype === 'q4'
+          ? quantizeQ4(bytes.subarray(start * srcRowBytes, (start + n) * srcRowBytes), parts[0]!.dtype, n, cols, label)
+          : bytes.subarray(start * srcRowBytes, (start + n) * srcRowBytes);
       const buffer = this.rt.upload(data, `${label} rows ${start}..${start + n}`);
       this.bytes += buffer.size;
       chunks.push({ buffer, rowStart: start, rows: n });
