@@ -295,7 +295,8 @@ export async function loadEngine(o: HostLoadOptions, onProgress: (p: LoadProgres
       features: { shaderF16: rt.capabilities.features.shaderF16, subgroups: rt.capabilities.features.subgroups },
       kv: { pages: runner.numPages, pageSize: runner.pageSize, bytes: runner.numPages * pageSize * kvBytesPerToken(files) },
       weightsBytes,
-      quantize,
+      // A GGUF Q4_0 file's matrices are held as q4 whatever was asked (its blocks, re-laid out).
+      quantize: quantize === 'q4' || runner.weights.layers.some((l) => l.qkv.dtype === 'q4') ? 'q4' : 'none',
       gpuWeightsBytes: runner.weights.bytes,
       scheduler: schedulerName,
       speculation: draft.kind === 'model' ? 'draft-model' : draft.kind === 'self' ? 'self' : 'none',

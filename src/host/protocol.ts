@@ -98,7 +98,7 @@ export interface ModelInfo {
   kv: { pages: number; pageSize: number; bytes: number };
   /** Bytes of the model's weight files. */
   weightsBytes: number;
-  /** How the weights are stored on the GPU (HostLoadOptions.quantize), and their bytes there. */
+  /** How the decoder's matrices are stored on the GPU (HostLoadOptions.quantize, or 'q4' for a GGUF Q4_0 file), and the weights' bytes there. */
   quantize: 'none' | 'q4';
   gpuWeightsBytes: number;
   scheduler: SchedulerName;

@@ -43,6 +43,18 @@ describe.skipIf(SCOPE !== 'full').each(['tiny-llama3', 'tiny-qwen3b'] as Fixture
         const r = await engine.completions.create({ prompt: c.prompt, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true });
         expect(r.choices[0]!.token_ids, `${c.prompt.length}-token prompt`).toEqual(c.greedy.slice(0, 8));
       }
+      expect(engine.info.quantize).toBe('none');
+      if (model !== 'tiny-llama3') return;
+      // The same model as Q4_0, no `quantize` asked: the engine says its matrices are q4, and they are smaller.
+      const q4Path = join(dir, `${model}-q4_0.gguf`);
+      writeFileSync(q4Path, ggufFromHfFolder(fixtureDir(model), 'Q4_0'));
+      const q4 = await createEngine({ model: q4Path, worker: false, cache: false, profile: paperProfileFor(model), kvCacheBytes: 2 * 1024 * 1024 });
+      try {
+        expect(q4.info.quantize).toBe('q4');
+        expect(q4.info.gpuWeightsBytes).toBeLessThan(engine.info.gpuWeightsBytes);
+      } finally {
+        await q4.unload();
+      }
     } finally {
       await engine.unload();
     }
