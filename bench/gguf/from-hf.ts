@@ -20,17 +20,20 @@ import { tensorToFloat64 } from '../../src/model/load.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { toF16Array } from '../../src/numeric/half.js';
 import { writeGguf, type GgmlType, type GgufTensorInfo, type GgufValue } from './write.js';
-import { quantizeQ4_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, quantizeQ8_0 } from './quantize.js';
+import { quantizeQ4_0, quantizeQ4_K, quantizeQ5_0, quantizeQ5_1, quantizeQ5_K, quantizeQ6_K, quantizeQ8_0 } from './quantize.js';
 
 /**
  * How the matrices are stored (norms and biases are always F32): one type for all, or 'Q4_K_M',
  * llama.cpp's mix (llama-quant.cpp's llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q4_K_M, dense
  * models): Q4_K, but Q6_K for output.weight (token_embd.weight when the embeddings are tied), and
  * for attn_v and ffn_down in the layers where use_more_bits holds (the first and last eighth of the
- * layers, and every third in between). llama.cpp's rules for 70B and MoE models, and its fallback
- * for rows not a multiple of 256 (Q5_0 / Q8_0), are not followed: such a row is an error here.
+ * layers, and every third in between). llama.cpp's rules for 70B and MoE models are not followed.
+ * A K-quant matrix whose rows (ne[0], its input width) are not a multiple of 256 falls back as
+ * llama-quant.cpp's tensor_type_fallback does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16
+ * where the rows are not a multiple of 32 either (Qwen2.5-0.5B's 896-wide rows: the hub's Q4_K_M
+ * file of it holds Q5_0 and Q8_0 matrices).
  */
-export type GgufMatrixType = 'F32' | 'F16' | 'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q4_K_M';
+export type GgufMatrixType = 'F32' | 'F16' | 'Q4_0' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q4_K_M';
 
 /** llama.cpp's use_more_bits: layer i of n gets more bits in a Q4_K_M file's attn_v and ffn_down. */
 export function useMoreBits(i: number, n: number): boolean {
@@ -38,16 +41,27 @@ export function useMoreBits(i: number, n: number): boolean {
   return i < eighth || i >= Math.trunc((7 * n) / 8) || (i - eighth) % 3 === 2;
 }
 
-/** The GGML type of matrix `ggufName` in a file whose matrices are `matrices`. */
-export function matrixType(matrices: GgufMatrixType, ggufName: string, numLayers: number, tied: boolean): GgmlType {
-  if (matrices !== 'Q4_K_M') return matrices;
-  if (ggufName === 'output.weight' || (tied && ggufName === 'token_embd.weight')) return 'Q6_K';
-  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(ggufName);
-  return layer && useMoreBits(Number(layer[1]), numLayers) ? 'Q6_K' : 'Q4_K';
+/** llama-quant.cpp's tensor_type_fallback: the 32-block type a K-quant falls back to for rows not a multiple of 256. */
+const K_FALLBACK = { Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' } as const;
+
+/** The GGML type of matrix `ggufName`, of rows of `cols` values, in a file whose matrices are `matrices`. */
+export function matrixType(matrices: GgufMatrixType, ggufName: string, numLayers: number, tied: boolean, cols: number): GgmlType {
+  let type: GgmlType;
+  if (matrices !== 'Q4_K_M') type = matrices;
+  else if (ggufName === 'output.weight' || (tied && ggufName === 'token_embd.weight')) type = 'Q6_K';
+  else {
+    const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(ggufName);
+    type = layer && useMoreBits(Number(layer[1]), numLayers) ? 'Q6_K' : 'Q4_K';
+  }
+  if (type !== 'Q4_K' && type !== 'Q5_K' && type !== 'Q6_K') return type;
+  if (cols % 256 === 0) return type;
+  return cols % 32 === 0 ? K_FALLBACK[type] : 'F16';
 }
 
-const QUANTIZERS: Record<'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K', (v: Float32Array) => Uint8Array> = {
+const QUANTIZERS: Record<'Q4_0' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K', (v: Float32Array) => Uint8Array> = {
   Q4_0: quantizeQ4_0,
+  Q5_0: quantizeQ5_0,
+  Q5_1: quantizeQ5_1,
   Q8_0: quantizeQ8_0,
   Q4_K: quantizeQ4_K,
   Q5_K: quantizeQ5_K,
@@ -171,7 +185,7 @@ function metadataFor(config: ModelConfig, name: string, vocab: GgufVocab, matric
   const m = new Map<string, GgufValue>([
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: name }],
-    ['general.file_type', u32({ F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 14, Q5_K: 16, Q6_K: 18, Q4_K_M: 15 }[matrices])],
+    ['general.file_type', u32({ F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 14, Q5_K: 16, Q6_K: 18, Q4_K_M: 15 }[matrices])],
     [`${a}.context_length`, u32(config.maxPositionEmbeddings)],
     [`${a}.embedding_length`, u32(config.hiddenSize)],
     [`${a}.block_count`, u32(config.numLayers)],
@@ -222,7 +236,8 @@ export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: 
   const add = (ggufName: string, hfName: string, opts: { vector?: boolean; permuteHeads?: number } = {}): void => {
     const shape = source.shape(hfName);
     if (!shape) throw new Error(`${name}: the model has no ${hfName}`);
-    const type = opts.vector ? 'F32' : matrixType(matrices, ggufName, config.numLayers, config.tieWordEmbeddings);
+    const cols = shape[shape.length - 1]!;
+    const type = opts.vector ? 'F32' : matrixType(matrices, ggufName, config.numLayers, config.tieWordEmbeddings, cols);
     const permuted = <T extends Float32Array | Uint16Array>(w: T): T =>
       opts.permuteHeads !== undefined && permute ? permuteForGgmlRope(w, opts.permuteHeads, shape[0]!, shape.length > 1 ? shape[1]! : 1) : w;
     const make = (): Uint8Array => {
@@ -231,8 +246,6 @@ export function ggufPlan(config: ModelConfig, source: HfTensorSource, matrices: 
       if (type === 'F32') return bytesOf(values);
       if (type === 'F16') return bytesOf(toF16Array(values));
       if (type === 'BF16') throw new Error(`${name}: the writer does not make BF16 matrices`);
-      const cols = shape[shape.length - 1]!;
-      if (type.endsWith('_K') && cols % 256 !== 0) throw new Error(`${name}: ${ggufName} has rows of ${cols} values; ${type} needs a multiple of 256`);
       return QUANTIZERS[type](values);
     };
     entries.push({ info: { name: ggufName, shape, type }, make });

@@ -1,9 +1,15 @@
-// GGML's Q4_0 and Q8_0 quantization, as llama.cpp's reference quantizer does it, and the K-quants
-// Q4_K, Q5_K, Q6_K in ggml's layouts (below), for the GGUF files of benchmarks and tests. Q4_0, Q8_0: blocks of 32 values, each an f16 scale d then the codes.
+// GGML's Q4_0, Q5_0, Q5_1 and Q8_0 quantization, as llama.cpp's reference quantizer does it
+// (ggml-quants.c's quantize_row_*_ref), and the K-quants Q4_K, Q5_K, Q6_K in ggml's layouts (below),
+// for the GGUF files of benchmarks and tests. Q4_0, Q8_0: blocks of 32 values, each an f16 scale d then the codes.
 //  - Q4_0: 16 bytes of 4-bit codes (byte j holds value j in its low nibble, value j + 16 in its high
 //    one); a value is (code - 8) * d; d = m / -8 where m is the block's value of largest magnitude,
 //    so m maps to code 0.
 //  - Q8_0: 32 signed bytes; a value is code * d; d = max |x| / 127, code = round(x / d).
+//  - Q5_0 (f16 d, 4 bytes qh, 16 bytes of nibbles) and Q5_1 (f16 d, f16 m, qh, nibbles): 5-bit
+//    codes, the low 4 bits placed as Q4_0's, the fifth bit of value j in bit j of qh (a
+//    little-endian u32). Q5_0: value = (code - 16) * d, d = m / -16 (m of largest magnitude, code 0);
+//    Q5_1: value = code * d + min, d = (max - min) / 31. The arithmetic is ggml's f32 arithmetic
+//    (Math.fround at each step), so the codes are the ones llama-quantize writes.
 
 import { numberToF16Bits, f16BitsToNumber } from '../../src/numeric/half.js';
 
@@ -73,6 +79,64 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
   }
   return out;
 }
+
+/** Q5_0 (`withMin` false) or Q5_1 (true) blocks of `values` (a multiple of 32), as ggml's quantize_row_q5_{0,1}_ref. */
+function quantizeQ5(values: Float32Array, withMin: boolean): Uint8Array {
+  const type = withMin ? 'Q5_1' : 'Q5_0';
+  if (values.length % 32 !== 0) throw new Error(`${type} needs a multiple of 32 values, got ${values.length}`);
+  const size = withMin ? 24 : 22;
+  const blocks = values.length / 32;
+  const out = new Uint8Array(blocks * size);
+  const f = Math.fround;
+  for (let b = 0; b < blocks; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    const at = b * size;
+    let d: number;
+    let min = 0;
+    if (withMin) {
+      min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < 32; i++) {
+        min = Math.min(min, x[i]!);
+        max = Math.max(max, x[i]!);
+      }
+      d = f(f(max - min) / 31);
+      putHalf(out, at, d);
+      putHalf(out, at + 2, min);
+    } else {
+      let amax = 0;
+      let max = 0;
+      for (let i = 0; i < 32; i++) {
+        if (Math.abs(x[i]!) > amax) {
+          amax = Math.abs(x[i]!);
+          max = x[i]!;
+        }
+      }
+      d = f(max / -16);
+      putHalf(out, at, d);
+    }
+    const id = d ? f(1 / d) : 0;
+    // ggml: Q5_0 MIN(31, (int8_t)(x*id + 16.5f)); Q5_1 (uint8_t)((x - min)*id + 0.5f).
+    const code = (v: number): number => (withMin ? Math.trunc(f(f(f(v - min) * id) + 0.5)) : Math.min(31, Math.trunc(f(f(v * id) + 16.5))));
+    let qh = 0;
+    const qs = at + (withMin ? 8 : 6);
+    for (let j = 0; j < 16; j++) {
+      const lo = code(x[j]!);
+      const hi = code(x[j + 16]!);
+      out[qs + j] = (lo & 15) | ((hi & 15) << 4);
+      qh |= ((lo >> 4) & 1) << j;
+      qh |= ((hi >> 4) & 1) << (j + 16);
+    }
+    new DataView(out.buffer, out.byteOffset).setUint32(qs - 4, qh >>> 0, true);
+  }
+  return out;
+}
+
+/** `values` (a multiple of 32) as Q5_0 blocks: value = (code - 16) * d. */
+export const quantizeQ5_0 = (values: Float32Array): Uint8Array => quantizeQ5(values, false);
+
+/** `values` (a multiple of 32) as Q5_1 blocks: value = code * d + m. */
+export const quantizeQ5_1 = (values: Float32Array): Uint8Array => quantizeQ5(values, true);
 
 /** The values Q8_0 blocks stand for (for tests). */
 export function dequantizeQ8_0(bytes: Uint8Array): Float32Array {

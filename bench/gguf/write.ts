@@ -10,7 +10,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 
 /** GGML tensor types this writer knows (ggml.h's numbering). */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
 
 /** GGUF metadata value types (gguf.h's numbering). */
@@ -28,7 +28,7 @@ export interface GgufTensor {
   data: Uint8Array;
 }
 
-/** Bytes of `count` elements of `type` (blocks of 32 for Q4_0/Q8_0, super-blocks of 256 for the K-quants). */
+/** Bytes of `count` elements of `type` (blocks of 32 for Q4_0/Q5_0/Q5_1/Q8_0, super-blocks of 256 for the K-quants). */
 export function ggmlBytes(type: GgmlType, count: number): number {
   switch (type) {
     case 'F32':
@@ -37,9 +37,11 @@ export function ggmlBytes(type: GgmlType, count: number): number {
     case 'BF16':
       return count * 2;
     case 'Q4_0':
+    case 'Q5_0':
+    case 'Q5_1':
     case 'Q8_0':
       if (count % 32 !== 0) throw new Error(`${type} needs a multiple of 32 elements per row, got ${count}`);
-      return (count / 32) * (type === 'Q4_0' ? 18 : 34);
+      return (count / 32) * { Q4_0: 18, Q5_0: 22, Q5_1: 24, Q8_0: 34 }[type];
     case 'Q4_K':
     case 'Q5_K':
     case 'Q6_K':

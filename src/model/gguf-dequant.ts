@@ -5,6 +5,10 @@
 //  - Q8_0 (32 values, 34 bytes): f16 d, 32 int8 codes; value = code * d.
 //  - Q4_0 (32 values, 18 bytes): f16 d, 16 bytes; byte j holds value j (low nibble) and value j + 16
 //    (high nibble); value = (nibble - 8) * d.
+//  - Q5_0 (32 values, 22 bytes): f16 d, 4 bytes qh (a little-endian u32 of fifth bits), 16 bytes of
+//    nibbles laid out as Q4_0's; value j (0..15) is byte j's low nibble | bit j of qh << 4, value
+//    j + 16 its high nibble | bit j + 16 of qh << 4; value = (code - 16) * d.
+//  - Q5_1 (32 values, 24 bytes): f16 d, f16 m, then Q5_0's qh and nibbles; value = code * d + m.
 //  - Q4_K (256 values, 144 bytes): f16 d, f16 dmin, 12 bytes of eight 6-bit scales and eight 6-bit
 //    mins (scaleMinK4), 128 bytes of nibbles. Each 64 values use 32 bytes: sub-block 2c takes the low
 //    nibbles, 2c + 1 the high ones; value = d*scale * nibble - dmin*min.
@@ -17,7 +21,10 @@
 //
 // Invariants: the results are ggml's to the bit. Every product here is exact in float64 (f16 times
 // a small integer times a small integer), so one rounding to f32 when stored gives ggml's f32
-// arithmetic, fused multiply-add or not; Q4_K/Q5_K's `d1*q - m1` rounds once, as in ggml.
+// arithmetic, fused multiply-add or not; Q4_K/Q5_K's `d1*q - m1` rounds once, as in ggml. Q5_1's
+// `code*d + m` too: ggml's product (an f16 times a 5-bit code, 16 significant bits) is exact in f32,
+// and the sum with the f16 m spans at most 45 bits (2^20 down to f16's 2^-24), so float64 holds it
+// exactly and the store to f32 is ggml's single rounding of the sum.
 // `data` must be whole blocks (the parser checks sizes); a partial block is an Error, never read past.
 
 import { f16BitsToNumber } from '../numeric/half.js';
@@ -25,6 +32,8 @@ import { f16BitsToNumber } from '../numeric/half.js';
 /** The quantized GGML types this file reads: values per block and bytes per block. */
 export const QUANT_BLOCKS = {
   Q4_0: { block: 32, bytes: 18 },
+  Q5_0: { block: 32, bytes: 22 },
+  Q5_1: { block: 32, bytes: 24 },
   Q8_0: { block: 32, bytes: 34 },
   Q4_K: { block: 256, bytes: 144 },
   Q5_K: { block: 256, bytes: 176 },
@@ -46,6 +55,22 @@ function q4_0(d: Uint8Array, at: number, out: Float32Array, o: number): void {
     const q = d[at + 2 + j]!;
     out[o + j] = ((q & 15) - 8) * s;
     out[o + j + 16] = ((q >> 4) - 8) * s;
+  }
+}
+
+/** Q5_0 (`withMin` false: (code - 16) * d) and Q5_1 (true: code * d + m, m the f16 after d). */
+function q5(d: Uint8Array, at: number, out: Float32Array, o: number, withMin: boolean): void {
+  const s = half(d, at);
+  const m = withMin ? half(d, at + 2) : 0;
+  const qhAt = at + (withMin ? 4 : 2);
+  const qh = (d[qhAt]! | (d[qhAt + 1]! << 8) | (d[qhAt + 2]! << 16) | (d[qhAt + 3]! << 24)) >>> 0;
+  const qs = qhAt + 4;
+  for (let j = 0; j < 16; j++) {
+    const q = d[qs + j]!;
+    const lo = (q & 15) | (((qh >>> j) & 1) << 4);
+    const hi = (q >> 4) | (((qh >>> (j + 16)) & 1) << 4);
+    out[o + j] = withMin ? lo * s + m : (lo - 16) * s;
+    out[o + j + 16] = withMin ? hi * s + m : (hi - 16) * s;
   }
 }
 
@@ -95,6 +120,8 @@ function q6K(d: Uint8Array, at: number, out: Float32Array, o: number): void {
 
 const DECODERS: Record<QuantType, (d: Uint8Array, at: number, out: Float32Array, o: number) => void> = {
   Q4_0: q4_0,
+  Q5_0: (d, at, out, o) => q5(d, at, out, o, false),
+  Q5_1: (d, at, out, o) => q5(d, at, out, o, true),
   Q8_0: q8_0,
   Q4_K: (d, at, out, o) => qK45(d, at, out, o, false),
   Q5_K: (d, at, out, o) => qK45(d, at, out, o, true),

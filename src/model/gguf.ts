@@ -34,6 +34,8 @@ export const GGML_TYPES = {
   0: { name: 'F32', block: 1, bytes: 4 },
   1: { name: 'F16', block: 1, bytes: 2 },
   2: { name: 'Q4_0', block: 32, bytes: 18 },
+  6: { name: 'Q5_0', block: 32, bytes: 22 },
+  7: { name: 'Q5_1', block: 32, bytes: 24 },
   8: { name: 'Q8_0', block: 32, bytes: 34 },
   12: { name: 'Q4_K', block: 256, bytes: 144 },
   13: { name: 'Q5_K', block: 256, bytes: 176 },
@@ -43,7 +45,7 @@ export const GGML_TYPES = {
 export type GgmlTypeName = (typeof GGML_TYPES)[keyof typeof GGML_TYPES]['name'];
 
 /** Names of GGML types that exist but this engine does not read (for the error message). */
-const KNOWN_UNSUPPORTED: Record<number, string> = { 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K', 15: 'Q8_K' };
+const KNOWN_UNSUPPORTED: Record<number, string> = { 3: 'Q4_1', 10: 'Q2_K', 11: 'Q3_K', 15: 'Q8_K' };
 
 export interface GgufTensor {
   name: string;

@@ -1,9 +1,11 @@
-// GGUF K-quants (Q4_K, Q5_K, Q6_K) as webslo reads them: single super-blocks built by hand from
-// ggml's block layouts (block_q4_K, block_q5_K, block_q6_K in ggml-common.h) load as the values ggml's
-// dequantize_row_* gives for them, the fields placed where the layout says (the 6-bit scales' high
-// bits, Q5_K's fifth bits, Q6_K's split codes and int8 scales); a whole Q4_K_M file of a synthetic
-// model loads every matrix within a quantization step of its weights; a K-quant tensor whose rows
-// are not whole super-blocks, or whose data is cut short, is a GgufError naming it.
+// GGUF K-quants (Q4_K, Q5_K, Q6_K) and the 5-bit Q5_0 / Q5_1 (llama.cpp's fallback for K-quant rows
+// not a multiple of 256) as webslo reads them: blocks built by hand from ggml's block layouts
+// (block_q4_K, block_q5_K, block_q6_K, block_q5_0, block_q5_1 in ggml-common.h) load as the values
+// ggml's dequantize_row_* gives for them, the fields placed where the layout says (the 6-bit scales'
+// high bits, Q5_K's fifth bits, Q6_K's split codes and int8 scales, Q5_0/Q5_1's qh word); a whole
+// Q4_K_M file of a synthetic model loads every matrix within a quantization step of its weights, and
+// one with 896-wide rows (Qwen2.5-0.5B's hidden size) holds llama.cpp's fallback types; a K-quant
+// tensor whose rows are not whole super-blocks, or whose data is cut short, is a GgufError naming it.
 // (gguf-llama-cpp.test.ts checks the same values against llama.cpp running the files.)
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,8 +32,8 @@ afterAll(() => {
 
 const ARCH = new Map([['general.architecture', { type: 'string' as const, value: 'qwen2' }]]);
 
-/** The values webslo loads for one [1, 256] tensor of `type` with these block bytes. */
-function loadBlock(type: 'Q4_K' | 'Q5_K' | 'Q6_K', block: Uint8Array): Float64Array {
+/** The values webslo loads for one [1, 256] tensor of `type` with these block bytes (8 blocks of 32 for Q5_0/Q5_1). */
+function loadBlock(type: 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q5_0' | 'Q5_1', block: Uint8Array): Float64Array {
   const file = parseGguf(writeGguf(ARCH, [{ name: 'token_embd.weight', shape: [1, 256], type, data: block }]), 'block.gguf');
   // ggufModel needs the config keys; the tensor itself is what is checked.
   const meta = new Map(file.metadata);
@@ -117,6 +119,56 @@ describe('K-quant super-blocks built by hand', () => {
   });
 });
 
+describe('Q5_0 and Q5_1 blocks built by hand', () => {
+  // ggml's block_q5_0: f16 d, u8 qh[4], u8 qs[16]; block_q5_1: f16 d, f16 m, qh[4], qs[16]. The
+  // fifth bit of value j (0..31) is bit j of qh read as a little-endian u32; value j < 16 takes byte
+  // j's low nibble, value j + 16 its high nibble (dequantize_row_q5_0 / q5_1).
+  it('Q5_0: (code - 16) * d, the fifth bits from the qh word after d', () => {
+    const b = new Uint8Array(8 * 22);
+    putHalf(b, 0, 0.5);
+    b[2 + 0] = 1 << 3; // qh bit 3: value 3
+    b[2 + 2] = 1 << 4; // qh bit 20: value 20
+    b[6 + 3] = 0x7 | (0xa << 4); // value 3 (low nibble), value 19 (high)
+    b[6 + 4] = 0x2 | (0xc << 4); // value 4, value 20
+    // Block 1 (bytes 22..43): d = 2, qh bit 31 (the word's top bit): value 31 of the block, qs[15]'s high nibble.
+    putHalf(b, 22, 2);
+    b[22 + 2 + 3] = 0x80;
+    b[22 + 6 + 15] = 0x1 << 4;
+    const v = loadBlock('Q5_0', b);
+    expect(v[3]).toBe((0x17 - 16) * 0.5);
+    expect(v[19]).toBe((0xa - 16) * 0.5);
+    expect(v[4]).toBe((0x2 - 16) * 0.5);
+    expect(v[20]).toBe((0x1c - 16) * 0.5);
+    expect(v[0]).toBe(-8); // code 0
+    expect(v[32 + 31]).toBe((0x11 - 16) * 2);
+    expect(v[32 + 15]).toBe(-32);
+    expect(v[64]).toBe(-0); // d = 0: (0 - 16) * 0 is -0 in ggml's float arithmetic too
+  });
+
+  it('Q5_1: code * d + m, qh and the nibbles after d and m', () => {
+    const b = new Uint8Array(8 * 24);
+    putHalf(b, 0, 0.25);
+    putHalf(b, 2, -1.5);
+    b[4 + 0] = 1; // qh bit 0: value 0
+    b[4 + 2] = 1; // qh bit 16: value 16
+    b[8 + 0] = 0x5; // value 0's low nibble; value 16's high nibble 0
+    b[8 + 9] = 0xf0; // value 25: high nibble 15, no fifth bit
+    // Block 1: d = 0.1 (f16 0.0999755859375), m = 30000: code 31's 3.0992431640625 + 30000 (28 significant bits) rounds to f32 once.
+    putHalf(b, 24, 0.1);
+    putHalf(b, 26, 30000);
+    b[24 + 4 + 1] = 0x80; // qh bit 15: value 15
+    b[24 + 8 + 15] = 0x0f;
+    const v = loadBlock('Q5_1', b);
+    expect(v[0]).toBe(21 * 0.25 - 1.5);
+    expect(v[16]).toBe(16 * 0.25 - 1.5);
+    expect(v[1]).toBe(-1.5);
+    expect(v[25]).toBe(15 * 0.25 - 1.5);
+    expect(v[32 + 15]).toBe(Math.fround(31 * 0.0999755859375 + 30000));
+    expect(v[32 + 15]).not.toBe(31 * 0.0999755859375 + 30000);
+    expect(v[32]).toBe(30000);
+  });
+});
+
 describe('a Q4_K_M file', () => {
   it('loads every matrix within a quantization step of the weights it was written from', async () => {
     const config = parseModelConfig({
@@ -150,6 +202,59 @@ describe('a Q4_K_M file', () => {
       }
       // The synthetic weights span ±0.05: a 4-bit step of a sub-block is at most 0.1/15, plus the
       // 6-bit rounding of its scale and min (each within half a step of d, dmin <= 0.1/15/63).
+      let maxErr = 0;
+      for (let i = 0; i < want.length; i++) maxErr = Math.max(maxErr, Math.abs(got[i]! - want[i]!));
+      expect(maxErr, name).toBeLessThan(0.1 / 15);
+      expect(maxErr, name).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("a Q4_K_M file with rows of 896 (Qwen2.5-0.5B's hidden size, not a multiple of 256)", () => {
+  it("holds llama.cpp's fallback types (Q4_K -> Q5_0, Q6_K -> Q8_0) where the rows are 896 wide, and loads", async () => {
+    const config = parseModelConfig({
+      architectures: ['Qwen2ForCausalLM'],
+      model_type: 'qwen2',
+      vocab_size: 300,
+      hidden_size: 896,
+      intermediate_size: 1024,
+      num_hidden_layers: 2,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      max_position_embeddings: 256,
+      tie_word_embeddings: true,
+      hidden_act: 'silu',
+    });
+    const source = syntheticSource(config, 5);
+    const path = join(dir, 'q4km-896.gguf');
+    writeFileSync(path, ggufBytes(ggufPlan(config, source, 'Q4_K_M', 'q4km-896', syntheticVocab(300))));
+    const file = parseGguf(new Uint8Array(readFileSync(path)), path);
+    const types = Object.fromEntries([...file.tensors.values()].filter((t) => t.shape.length === 2).map((t) => [t.name, t.type]));
+    // llama-quant.cpp: Q4_K_M gives Q6_K to the (tied) output and to attn_v / ffn_down of layer 1 of 2
+    // (use_more_bits), Q4_K to the rest; then every matrix whose ne[0] (the input width, 896 here but
+    // 1024 for ffn_down) is not a multiple of 256 falls back: Q4_K -> Q5_0, Q6_K -> Q8_0.
+    const layer = (i: number, v: string, down: string): Record<string, string> => ({
+      [`blk.${i}.attn_q.weight`]: 'Q5_0',
+      [`blk.${i}.attn_k.weight`]: 'Q5_0',
+      [`blk.${i}.attn_v.weight`]: v,
+      [`blk.${i}.attn_output.weight`]: 'Q5_0',
+      [`blk.${i}.ffn_gate.weight`]: 'Q5_0',
+      [`blk.${i}.ffn_up.weight`]: 'Q5_0',
+      [`blk.${i}.ffn_down.weight`]: down,
+    });
+    expect(types).toEqual({ 'token_embd.weight': 'Q8_0', ...layer(0, 'Q5_0', 'Q4_K'), ...layer(1, 'Q8_0', 'Q6_K') });
+    const loaded = await loadModelFiles(nodeGgufFileSource(path));
+    for (const [name, t] of loaded.tensors) {
+      const want = source.values(name);
+      const got = tensorToFloat64(t);
+      if (t.shape.length !== 2) {
+        expect([...got], name).toEqual([...want]);
+        continue;
+      }
+      // Weights span ±0.05: Q5_0's step is at most 0.05/16 (one step off where code 32 clamps to 31),
+      // Q8_0's 0.05/127, the K-quants' as in the test above: all within 0.1/15.
       let maxErr = 0;
       for (let i = 0; i < want.length; i++) maxErr = Math.max(maxErr, Math.abs(got[i]! - want[i]!));
       expect(maxErr, name).toBeLessThan(0.1 / 15);
