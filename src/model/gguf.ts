@@ -103,7 +103,8 @@ class Reader {
     this.need(n, what);
     let s: string;
     try {
-      s = new TextDecoder('utf-8', { fatal: true }).decode(this.bytes.subarray(this.at, this.at + n));
+      // ignoreBOM: a string that is U+FEFF (a SentencePiece vocabulary's token) keeps it.
+      s = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(this.bytes.subarray(this.at, this.at + n));
     } catch {
       this.fail(`${what} is not valid UTF-8`);
     }

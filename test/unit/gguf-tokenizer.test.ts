@@ -108,11 +108,8 @@ describe('a SentencePiece (llama) GGUF vocabulary: the tiny-qwen2 fixture, 32,00
     // The model is the one HF's converter made for this vocabulary: the same vocabulary, the same merges in the same order.
     const built = (await loadModelFiles(nodeGgufFileSource(path))).tokenizerJson as { model: { vocab: unknown; merges: [string, string][] } };
     const fromHf = json as { model: { vocab: unknown; merges: string[] } };
-    // Less token 31759, '\uFEFF': src/model/gguf.ts's TextDecoder drops a leading BOM from GGUF strings, so it reads as ''.
-    const byId = (v: unknown): [string, number][] =>
-      Object.entries(v as Record<string, number>)
-        .filter(([, id]) => id !== 31759)
-        .sort((a, b) => a[1] - b[1]);
+    // Token 31759 is '\uFEFF': GGUF strings are decoded without dropping a leading BOM.
+    const byId = (v: unknown): [string, number][] => Object.entries(v as Record<string, number>).sort((a, b) => a[1] - b[1]);
     expect(byId(built.model.vocab)).toEqual(byId(fromHf.model.vocab));
     expect(built.model.merges.map((m) => m.join(' '))).toEqual(fromHf.model.merges);
     // The writer says add_bos_token false: no BOS, as llama.cpp's tokenize above.
@@ -142,6 +139,13 @@ describe('a SentencePiece (llama) GGUF vocabulary: the tiny-qwen2 fixture, 32,00
     expect(ids).toEqual((await llamaCpp(path, texts, [])).ids);
     expect(ids[0]!.filter((id) => id === ing)).toHaveLength(2);
   }, 120_000);
+
+  it('the loader keeps the reason a vocabulary gave no tokenizer (for the error a text prompt then gets)', async () => {
+    const path = file('spm-tied.gguf', (m) => m.set('tokenizer.ggml.scores', { type: 'array', of: 'f32', value: hf.vocab.tokens.map(() => -1000) }));
+    const loaded = await loadModelFiles(nodeGgufFileSource(path));
+    expect(loaded.tokenizerJson).toBeNull();
+    expect(loaded.noTokenizerReason).toMatch(/spm-tied\.gguf: .*same score/);
+  });
 
   it('a vocabulary whose merges cannot equal llama.cpp (tied scores, no byte tokens) is no tokenizer, with the reason', () => {
     const reason = (edit: (m: Map<string, GgufValue>) => void): string => {
