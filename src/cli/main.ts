@@ -117,7 +117,7 @@ function promptTokens(args: ParsedArgs, files: LoadedModelFiles): { ids: number[
   const prompt = stringFlag(args, 'prompt');
   if ((tokens === undefined) === (prompt === undefined)) throw new UsageError('give exactly one of --tokens IDS and --prompt TEXT');
   if (tokens !== undefined) return { ids: tokenList(tokens, 'tokens'), tokenizer };
-  if (!tokenizer) throw new UsageError('this model folder has no tokenizer.json: use --tokens');
+  if (!tokenizer) throw new UsageError(`${files.noTokenizerReason ?? 'this model folder has no tokenizer.json'}: use --tokens`);
   return { ids: tokenizer.encode(prompt!), tokenizer };
 }
 

@@ -151,7 +151,7 @@ export class EngineHost {
         this.start(req, target, [...p.ids, ...tail], emit, tail.length);
         return;
       }
-      if (!this.encoder) throw new RequestError('prompt', 'is text, but this model folder has no tokenizer.json: send token ids');
+      if (!this.encoder) throw new RequestError('prompt', `is text, but ${this.e.files.noTokenizerReason ?? 'this model folder has no tokenizer.json'}: send token ids`);
       // A text far over the limit is refused from a prefix, before it is all tokenized.
       const { info } = this.e;
       const cache = info.kv.pages * info.kv.pageSize;

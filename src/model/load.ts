@@ -31,6 +31,8 @@ export interface LoadedModelFiles {
   generationConfig: GenerationConfig | null;
   tokenizerJson: unknown | null;
   tokenizerConfig: unknown | null;
+  /** Why there is no tokenizer when the reason is not just a missing tokenizer.json (a GGUF vocabulary webslo cannot build). */
+  noTokenizerReason?: string;
   /** Exactly the parameters expectedTensors(config) names, in its order, each shape-checked. */
   tensors: Map<string, Tensor>;
   /** Tensors the files held that the architecture does not use (ignored, e.g. a tied lm_head.weight). */
@@ -196,5 +198,14 @@ async function loadGgufFile(source: ModelSource, name: string, options: LoadMode
   const { extra } = checkTensors(model.config, model.tensors);
   const tensors = new Map([...expectedTensors(model.config).keys()].map((n) => [n, model.tensors.get(n)!]));
   checkFinite(tensors);
-  return { config: model.config, generationConfig: null, tokenizerJson, tokenizerConfig, tensors, ignoredTensors: [...extra, ...model.ignoredTensors], weightFiles: [name] };
+  return {
+    config: model.config,
+    generationConfig: null,
+    tokenizerJson,
+    tokenizerConfig,
+    ...('reason' in tokenizer ? { noTokenizerReason: `${name}: ${tokenizer.reason}` } : {}),
+    tensors,
+    ignoredTensors: [...extra, ...model.ignoredTensors],
+    weightFiles: [name],
+  };
 }
