@@ -7,7 +7,9 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
 import { Engine } from '../../src/api/engine.js';
+import { engineFetch } from '../../src/api/fetch-handler.js';
 import { Router } from '../../src/api/router.js';
 import type { EngineBackend } from '../../src/host/backend.js';
 import type { HostRequest, ModelInfo, StreamEvent } from '../../src/host/protocol.js';
@@ -234,5 +236,19 @@ describe("the Engine's chat API with tools", () => {
     for await (const c of stream) chunks.push(c);
     expect(chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? [])).toMatchObject([{ index: 0, function: { name: 'get_weather' } }]);
     expect(chunks.map((c) => c.choices[0]?.finish_reason).filter(Boolean)).toEqual(['tool_calls']);
+  });
+
+  it('the official openai client reads the calls: a whole reply, and a stream its helper accumulates into the same message', async () => {
+    const { engine } = engineReplying(pieces, 'hermes');
+    const client = new OpenAI({ baseURL: 'http://webslo.local/v1', apiKey: 'unused', fetch: engineFetch(engine) });
+    const whole = await client.chat.completions.create({ model: 'm', messages, tools: [weather] });
+    expect(whole.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(whole.choices[0]!.message.tool_calls![0]).toMatchObject({ type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } });
+    const stream = client.chat.completions.stream({ model: 'm', messages, tools: [weather] });
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(final.choices[0]!.message.tool_calls).toHaveLength(1);
+    expect(final.choices[0]!.message.tool_calls![0]).toMatchObject({ type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } });
+    expect(final.choices[0]!.message.tool_calls![0]!.id).toMatch(/^call_/);
   });
 });
