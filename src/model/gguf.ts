@@ -165,76 +165,7 @@ class Reader {
 
 /** Parses a whole GGUF file held in memory; tensor data are views into `bytes`. */
 export function parseGguf(bytes: Uint8Array, fileName: string): GgufFile {
-  const r = new Reader(bytes, fileName);
-  r.need(4, 'the magic number');
-  if (String.fromCharCode(...bytes.subarray(0, 4)) !== 'GGUF') r.fail('is not a GGUF file (it does not start with "GGUF")', 0);
-  r.at = 4;
-  const version = r.u32('the version');
-  if (version !== 2 && version !== 3) r.fail(`is GGUF version ${version} (versions 2 and 3 are supported)`, 4);
-  const tensorCount = r.u64('the tensor count');
-  const kvCount = r.u64('the key-value count');
-  if (tensorCount > GGUF_LIMITS.maxTensors) r.fail(`claims ${tensorCount} tensors (at most ${GGUF_LIMITS.maxTensors})`, 8);
-  if (kvCount > GGUF_LIMITS.maxKeyValues) r.fail(`claims ${kvCount} key-values (at most ${GGUF_LIMITS.maxKeyValues})`, 16);
-
-  const metadata = new Map<string, GgufValue>();
-  for (let i = 0; i < kvCount; i++) {
-    const at = r.at;
-    const key = r.string(`key ${i}`);
-    if (key === '') r.fail(`key ${i} is empty`, at);
-    if (metadata.has(key)) r.fail(`key '${key}' appears twice`, at);
-    metadata.set(key, r.value(`'${key}'`));
-  }
-  const alignValue = metadata.get('general.alignment') ?? 32;
-  if (typeof alignValue !== 'number' || !Number.isInteger(alignValue) || alignValue < 1 || alignValue > 1 << 16 || (alignValue & (alignValue - 1)) !== 0) {
-    r.fail(`general.alignment is ${String(alignValue)} (expected a power of two up to 65536)`);
-  }
-  const alignment = alignValue as number;
-
-  const infos: { name: string; type: GgmlTypeName; shape: number[]; offset: number; size: number; at: number }[] = [];
-  const names = new Set<string>();
-  for (let i = 0; i < tensorCount; i++) {
-    const at = r.at;
-    const name = r.string(`the name of tensor ${i}`);
-    if (names.has(name)) r.fail(`tensor '${name}' appears twice`, at);
-    names.add(name);
-    const nDims = r.u32(`the dimension count of '${name}'`);
-    if (nDims < 1 || nDims > GGUF_LIMITS.maxDims) r.fail(`tensor '${name}' has ${nDims} dimensions (1 to ${GGUF_LIMITS.maxDims})`, at);
-    const dims: number[] = [];
-    for (let d = 0; d < nDims; d++) {
-      const n = r.u64(`dimension ${d} of '${name}'`);
-      if (n < 1) r.fail(`tensor '${name}' has dimension ${d} of size 0`);
-      dims.push(n);
-    }
-    const typeAt = r.at;
-    const typeId = r.u32(`the type of '${name}'`);
-    const type = GGML_TYPES[typeId as keyof typeof GGML_TYPES];
-    if (!type) {
-      const known = KNOWN_UNSUPPORTED[typeId];
-      r.fail(
-        `tensor '${name}' is of GGML type ${known ?? typeId}, which webslo does not read (supported: ${Object.values(GGML_TYPES)
-          .map((t) => t.name)
-          .join(', ')})`,
-        typeAt,
-      );
-    }
-    const count = dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(count)) r.fail(`tensor '${name}' has ${dims.join(' x ')} elements, too many`, at);
-    if (dims[0]! % type.block !== 0) r.fail(`tensor '${name}' is ${type.name} with rows of ${dims[0]} values, not a multiple of its block of ${type.block}`, at);
-    const offset = r.u64(`the offset of '${name}'`);
-    if (offset % alignment !== 0) r.fail(`tensor '${name}' starts at data offset ${offset}, not a multiple of the alignment ${alignment}`);
-    infos.push({ name, type: type.name, shape: [...dims].reverse(), offset, size: (count / type.block) * type.bytes, at });
-  }
-  const dataStart = Math.ceil(r.at / alignment) * alignment;
-  const dataSize = bytes.length - dataStart;
-  if (dataSize < 0) r.fail('the file ends before its data region');
-  // No tensor past the end, none overlapping another.
-  const byOffset = [...infos].sort((a, b) => a.offset - b.offset);
-  let end = 0;
-  for (const t of byOffset) {
-    if (t.offset < end) throw new GgufError(fileName, `tensor '${t.name}' overlaps the tensor before it (data offset ${t.offset} < ${end})`, t.at);
-    end = t.offset + t.size;
-    if (end > dataSize) throw new GgufError(fileName, `tensor '${t.name}' needs data bytes [${t.offset}, ${end}), but the data region has ${dataSize}`, t.at);
-  }
+  const { version, metadata, tensors: infos, dataStart } = readHeader(new Reader(bytes, fileName), bytes, fileName, bytes.length);
   const tensors = new Map<string, GgufTensor>();
   for (const t of infos) tensors.set(t.name, { name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(dataStart + t.offset, dataStart + t.offset + t.size) });
   return { version, metadata, tensors };
@@ -295,77 +226,87 @@ class PrefixReader extends Reader {
  * length the header needs (read more and call again).
  */
 export function parseGgufHeader(prefix: Uint8Array, fileName: string, fileSize: number | null = null): GgufHeader | { needBytes: number } {
-  const r = new PrefixReader(prefix.length, prefix, fileName, fileSize);
   try {
-    r.need(4, 'the magic number');
-    if (String.fromCharCode(...prefix.subarray(0, 4)) !== 'GGUF') r.fail('is not a GGUF file (it does not start with "GGUF")', 0);
-    r.at = 4;
-    const version = r.u32('the version');
-    if (version !== 2 && version !== 3) r.fail(`is GGUF version ${version} (versions 2 and 3 are supported)`, 4);
-    const tensorCount = r.u64('the tensor count');
-    const kvCount = r.u64('the key-value count');
-    if (tensorCount > GGUF_LIMITS.maxTensors) r.fail(`claims ${tensorCount} tensors (at most ${GGUF_LIMITS.maxTensors})`, 8);
-    if (kvCount > GGUF_LIMITS.maxKeyValues) r.fail(`claims ${kvCount} key-values (at most ${GGUF_LIMITS.maxKeyValues})`, 16);
-    const metadata = new Map<string, GgufValue>();
-    for (let i = 0; i < kvCount; i++) {
-      const at = r.at;
-      const key = r.string(`key ${i}`);
-      if (key === '') r.fail(`key ${i} is empty`, at);
-      if (metadata.has(key)) r.fail(`key '${key}' appears twice`, at);
-      metadata.set(key, r.value(`'${key}'`));
-    }
-    const alignValue = metadata.get('general.alignment') ?? 32;
-    if (typeof alignValue !== 'number' || !Number.isInteger(alignValue) || alignValue < 1 || alignValue > 1 << 16 || (alignValue & (alignValue - 1)) !== 0) {
-      r.fail(`general.alignment is ${String(alignValue)} (expected a power of two up to 65536)`);
-    }
-    const alignment = alignValue as number;
-    const tensors: GgufHeader['tensors'] = [];
-    const ats: number[] = [];
-    const names = new Set<string>();
-    for (let i = 0; i < tensorCount; i++) {
-      const at = r.at;
-      const name = r.string(`the name of tensor ${i}`);
-      if (names.has(name)) r.fail(`tensor '${name}' appears twice`, at);
-      names.add(name);
-      const nDims = r.u32(`the dimension count of '${name}'`);
-      if (nDims < 1 || nDims > GGUF_LIMITS.maxDims) r.fail(`tensor '${name}' has ${nDims} dimensions (1 to ${GGUF_LIMITS.maxDims})`, at);
-      const dims: number[] = [];
-      for (let d = 0; d < nDims; d++) {
-        const n = r.u64(`dimension ${d} of '${name}'`);
-        if (n < 1) r.fail(`tensor '${name}' has dimension ${d} of size 0`);
-        dims.push(n);
-      }
-      const typeAt = r.at;
-      const typeId = r.u32(`the type of '${name}'`);
-      const type = GGML_TYPES[typeId as keyof typeof GGML_TYPES];
-      if (!type) {
-        const supported = Object.values(GGML_TYPES).map((t) => t.name);
-        r.fail(`tensor '${name}' is of GGML type ${KNOWN_UNSUPPORTED[typeId] ?? typeId}, which webslo does not read (supported: ${supported.join(', ')})`, typeAt);
-      }
-      const count = dims.reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(count)) r.fail(`tensor '${name}' has ${dims.join(' x ')} elements, too many`, at);
-      if (dims[0]! % type.block !== 0) r.fail(`tensor '${name}' is ${type.name} with rows of ${dims[0]} values, not a multiple of its block of ${type.block}`, at);
-      const offset = r.u64(`the offset of '${name}'`);
-      if (offset % alignment !== 0) r.fail(`tensor '${name}' starts at data offset ${offset}, not a multiple of the alignment ${alignment}`);
-      tensors.push({ name, type: type.name, shape: [...dims].reverse(), offset, size: (count / type.block) * type.bytes });
-      ats.push(at);
-    }
-    const dataStart = Math.ceil(r.at / alignment) * alignment;
-    if (fileSize !== null) {
-      const dataSize = fileSize - dataStart;
-      if (dataSize < 0) r.fail(`the file (${fileSize} bytes) ends before its data region (byte ${dataStart})`);
-      const order = tensors.map((_, i) => i).sort((a, b) => tensors[a]!.offset - tensors[b]!.offset);
-      let end = 0;
-      for (const i of order) {
-        const t = tensors[i]!;
-        if (t.offset < end) throw new GgufError(fileName, `tensor '${t.name}' overlaps the tensor before it (data offset ${t.offset} < ${end})`, ats[i]!);
-        end = t.offset + t.size;
-        if (end > dataSize) throw new GgufError(fileName, `tensor '${t.name}' needs data bytes [${t.offset}, ${end}), but the ${fileSize}-byte file has ${dataSize} (a truncated file?)`, ats[i]!);
-      }
-    }
-    return { version, metadata, tensors, dataStart };
+    return readHeader(new PrefixReader(prefix.length, prefix, fileName, fileSize), prefix, fileName, fileSize);
   } catch (e) {
     if (e instanceof PrefixEnd) return { needBytes: e.needBytes };
     throw e;
   }
+}
+
+/**
+ * The header walk both parsers share: magic, version, counts, key-values, alignment, tensor infos
+ * (each checked as it is read), then, when the file's size is known, every tensor bounded by the
+ * data region and none overlapping another. `bytes` holds at least the magic's four bytes or `r`
+ * stops before it.
+ */
+function readHeader(r: Reader, bytes: Uint8Array, fileName: string, fileSize: number | null): GgufHeader {
+  r.need(4, 'the magic number');
+  if (String.fromCharCode(...bytes.subarray(0, 4)) !== 'GGUF') r.fail('is not a GGUF file (it does not start with "GGUF")', 0);
+  r.at = 4;
+  const version = r.u32('the version');
+  if (version !== 2 && version !== 3) r.fail(`is GGUF version ${version} (versions 2 and 3 are supported)`, 4);
+  const tensorCount = r.u64('the tensor count');
+  const kvCount = r.u64('the key-value count');
+  if (tensorCount > GGUF_LIMITS.maxTensors) r.fail(`claims ${tensorCount} tensors (at most ${GGUF_LIMITS.maxTensors})`, 8);
+  if (kvCount > GGUF_LIMITS.maxKeyValues) r.fail(`claims ${kvCount} key-values (at most ${GGUF_LIMITS.maxKeyValues})`, 16);
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const at = r.at;
+    const key = r.string(`key ${i}`);
+    if (key === '') r.fail(`key ${i} is empty`, at);
+    if (metadata.has(key)) r.fail(`key '${key}' appears twice`, at);
+    metadata.set(key, r.value(`'${key}'`));
+  }
+  const alignValue = metadata.get('general.alignment') ?? 32;
+  if (typeof alignValue !== 'number' || !Number.isInteger(alignValue) || alignValue < 1 || alignValue > 1 << 16 || (alignValue & (alignValue - 1)) !== 0) {
+    r.fail(`general.alignment is ${String(alignValue)} (expected a power of two up to 65536)`);
+  }
+  const alignment = alignValue as number;
+  const tensors: GgufHeader['tensors'] = [];
+  const ats: number[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < tensorCount; i++) {
+    const at = r.at;
+    const name = r.string(`the name of tensor ${i}`);
+    if (names.has(name)) r.fail(`tensor '${name}' appears twice`, at);
+    names.add(name);
+    const nDims = r.u32(`the dimension count of '${name}'`);
+    if (nDims < 1 || nDims > GGUF_LIMITS.maxDims) r.fail(`tensor '${name}' has ${nDims} dimensions (1 to ${GGUF_LIMITS.maxDims})`, at);
+    const dims: number[] = [];
+    for (let d = 0; d < nDims; d++) {
+      const n = r.u64(`dimension ${d} of '${name}'`);
+      if (n < 1) r.fail(`tensor '${name}' has dimension ${d} of size 0`);
+      dims.push(n);
+    }
+    const typeAt = r.at;
+    const typeId = r.u32(`the type of '${name}'`);
+    const type = GGML_TYPES[typeId as keyof typeof GGML_TYPES];
+    if (!type) {
+      const supported = Object.values(GGML_TYPES).map((t) => t.name);
+      r.fail(`tensor '${name}' is of GGML type ${KNOWN_UNSUPPORTED[typeId] ?? typeId}, which webslo does not read (supported: ${supported.join(', ')})`, typeAt);
+    }
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count)) r.fail(`tensor '${name}' has ${dims.join(' x ')} elements, too many`, at);
+    if (dims[0]! % type.block !== 0) r.fail(`tensor '${name}' is ${type.name} with rows of ${dims[0]} values, not a multiple of its block of ${type.block}`, at);
+    const offset = r.u64(`the offset of '${name}'`);
+    if (offset % alignment !== 0) r.fail(`tensor '${name}' starts at data offset ${offset}, not a multiple of the alignment ${alignment}`);
+    tensors.push({ name, type: type.name, shape: [...dims].reverse(), offset, size: (count / type.block) * type.bytes });
+    ats.push(at);
+  }
+  const dataStart = Math.ceil(r.at / alignment) * alignment;
+  if (fileSize !== null) {
+    const dataSize = fileSize - dataStart;
+    if (dataSize < 0) r.fail(`the file (${fileSize} bytes) ends before its data region (byte ${dataStart})`);
+    const order = tensors.map((_, i) => i).sort((a, b) => tensors[a]!.offset - tensors[b]!.offset);
+    let end = 0;
+    for (const i of order) {
+      const t = tensors[i]!;
+      if (t.offset < end) throw new GgufError(fileName, `tensor '${t.name}' overlaps the tensor before it (data offset ${t.offset} < ${end})`, ats[i]!);
+      end = t.offset + t.size;
+      if (end > dataSize)
+        throw new GgufError(fileName, `tensor '${t.name}' needs data bytes [${t.offset}, ${end}), but the data region of the ${fileSize}-byte file has ${dataSize} (a truncated file?)`, ats[i]!);
+    }
+  }
+  return { version, metadata, tensors, dataStart };
 }
