@@ -45,6 +45,8 @@ export interface RouterOptions {
   firstTokenTimeoutMs?: number;
   /** A remote stream silent this long between chunks has broken (default 10 s). */
   stallTimeoutMs?: number;
+  /** A failed remote is skipped this long, doubling per consecutive failure up to 30 s (default 1 s). */
+  circuitBackoffMs?: number;
 }
 
 /** Where one app's requests went and how they fared, per replica ('local' or a remote's name). */
@@ -132,7 +134,7 @@ export class Router {
       if (name === 'local') name = `remote-${i}`;
       while (names.has(name)) name = `${name}#${i}`;
       names.add(name);
-      return { config, name, state: remoteState(name, config.maxInFlight ?? Infinity) };
+      return { config, name, state: remoteState(name, config.maxInFlight ?? Infinity, options.circuitBackoffMs ?? 1000) };
     });
     if (!options.local && this.remotes.length === 0) throw new TypeError('a Router needs a local engine or at least one remote replica');
     this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));

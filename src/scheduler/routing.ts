@@ -207,9 +207,10 @@ export function queuedLength(r: RemoteState): number {
   return n;
 }
 
-export function remoteState(name: string, maxInFlight = Infinity): RemoteState {
+export function remoteState(name: string, maxInFlight = Infinity, backoffMs = 1000): RemoteState {
   if (!(maxInFlight >= 1)) throw new RangeError(`replica '${name}': maxInFlight must be >= 1, got ${maxInFlight}`);
-  return { name, inFlight: 0, awaitingFirst: [], maxInFlight, latency: new LatencyEstimate(), health: new ReplicaHealth() };
+  if (!(backoffMs > 0 && backoffMs <= 30_000)) throw new RangeError(`replica '${name}': the circuit's first backoff must be in (0, 30000] ms, got ${backoffMs}`);
+  return { name, inFlight: 0, awaitingFirst: [], maxInFlight, latency: new LatencyEstimate(), health: new ReplicaHealth(backoffMs) };
 }
 
 /** What a request needs of a replica: its prompt length and its SLO. */

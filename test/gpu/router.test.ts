@@ -31,8 +31,8 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
   let proxy: FaultProxy;
   const remote = (url: string, name: string) => ({ url: `${url}/v1`, model: MODEL, name });
   // Two cores run three engines here: a first token can take seconds; the stall case sets its own timeout.
-  const makeRouter = (remotes: { url: string; model: string; name: string; firstTokenTimeoutMs?: number }[], withLocal = true): Router => {
-    const r = new Router({ local: withLocal ? local : null, remotes, firstTokenTimeoutMs: 60_000, stallTimeoutMs: 30_000 });
+  const makeRouter = (remotes: { url: string; model: string; name: string; firstTokenTimeoutMs?: number }[], withLocal = true, circuitBackoffMs?: number): Router => {
+    const r = new Router({ local: withLocal ? local : null, remotes, firstTokenTimeoutMs: 60_000, stallTimeoutMs: 30_000, ...(circuitBackoffMs ? { circuitBackoffMs } : {}) });
     for (const [name, slo] of Object.entries(APPS)) r.app(name, slo);
     return r;
   };
@@ -141,7 +141,9 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
       ],
     ];
     for (const [what, url] of faults) {
-      const router = makeRouter([{ ...remote(await url(), 'faulty'), firstTokenTimeoutMs: 2000 }, remote(B.url, 'B')]);
+      // A backoff longer than the retry on B takes on a loaded machine: the circuit is still open when checked
+      // (at the default 1 s a slow machine saw it half-open already).
+      const router = makeRouter([{ ...remote(await url(), 'faulty'), firstTokenTimeoutMs: 2000 }, remote(B.url, 'B')], true, 30_000);
       const r = await router.completions.create({ app: 'a', model: MODEL, prompt: long, max_tokens: 6, ignore_eos: true, return_token_ids: true });
       expect([what, r.webslo!.replica]).toEqual([what, 'B']);
       expect(r.choices[0]!.token_ids).toEqual(expected.choices[0]!.token_ids);
@@ -169,7 +171,11 @@ describe.skipIf(legScope() !== 'full')('Router: a local engine and remote webslo
       for await (const c of s) void c;
     });
     for (const h of hogs) h.catch(() => {});
-    for (let i = 0; i < 500 && (await local.stats()).kv.pagesUsed * local.info.kv.pageSize < 2900; i++) await new Promise((r) => setTimeout(r, 10));
+    // Until the hog holds its KV (its 2,900-token prefill took ~5 s on a loaded machine: a 5 s cap here
+    // let the 'tight' request find room and the test fail by timing).
+    const kvHeld = async (): Promise<number> => (await local.stats()).kv.pagesUsed * local.info.kv.pageSize;
+    for (let i = 0; i < 6000 && (await kvHeld()) < 2900; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await kvHeld()).toBeGreaterThanOrEqual(2900);
     // The proxy passes the role chunk and 5 tokens, then cuts the connection.
     proxy.set({ kind: 'cut', afterEvents: 6 });
     const router = makeRouter([remote(proxy.url, 'A-proxied')]);

@@ -39,7 +39,7 @@ function scripted(scripts: Record<string, Script[]>): { fetch: FetchFn; calls: s
 const chunk = (text: string, ids: number[], finish: string | null = null): string =>
   JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish, token_ids: ids }] });
 
-function router(scripts: Record<string, Script[]>, options: { firstTokenTimeoutMs?: number; stallTimeoutMs?: number } = {}): { r: Router; calls: string[] } {
+function router(scripts: Record<string, Script[]>, options: { firstTokenTimeoutMs?: number; stallTimeoutMs?: number; circuitBackoffMs?: number } = {}): { r: Router; calls: string[] } {
   const { fetch, calls } = scripted(scripts);
   const r = new Router({ local: null, remotes: Object.keys(scripts).map((h) => ({ url: `http://${h}/v1`, model: 'm', name: h })), fetch, ...options });
   r.app('a', { ttftMs: 10_000, tpotMs: 1000 });
@@ -76,6 +76,13 @@ describe('Router (remotes only, scripted servers)', () => {
     const { r: r2 } = router({ a: [{ status: 503 }], b: [{ parts: [{ after: 1, text: ok }] }] });
     expect((await r2.completions.create({ app: 'a', prompt: 'x', max_tokens: 4 })).webslo!.replica).toBe('b');
     expect((await r2.stats()).replicas.find((x) => x.replica === 'a')).toMatchObject({ failures: 1, state: 'open' });
+    // circuitBackoffMs sets how long: 40 ms here, then one probe may go (half-open); the default 1 s is still open then.
+    const { r: r3 } = router({ a: [{ status: 503 }], b: [{ parts: [{ after: 1, text: ok }] }] }, { circuitBackoffMs: 40 });
+    await r3.completions.create({ app: 'a', prompt: 'x', max_tokens: 4 });
+    await new Promise((res) => setTimeout(res, 80));
+    expect((await r3.stats()).replicas.find((x) => x.replica === 'a')!.state).toBe('half-open');
+    expect((await r2.stats()).replicas.find((x) => x.replica === 'a')!.state).toBe('open');
+    expect(() => new Router({ local: null, remotes: [{ url: 'http://x/v1', model: 'm' }], circuitBackoffMs: 0 })).toThrow(/backoff/);
   });
 
   it('a slow reader is not a stalled replica; a replica with no first token in time is', async () => {
