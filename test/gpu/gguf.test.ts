@@ -22,10 +22,10 @@ import { topIdsComparable, topK } from '../../src/reference/logits.js';
 import { ReferenceModel } from '../../src/reference/model.js';
 import { ModelRunner } from '../../src/runner/model-runner.js';
 import { RunnerSession } from '../../src/runner/session.js';
-import { parseModelConfig } from '../../src/model/config.js';
 import { FIXTURE_MODELS, fixtureCases, fixtureDir, type FixtureModel } from '../helpers/fixtures.js';
 import { paperProfileFor } from '../helpers/profiles.js';
 import { createTestRuntime, legScope } from './gpu-config.js';
+import { syntheticQwen2Config } from '../helpers/synthetic-qwen2.js';
 
 const SCOPE = legScope();
 let dir: string;
@@ -177,21 +177,7 @@ describe.skipIf(SCOPE === 'light')('GGUF weight types on the GPU against the flo
   );
 
   it('K-quants (Q4_K, Q5_K, Q6_K, Q4_K_M) of a 256-wide synthetic Qwen2', async () => {
-    const config = parseModelConfig({
-      architectures: ['Qwen2ForCausalLM'],
-      model_type: 'qwen2',
-      vocab_size: 300,
-      hidden_size: 256,
-      intermediate_size: 512,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 10000,
-      max_position_embeddings: 256,
-      tie_word_embeddings: false,
-      hidden_act: 'silu',
-    });
+    const config = syntheticQwen2Config({ hidden: 256, intermediate: 512, layers: 2, heads: 4, tied: false });
     const source = syntheticSource(config, 5);
     const errors: string[] = [];
     for (const type of ['Q4_K', 'Q5_K', 'Q6_K', 'Q4_K_M'] as const) {

@@ -9,7 +9,6 @@
 import { describe, expect, it } from 'vitest';
 import { ggufBytes, ggufFromHfFolder, ggufPlan, gpt2VocabFromTokenizerJson } from '../../bench/gguf/from-hf.js';
 import { syntheticSource } from '../../bench/synthetic-files.js';
-import { parseModelConfig } from '../../src/model/config.js';
 import { ModelError } from '../../src/model/errors.js';
 import { parseGguf } from '../../src/model/gguf.js';
 import { loadModelFiles } from '../../src/model/load.js';
@@ -17,6 +16,7 @@ import type { ModelSource } from '../../src/model/source.js';
 import { TextTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 import { rng } from '../helpers/random.js';
+import { syntheticQwen2Config } from '../helpers/synthetic-qwen2.js';
 
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
@@ -85,21 +85,7 @@ describe('GGUF fuzzing', () => {
   }, 300_000);
 
   it('6,000 mutations of a Q4_K_M file with a byte-level vocabulary: a load or a typed ModelError', async () => {
-    const config = parseModelConfig({
-      architectures: ['Qwen2ForCausalLM'],
-      model_type: 'qwen2',
-      vocab_size: 300,
-      hidden_size: 256,
-      intermediate_size: 512,
-      num_hidden_layers: 1,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 10000,
-      max_position_embeddings: 256,
-      tie_word_embeddings: false,
-      hidden_act: 'silu',
-    });
+    const config = syntheticQwen2Config({ hidden: 256, intermediate: 512, layers: 1, heads: 4, tied: false });
     // A byte-level vocabulary of 300: the 256 byte symbols, then merges of a few pairs.
     const byteSymbols = Array.from({ length: 256 }, (_, b) => String.fromCodePoint(b < 33 || (b > 126 && b < 161) || b === 173 ? 256 + b : b));
     const vocab: Record<string, number> = Object.fromEntries(byteSymbols.map((s, i) => [s, i]));

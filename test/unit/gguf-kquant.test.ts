@@ -15,12 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ggufBytes, ggufPlan, syntheticVocab } from '../../bench/gguf/from-hf.js';
 import { writeGguf } from '../../bench/gguf/write.js';
 import { syntheticSource } from '../../bench/synthetic-files.js';
-import { parseModelConfig } from '../../src/model/config.js';
 import { GgufError, parseGguf } from '../../src/model/gguf.js';
 import { loadModelFiles, tensorToFloat64 } from '../../src/model/load.js';
 import { nodeGgufFileSource } from '../../src/model/source.js';
 import { ggufModel } from '../../src/model/gguf-model.js';
 import { numberToF16Bits } from '../../src/numeric/half.js';
+import { syntheticQwen2Config } from '../helpers/synthetic-qwen2.js';
 
 let dir: string;
 beforeAll(() => {
@@ -171,21 +171,7 @@ describe('Q5_0 and Q5_1 blocks built by hand', () => {
 
 describe('a Q4_K_M file', () => {
   it('loads every matrix within a quantization step of the weights it was written from', async () => {
-    const config = parseModelConfig({
-      architectures: ['Qwen2ForCausalLM'],
-      model_type: 'qwen2',
-      vocab_size: 300,
-      hidden_size: 256,
-      intermediate_size: 512,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 10000,
-      max_position_embeddings: 256,
-      tie_word_embeddings: true,
-      hidden_act: 'silu',
-    });
+    const config = syntheticQwen2Config({ hidden: 256, intermediate: 512, layers: 2, heads: 4, tied: true });
     const source = syntheticSource(config, 3);
     const path = join(dir, 'q4km.gguf');
     writeFileSync(path, ggufBytes(ggufPlan(config, source, 'Q4_K_M', 'q4km', syntheticVocab(300))));
@@ -212,21 +198,7 @@ describe('a Q4_K_M file', () => {
 
 describe("a Q4_K_M file with rows of 896 (Qwen2.5-0.5B's hidden size, not a multiple of 256)", () => {
   it("holds llama.cpp's fallback types (Q4_K -> Q5_0, Q6_K -> Q8_0) where the rows are 896 wide, and loads", async () => {
-    const config = parseModelConfig({
-      architectures: ['Qwen2ForCausalLM'],
-      model_type: 'qwen2',
-      vocab_size: 300,
-      hidden_size: 896,
-      intermediate_size: 1024,
-      num_hidden_layers: 2,
-      num_attention_heads: 14,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 10000,
-      max_position_embeddings: 256,
-      tie_word_embeddings: true,
-      hidden_act: 'silu',
-    });
+    const config = syntheticQwen2Config({ hidden: 896, intermediate: 1024, layers: 2, heads: 14, tied: true });
     const source = syntheticSource(config, 5);
     const path = join(dir, 'q4km-896.gguf');
     writeFileSync(path, ggufBytes(ggufPlan(config, source, 'Q4_K_M', 'q4km-896', syntheticVocab(300))));
