@@ -8,18 +8,15 @@ import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk,
 import type {
   ChatCompletion,
   ChatCompletionChunk,
-  ChatCompletionChunkToolCall,
   ChatCompletionCreateParams,
-  ChatCompletionMessageToolCall,
   ChatCompletionTokenLogprob,
   Completion,
   CompletionChunk,
   CompletionCreateParams,
   CompletionLogprobs,
-  FinishReason,
   WebsloResponseInfo,
 } from '../openai/types.js';
-import { parseToolCalls, ToolCallParser } from '../openai/tool-calls.js';
+import { ReplyToolCalls, replyToolFormat } from '../openai/tool-calls.js';
 import { normalizeChatParams, normalizeCompletionParams, type NormalizedChatRequest, type NormalizedCompletionRequest } from '../openai/validate.js';
 import type { EngineBackend } from '../host/backend.js';
 import type { AppSloInput, EngineStats, HostRequest, ModelInfo, SchedulerName, StreamEvent } from '../host/protocol.js';
@@ -248,47 +245,32 @@ export class Engine {
     const header = { id: newChatCompletionId(), created: createdAt(), model: norm.model ?? this.info.model };
     const includeUsage = norm.stream && norm.includeUsage;
     // Tools offered, calls allowed and a template format known: the reply is parsed for calls.
-    const format = norm.tools && norm.tools.length > 0 && norm.toolChoice === 'auto' ? this.info.toolCallFormat : null;
-    const parser = format ? new ToolCallParser(format) : null;
-    let callIndex = 0;
-    const indexed = (calls: ChatCompletionMessageToolCall[]): ChatCompletionChunkToolCall[] => calls.map((c) => ({ index: callIndex++, ...c }));
-    const finish = (done: DoneEvent, calls: number): FinishReason => (calls > 0 && done.finishReason === 'stop' ? 'tool_calls' : done.finishReason);
+    const calls = new ReplyToolCalls(replyToolFormat(norm, this.info.toolCallFormat));
     return this.respond(norm.stream, events, abort, app, {
       opening: chatChunk({ ...header, role: true, content: '', includeUsage }),
       delta: (ev) => {
-        const part = parser ? parser.push(ev.text) : { content: ev.text, calls: [] };
-        return part.content || part.calls.length > 0 || ev.logprobs || (ids && ev.tokenIds.length > 0)
-          ? chatChunk({
-              ...header,
-              content: part.content,
-              toolCalls: indexed(part.calls),
-              ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}),
-              ...(ids ? { tokenIds: ev.tokenIds } : {}),
-              includeUsage,
-            })
+        const { content, toolCalls } = calls.push(ev.text);
+        return content || toolCalls.length > 0 || ev.logprobs || (ids && ev.tokenIds.length > 0)
+          ? chatChunk({ ...header, content, toolCalls, ...(norm.logprobs ? { logprobs: ev.logprobs ?? [] } : {}), ...(ids ? { tokenIds: ev.tokenIds } : {}), includeUsage })
           : null;
       },
       closing: (done, webslo) => {
-        const rest = parser ? parser.end() : { content: '', calls: [] };
+        const rest = calls.end();
         return [
-          ...(rest.content || rest.calls.length > 0 ? [chatChunk({ ...header, content: rest.content, toolCalls: indexed(rest.calls), includeUsage })] : []),
-          chatChunk({ ...header, finishReason: finish(done, parser?.calls ?? 0), includeUsage }),
+          ...(rest.content || rest.toolCalls.length > 0 ? [chatChunk({ ...header, ...rest, includeUsage })] : []),
+          chatChunk({ ...header, finishReason: calls.finishReason(done.finishReason), includeUsage }),
           ...(includeUsage ? [chatUsageChunk({ ...header, usage: usage(done.promptTokens, done.completionTokens), webslo })] : []),
         ];
       },
-      whole: (text, logprobs, done, webslo, tokenIds) => {
-        const parsed = format ? parseToolCalls(format, text) : { content: text, calls: [] };
-        return chatCompletion({
+      whole: (text, logprobs, done, webslo, tokenIds) =>
+        chatCompletion({
           ...header,
-          content: parsed.content,
-          toolCalls: parsed.calls,
-          finishReason: finish(done, parsed.calls.length),
+          ...calls.whole(text, done.finishReason),
           usage: usage(done.promptTokens, done.completionTokens),
           ...(norm.logprobs ? { logprobs } : {}),
           ...(ids ? { tokenIds } : {}),
           webslo,
-        });
-      },
+        }),
     });
   }
 

@@ -8,19 +8,8 @@
 import { AbortError } from '../engine/errors.js';
 import type { NormalizedChatRequest, NormalizedCompletionRequest } from '../openai/validate.js';
 import { chatChunk, chatCompletion, chatUsageChunk, completion, completionChunk, completionUsageChunk, createdAt, newChatCompletionId, newCompletionId, usage } from '../openai/responses.js';
-import { parseToolCalls, ToolCallParser, type ToolCallFormat } from '../openai/tool-calls.js';
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatCompletionChunkToolCall,
-  ChatCompletionMessageToolCall,
-  ChatCompletionTokenLogprob,
-  Completion,
-  CompletionChunk,
-  CompletionUsage,
-  FinishReason,
-  WebsloResponseInfo,
-} from '../openai/types.js';
+import { ReplyToolCalls, type ToolCallFormat } from '../openai/tool-calls.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, Completion, CompletionChunk, CompletionUsage, FinishReason, WebsloResponseInfo } from '../openai/types.js';
 import type { ChunkStream } from './engine.js';
 
 export type Piece =
@@ -49,9 +38,6 @@ export function doneOf(
 ): Piece {
   return { type: 'done', finishReason, usage: u, completionTokens, replica, continuedBy, decision, ttftMs, tpotMs };
 }
-
-/** A reply that made calls and stopped on its own ends with 'tool_calls', as OpenAI's does. */
-const withCalls = (reason: FinishReason, calls: number): FinishReason => (calls > 0 && reason === 'stop' ? 'tool_calls' : reason);
 
 /**
  * The caller's response from a request's pieces: `first` (already read, so errors at submit reject
@@ -85,25 +71,23 @@ export function respond(
   })();
   if (norm.stream) {
     const includeUsage = norm.includeUsage;
-    const parser = toolFormat ? new ToolCallParser(toolFormat) : null;
-    let callIndex = 0;
-    const indexed = (calls: ChatCompletionMessageToolCall[]): ChatCompletionChunkToolCall[] => calls.map((c) => ({ index: callIndex++, ...c }));
+    const calls = new ReplyToolCalls(toolFormat);
     const chunks = async function* (): AsyncGenerator<ChatCompletionChunk | CompletionChunk> {
       if (kind === 'chat') yield chatChunk({ ...header, role: true, content: '', includeUsage });
       for await (const p of all) {
         if (p.type === 'delta') {
-          const part = parser ? parser.push(p.text) : { content: p.text, calls: [] };
-          if (!part.content && part.calls.length === 0 && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
+          const { content, toolCalls } = calls.push(p.text);
+          if (!content && toolCalls.length === 0 && !(wantIds && p.tokenIds?.length) && !(logprobs && p.logprobs?.length)) continue;
           const ids = wantIds ? { tokenIds: p.tokenIds ?? [] } : {};
           yield kind === 'chat'
-            ? chatChunk({ ...header, content: part.content, toolCalls: indexed(part.calls), ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
+            ? chatChunk({ ...header, content, toolCalls, ...(logprobs ? { logprobs: p.logprobs ?? [] } : {}), ...ids, includeUsage })
             : completionChunk({ ...header, text: p.text, ...ids, includeUsage });
         } else {
           const u = p.usage ?? usage(0, p.completionTokens);
           if (kind === 'chat') {
-            const rest = parser ? parser.end() : { content: '', calls: [] };
-            if (rest.content || rest.calls.length > 0) yield chatChunk({ ...header, content: rest.content, toolCalls: indexed(rest.calls), includeUsage });
-            yield chatChunk({ ...header, finishReason: withCalls(p.finishReason, parser?.calls ?? 0), includeUsage });
+            const rest = calls.end();
+            if (rest.content || rest.toolCalls.length > 0) yield chatChunk({ ...header, ...rest, includeUsage });
+            yield chatChunk({ ...header, finishReason: calls.finishReason(p.finishReason), includeUsage });
             if (includeUsage) yield chatUsageChunk({ ...header, usage: u, webslo: info(p) });
           } else {
             yield completionChunk({ ...header, text: '', finishReason: p.finishReason, includeUsage });
@@ -148,17 +132,8 @@ export function respond(
       }
       const u = p.usage ?? usage(0, p.completionTokens);
       const extra = { ...(wantIds ? { tokenIds: ids } : {}), webslo: info(p) };
-      const parsed = toolFormat ? parseToolCalls(toolFormat, text) : { content: text, calls: [] };
       return kind === 'chat'
-        ? chatCompletion({
-            ...header,
-            content: parsed.content,
-            toolCalls: parsed.calls,
-            finishReason: withCalls(p.finishReason, parsed.calls.length),
-            usage: u,
-            ...(logprobs ? { logprobs: lps } : {}),
-            ...extra,
-          })
+        ? chatCompletion({ ...header, ...new ReplyToolCalls(toolFormat).whole(text, p.finishReason), usage: u, ...(logprobs ? { logprobs: lps } : {}), ...extra })
         : completion({ ...header, text, finishReason: p.finishReason, usage: u, ...extra });
     }
     throw new AbortError('the request ended without a result');

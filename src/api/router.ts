@@ -26,6 +26,7 @@ import type { AppSloInput } from '../host/protocol.js';
 import { AbortError, PromptTooLongError, RequestDeclinedError } from '../engine/errors.js';
 import { SloError } from '../scheduler/slo.js';
 import { chooseReplica, queuedLength, remoteState, routeMet, type RemoteState } from '../scheduler/routing.js';
+import { replyToolFormat } from '../openai/tool-calls.js';
 import { normalizeChatParams, normalizeCompletionParams } from '../openai/validate.js';
 import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, CompletionUsage, FinishReason } from '../openai/types.js';
 import { DEFAULT_APP, DEFAULT_APP_SLO, type AppHandle, type ChatParams, type ChunkStream, type CompletionParams, type Engine, type RequestOptions } from './engine.js';
@@ -223,7 +224,7 @@ export class Router {
     const model = norm.model ?? this.options.local?.info.model ?? this.remotes[0]!.config.model;
     // Calls are parsed here, in the local model's format, from the text whichever replica wrote it
     // (the local engine is asked for raw text: startLocal sends tool_choice 'none').
-    const toolFormat = norm.kind === 'chat' && norm.tools && norm.tools.length > 0 && norm.toolChoice === 'auto' ? (this.options.local?.info.toolCallFormat ?? null) : null;
+    const toolFormat = norm.kind === 'chat' ? replyToolFormat(norm, this.options.local?.info.toolCallFormat ?? null) : null;
     return respond(kind, norm, model, app, first, pieces, cancel, toolFormat) as never;
   }
 

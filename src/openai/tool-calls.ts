@@ -20,7 +20,7 @@
 // starts like a call until end()); concatenated content of push()+end() equals the whole-reply
 // parse's content; call ids are `call_` + 24 random alphanumerics.
 
-import type { ChatCompletionMessageToolCall } from './types.js';
+import type { ChatCompletionChunkToolCall, ChatCompletionMessageToolCall, ChatCompletionTool, FinishReason } from './types.js';
 
 export type ToolCallFormat = 'hermes' | 'llama3-json' | 'mistral';
 
@@ -223,3 +223,50 @@ export function parseToolCalls(format: ToolCallFormat, text: string): { content:
   const calls = [...a.calls, ...b.calls];
   return { content: calls.length > 0 && content.trim() === '' ? null : content, calls };
 }
+
+/** The format a chat request's reply is parsed in: tools offered, tool_choice 'auto' and a known format; else null. */
+export function replyToolFormat(req: { tools: readonly ChatCompletionTool[] | null; toolChoice: 'auto' | 'none' }, format: ToolCallFormat | null): ToolCallFormat | null {
+  return req.tools && req.tools.length > 0 && req.toolChoice === 'auto' ? format : null;
+}
+
+/**
+ * One reply's tool calls as the response builders need them (the engine's and the Router's):
+ * streamed, push/end give the content and the calls as indexed deltas; whole, one call gives the
+ * message's content and calls; either way the finish reason becomes 'tool_calls' when the model
+ * stopped on its own after a call. With a null format the text passes through untouched.
+ */
+export class ReplyToolCalls {
+  private readonly parser: ToolCallParser | null;
+  private index = 0;
+
+  constructor(format: ToolCallFormat | null) {
+    this.parser = format ? new ToolCallParser(format) : null;
+  }
+
+  push(text: string): { content: string; toolCalls: ChatCompletionChunkToolCall[] } {
+    return this.indexed(this.parser ? this.parser.push(text) : { content: text, calls: [] });
+  }
+
+  end(): { content: string; toolCalls: ChatCompletionChunkToolCall[] } {
+    return this.indexed(this.parser ? this.parser.end() : { content: '', calls: [] });
+  }
+
+  /** The finish reason of the reply streamed so far. */
+  finishReason(reason: FinishReason): FinishReason {
+    return withCalls(reason, this.parser?.calls ?? 0);
+  }
+
+  /** A whole reply: its content (null when only calls), calls and finish reason. */
+  whole(text: string, reason: FinishReason): { content: string | null; toolCalls: ChatCompletionMessageToolCall[]; finishReason: FinishReason } {
+    if (!this.parser) return { content: text, toolCalls: [], finishReason: reason };
+    const { content, calls } = parseToolCalls(this.parser.format, text);
+    return { content, toolCalls: calls, finishReason: withCalls(reason, calls.length) };
+  }
+
+  private indexed(d: ToolCallDelta): { content: string; toolCalls: ChatCompletionChunkToolCall[] } {
+    return { content: d.content, toolCalls: d.calls.map((c) => ({ index: this.index++, ...c })) };
+  }
+}
+
+/** A reply that made calls and stopped on its own ends with 'tool_calls', as OpenAI's does (one cut by max_tokens keeps 'length'). */
+const withCalls = (reason: FinishReason, calls: number): FinishReason => (calls > 0 && reason === 'stop' ? 'tool_calls' : reason);
