@@ -74,30 +74,38 @@ export function isNeutral(p: Penalties | null | undefined): boolean {
 }
 
 /**
- * Append the entries of one output row: `context` is the prompt (its first `promptLength` ids)
- * then the output tokens before the row.
+ * Append the entries of the output rows `firstRow` .. `firstRow + drafts.length`: row j's context is
+ * `context` (the prompt: its first `promptLength` ids, then the output so far) and the first j
+ * `drafts` (a verify's positions; none for a plain row). Counts are built once and grown per row.
  */
-export function penaltyEntries(p: Penalties, context: readonly number[], promptLength: number, row: number, out: PenaltyEntry[]): void {
+export function penaltyEntries(p: Penalties, context: readonly number[], promptLength: number, firstRow: number, out: PenaltyEntry[], drafts: readonly number[] = []): void {
   if (isNeutral(p)) return;
   const counting = p.frequency !== 0 || p.presence !== 0;
   const repeating = p.repetition !== 1;
   const counts = new Map<number, number>();
-  if (counting) for (let i = promptLength; i < context.length; i++) counts.set(context[i]!, (counts.get(context[i]!) ?? 0) + 1);
-  const tokens = new Set<number>(p.logitBias.keys());
-  for (const t of counts.keys()) tokens.add(t);
   const seen = new Set<number>();
+  if (counting) for (let i = promptLength; i < context.length; i++) counts.set(context[i]!, (counts.get(context[i]!) ?? 0) + 1);
   if (repeating) for (const t of context) seen.add(t);
-  for (const t of seen) tokens.add(t);
-  for (const token of tokens) {
-    out.push({
-      row,
-      token,
-      count: counts.get(token) ?? 0,
-      inContext: seen.has(token),
-      bias: p.logitBias.get(token) ?? 0,
-      frequency: p.frequency,
-      presence: p.presence,
-      repetition: p.repetition,
-    });
+  for (let j = 0; j <= drafts.length; j++) {
+    if (j > 0) {
+      const t = drafts[j - 1]!;
+      if (counting) counts.set(t, (counts.get(t) ?? 0) + 1);
+      if (repeating) seen.add(t);
+    }
+    const tokens = new Set<number>(p.logitBias.keys());
+    for (const t of counts.keys()) tokens.add(t);
+    for (const t of seen) tokens.add(t);
+    for (const token of tokens) {
+      out.push({
+        row: firstRow + j,
+        token,
+        count: counts.get(token) ?? 0,
+        inContext: seen.has(token),
+        bias: p.logitBias.get(token) ?? 0,
+        frequency: p.frequency,
+        presence: p.presence,
+        repetition: p.repetition,
+      });
+    }
   }
 }

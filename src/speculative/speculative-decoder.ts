@@ -320,10 +320,7 @@ export class SpeculativeDecoder {
     let row = 0;
     reqs.forEach((r, i) => {
       const rows = batch[i]!.tokens.length;
-      if (r.penalties) {
-        const d = drafts.get(r.id)!;
-        for (let j = 0; j < rows; j++) penaltyEntries(r.penalties, j === 0 ? r.tokens : [...r.tokens, ...d.slice(0, j)], r.promptLength, row + j, out);
-      }
+      if (r.penalties) penaltyEntries(r.penalties, r.tokens, r.promptLength, row, out, drafts.get(r.id)!.slice(0, rows - 1));
       row += rows;
     });
     for (let i = reqs.length; i < batch.length; i++) {

@@ -94,6 +94,21 @@ describe('logit_adjust', () => {
     for (let t = 10; t < vocab; t++) expect(got[t]).toBe(logits[t]);
   });
 
+  it("a verify's rows: row j counts the first j drafts, as the reference does on the context they extend", async () => {
+    const vocab = 40;
+    const context = [1, 2, 3, 3, 4, 5, 5, 5];
+    const drafts = [5, 6, 1, 6];
+    const p: Penalties = { frequency: 0.7, presence: 0.3, repetition: 1.4, logitBias: new Map([[6, 2]]) };
+    const logits = randomF32((drafts.length + 1) * vocab, 11, 4);
+    const entries: PenaltyEntry[] = [];
+    penaltyEntries(p, context, 3, 0, entries, drafts);
+    const got = await adjust(logits, entries, drafts.length + 1, vocab);
+    for (let j = 0; j <= drafts.length; j++) {
+      const ref = applyPenaltiesRef(logits.subarray(j * vocab, (j + 1) * vocab), p, [...context, ...drafts.slice(0, j)], 3);
+      for (let t = 0; t < vocab; t++) expect(got[j * vocab + t], `row ${j}, token ${t}`).toBeCloseTo(ref[t]!, 5);
+    }
+  });
+
   it('a neutral request makes no entries; out-of-range parameters are PenaltiesErrors naming the field', () => {
     const out: PenaltyEntry[] = [];
     const neutral: Penalties = { frequency: 0, presence: 0, repetition: 1, logitBias: new Map() };
