@@ -84,7 +84,9 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
       // A browser refuses a cross-origin Range request whose preflight the server fails; a plain
       // GET (no preflight) may still pass: the whole file, checked as it streams in.
       if (prefix.length > 0 || options.signal?.aborted) throw e;
-      return streamWhole(url, await request(url, options), name, options);
+      const whole = await request(url, options);
+      if (!(await checkFileResponse(url, whole))) return null;
+      return streamWhole(url, whole, name, options);
     }
     if (res.status === 416 && prefix.length === 0) {
       await res.body?.cancel().catch(() => undefined);
@@ -128,9 +130,16 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
     return prefix;
   }
   if (!(await checkFileResponse(url, res))) throw new ModelFileError(url, 'disappeared (HTTP 404) after its header was read', 404);
-  if (res.status !== 206) return readBody(url, res, options);
+  const rest = res.status !== 206 ? await readBody(url, res, options) : await readWeights(url, res, prefix, size, options);
+  // The whole file, as long as its header said (a short answer would be cached as the model).
+  if (size !== null && rest.length !== size) throw new ModelFileError(url, `gave ${rest.length} bytes of a ${size}-byte file; load again to retry`, res.status);
+  return rest;
+}
+
+/** The 206 answer to the weights request: the bytes from `prefix.length` to the end, after `prefix`. */
+async function readWeights(url: string, res: Response, prefix: Uint8Array, size: number | null, options: GgufDownloadOptions): Promise<Uint8Array> {
   const range = contentRange(url, res);
-  if (range !== null && (range.start !== prefix.length || (size !== null && range.size !== size))) {
+  if (range !== null && (range.start !== prefix.length || (size !== null && (range.size !== size || range.end !== size - 1)))) {
     await res.body?.cancel().catch(() => undefined);
     throw new ModelFileError(url, `answered bytes ${range.start}-${range.end}/${range.size ?? '*'} to a request for the bytes from ${prefix.length} of ${size ?? '?'}`, 206);
   }
@@ -138,7 +147,7 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
 }
 
 /** A 200 to a range request: the body is the whole file; its header is checked as it arrives. */
-function streamWhole(url: string, res: Response, name: string, options: GgufDownloadOptions): Promise<Uint8Array> {
+async function streamWhole(url: string, res: Response, name: string, options: GgufDownloadOptions): Promise<Uint8Array> {
   let nextTry = 64;
   let checked = false;
   const raw = res.headers.get('content-length');
@@ -155,5 +164,12 @@ function streamWhole(url: string, res: Response, name: string, options: GgufDown
     checked = true;
     options.onHeader?.(header, size);
   };
-  return readBody(url, res, { ...options, inspect });
+  const bytes = await readBody(url, res, { ...options, inspect });
+  // A body that ended before the next reparse (or inside the header) is checked whole here.
+  if (!checked) {
+    const header = parseGgufHeader(bytes, name, bytes.length);
+    if ('needBytes' in header) throw new GgufError(name, 'the file ends inside its header', bytes.length);
+    options.onHeader?.(header, bytes.length);
+  }
+  return bytes;
 }

@@ -232,9 +232,27 @@ describe('a GGUF file in a hub repo', () => {
     expect(ranges()).toEqual(['bytes=0-1048575']);
   });
 
-  it('falls back to one plain GET when the range request itself is refused (a CORS preflight)', async () => {
+  it('falls back to one plain GET when the range request itself is refused (a CORS preflight); a missing file is still a missing file', async () => {
     expectSameModel(await loadModelFiles(await resolveModelSource(`${REPO}/${FILE}`, { endpoint: server.endpoint, cache: false, fetch: refusingRange })));
     expect(ranges()).toEqual(['none']);
+    // The plain GET's 404 is read as a 404, not parsed (and cached) as the file's bytes.
+    const missing = await loadModelFiles(await resolveModelSource(`${REPO}/missing.gguf`, { endpoint: server.endpoint, cache: false, fetch: refusingRange })).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ModelFileError);
+    expect((missing as Error).message).toMatch(/not found/);
+  });
+
+  it('refuses a weights answer that stops short of the end of the file (nothing short is returned or cached)', async () => {
+    // A server whose 206 to 'bytes=N-' ends one byte early, with a Content-Range that says so.
+    const short: typeof fetch = async (input, init) => {
+      const range = new Headers(init?.headers).get('range');
+      const res = await fetch(input, init);
+      if (!range?.endsWith('-') || res.status !== 206) return res;
+      const [, start, end, size] = /bytes (\d+)-(\d+)\/(\d+)/.exec(res.headers.get('content-range')!)!;
+      const body = new Uint8Array(await res.arrayBuffer()).subarray(0, -1);
+      return new Response(body, { status: 206, headers: { 'content-range': `bytes ${start}-${Number(end) - 1}/${size}`, 'content-length': String(body.length) } });
+    };
+    const error = await loadModelFiles(await resolveModelSource(`${REPO}/${FILE}`, { endpoint: server.endpoint, cache: false, fetch: short })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelFileError);
   });
 
   it('works with a server that ignores Range (200, the whole file), and still refuses a bad file early', async () => {
