@@ -58,18 +58,18 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         ...(c.quantize ? { quantize: c.quantize } : {}),
         kvCacheBytes: 16 << 20,
         prefixCaching: false,
-        profile: { ...(PROFILES.h200 as object), layers: config.numLayers },
+        profile: { ...PROFILES.h200, layers: config.numLayers },
       });
       adapter = engine.info.adapter;
       rows.push({ format: c.format, download: c.download, quantize: engine.info.quantize, gpuWeights: engine.info.gpuWeightsBytes });
       console.log(`[gguf-sizes] ${c.format}: download ${(c.download / MB).toFixed(0)} MB, GPU weights ${(engine.info.gpuWeightsBytes / MB).toFixed(0)} MB (${engine.info.quantize})`);
       await engine.unload();
     }
-    const params = config.vocabSize * config.hiddenSize * (config.tieWordEmbeddings ? 1 : 2);
+    const embedding = config.vocabSize * config.hiddenSize;
     const md = [
       `# Download size and GPU memory per format: ${shape} shapes`,
       '',
-      `\`npm run bench:gguf-sizes -- --shape ${shape}\` (${new Date().toISOString().slice(0, 10)}; loaded on ${adapter}). A synthetic model with ${shape}'s shapes and fixed-seed weights; the sizes depend only on the shapes and formats. "GPU weights" is the engine's count of the weight bytes it uploaded (\`engine.info.gpuWeightsBytes\`); the KV cache comes on top. The embedding matrix alone is ${((params * 4) / MB).toFixed(0)} MB in F32${config.tieWordEmbeddings ? ' (tied: it is also the LM head)' : ''}.`,
+      `\`npm run bench:gguf-sizes -- --shape ${shape}\` (${new Date().toISOString().slice(0, 10)}; loaded on ${adapter}). A synthetic model with ${shape}'s shapes and fixed-seed weights; the sizes depend only on the shapes and formats. "GPU weights" is the engine's count of the weight bytes it uploaded (\`engine.info.gpuWeightsBytes\`); the KV cache comes on top. The embedding matrix alone is ${((embedding * 4) / MB).toFixed(0)} MB in F32${config.tieWordEmbeddings ? ' (tied: it is also the LM head)' : ' (the LM head as much again)'}.`,
       '',
       '| format | download (MB) | engine.info.quantize | GPU weights (MB) |',
       '|---|---:|---|---:|',
