@@ -58,7 +58,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         ...(c.quantize ? { quantize: c.quantize } : {}),
         kvCacheBytes: 16 << 20,
         prefixCaching: false,
-        profile: { ...PROFILES.h200, layers: config.numLayers },
+        profile: { ...(PROFILES.h200 as object), layers: config.numLayers },
       });
       adapter = engine.info.adapter;
       rows.push({ format: c.format, download: c.download, quantize: engine.info.quantize, gpuWeights: engine.info.gpuWeightsBytes });
