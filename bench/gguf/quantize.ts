@@ -30,9 +30,7 @@ export function quantizeQ4_0(values: Float32Array): Uint8Array {
     }
     const d = max / -8;
     const id = d ? 1 / d : 0;
-    const bits = numberToF16Bits(d);
-    out[b * 18] = bits & 0xff;
-    out[b * 18 + 1] = bits >> 8;
+    putHalf(out, b * 18, d);
     for (let j = 0; j < 16; j++) {
       const lo = Math.min(15, Math.trunc(Math.fround(x[j]! * id) + 8.5));
       const hi = Math.min(15, Math.trunc(Math.fround(x[j + 16]! * id) + 8.5));
@@ -68,9 +66,7 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[i]!));
     const d = amax / 127;
     const id = d ? 1 / d : 0;
-    const bits = numberToF16Bits(d);
-    out[b * 34] = bits & 0xff;
-    out[b * 34 + 1] = bits >> 8;
+    putHalf(out, b * 34, d);
     // roundf: halves away from zero.
     for (let i = 0; i < 32; i++) {
       const v = Math.fround(x[i]! * id);
@@ -166,7 +162,7 @@ const orByte = (out: Uint8Array, at: number, bits: number): void => {
 };
 
 /** Writes an f16 at `at`; returns the value it holds. */
-function putHalf(out: Uint8Array, at: number, v: number): number {
+export function putHalf(out: Uint8Array, at: number, v: number): number {
   const bits = numberToF16Bits(v);
   out[at] = bits & 0xff;
   out[at + 1] = bits >> 8;

@@ -19,7 +19,7 @@ import { GgufError, parseGguf } from '../../src/model/gguf.js';
 import { loadModelFiles, tensorToFloat64 } from '../../src/model/load.js';
 import { nodeGgufFileSource } from '../../src/model/source.js';
 import { ggufModel } from '../../src/model/gguf-model.js';
-import { numberToF16Bits } from '../../src/numeric/half.js';
+import { putHalf } from '../../bench/gguf/quantize.js';
 import { syntheticQwen2Config } from '../helpers/synthetic-qwen2.js';
 
 let dir: string;
@@ -48,12 +48,6 @@ function loadBlock(type: 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q5_0' | 'Q5_1', block: Uint
   }
   return tensorToFloat64(ggufModel({ ...file, metadata: meta }, 'block.gguf').tensors.get('model.embed_tokens.weight')!);
 }
-
-const putHalf = (b: Uint8Array, at: number, v: number): void => {
-  const h = numberToF16Bits(v);
-  b[at] = h & 0xff;
-  b[at + 1] = h >> 8;
-};
 
 describe('K-quant super-blocks built by hand', () => {
   // Sub-block 5 (values 160..191) of Q4_K/Q5_K: scale 37 = 0b10_0101, min 50 = 0b11_0010. Sub-blocks
