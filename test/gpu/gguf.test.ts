@@ -78,49 +78,23 @@ describe('tiny-llama3 as a Q4_0 GGUF file, on the q4 kernels', () => {
   it("every position's logits within 2e-3 of the float64 model on the file's dequantized weights, and its top token", async () => {
     const path = join(dir, 'tiny-llama3-q4_0.gguf');
     writeFileSync(path, ggufFromHfFolder(fixtureDir('tiny-llama3'), 'Q4_0'));
-    const files = await loadModelFiles(nodeGgufFileSource(path));
     // No `quantize`: the Q4_0 linears are q4 all the same (the file's blocks), the embeddings F32.
-    const runner = await ModelRunner.create(rt, files, { kvPages: 64, poisonKv: true });
-    try {
-      const w = runner.weights;
-      expect(new Set([w.lmHead, ...w.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])].map((m) => m.dtype))).toEqual(new Set(['q4']));
-      expect(w.embed.dtype).toBe('f32');
-      const session = new RunnerSession(runner, { poisonFreedPages: true });
-      const weight = (n: string): Float64Array => tensorToFloat64(files.tensors.get(n)!);
-      const V = files.config.vocabSize;
-      for (const c of fixtureCases('tiny-llama3').filter((x) => x.prompt.length === 5 || x.prompt.length === 37)) {
-        const id = session.newSequence();
-        const results = await session.prefill(id, c.prompt, runner.maxTokens, { logits: true, outputs: 'all' });
-        session.free(id);
-        const logits = new Float32Array(c.prompt.length * V);
-        let o = 0;
-        for (const r of results) {
-          logits.set(r.logits!, o);
-          o += r.logits!.length;
-        }
-        const ref = new ReferenceModel(files.config, weight).forward(c.prompt, 'all');
-        let maxErr = 0;
-        for (let i = 0; i < ref.length; i++) maxErr = Math.max(maxErr, Math.abs(logits[i]! - ref[i]!));
-        // Measured on lavapipe: 9e-6 (5 tokens), 3e-5 (37); nibbles in the wrong order: 25.
-        expect(maxErr, `${c.prompt.length}-token prompt`).toBeLessThan(2e-3);
-        for (let p = 0; p < c.prompt.length; p++) {
-          const top = topK(ref, p * V, V, 2);
-          // A top-2 gap within twice the bound could flip either way.
-          if (!topIdsComparable([ref[p * V + top[0]!]!, ref[p * V + top[1]!]!], 4e-3)) continue;
-          expect(topK(logits, p * V, V, 1)[0], `${c.prompt.length}-token prompt, position ${p}`).toBe(top[0]);
-        }
-      }
-    } finally {
-      runner.destroy();
+    // Measured on lavapipe: 9e-6 (5 tokens), 3e-5 (37); nibbles in the wrong order: 25.
+    for (const c of fixtureCases('tiny-llama3').filter((x) => x.prompt.length === 5 || x.prompt.length === 37)) {
+      await checkLogits(rt, path, c.prompt, `${c.prompt.length}-token prompt`, (w) => {
+        expect(new Set([w.lmHead, ...w.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])].map((m) => m.dtype))).toEqual(new Set(['q4']));
+        expect(w.embed.dtype).toBe('f32');
+      });
     }
   }, 300_000);
 });
 
-/** Max |logit - reference| over every position of `prompt`, and that each clear top-1 matches. */
-async function checkLogits(rt: GpuRuntime, path: string, prompt: number[], what: string): Promise<number> {
+/** Max |logit - reference| over every position of `prompt`, and that each clear top-1 matches; `weights` sees the runner's weights first. */
+async function checkLogits(rt: GpuRuntime, path: string, prompt: number[], what: string, weights?: (w: ModelRunner['weights']) => void): Promise<number> {
   const files = await loadModelFiles(nodeGgufFileSource(path));
   const runner = await ModelRunner.create(rt, files, { kvPages: 64, poisonKv: true });
   try {
+    weights?.(runner.weights);
     const session = new RunnerSession(runner, { poisonFreedPages: true });
     const V = files.config.vocabSize;
     const id = session.newSequence();
@@ -138,6 +112,7 @@ async function checkLogits(rt: GpuRuntime, path: string, prompt: number[], what:
     expect(maxErr, what).toBeLessThan(2e-3);
     for (let p = 0; p < prompt.length; p++) {
       const top = topK(ref, p * V, V, 2);
+      // A top-2 gap within twice the bound could flip either way.
       if (!topIdsComparable([ref[p * V + top[0]!]!, ref[p * V + top[1]!]!], 4e-3)) continue;
       expect(topK(logits, p * V, V, 1)[0], `${what}, position ${p}`).toBe(top[0]);
     }
