@@ -31,7 +31,7 @@ export interface DownloadOptions {
   unreachable?: string;
 }
 
-function message(e: unknown): string {
+export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -43,7 +43,7 @@ function fetcher(options: { fetch?: typeof fetch }): typeof fetch {
  * The body length the reader will yield, or null when unknown: fetch decodes gzip/br bodies, and
  * then Content-Length counts the encoded bytes, not the ones read.
  */
-function declaredLength(res: Response): number | null {
+export function declaredLength(res: Response): number | null {
   const encoding = res.headers.get('content-encoding');
   if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return null;
   const raw = res.headers.get('content-length')?.trim();

@@ -13,7 +13,7 @@ import { GgufError, parseGgufHeader, type GgufHeader } from '../model/gguf.js';
 import { ggufModel } from '../model/gguf-model.js';
 import { ModelConfigError, ModelFileError, UnsupportedModelError } from '../model/errors.js';
 import { checkFileResponse } from '../model/source.js';
-import { readBody, request, type DownloadOptions } from './download.js';
+import { declaredLength, message, readBody, request, type DownloadOptions } from './download.js';
 
 /** Bytes the first range request asks for; real headers (a tokenizer's vocabulary) run to megabytes. */
 export const GGUF_HEADER_BYTES = 1 << 20;
@@ -104,7 +104,7 @@ export async function downloadGguf(url: string, options: GgufDownloadOptions = {
       part = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw new ModelFileError(url, `download broke off in the header (${e instanceof Error ? e.message : String(e)}); load again to retry`, 206);
+      throw new ModelFileError(url, `download broke off in the header (${message(e)}); load again to retry`, 206);
     }
     if (range !== null && part.length !== range.end - range.start + 1) throw new ModelFileError(url, `sent ${part.length} bytes for the range ${range.start}-${range.end}`, 206);
     prefix = concat(prefix, part);
@@ -150,9 +150,7 @@ async function readWeights(url: string, res: Response, prefix: Uint8Array, size:
 async function streamWhole(url: string, res: Response, name: string, options: GgufDownloadOptions): Promise<Uint8Array> {
   let nextTry = 64;
   let checked = false;
-  const raw = res.headers.get('content-length');
-  const encoded = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() !== 'identity';
-  const size = !encoded && raw !== null && /^\d+$/.test(raw.trim()) ? Number(raw) : null;
+  const size = declaredLength(res);
   const inspect = (soFar: Uint8Array): void => {
     if (checked || soFar.length < nextTry) return;
     const header = parseGgufHeader(soFar, name, size);

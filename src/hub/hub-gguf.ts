@@ -33,5 +33,5 @@ export function parseHubGgufName(s: string): { repoId: string; file: string } | 
 export function cachedHubGgufSource(repoId: string, file: string, options: CachedHubSourceOptions = {}): ModelSource {
   const source = cachedHubSource(repoId, options, (url, net) => downloadGguf(url, { ...net, onHeader: (header) => checkGgufHeader(header, file) }));
   checkFileName(file, source.describe());
-  return { describe: () => source.describe(), read: (name) => source.read(name), gguf: file };
+  return { ...source, gguf: file };
 }

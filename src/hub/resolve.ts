@@ -125,7 +125,10 @@ async function fromString(model: string, options: ResolveModelOptions): Promise<
   }
   // 'org/name/file.gguf' that is no file on disk: that GGUF file of hub repo org/name.
   const hubGguf = parseHubGgufName(model);
-  if (hubGguf) return inNode() ? orNoSuchPath(input, cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options)) : cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options);
+  if (hubGguf) {
+    const source = cachedHubGgufSource(hubGguf.repoId, hubGguf.file, options);
+    return inNode() ? orNoSuchPath(input, source) : source;
+  }
   if (inNode() && looksLikePath(model)) throw new ModelSourceError(input, 'is no existing directory');
   if (isRepoId(model)) return cachedHubSource(model, options);
   throw new ModelSourceError(input, inNode() ? 'is neither an existing directory nor a hub repo id' : 'is not a hub repo id or http(s) URL');
