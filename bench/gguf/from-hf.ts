@@ -15,8 +15,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
-import { parseSafetensors } from '../../src/model/safetensors.js';
-import { tensorToFloat64 } from '../../src/model/safetensors.js';
+import { parseSafetensors, tensorToFloat64 } from '../../src/model/safetensors.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { toF16Array } from '../../src/numeric/half.js';
 import { writeGguf, type GgmlType, type GgufTensorInfo, type GgufValue } from './write.js';
